@@ -1,0 +1,91 @@
+"""The ``atlas-registry`` command line: thin wrappers over library functions.
+
+Every command lives in its own module ``cmd_<name>.py`` that registers itself on :data:`app`;
+heavy imports happen inside the command functions so that ``--help`` answers at once.
+Exit codes: 0 success, 1 input or request refused, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import typer
+
+from ..config import Workspace
+
+app = typer.Typer(
+    name="atlas-registry",
+    help="Curate, validate and publish stroke lesion datasets (ATLAS) from an SQL registry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state: dict = {"home": None, "db": None, "debug": False}
+
+
+@app.callback()
+def _root(
+    home: str = typer.Option(None, "--home", help="Workspace folder [env ATLAS_REGISTRY_HOME; default ./atlas-workspace]."),
+    db: str = typer.Option(None, "--db", help="SQLAlchemy URL of the registry [env ATLAS_REGISTRY_DB; default SQLite in the workspace]."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+):
+    _state.update(home=home, db=db, debug=debug or _state["debug"])
+
+
+def workspace() -> Workspace:
+    """The workspace chosen by the global options and environment."""
+    return Workspace.resolve(_state["home"], _state["db"])
+
+
+def _register_commands() -> None:
+    from . import __path__ as pkg_path
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg_path)):
+        if mod.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{mod}")
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: one-line errors with their rule code, tracebacks only with --debug."""
+    import click
+
+    from ..errors import AtlasError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    _state["debug"] = "--debug" in args or os.environ.get("ATLAS_REGISTRY_DEBUG") == "1"
+    try:
+        rv = app(args=args, prog_name="atlas-registry", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        code = 1
+    except click.exceptions.ClickException as e:
+        e.show()
+        code = 2 if isinstance(e, click.exceptions.UsageError) else 1
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except AtlasError as e:
+        if _state["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error [{e.code}] {e}", file=sys.stderr)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except Exception as e:  # noqa: BLE001 - last resort: still one line unless --debug
+        if _state["debug"]:
+            raise
+        print(f"error [INTERNAL] {type(e).__name__}: {e} (rerun with --debug for a traceback)", file=sys.stderr)
+        code = 1
+    if argv is None:
+        sys.exit(code)
+    return code
