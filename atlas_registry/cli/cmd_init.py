@@ -1,0 +1,35 @@
+"""``atlas-registry init``: create or upgrade a registry to the newest schema."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app, workspace
+
+
+@app.command("init")
+def init_cmd(
+    format: str = typer.Option("text", "--format", help="text|json"),
+):
+    """Create the registry (or upgrade it to the newest schema). Running it again is a no-op."""
+    import json
+
+    from .. import db
+
+    ws = workspace()
+    before = db.current_revision(ws)
+    db.upgrade(ws)
+    after = db.current_revision(ws)
+    result = {"url": _redact(ws.url), "home": str(ws.home), "from": before, "to": after, "changed": before != after}
+    if format == "json":
+        typer.echo(json.dumps(result))
+    elif before == after:
+        typer.echo(f"registry at {result['url']} is already at schema {after}")
+    else:
+        typer.echo(f"registry at {result['url']} upgraded {before or 'empty'} -> {after}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,98 @@
+"""Engines, sessions and schema upgrades for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, create_engine
+from sqlmodel import Session
+
+from .config import Workspace
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+@lru_cache(maxsize=16)
+def engine_for(url: str) -> Engine:
+    """One engine per URL (cached). SQLite gets foreign keys, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, connect_args={"timeout": 30})
+        event.listen(eng, "connect", _sqlite_pragmas)
+    else:
+        eng = create_engine(url, pool_pre_ping=True)
+    return eng
+
+
+def engine(ws: Workspace) -> Engine:
+    ws.ensure()
+    return engine_for(ws.url)
+
+
+@contextmanager
+def session(ws: Workspace) -> Iterator[Session]:
+    """A session whose work is committed on success and rolled back on any error."""
+    with Session(engine(ws), expire_on_commit=False) as s:
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+
+
+def migrations_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "migrations", here / "_migrations"):
+        if (cand / "env.py").exists():
+            return cand
+    raise FileNotFoundError("Alembic migrations folder not found")
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(ws: Workspace, revision: str = "head") -> None:
+    """Create or upgrade the registry schema (idempotent)."""
+    from alembic import command
+
+    ws.ensure()
+    command.upgrade(alembic_config(ws.url), revision)
+
+
+def downgrade(ws: Workspace, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(ws.url), revision)
+
+
+def current_revision(ws: Workspace) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine(ws).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -1,0 +1,83 @@
+"""The content-addressed object store: every file stored once under its SHA-256.
+
+Layout: ``objects/ab/cdef…`` (two-level fan-out). Writes are atomic (temp file in the same
+folder, fsync, ``os.replace``), so a kill never leaves a partial object under a final name.
+The registry table ``stored_object`` records what the registry points at; files present in the
+store but not in the table are harmless leftovers that ``gc`` may remove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class ObjectStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path_of(self, sha: str) -> Path:
+        return self.root / sha[:2] / sha[2:]
+
+    def has(self, sha: str) -> bool:
+        return self.path_of(sha).is_file()
+
+    def put(self, data: bytes, sha: str | None = None) -> str:
+        """Store ``data`` once; returns its SHA-256. Existing objects are not rewritten."""
+        sha = sha or sha256_bytes(data)
+        dest = self.path_of(sha)
+        if not dest.exists():
+            atomic_write(dest, data)
+        return sha
+
+    def get(self, sha: str) -> bytes:
+        data = self.path_of(sha).read_bytes()
+        if sha256_bytes(data) != sha:
+            raise OSError(f"object {sha} is corrupt in the store")
+        return data
+
+    def list(self) -> list[str]:
+        """Every object in the store (sorted SHA-256 hex), ignoring temp files."""
+        if not self.root.exists():
+            return []
+        return sorted(
+            p.parent.name + p.name
+            for p in self.root.glob("??/*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
+
+    def remove(self, sha: str) -> None:
+        self.path_of(sha).unlink(missing_ok=True)

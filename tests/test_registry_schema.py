@@ -1,0 +1,118 @@
+"""The schema: migrations agree with the models, upgrade/downgrade work, constraints bite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from atlas_registry import db
+from atlas_registry.models import Cohort, Revision, ScanReport, Subject, Timepoint
+
+
+def _diff(ws):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with db.engine(ws).connect() as conn:
+        mc = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(mc, SQLModel.metadata)
+
+
+def test_models_and_migrations_agree(registry):
+    assert _diff(registry) == []
+
+
+def test_upgrade_downgrade_upgrade(workspace):
+    db.upgrade(workspace)
+    tables = set(inspect(db.engine(workspace)).get_table_names())
+    assert {"cohort", "timepoint", "lesion_mask", "release_item", "audit_event"} <= tables
+    db.downgrade(workspace, "base")
+    left = set(inspect(db.engine(workspace)).get_table_names()) - {"alembic_version"}
+    assert left == set()
+    db.upgrade(workspace)
+    assert db.current_revision(workspace) == db.head_revision()
+    assert _diff(workspace) == []
+
+
+def _seed(s):
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    c = Cohort(code="c0001")
+    s.add(c)
+    s.flush()
+    sub = Subject(cohort_id=c.id, code="c0001s0001", number=1)
+    s.add(sub)
+    s.flush()
+    tp = Timepoint(subject_id=sub.id, code="c0001s0001t01", number=1)
+    s.add(tp)
+    s.flush()
+    rev = Revision(kind="ingest", author="test", reason="seed", created_at=now)
+    s.add(rev)
+    s.flush()
+    return tp, rev
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"pvh": 4},
+        {"dwmh": -1},
+        {"primary_hemisphere": "middle"},
+    ],
+)
+def test_check_constraints_refuse_out_of_range(registry, bad):
+    from sqlmodel import Session
+
+    with Session(db.engine(registry)) as s:
+        tp, rev = _seed(s)
+        s.add(ScanReport(timepoint_id=tp.id, created_rev_id=rev.id, **bad))
+        with pytest.raises(IntegrityError):
+            s.flush()
+
+
+def test_unique_natural_keys_and_foreign_keys(registry):
+    from sqlmodel import Session
+
+    with Session(db.engine(registry)) as s:
+        _seed(s)
+        s.commit()
+        s.add(Cohort(code="c0001"))
+        with pytest.raises(IntegrityError):
+            s.flush()
+        s.rollback()
+        s.add(Subject(cohort_id=9999, code="c0099s0001", number=1))
+        with pytest.raises(IntegrityError):
+            s.flush()
+        s.rollback()
+        # an excluded scan must say why
+        tp = s.exec(text("SELECT id FROM timepoint")).first()
+        with pytest.raises(IntegrityError):
+            s.exec(text(f"UPDATE timepoint SET standard_status='excluded' WHERE id={tp[0]}"))
+            s.flush()
+
+
+def test_cli_init_is_idempotent(workspace):
+    from atlas_registry.cli import main
+
+    args = ["--home", str(workspace.home)] + (["--db", workspace.db] if workspace.db else [])
+    assert main(args + ["init"]) == 0
+    first = db.current_revision(workspace)
+    assert first == db.head_revision()
+    assert main(args + ["init"]) == 0
+    assert db.current_revision(workspace) == first
+
+
+def test_help_is_fast():
+    """--help must not import the heavy stack (nibabel, pandas, sqlalchemy models…)."""
+    code = (
+        "import sys, atlas_registry.cli as c\n"
+        "heavy = [m for m in ('nibabel','pandas','scipy','pyarrow','duckdb','matplotlib') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
