@@ -96,3 +96,18 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def write_lock(sess: Session) -> None:
+    """Serialize writers: the registry's one write lock, held until the transaction ends.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the database write lock now (not at the first write).
+    PostgreSQL: a transaction-scoped advisory lock. Ingest and revisions take it before they
+    look at what the registry already holds, so two concurrent writers never both insert.
+    """
+    conn = sess.connection()
+    if conn.dialect.name == "sqlite":
+        if not conn.connection.dbapi_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7271930001)")

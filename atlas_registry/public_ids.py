@@ -1,0 +1,36 @@
+"""Pseudonymous public IDs for published archives.
+
+A subject gets its label once (at ingest) from a cryptographic random source: stable across
+releases, never reused (labels are unique in ``public_id`` and rows are never deleted), and not
+derivable from the native identifier. The crosswalk stays in the registry.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlmodel import Session, select
+
+from .models import PublicId
+
+# Lower-case letters and digits without look-alikes; BIDS labels must be alphanumeric.
+ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+LENGTH = 8
+
+
+def new_label() -> str:
+    return "a" + "".join(secrets.choice(ALPHABET) for _ in range(LENGTH - 1))
+
+
+def assign(sess: Session, subject_id: int, created_at) -> PublicId:
+    """The subject's public ID, creating one if it has none."""
+    have = sess.exec(select(PublicId).where(PublicId.subject_id == subject_id)).first()
+    if have is not None:
+        return have
+    while True:
+        label = new_label()
+        if sess.exec(select(PublicId.id).where(PublicId.label == label)).first() is None:
+            break
+    pid = PublicId(subject_id=subject_id, label=label, created_at=created_at)
+    sess.add(pid)
+    return pid

@@ -1,0 +1,97 @@
+"""Release specifications: declarative TOML files in ``releases/`` (see ``releases/R1.1.toml``)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AtlasError
+
+SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+KNOWN_ARCHIVES = ("icpsr", "bids", "parquet")
+
+
+@dataclass(frozen=True)
+class StandardRules:
+    max_voxel_mm: float = 1.0
+    require_registration: bool = True
+    space: str = "MNI152NLin2009aSym"
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    name: str
+    version: str
+    date: str
+    title: str
+    description: str = ""
+    authors: tuple[str, ...] = ()
+    license: str = ""
+    data_use: str = ""
+    how_to_cite: str = ""
+    references: tuple[str, ...] = ()
+    cohorts: tuple[str, ...] | None = None  # None = every cohort in the registry
+    archives: tuple[str, ...] = KNOWN_ARCHIVES
+    standard: StandardRules = field(default_factory=StandardRules)
+    source_text: str = ""  # the TOML as written (stored with the release)
+
+    def includes_cohort(self, code: str) -> bool:
+        return self.cohorts is None or code in self.cohorts
+
+
+def releases_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "releases", here / "_releases"):
+        if cand.is_dir():
+            return cand
+    return here.parent / "releases"
+
+
+def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise AtlasError("REL001", f"release specification is not valid TOML: {e}", path=origin) from None
+    for key in ("name", "version", "date", "title"):
+        if not isinstance(d.get(key), str) or not d[key].strip():
+            raise AtlasError("REL002", f"release specification needs a non-empty string {key!r}", path=origin)
+    if not SEMVER.match(d["version"]):
+        raise AtlasError("REL003", f"version {d['version']!r} is not semantic (MAJOR.MINOR.PATCH)", path=origin)
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", d["date"]):
+        raise AtlasError("REL004", f"date {d['date']!r} is not YYYY-MM-DD", path=origin)
+    cohorts = d.get("cohorts", "all")
+    if cohorts == "all":
+        cohorts_t = None
+    elif isinstance(cohorts, list) and all(isinstance(c, str) and re.match(r"^c\d{4}$", c) for c in cohorts):
+        cohorts_t = tuple(sorted(cohorts))
+    else:
+        raise AtlasError("REL005", "cohorts must be \"all\" or a list of cXXXX codes", path=origin)
+    archives = tuple(d.get("archives", KNOWN_ARCHIVES))
+    unknown = [a for a in archives if a not in KNOWN_ARCHIVES]
+    if unknown:
+        raise AtlasError("REL006", f"unknown archive(s) {unknown}; known: {list(KNOWN_ARCHIVES)}", path=origin)
+    std = d.get("standard", {})
+    rules = StandardRules(
+        max_voxel_mm=float(std.get("max_voxel_mm", 1.0)),
+        require_registration=bool(std.get("require_registration", True)),
+        space=str(std.get("space", "MNI152NLin2009aSym")),
+    )
+    return ReleaseSpec(
+        name=d["name"], version=d["version"], date=d["date"], title=d["title"],
+        description=d.get("description", ""), authors=tuple(d.get("authors", ())), license=d.get("license", ""),
+        data_use=d.get("data_use", ""), how_to_cite=d.get("how_to_cite", ""),
+        references=tuple(d.get("references", ())), cohorts=cohorts_t, archives=archives, standard=rules,
+        source_text=text,
+    )
+
+
+def load_spec(name_or_path: str, search: Path | None = None) -> ReleaseSpec:
+    """Load a release by name (``releases/<name>.toml``) or by path."""
+    p = Path(name_or_path)
+    if p.suffix != ".toml" and "/" not in name_or_path:
+        p = (search or releases_dir()) / f"{name_or_path}.toml"
+    if not p.is_file():
+        raise AtlasError("REL000", f"no release specification {name_or_path!r} (looked for {p})", path=str(p))
+    return parse_spec(p.read_text(encoding="utf-8"), str(p))
