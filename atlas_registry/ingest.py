@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from . import db, public_ids
@@ -128,49 +129,90 @@ class _Writer:
         self.new_objects: list[str] = []
         self.events: list[tuple[str, str | None, str]] = []
         self.known_objects: set[str] = set()
+        self.sha_of: dict[str, str] = {}  # relpath -> SHA-256 recorded in the registry
         self.out = IngestOutcome(status="committed", run_id=None, kind=result.kind, report=result.report)
 
     # -- files ---------------------------------------------------------------------------
-    def put_file(self, rec) -> str:
-        """Copy one validated file into the store; returns the SHA-256 the registry records."""
-        src = self.result.root / rec.relpath
-        data = src.read_bytes()
+    def _load(self, rec) -> tuple[str, bytes, bool]:
+        """Read one validated file (verifying it did not change) and scrub it if asked."""
+        data = (self.result.root / rec.relpath).read_bytes()
         if sha256_bytes(data) != rec.sha256:
             raise AtlasError("ING004", "file changed between validation and ingest", path=rec.relpath)
+        scrubbed = False
         if self.scrub and rec.relpath.endswith((".nii.gz", ".voi")):
             from .validate.deid import scrub_nifti_bytes
 
-            scrubbed = scrub_nifti_bytes(data, rec.relpath)
-            if scrubbed != data:
-                data = scrubbed
+            new = scrub_nifti_bytes(data, rec.relpath)
+            scrubbed, data = new != data, new
+        return (sha256_bytes(data) if scrubbed else rec.sha256), data, scrubbed
+
+    def prefetch(self, recs: list) -> None:
+        """Store many files at once: read/verify/write in threads, one query for the objects the
+        registry already has, one bulk insert of the new ``stored_object`` rows."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = [r for r in recs if r.relpath not in self.sha_of]
+        if not todo:
+            return
+        existing: set[str] = set()
+        shas = sorted({r.sha256 for r in todo})
+        for i in range(0, len(shas), 500):
+            existing |= set(self.s.exec(select(StoredObject.sha256).where(StoredObject.sha256.in_(shas[i:i + 500]))).all())
+        new_rows: dict[str, dict] = {}
+
+        def one(rec) -> tuple:
+            """(record, SHA-256 recorded, size or None if already stored, scrubbed?, written now?)"""
+            if not self.scrub and rec.sha256 in existing and self.store.has(rec.sha256):
+                return rec, rec.sha256, None, False, False
+            sha, data, scrubbed = self._load(rec)
+            wrote = not self.store.has(sha)
+            if wrote:
+                self.store.put(data, sha, fsync=False)
+            return rec, sha, len(data), scrubbed, wrote
+
+        with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
+            results = list(pool.map(one, todo))
+        for rec, sha, size, scrubbed, wrote in results:
+            if wrote:
+                self.new_objects.append(sha)
+            if scrubbed:
                 self.events.append(("scrub", rec.relpath, "blanked header text fields / dropped extensions"))
                 self.out.scrubbed += 1
-        sha = sha256_bytes(data)
-        if sha in self.known_objects:
-            self.out.files_reused += 1
-            return sha
-        existed = self.s.get(StoredObject, sha) is not None
-        if not self.store.has(sha):
-            self.store.put(data, sha)
-            self.new_objects.append(sha)
-        if not existed:
-            self.s.add(StoredObject(sha256=sha, size_bytes=len(data), media_type=media_type(rec.relpath), created_at=now()))
+            self.sha_of[rec.relpath] = sha
+            if sha in existing or sha in new_rows or sha in self.known_objects:
+                self.out.files_reused += 1
+                continue
+            new_rows[sha] = {"sha256": sha, "size_bytes": size if size is not None else self.store.path_of(sha).stat().st_size,
+                             "media_type": media_type(rec.relpath), "created_at": now()}
             self.out.files_stored += 1
             self.events.append(("store", rec.relpath, sha))
-        else:
-            self.out.files_reused += 1
-        self.known_objects.add(sha)
-        return sha
+        if new_rows:
+            self.s.execute(insert(StoredObject), [new_rows[k] for k in sorted(new_rows)])
+        self.known_objects |= existing | set(new_rows)
+
+    def put_file(self, rec) -> str:
+        """Copy one validated file into the store; returns the SHA-256 the registry records."""
+        self.prefetch([rec])
+        return self.sha_of[rec.relpath]
 
     def image_row(self, tp_id: int, rec: ImageRecord, space: str, rev_id: int) -> Image:
+        return Image(**self.image_values(tp_id, rec, space, rev_id))
+
+    def image_values(self, tp_id: int, rec: ImageRecord, space: str, rev_id: int) -> dict:
         sha = self.put_file(rec)
         self.out.images_added += 1
-        return Image(
-            timepoint_id=tp_id, space=space, sha256=sha, source_name=Path(rec.relpath).name,
+        return dict(
+            timepoint_id=tp_id, space=space, modality="T1w", sha256=sha, source_name=Path(rec.relpath).name,
             shape_x=rec.shape[0], shape_y=rec.shape[1], shape_z=rec.shape[2],
             voxel_x_mm=rec.zooms[0], voxel_y_mm=rec.zooms[1], voxel_z_mm=rec.zooms[2],
             dtype=rec.dtype, affine=json.dumps(rec.affine), defaced=rec.defaced, created_rev_id=rev_id,
+            retired_rev_id=None,
         )
+
+    def mask_values(self, lesion_id: int, rec: MaskRecord, rev_id: int) -> dict:
+        sha = self.put_file(rec)
+        self.out.masks_added += 1
+        return mask_values(lesion_id, rec, sha, rev_id)
 
     def mask_row(self, lesion_id: int, rec: MaskRecord, rev_id: int) -> LesionMask:
         sha = self.put_file(rec)
@@ -178,14 +220,30 @@ class _Writer:
         return mask_from_record(lesion_id, rec, sha, rev_id)
 
 
-def mask_from_record(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> LesionMask:
+def mask_values(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> dict:
     cx, cy, cz = rec.centroid_mm
-    return LesionMask(
+    return dict(
         lesion_id=lesion_id, variant=rec.variant, space=rec.space, sha256=sha,
         source_name=Path(rec.relpath).name, voxel_count=rec.voxel_count, volume_mm3=rec.volume_mm3,
         centroid_x_mm=cx, centroid_y_mm=cy, centroid_z_mm=cz, n_components=rec.n_components,
-        hemisphere=rec.hemisphere, location=rec.location, created_rev_id=rev_id,
+        hemisphere=rec.hemisphere, location=rec.location, created_rev_id=rev_id, retired_rev_id=None,
     )
+
+
+def mask_from_record(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> LesionMask:
+    return LesionMask(**mask_values(lesion_id, rec, sha, rev_id))
+
+
+def insert_returning_ids(s: Session, model, rows: list[dict]) -> list[int]:
+    """Bulk insert ``rows``; the new primary keys in the order of ``rows``."""
+    if not rows:
+        return []
+    return list(s.execute(insert(model).returning(model.id, sort_by_parameter_order=True), rows).scalars())
+
+
+def insert_all(s: Session, model, rows: list[dict]) -> None:
+    if rows:
+        s.execute(insert(model), rows)
 
 
 def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool) -> IngestOutcome:
@@ -222,6 +280,8 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool) -> I
             s.add(run)
             s.flush()
             w.out.run_id = run.id
+            if w.new_objects:
+                w.store.sync()  # every new object is on disk before any committed row points at it
             w.out.scans_added = len(changed) if result.kind != "standard" else 0
         except BaseException:
             s.rollback()
@@ -292,67 +352,89 @@ def _get_or_create_cohort(s: Session, code: str, cache: dict) -> Cohort:
     return cache[code]
 
 
+def _scanner_for(s: Session, cohort: Cohort, meta, cache: dict) -> Scanner | None:
+    if cohort.code not in cache:
+        sm = meta.scanners.get(cohort.code) if meta else None
+        sc = None
+        if sm is not None:
+            sc = s.exec(select(Scanner).where(Scanner.cohort_id == cohort.id, Scanner.manufacturer == sm.manufacturer,
+                                              Scanner.model == sm.model,
+                                              Scanner.field_strength_t == sm.field_strength_t)).first()
+            if sc is None:
+                sc = Scanner(cohort_id=cohort.id, manufacturer=sm.manufacturer, model=sm.model,
+                             field_strength_t=sm.field_strength_t, voxel_x_mm=sm.voxel_mm[0],
+                             voxel_y_mm=sm.voxel_mm[1], voxel_z_mm=sm.voxel_mm[2])
+                s.add(sc)
+                s.flush()
+        cache[cohort.code] = sc
+    return cache[cohort.code]
+
+
 def _write_native(w: _Writer, scans: set[str], rev_id: int) -> None:
+    """Insert the new scans table by table (bulk inserts, a handful of statements in all)."""
     s, result = w.s, w.result
     meta = result.metadata
+    order = sorted(scans)
+    recs = [result.scans[sid] for sid in order]
+    w.prefetch([r.t1 for r in recs if r.t1 is not None]
+               + [m for r in recs for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())])
+
     cohorts: dict[str, Cohort] = {}
-    scanners: dict[str, Scanner] = {}
+    scanners: dict[str, Scanner | None] = {}
+    ids = {sid: parse_scan_id(sid) for sid in order}
+    sub_codes = sorted({i.subject_code for i in ids.values()})
+    subjects = {sub.code: sub.id for sub in s.exec(select(Subject).where(Subject.code.in_(sub_codes))).all()}
+    new_subjects = [c for c in sub_codes if c not in subjects]
+    rows = []
+    for code in new_subjects:
+        scan = next(i for i in ids.values() if i.subject_code == code)
+        rows.append({"cohort_id": _get_or_create_cohort(s, scan.cohort_code, cohorts).id, "code": code,
+                     "number": scan.subject})
+    subjects.update(zip(new_subjects, insert_returning_ids(s, Subject, rows)))
+    public_ids.assign_many(s, [subjects[c] for c in new_subjects], now())
 
-    def scanner_for(cohort: Cohort) -> Scanner | None:
-        if cohort.code in scanners:
-            return scanners[cohort.code]
-        sm = meta.scanners.get(cohort.code) if meta else None
-        if sm is None:
-            scanners[cohort.code] = None
-            return None
-        sc = s.exec(select(Scanner).where(Scanner.cohort_id == cohort.id, Scanner.manufacturer == sm.manufacturer,
-                                          Scanner.model == sm.model,
-                                          Scanner.field_strength_t == sm.field_strength_t)).first()
-        if sc is None:
-            sc = Scanner(cohort_id=cohort.id, manufacturer=sm.manufacturer, model=sm.model,
-                         field_strength_t=sm.field_strength_t, voxel_x_mm=sm.voxel_mm[0],
-                         voxel_y_mm=sm.voxel_mm[1], voxel_z_mm=sm.voxel_mm[2])
-            s.add(sc)
-            s.flush()
-        scanners[cohort.code] = sc
-        return sc
-
-    subjects: dict[str, Subject] = {}
-    for sid in sorted(scans):
-        rec = result.scans[sid]
-        scan = parse_scan_id(sid)
+    tp_rows = []
+    for sid in order:
+        scan = ids[sid]
         cohort = _get_or_create_cohort(s, scan.cohort_code, cohorts)
-        sub = subjects.get(scan.subject_code) or s.exec(select(Subject).where(Subject.code == scan.subject_code)).first()
-        if sub is None:
-            sub = Subject(cohort_id=cohort.id, code=scan.subject_code, number=scan.subject)
-            s.add(sub)
-            s.flush()
-            public_ids.assign(s, sub.id, now())
-        subjects[scan.subject_code] = sub
+        sc = _scanner_for(s, cohort, meta, scanners)
         sm = meta.scans.get(sid) if meta else None
-        sc = scanner_for(cohort)
-        tp = Timepoint(subject_id=sub.id, scanner_id=sc.id if sc else None, code=sid, number=scan.timepoint,
-                       primary_chosen_by_neuroradiologist=bool(sm and sm.primary_chosen_by_neuroradiologist))
-        s.add(tp)
-        s.flush()
+        tp_rows.append({"subject_id": subjects[scan.subject_code], "scanner_id": sc.id if sc else None, "code": sid,
+                        "number": scan.timepoint, "standard_status": "pending", "exclusion_reason": None,
+                        "exclusion_note": None,
+                        "primary_chosen_by_neuroradiologist": bool(sm and sm.primary_chosen_by_neuroradiologist)})
+    tp_ids = dict(zip(order, insert_returning_ids(s, Timepoint, tp_rows)))
+
+    images, reports, lesion_rows, lesion_keys = [], [], [], []
+    for sid, rec in zip(order, recs):
         if rec.t1 is not None:
-            s.add(w.image_row(tp.id, rec.t1, "native", rev_id))
+            images.append(w.image_values(tp_ids[sid], rec.t1, "native", rev_id))
+        sm = meta.scans.get(sid) if meta else None
         if sm is not None:
-            s.add(ScanReport(timepoint_id=tp.id, stroke_type=sm.stroke_type, primary_location=sm.primary_location,
-                             primary_hemisphere=sm.primary_hemisphere, vascular_territory=sm.vascular_territory,
-                             pvh=sm.pvh, dwmh=sm.dwmh, notes=sm.notes, created_rev_id=rev_id))
+            reports.append({"timepoint_id": tp_ids[sid], "stroke_type": sm.stroke_type,
+                            "primary_location": sm.primary_location, "primary_hemisphere": sm.primary_hemisphere,
+                            "vascular_territory": sm.vascular_territory, "pvh": sm.pvh, "dwmh": sm.dwmh,
+                            "notes": sm.notes, "created_rev_id": rev_id, "retired_rev_id": None})
         for n in sorted(rec.lesions):
-            lesion = Lesion(timepoint_id=tp.id, number=n, created_rev_id=rev_id)
-            s.add(lesion)
-            s.flush()
-            w.out.lesions_added += 1
-            for variant in sorted(rec.lesions[n]):
-                s.add(w.mask_row(lesion.id, rec.lesions[n][variant], rev_id))
-            lm = meta.lesions.get((sid, n)) if meta else None
-            if lm is not None:
-                s.add(LesionAnnotation(lesion_id=lesion.id, hemisphere=lm.hemisphere, location=lm.location,
-                                       tracer=lm.tracer, reviewer=lm.reviewer, created_rev_id=rev_id))
-    s.flush()
+            lesion_rows.append({"timepoint_id": tp_ids[sid], "number": n, "created_rev_id": rev_id,
+                                "retired_rev_id": None})
+            lesion_keys.append((sid, n))
+    insert_all(s, Image, images)
+    insert_all(s, ScanReport, reports)
+    lesion_ids = insert_returning_ids(s, Lesion, lesion_rows)
+    w.out.lesions_added += len(lesion_ids)
+
+    masks, annotations = [], []
+    for (sid, n), lesion_id in zip(lesion_keys, lesion_ids):
+        for variant, mrec in sorted(result.scans[sid].lesions[n].items()):
+            masks.append(w.mask_values(lesion_id, mrec, rev_id))
+        lm = meta.lesions.get((sid, n)) if meta else None
+        if lm is not None:
+            annotations.append({"lesion_id": lesion_id, "hemisphere": lm.hemisphere, "location": lm.location,
+                                "tracer": lm.tracer, "reviewer": lm.reviewer, "created_rev_id": rev_id,
+                                "retired_rev_id": None})
+    insert_all(s, LesionMask, masks)
+    insert_all(s, LesionAnnotation, annotations)
 
 
 # -- standard --------------------------------------------------------------------------------
@@ -393,22 +475,35 @@ def _write_standard(w: _Writer, scans: set[str], rev_id: int) -> None:
     s, result = w.s, w.result
     failures = {f.scan_id: f.reason for f in result.registration_failures}
     lowres = set(result.low_resolution)
-    for sid in sorted(scans):
-        tp = s.exec(select(Timepoint).where(Timepoint.code == sid)).one()
+    order = sorted(scans)
+    attach = [result.scans[sid] for sid in order if sid in result.scans]
+    w.prefetch([r.t1 for r in attach if r.t1 is not None]
+               + [m for r in attach for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())])
+    tps = {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(order))).all()}
+    lesions: dict[tuple[int, int], int] = {}
+    tp_ids = [tp.id for tp in tps.values()]
+    for i in range(0, len(tp_ids), 500):
+        for lid, tid, num in s.exec(select(Lesion.id, Lesion.timepoint_id, Lesion.number).where(
+                Lesion.timepoint_id.in_(tp_ids[i:i + 500]), Lesion.retired_rev_id.is_(None))).all():
+            lesions[(tid, num)] = lid
+    images, masks, status = [], [], []
+    for sid in order:
+        tp = tps[sid]
         rec = result.scans.get(sid)
         if rec is not None:
             if rec.t1 is not None:
-                s.add(w.image_row(tp.id, rec.t1, STANDARD_SPACE, rev_id))
-            lesions = {l.number: l for l in s.exec(select(Lesion).where(Lesion.timepoint_id == tp.id,
-                                                                        Lesion.retired_rev_id.is_(None))).all()}
+                images.append(w.image_values(tp.id, rec.t1, STANDARD_SPACE, rev_id))
             for n in sorted(rec.lesions):
-                for variant in sorted(rec.lesions[n]):
-                    s.add(w.mask_row(lesions[n].id, rec.lesions[n][variant], rev_id))
-            tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "included", None, None
+                for _, mrec in sorted(rec.lesions[n].items()):
+                    masks.append(w.mask_values(lesions[(tp.id, n)], mrec, rev_id))
+            status.append({"id": tp.id, "standard_status": "included", "exclusion_reason": None, "exclusion_note": None})
         elif sid in failures:
-            tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "excluded", "registration_failed", failures[sid]
+            status.append({"id": tp.id, "standard_status": "excluded", "exclusion_reason": "registration_failed",
+                           "exclusion_note": failures[sid]})
         elif sid in lowres:
-            tp.standard_status, tp.exclusion_reason = "excluded", "low_resolution"
-            tp.exclusion_note = "acquired below the standardized subset's minimum resolution"
-        s.add(tp)
-    s.flush()
+            status.append({"id": tp.id, "standard_status": "excluded", "exclusion_reason": "low_resolution",
+                           "exclusion_note": "acquired below the standardized subset's minimum resolution"})
+    insert_all(s, Image, images)
+    insert_all(s, LesionMask, masks)
+    if status:
+        s.execute(update(Timepoint), status)

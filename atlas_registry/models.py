@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 HEMISPHERES = ("left", "right", "other")
@@ -55,6 +55,12 @@ def _fk(target: str, *, nullable: bool = False, index: bool = True, ondelete: st
         default=None,
         sa_column=Column(Integer, ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index),
     )
+
+
+def _one_current(name: str, *cols: str) -> Index:
+    """At most one current row (``retired_rev_id IS NULL``) per ``cols``: a partial unique index."""
+    where = text("retired_rev_id IS NULL")
+    return Index(name, *cols, unique=True, sqlite_where=where, postgresql_where=where)
 
 
 class Cohort(SQLModel, table=True):
@@ -184,6 +190,7 @@ class Lesion(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("number >= 0", name="ck_lesion_number"),
         Index("ix_lesion_current", "timepoint_id", "number", "retired_rev_id"),
+        _one_current("uq_lesion_one_current", "timepoint_id", "number"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -206,6 +213,7 @@ class LesionMask(SQLModel, table=True):
         CheckConstraint("voxel_count > 0 AND volume_mm3 > 0", name="ck_mask_nonempty"),
         CheckConstraint("n_components >= 1", name="ck_mask_components"),
         Index("ix_mask_current", "lesion_id", "variant", "space", "retired_rev_id"),
+        _one_current("uq_mask_one_current", "lesion_id", "variant", "space"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -234,6 +242,7 @@ class LesionAnnotation(SQLModel, table=True):
         CheckConstraint(_in("hemisphere", HEMISPHERES), name="ck_annotation_hemisphere"),
         CheckConstraint(_in("location", LOCATIONS), name="ck_annotation_location"),
         Index("ix_annotation_current", "lesion_id", "retired_rev_id"),
+        _one_current("uq_annotation_one_current", "lesion_id"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -257,6 +266,7 @@ class ScanReport(SQLModel, table=True):
             _in("primary_hemisphere", PRIMARY_HEMISPHERES, nullable=True), name="ck_report_primary_hemisphere"
         ),
         Index("ix_report_current", "timepoint_id", "retired_rev_id"),
+        _one_current("uq_report_one_current", "timepoint_id"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

@@ -34,3 +34,20 @@ def assign(sess: Session, subject_id: int, created_at) -> PublicId:
     pid = PublicId(subject_id=subject_id, label=label, created_at=created_at)
     sess.add(pid)
     return pid
+
+
+def assign_many(sess: Session, subject_ids: list[int], created_at) -> None:
+    """Public IDs for many new subjects at once (one look-up, one bulk insert)."""
+    from sqlalchemy import insert
+
+    if not subject_ids:
+        return
+    taken = set(sess.exec(select(PublicId.label)).all())
+    rows = []
+    for sid in subject_ids:
+        label = new_label()
+        while label in taken:
+            label = new_label()
+        taken.add(label)
+        rows.append({"subject_id": sid, "label": label, "created_at": created_at})
+    sess.execute(insert(PublicId), rows)

@@ -26,8 +26,11 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, rename)."""
+def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, rename).
+
+    With ``fsync=False`` the caller promises one :func:`sync` before anything depends on the
+    file being on disk (ingest syncs once before its commit instead of once per file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
@@ -35,7 +38,8 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -55,13 +59,18 @@ class ObjectStore:
     def has(self, sha: str) -> bool:
         return self.path_of(sha).is_file()
 
-    def put(self, data: bytes, sha: str | None = None) -> str:
+    def put(self, data: bytes, sha: str | None = None, *, fsync: bool = True) -> str:
         """Store ``data`` once; returns its SHA-256. Existing objects are not rewritten."""
         sha = sha or sha256_bytes(data)
         dest = self.path_of(sha)
         if not dest.exists():
-            atomic_write(dest, data)
+            atomic_write(dest, data, fsync=fsync)
         return sha
+
+    @staticmethod
+    def sync() -> None:
+        """Flush every object written with ``fsync=False`` to disk."""
+        os.sync()
 
     def get(self, sha: str) -> bytes:
         data = self.path_of(sha).read_bytes()

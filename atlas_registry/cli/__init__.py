@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Curate, validate and publish stroke lesion datasets (ATLAS) from an SQL registry.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 
@@ -29,8 +30,8 @@ _state: dict = {"home": None, "db": None, "debug": False}
 
 @app.callback()
 def _root(
-    home: str = typer.Option(None, "--home", help="Workspace folder [env ATLAS_REGISTRY_HOME; default ./atlas-workspace]."),
-    db: str = typer.Option(None, "--db", help="SQLAlchemy URL of the registry [env ATLAS_REGISTRY_DB; default SQLite in the workspace]."),
+    home: str = typer.Option(None, "--home", help="Workspace folder (env ATLAS_REGISTRY_HOME; default ./atlas-workspace)."),
+    db: str = typer.Option(None, "--db", help="SQLAlchemy URL of the registry (env ATLAS_REGISTRY_DB; default SQLite in the workspace)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     _state.update(home=home, db=db, debug=debug or _state["debug"])
@@ -52,24 +53,36 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_exceptions():
+    """Typer's click exceptions (newer typer vendors click as ``typer._click``)."""
+    try:
+        from typer._click import exceptions as cex
+    except ImportError:  # typer that uses the click package
+        from click import exceptions as cex
+    return cex
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors with their rule code, tracebacks only with --debug."""
-    import click
-
     from ..errors import AtlasError
+
+    cex = _click_exceptions()
 
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = "--debug" in args or os.environ.get("ATLAS_REGISTRY_DEBUG") == "1"
     try:
         rv = app(args=args, prog_name="atlas-registry", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         code = 1
-    except click.exceptions.ClickException as e:
+    except cex.UsageError as e:
         e.show()
-        code = 2 if isinstance(e, click.exceptions.UsageError) else 1
-    except click.exceptions.Exit as e:
+        code = 2
+    except cex.ClickException as e:
+        e.show()
+        code = 1
+    except typer.Exit as e:
         code = e.exit_code
     except AtlasError as e:
         if _state["debug"]:

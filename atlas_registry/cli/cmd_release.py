@@ -1,0 +1,81 @@
+"""``atlas-registry release``: plan, build, publish and compare releases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app, workspace
+
+release_app = typer.Typer(help="Plan, build, publish and compare releases (specifications in releases/*.toml).",
+                          no_args_is_help=True)
+app.add_typer(release_app, name="release")
+
+SPECS = typer.Option(None, "--specs", help="folder of release specifications (default: the project's releases/)")
+FORMAT = typer.Option("text", "--format", help="text|json")
+
+
+def _json(obj) -> None:
+    import json
+
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@release_app.command("plan")
+def plan_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: str = FORMAT):
+    """What release NAME would publish, and every change since the previous published release."""
+    from ..release import plan
+
+    p = plan(workspace(), name, specs=specs)
+    _json(p.to_dict()) if format == "json" else typer.echo(p.to_text())
+
+
+@release_app.command("build")
+def build_cmd(
+    name: str = typer.Argument(...),
+    out: Path = typer.Option(..., "--out", help="folder to create (icpsr/, bids/, parquet/, packages/, MANIFEST.json)"),
+    specs: Path = SPECS,
+    cache: Path = typer.Option(None, "--cache", help="cache of derived files (default: <home>/cache)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="derive every file afresh"),
+    force: bool = typer.Option(False, "--force", help="replace OUT if it exists"),
+    format: str = FORMAT,
+):
+    """Build release NAME into OUT atomically (a published release is rebuilt and checked)."""
+    import sys
+
+    from ..release import build
+
+    ws = workspace()
+    cache_dir = None if no_cache else (cache or ws.home / "cache")
+    o = build(ws, name, out, specs=specs, cache_dir=cache_dir, force=force,
+              progress=format == "text" and sys.stderr.isatty())
+    if format == "json":
+        _json(o.to_dict())
+    else:
+        what = "rebuilt and matches its published manifest" if o.reproduced else "built"
+        typer.echo(f"{o.name} ({o.version}) {what}: {o.files} files, {o.bytes / 1e6:.1f} MB in {o.out} "
+                   f"(revision {o.revision}, manifest sha256 {o.manifest_sha256})")
+
+
+@release_app.command("publish")
+def publish_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: str = FORMAT):
+    """Freeze the built release NAME: its content can no longer change."""
+    from ..release import publish
+
+    o = publish(workspace(), name, specs=specs)
+    if format == "json":
+        _json(o.to_dict())
+    else:
+        typer.echo(f"published {o.name} ({o.version}): {o.scans} scans, {o.files} files, revision "
+                   f"{o.last_revision_id}, manifest sha256 {o.manifest_sha256}"
+                   + (f"; previous release {o.previous}" if o.previous else ""))
+
+
+@release_app.command("diff")
+def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...), format: str = FORMAT):
+    """Scans and files added, removed or changed from release A to B, with the issues behind them."""
+    from ..release import diff
+
+    d = diff(workspace(), a, b)
+    _json(d.to_dict()) if format == "json" else typer.echo(d.to_text())

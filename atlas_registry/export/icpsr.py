@@ -1,0 +1,302 @@
+"""The ICPSR archive (``out/icpsr/``): every scan of the release in native space, as Table 3 names them.
+
+Layout::
+
+    icpsr/README.md           what the archive holds, data use terms, how to cite
+    icpsr/CHANGES             the release history (CPAN style)
+    icpsr/codebook.xml        DDI Codebook 2.5: study, files, one <var> per column
+    icpsr/codebook.md         the same codebook, readable
+    icpsr/tables/ATLAS_<table>.sav, .dta   the metadata tables for SPSS and Stata (labels, value labels)
+    icpsr/native/             a native root, as ``atlas-registry validate``/``ingest`` read it:
+        ATLAS_metadata.xlsx, ATLAS_scans.csv, ATLAS_lesions.csv, ATLAS_scanners.csv
+        cXXXX/cXXXXsXXXXtXX/cXXXXsXXXXtXX.nii.gz, …_LesionRaw.voi, …_LesionSmooth.voi,
+                            …_LesionSmooth.nii.gz, …_LesionRaw_1.voi, …
+
+Image and mask files are the registry's objects, byte for byte. The metadata tables have the columns
+of the metadata sheets the registry ingests (:mod:`atlas_registry.metadata`), so the ``native/``
+folder of a release can be validated and ingested again. SPSS/Stata variable names are the columns
+made into identifiers; the sheet column name is the variable label; coded columns (hemisphere,
+location, Fazekas grades) carry value labels.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import metadata
+from ..naming import METADATA_CSV, METADATA_WORKBOOK, native_relpath
+from . import ddi
+from .determinism import fix_dta_timestamp, fix_sav_timestamp, fix_xlsx
+from .view import LesionInfo, ReleaseView, ScanView
+
+NATIVE = "icpsr/native"
+STAT_DIR = "icpsr/tables"
+
+# Value labels of coded columns (the schema's enumerations label themselves).
+VALUE_LABELS = {
+    "PVH": (("0", "absence"), ("1", "caps or pencil-thin lining"), ("2", "smooth halo"),
+            ("3", "irregular PVH extending into the deep white matter")),
+    "DWMH": (("0", "absence"), ("1", "punctate foci"), ("2", "beginning confluence of foci"),
+             ("3", "large confluent areas")),
+    "Hemisphere": (("left", "left hemisphere"), ("right", "right hemisphere"), ("other", "brainstem or cerebellum")),
+    "Location": (("cortical", "reaches the cortex"),
+                 ("subcortical", "wholly within white matter and subcortical structures"),
+                 ("other", "brainstem or cerebellum")),
+}
+# Short variable labels (SPSS/Stata, DDI <labl>); the schema's description goes into DDI <txt>.
+LABELS = {
+    metadata.SCAN_ID: "scan identifier cXXXXsXXXXtXX", metadata.COHORT: "cohort cXXXX",
+    "# Strokes LH Cortical": "left-hemisphere cortical lesions",
+    "# Strokes LH subcortical": "left-hemisphere subcortical lesions",
+    "# Strokes RH Cortical": "right-hemisphere cortical lesions",
+    "# Strokes RH subcortical": "right-hemisphere subcortical lesions",
+    "Other Location": "lesions in the brainstem or cerebellum",
+    "Stroke type": "type of stroke (neuroradiologist)", "Primary Stroke Location": "primary stroke location",
+    "Primary Stroke Location Hemisphere": "hemisphere of the primary stroke",
+    "Vascular territory": "vascular territory of the primary stroke",
+    "PVH": "periventricular hyperintensities (Fazekas)", "DWMH": "deep white matter hyperintensities (Fazekas)",
+    "Notes": "neuroradiologist's notes", metadata.PRIMARY_NOT_LARGEST: "primary lesion is not the largest",
+    "Lesion": "lesion number: 0 primary, 1.. secondary (largest first)", "Hemisphere": "hemisphere of the lesion",
+    "Location": "location of the lesion", "Tracer": "tracer code", "Reviewer": "reviewer code",
+    "Field Strength (T)": "field strength (T)", "Manufacturer": "scanner manufacturer", "Model": "scanner model",
+    "Voxel Size X (mm)": "voxel size x (mm)", "Voxel Size Y (mm)": "voxel size y (mm)",
+    "Voxel Size Z (mm)": "voxel size z (mm)",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # sheet/CSV column (atlas_registry.metadata)
+    label: str
+    get: Callable
+    numeric: bool = False
+    categories: tuple[tuple[str, str], ...] = ()
+    unit: str | None = None
+    description: str = ""
+
+    @property
+    def stat_name(self) -> str:
+        s = re.sub(r"[^0-9A-Za-z]+", "_", self.name.replace("#", "n")).strip("_").lower()
+        return (s if s[:1].isalpha() else f"v_{s}")[:30]  # Stata: 32, and a value-label set needs one less
+
+    def variable(self) -> ddi.Variable:
+        return ddi.Variable(self.name, self.stat_name, self.label, self.numeric, self.categories, self.unit,
+                            self.description)
+
+
+def _report(attr, fmt=lambda v: v):
+    return lambda s: fmt(getattr(s.report, attr)) if s.report and getattr(s.report, attr) is not None else None
+
+
+def _class(les: LesionInfo) -> tuple[str | None, str | None]:
+    """The lesion's (hemisphere, location): as annotated, else as computed from its mask."""
+    m = les.metrics
+    return les.hemisphere or (m and m.hemisphere), les.location or (m and m.location)
+
+
+def _count(column):
+    return lambda s: sum(1 for l in s.lesions if metadata.count_column(*_class(l)) == column)
+
+
+def _scanner(attr, i=None):
+    def get(s: ScanView):
+        v = getattr(s.scanner, attr) if s.scanner else None
+        return v[i] if v is not None and i is not None else v
+    return get
+
+
+_GETTERS = {
+    "scans": {
+        metadata.SCAN_ID: lambda s: s.code, metadata.COHORT: lambda s: s.cohort,
+        **{c: _count(c) for c in metadata.COUNT_COLUMNS},
+        "Stroke type": _report("stroke_type"), "Primary Stroke Location": _report("primary_location"),
+        "Primary Stroke Location Hemisphere": _report("primary_hemisphere", str.capitalize),
+        "Vascular territory": _report("vascular_territory"), "PVH": _report("pvh"), "DWMH": _report("dwmh"),
+        "Notes": _report("notes"),
+        metadata.PRIMARY_NOT_LARGEST: lambda s: "Yes" if s.primary_chosen_by_neuroradiologist else "No",
+    },
+    "lesions": {
+        metadata.SCAN_ID: lambda p: p[0].code, "Lesion": lambda p: p[1].number,
+        "Hemisphere": lambda p: _class(p[1])[0], "Location": lambda p: _class(p[1])[1],
+        "Tracer": lambda p: p[1].tracer, "Reviewer": lambda p: p[1].reviewer,
+    },
+    "scanners": {
+        metadata.COHORT: lambda s: s.cohort, "Field Strength (T)": _scanner("field_strength_t"),
+        "Manufacturer": _scanner("manufacturer"), "Model": _scanner("model"),
+        "Voxel Size X (mm)": _scanner("voxel_mm", 0), "Voxel Size Y (mm)": _scanner("voxel_mm", 1),
+        "Voxel Size Z (mm)": _scanner("voxel_mm", 2),
+    },
+}
+TABLE_DESCRIPTIONS = {
+    "scans": "One row per scan (subject-timepoint): lesion counts and the neuroradiologist's report",
+    "lesions": "One row per lesion (primary and secondary) with its hemisphere, location, tracer and reviewer",
+    "scanners": "One row per cohort: the scanner and acquisition resolution",
+}
+
+
+def columns(table: str, rows_values: dict[str, list] | None = None) -> tuple[Column, ...]:
+    """The columns of ``table`` (:data:`metadata.COLUMNS`), typed and labelled from its JSON Schema.
+
+    Categories of a string column are its schema enumeration plus any other value the rows hold, so
+    that coding it for SPSS/Stata never loses a value."""
+    props = metadata.load_schema(table)["properties"]
+    out = []
+    for name in metadata.COLUMNS[table]:
+        prop = props.get(name, {})
+        kinds = prop.get("type", "string")
+        numeric = any(k in ("integer", "number") for k in (kinds if isinstance(kinds, list) else [kinds]))
+        cats = VALUE_LABELS.get(name)
+        if cats is None and "enum" in prop and not numeric:
+            seen = sorted({str(v) for v in (rows_values or {}).get(name, ()) if v not in (None, "")} -
+                          {str(v) for v in prop["enum"]})
+            cats = tuple((str(v), str(v)) for v in [*prop["enum"], *seen])
+        unit = "T" if "(T)" in name else ("mm" if "(mm)" in name else None)
+        out.append(Column(name, LABELS.get(name, name), _GETTERS[table][name], numeric, cats or (), unit,
+                          prop.get("description", "")))
+    return tuple(out)
+
+
+def tables(view: ReleaseView) -> dict[str, tuple[tuple[Column, ...], list[dict]]]:
+    """name -> (columns, rows by column name) of the scans, lesions and scanners tables."""
+    first_of_cohort: dict[str, ScanView] = {}
+    for s in view.scans:
+        if s.scanner is not None:
+            first_of_cohort.setdefault(s.cohort, s)
+    sources = {
+        "scans": list(view.scans),
+        "lesions": [(s, l) for s in view.scans for l in s.lesions],
+        "scanners": [first_of_cohort[c] for c in sorted(first_of_cohort)],
+    }
+    out = {}
+    for name in metadata.TABLES:
+        getters = _GETTERS[name]
+        rows = [{c: getters[c](src) for c in metadata.COLUMNS[name]} for src in sources[name]]
+        cols = columns(name, {c: [r[c] for r in rows] for c in metadata.COLUMNS[name]})
+        text = [c.name for c in cols if not c.numeric]
+        for r in rows:  # an empty text cell is "" (as the ingested sheets hold it), never a missing cell
+            r.update({c: "" for c in text if r[c] is None})
+        out[name] = (cols, rows)
+    return out
+
+
+# -- file formats ---------------------------------------------------------------------------------
+
+def _frame(cols, rows):
+    import pandas as pd
+
+    return pd.DataFrame([[r[c.name] for c in cols] for r in rows], columns=[c.name for c in cols], dtype=object)
+
+
+def workbook(tabs, day: str) -> bytes:
+    """The metadata workbook as :func:`metadata.workbook_bytes` writes it, dated the release date."""
+    return fix_xlsx(metadata.workbook_bytes({n: _frame(cols, rows) for n, (cols, rows) in tabs.items()}), day)
+
+
+def _coded(cols, rows):
+    """The table as a DataFrame for SPSS/Stata: text-coded columns as integers 1..k with value labels."""
+    import pandas as pd
+
+    data, labels, names = {}, {}, {}
+    for c in cols:
+        vals = [r[c.name] for r in rows]
+        if c.categories and not c.numeric:
+            codes = {v: i + 1 for i, (v, _) in enumerate(c.categories)}
+            data[c.stat_name] = pd.array([codes.get(v) for v in vals], dtype="Float64").astype("float64")
+            labels[c.stat_name] = {float(i + 1): lab for i, (_, lab) in enumerate(c.categories)}
+        elif c.numeric:
+            data[c.stat_name] = pd.array([None if v is None else float(v) for v in vals], dtype="Float64").astype("float64")
+            if c.categories:
+                labels[c.stat_name] = {float(v): lab for v, lab in c.categories}
+        else:
+            data[c.stat_name] = ["" if v is None else str(v) for v in vals]
+        names[c.stat_name] = c.name if c.name == c.label else f"{c.name}: {c.label}"
+    return pd.DataFrame(data), {k: v[:80] for k, v in names.items()}, labels
+
+
+def stat_files(cols, rows, day: str, title: str) -> tuple[bytes, bytes]:
+    """(``.sav``, ``.dta``) bytes of one table, with variable and value labels and the release date."""
+    import os
+    import tempfile
+
+    import pyreadstat
+
+    df, col_labels, value_labels = _coded(cols, rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        sav, dta = os.path.join(tmp, "t.sav"), os.path.join(tmp, "t.dta")
+        pyreadstat.write_sav(df, sav, file_label=title[:64], column_labels=col_labels,
+                             variable_value_labels=value_labels)
+        pyreadstat.write_dta(df, dta, file_label=title[:80], column_labels=col_labels,
+                             variable_value_labels=value_labels, version=14)  # format 118: Stata 14 and later
+        with open(sav, "rb") as f:
+            sav_b = fix_sav_timestamp(f.read(), day)
+        with open(dta, "rb") as f:
+            dta_b = fix_dta_timestamp(f.read(), day)
+    return sav_b, dta_b
+
+
+def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
+    spec = view.spec
+    parts = [
+        f"# {spec.title}", "",
+        f"Release {spec.name}, version {spec.version}, {spec.date}: the native-space archive "
+        f"({len(view.scans)} scans, {view.n_lesions} lesion masks, {len(view.cohorts)} cohorts).", "",
+        spec.description.strip(), "",
+        *ddi.terms_sections(spec),
+        "## Contents", "",
+        "* `native/cXXXX/cXXXXsXXXXtXX/` — one folder per scan (cohort c, subject s, timepoint t):",
+        "  * `cXXXXsXXXXtXX.nii.gz` — the T1-weighted MRI;",
+        "  * `*_LesionRaw.voi` — the primary lesion as hand traced (MRIcron VOI: a gzip NIfTI);",
+        "  * `*_LesionSmooth.voi`, `*_LesionSmooth.nii.gz` — the same smoothed (Gaussian FWHM 2 mm, threshold 0.5);",
+        "  * `*_LesionRaw_1.voi`, `*_LesionSmooth_1.voi`, `*_LesionSmooth_1.nii.gz`, `_2`, … — secondary lesions, "
+        "largest first.",
+        f"* `native/{METADATA_WORKBOOK}` — the metadata workbook (sheets "
+        + ", ".join(f"`{n}`" for n in tabs) + "); the same tables as CSV: "
+        + ", ".join(f"`native/{METADATA_CSV[n]}`" for n in tabs if n in METADATA_CSV) + ".",
+        "* `tables/ATLAS_<table>.sav`, `tables/ATLAS_<table>.dta` — the tables for SPSS and Stata, with variable and "
+        "value labels.",
+        "* `codebook.xml` (DDI Codebook 2.5) and `codebook.md` — every variable with its label, categories and "
+        "summary statistics.",
+        "* `CHANGES` — what changed in each release.", "",
+        *ddi.closing_sections(spec, release_notes),
+    ]
+    return "\n".join(parts)
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+def _scan_files(s: ScanView):
+    """(relpath under native/, FileRef, is_mask) of every file of one scan."""
+    yield native_relpath(s.code, "t1"), s.t1_native, False
+    for les in s.lesions:
+        for m in les.native:
+            yield native_relpath(s.code, "lesion", m.variant, les.number), m, True
+
+
+def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "") -> None:
+    day = view.spec.date
+    rev = view.revision
+    for s in view.scans:
+        for rel, ref, is_mask in _scan_files(s):
+            path = f"{NATIVE}/{rel}"
+            output.copy_object(path, ref.sha256, ref.size, archive="icpsr", scan=s.code, rev=ref.created_rev_id)
+            gate.nifti(path, output.store.path_of(ref.sha256), ref.sha256, mask=is_mask)
+    tabs = tables(view)
+    files = []
+    for i, (name, (cols, rows)) in enumerate(tabs.items(), start=1):
+        csv_name = METADATA_CSV.get(name, f"ATLAS_{name}.csv")
+        gate.table(f"{NATIVE}/{csv_name}", name, [c.name for c in cols], rows,
+                   text_columns=[c.name for c in cols if not c.numeric])
+        output.write(f"{NATIVE}/{csv_name}", metadata.csv_bytes(_frame(cols, rows)), archive="icpsr", rev=rev)
+        sav, dta = stat_files(cols, rows, day, f"{view.spec.title}: {name}")
+        stem = csv_name.rsplit(".", 1)[0]
+        output.write(f"{STAT_DIR}/{stem}.sav", sav, archive="icpsr", rev=rev)
+        output.write(f"{STAT_DIR}/{stem}.dta", dta, archive="icpsr", rev=rev)
+        files.append(ddi.DataFile(f"F{i}", csv_name, f"native/{csv_name}", TABLE_DESCRIPTIONS[name],
+                                  tuple(c.variable() for c in cols), tuple(rows)))
+    output.write(f"{NATIVE}/{METADATA_WORKBOOK}", workbook(tabs, day), archive="icpsr", rev=rev)
+    output.write("icpsr/codebook.xml", ddi.codebook_xml(view.spec, files, revision=rev), archive="icpsr")
+    output.write_text("icpsr/codebook.md", ddi.codebook_markdown(view.spec, files, revision=rev), archive="icpsr")
+    output.write_text("icpsr/README.md", readme(view, tabs, release_notes), archive="icpsr")
+    output.write_text("icpsr/CHANGES", changes, archive="icpsr")

@@ -1,0 +1,302 @@
+"""The metadata tables of a native ATLAS root: scans, lesions and scanners.
+
+* ``scans``: one row per scan (the R1.1 neuroradiology sheet: lesion counts per hemisphere and
+  location, stroke type, primary stroke location, its hemisphere and vascular territory, Fazekas
+  PVH/DWMH grades, notes) plus whether the neuroradiologist chose a primary lesion that is not the
+  largest;
+* ``lesions``: one row per lesion mask (scan, lesion number with 0 = primary, hemisphere,
+  location, tracer, reviewer);
+* ``scanners``: one row per cohort (field strength, manufacturer, model, voxel size).
+
+They are written as one workbook (:data:`naming.METADATA_WORKBOOK`, one sheet per table) and as CSVs
+(:data:`naming.METADATA_CSV`), and described by the JSON Schemas ``schemas/metadata-<table>.schema.json``
+(one object per row).  :func:`read_metadata` reads either form as strings, exactly as stored;
+:func:`typed_records` converts a table's cells to the schema's types for validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from . import naming, niio
+from .errors import AtlasError
+
+TABLES = ("scans", "lesions", "scanners")
+
+SCAN_ID = "Scan ID"
+COHORT = "Cohort"
+PRIMARY_NOT_LARGEST = "Primary Not Largest"
+COUNT_COLUMNS = (
+    "# Strokes LH Cortical",
+    "# Strokes LH subcortical",
+    "# Strokes RH Cortical",
+    "# Strokes RH subcortical",
+    "Other Location",
+)
+SCANS_COLUMNS = (
+    SCAN_ID,
+    COHORT,
+    *COUNT_COLUMNS,
+    "Stroke type",
+    "Primary Stroke Location",
+    "Primary Stroke Location Hemisphere",
+    "Vascular territory",
+    "PVH",
+    "DWMH",
+    "Notes",
+    PRIMARY_NOT_LARGEST,
+)
+LESIONS_COLUMNS = (SCAN_ID, "Lesion", "Hemisphere", "Location", "Tracer", "Reviewer")
+SCANNERS_COLUMNS = (
+    COHORT,
+    "Field Strength (T)",
+    "Manufacturer",
+    "Model",
+    "Voxel Size X (mm)",
+    "Voxel Size Y (mm)",
+    "Voxel Size Z (mm)",
+)
+COLUMNS = {"scans": SCANS_COLUMNS, "lesions": LESIONS_COLUMNS, "scanners": SCANNERS_COLUMNS}
+KEYS = {"scans": (SCAN_ID,), "lesions": (SCAN_ID, "Lesion"), "scanners": (COHORT,)}
+
+PRIMARY_HEMISPHERES = ("Left", "Right", "Brainstem", "Bilateral")
+YES_NO = ("Yes", "No")
+
+# The standard root's list of scans left out of the standardized subset (naming.REGISTRATION_FAILURES).
+REGISTRATION_FAILURES_COLUMNS = (SCAN_ID, "Exclusion", "Reason")
+EXCLUSIONS = ("registration failure", "low resolution")
+
+# Workbook files carry no time of writing: the same tables give the same bytes.
+WORKBOOK_TIMESTAMP = "2018-02-20T00:00:00Z"
+_ZIP_DATE = (2018, 2, 20, 0, 0, 0)
+
+
+def count_column(hemisphere: str, location: str) -> str:
+    """The scans-table count column of a lesion classified (hemisphere, location)."""
+    if location == "other" or hemisphere == "other":
+        return "Other Location"
+    side = {"left": "LH", "right": "RH"}[hemisphere]
+    return f"# Strokes {side} {'Cortical' if location == 'cortical' else 'subcortical'}"
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
+def schema_dir() -> Path:
+    """The repository's ``schemas/`` folder, or the copy packaged as ``atlas_registry/_schemas``."""
+    here = Path(__file__).resolve().parent
+    for d in (here.parent / "schemas", here / "_schemas"):
+        if d.is_dir():
+            return d
+    raise AtlasError("SCHEMA001", "the JSON Schema folder was not found (schemas/ or atlas_registry/_schemas/)")
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict:
+    """A JSON Schema by name: ``"scans"`` → ``metadata-scans.schema.json``; a full file name works too."""
+    fname = name if name.endswith(".json") else f"metadata-{name}.schema.json"
+    path = schema_dir() / fname
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AtlasError("SCHEMA001", f"no JSON Schema {fname}", path=str(path)) from None
+
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def _convert(text: str, kind):
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "integer" in kinds and _INT_RE.match(text):
+        return int(text)
+    if "number" in kinds:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def typed_records(table: str, df: pd.DataFrame) -> list[dict]:
+    """Rows of a table read as strings, with cells of integer/number columns converted to numbers
+    when they are written as such; empty cells of non-string columns are left out (so the schema
+    reports them as missing) and anything unparsable stays a string (the schema reports its type)."""
+    props = load_schema(table)["properties"]
+    out = []
+    for rec in df.to_dict(orient="records"):
+        row = {}
+        for col, val in rec.items():
+            text = "" if val is None else str(val)
+            kind = props.get(col, {}).get("type", "string")
+            if kind == "string" or (isinstance(kind, list) and "string" in kind):
+                row[col] = text
+            elif text.strip() != "":
+                row[col] = _convert(text, kind)
+        out.append(row)
+    return out
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def _frame(table: str, rows) -> pd.DataFrame:
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=list(COLUMNS[table]))
+    missing = [c for c in COLUMNS[table] if c not in df.columns]
+    if missing:
+        raise AtlasError("META003", f"table {table} lacks columns {missing}")
+    return df.loc[:, list(COLUMNS[table])]
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """A table as UTF-8 CSV with ``\\n`` line ends (no index)."""
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def _cell(v):
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "item"):  # numpy scalar
+        return v.item()
+    return v
+
+
+def workbook_bytes(frames: dict[str, pd.DataFrame]) -> bytes:
+    """One sheet per table, text as text and numbers as numbers; deterministic bytes."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, df in frames.items():
+        ws = wb.create_sheet(name)
+        ws.append(list(df.columns))
+        for row in df.itertuples(index=False):
+            ws.append([_cell(v) for v in row])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return _deterministic_zip(buf.getvalue())
+
+
+def _deterministic_zip(data: bytes) -> bytes:
+    """Rewrite an xlsx with fixed entry dates and fixed document timestamps."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                text = body.decode("utf-8")
+                for tag in ("created", "modified"):
+                    text = re.sub(rf"(<dcterms:{tag}[^>]*>)[^<]*(</dcterms:{tag}>)", rf"\g<1>{WORKBOOK_TIMESTAMP}\g<2>", text)
+                body = text.encode("utf-8")
+            zi = zipfile.ZipInfo(info.filename, date_time=_ZIP_DATE)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = 0o644 << 16
+            dst.writestr(zi, body, compresslevel=6)
+    return out.getvalue()
+
+
+def write_metadata(native_root: str | os.PathLike, tables: dict) -> None:
+    """Write the workbook and the CSVs of ``tables`` ({"scans": rows, "lesions": rows, "scanners":
+    rows}, rows as DataFrames or lists of dicts keyed by column name) into ``native_root``."""
+    root = Path(native_root)
+    frames = {t: _frame(t, tables[t]) for t in TABLES}
+    niio.write_atomic(root / naming.METADATA_WORKBOOK, workbook_bytes(frames))
+    for t, df in frames.items():
+        niio.write_atomic(root / naming.METADATA_CSV[t], csv_bytes(df))
+
+
+def write_registration_failures(standard_root: str | os.PathLike, rows) -> None:
+    """Write ``registration_failures.csv`` (columns :data:`REGISTRATION_FAILURES_COLUMNS`)."""
+    df = pd.DataFrame(list(rows), columns=list(REGISTRATION_FAILURES_COLUMNS))
+    niio.write_atomic(Path(standard_root) / naming.REGISTRATION_FAILURES, csv_bytes(df))
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # noqa: BLE001 - zip, XML and openpyxl errors are one problem for people
+        raise AtlasError("META002", f"cannot read the workbook ({type(e).__name__}: {e})", path=str(path)) from None
+    out = {}
+    try:
+        for ws in wb.worksheets:
+            rows = [[_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
+            rows = [r for r in rows if any(c != "" for c in r)]
+            if not rows:
+                out[ws.title] = pd.DataFrame(dtype=str)
+                continue
+            header, body = rows[0], rows[1:]
+            while header and header[-1] == "" and all(len(r) < len(header) or r[len(header) - 1] == "" for r in body):
+                header = header[:-1]
+            width = len(header)
+            body = [(r + [""] * width)[:width] for r in body]
+            out[ws.title] = pd.DataFrame(body, columns=header, dtype=str)
+    finally:
+        wb.close()
+    return out
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise AtlasError("META002", f"cannot read the CSV ({e})", path=str(path)) from None
+    rows = [r for r in rows if any(c != "" for c in r)]
+    if not rows:
+        return pd.DataFrame(dtype=str)
+    header, body = rows[0], rows[1:]
+    width = len(header)
+    return pd.DataFrame([(r + [""] * width)[:width] for r in body], columns=header, dtype=str)
+
+
+def read_metadata(path_or_root: str | os.PathLike, source: str = "auto") -> dict[str, pd.DataFrame]:
+    """The metadata tables as DataFrames of strings (cells exactly as stored, empty cells "").
+
+    ``path_or_root`` is the workbook itself, or a native root holding the workbook and/or the CSVs.
+    ``source``: "auto" (the workbook when present, else the CSVs), "xlsx" or "csv".  Keys are the
+    sheet names of the workbook (normally :data:`TABLES`) or the tables whose CSV exists.
+    Raises AtlasError META001 when there is no metadata, META002 when a file cannot be read.
+    """
+    p = Path(path_or_root)
+    if p.is_file():
+        if p.suffix.lower() == ".xlsx":
+            return _read_workbook(p)
+        raise AtlasError("META002", "not a metadata workbook (.xlsx) or native root", path=str(p))
+    book = p / naming.METADATA_WORKBOOK
+    csvs = {t: p / naming.METADATA_CSV[t] for t in TABLES}
+    if source in ("auto", "xlsx") and book.is_file():
+        return _read_workbook(book)
+    if source in ("auto", "csv") and any(f.is_file() for f in csvs.values()):
+        return {t: _read_csv(f) for t, f in csvs.items() if f.is_file()}
+    raise AtlasError("META001", f"no metadata ({naming.METADATA_WORKBOOK} or the CSV tables)", path=str(p))
+
+
+def read_registration_failures(standard_root: str | os.PathLike) -> pd.DataFrame | None:
+    """``registration_failures.csv`` of a standard root as strings, or ``None`` when absent."""
+    f = Path(standard_root) / naming.REGISTRATION_FAILURES
+    return _read_csv(f) if f.is_file() else None

@@ -1,0 +1,132 @@
+"""Image rules: every NIfTI file is readable and sane (3-D, finite, oriented, in millimetres);
+T1s agree with their cohort's scanner record; standardized images lie on the template grid.
+
+The per-file functions work on an image already decoded by :func:`niio.decode` (one decompression
+per file); none of them keeps the voxel array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import rules
+
+ZOOM_TOL_MM = 0.05
+FIELD_TOL_T = 0.05
+
+
+def decode(data: bytes, relpath: str, subject: str | None):
+    """``(image, findings)``: the decoded image, or ``None`` and an IMG001 finding."""
+    from .. import niio
+    from ..errors import AtlasError
+
+    try:
+        return niio.decode(data, relpath), []
+    except AtlasError as e:
+        return None, [rules.make(e.code if e.code in rules.RULES else "IMG001", e.args[0], subject=subject,
+                                 path=relpath)]
+
+
+def geometry_findings(img, relpath: str, subject: str | None) -> list:
+    """IMG002 (not 3-D), IMG004 (no valid orientation), IMG005 (not millimetres)."""
+    out = []
+    hdr = img.header
+    if len(img.shape) != 3:
+        out.append(rules.make("IMG002", f"image is {len(img.shape)}-D (shape {tuple(int(n) for n in img.shape)}); "
+                              "a T1 or mask must be 3-D", subject=subject, path=relpath))
+    if problem := _orientation_problem(hdr):
+        out.append(rules.make("IMG004", problem, subject=subject, path=relpath))
+    unit = hdr.get_xyzt_units()[0]
+    if unit != "mm":
+        out.append(rules.make("IMG005", f"spatial unit is {unit!r}; must be 'mm'", subject=subject, path=relpath))
+    return out
+
+
+def _orientation_problem(hdr) -> str | None:
+    zooms = np.asarray(hdr["pixdim"][1:4], dtype=float)
+    if not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
+        return f"voxel sizes (pixdim) {zooms.round(3).tolist()} must be finite and positive"
+    sform_code, qform_code = int(hdr["sform_code"]), int(hdr["qform_code"])
+    if sform_code == 0 and qform_code == 0:
+        return "neither sform nor qform is set (sform_code = qform_code = 0): the orientation is unknown"
+    try:
+        aff = hdr.get_sform() if sform_code > 0 else hdr.get_qform()
+    except Exception as e:  # noqa: BLE001 - nibabel raises for impossible quaternions
+        return f"invalid {'sform' if sform_code > 0 else 'qform'} ({e})"
+    if not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-6:
+        return f"{'sform' if sform_code > 0 else 'qform'} is not a finite, invertible affine"
+    return None
+
+
+def unscaled(img) -> np.ndarray:
+    """The stored voxel array (no scaling to float: integer T1s stay integer)."""
+    obj = img.dataobj
+    return np.asanyarray(obj.get_unscaled() if hasattr(obj, "get_unscaled") else obj)
+
+
+def stored(img) -> tuple[float, float, int]:
+    """``(scl_slope, scl_inter, vox_offset)`` as stored in the file (nibabel resets them in the
+    header of a loaded image and keeps them on the array proxy)."""
+    obj = img.dataobj
+    if hasattr(obj, "slope"):
+        return float(obj.slope), float(obj.inter), int(obj.offset)
+    hdr = img.header
+    return float(hdr["scl_slope"]), float(hdr["scl_inter"]), int(hdr["vox_offset"])
+
+
+def finite_findings(img, arr: np.ndarray, relpath: str, subject: str | None) -> list:
+    """IMG003 for NaN/Inf voxels in a float image, or a non-finite scale factor."""
+    slope, inter, _ = stored(img)
+    if np.isinf(slope) or np.isinf(inter):
+        return [rules.make("IMG003", "scale factor scl_slope/scl_inter is infinite", subject=subject, path=relpath)]
+    if arr.dtype.kind in "fc" and arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+        n = int(np.count_nonzero(~np.isfinite(arr)))
+        return [rules.make("IMG003", f"{n} voxel(s) are NaN or infinite", subject=subject, path=relpath)]
+    return []
+
+
+def zooms_of(img) -> tuple[float, float, float]:
+    return tuple(round(float(z), 6) for z in img.header.get_zooms()[:3])
+
+
+def template_findings(img, relpath: str, subject: str | None) -> list:
+    """IMG008: a standardized image lies on the template grid (197x233x189 at 1 mm; a reduced-scale
+    archive has the same field of view at its own isotropic voxel size)."""
+    from .. import anatomy
+
+    zooms = zooms_of(img)
+    shape, affine = anatomy.template_grid(zooms[0])
+    if tuple(img.shape[:3]) == tuple(shape) and np.allclose(img.affine, affine, atol=1e-2):
+        return []
+    full_shape, _ = anatomy.template_grid(1.0)
+    return [rules.make("IMG008", f"shape {tuple(int(n) for n in img.shape)} at {_mm(zooms)} mm is not the "
+                       f"template grid ({_mm(full_shape)} at 1 mm, origin {_mm(anatomy.TEMPLATE_ORIGIN)})",
+                       subject=subject, path=relpath)]
+
+
+def scanner_findings(scan_id: str, relpath: str, zooms, scanner) -> list:
+    """IMG006: the T1's voxel size against the cohort's scanner record (axis order ignored)."""
+    want = sorted(float(v) for v in scanner.voxel_mm)
+    have = sorted(float(v) for v in zooms)
+    if np.allclose(want, have, atol=ZOOM_TOL_MM):
+        return []
+    return [rules.make("IMG006", f"voxel size {_mm(zooms)} mm differs from the cohort's scanner record "
+                       f"{_mm(scanner.voxel_mm)} mm ({scanner.field_strength_t:g} T {scanner.manufacturer} "
+                       f"{scanner.model})", subject=scan_id, path=relpath)]
+
+
+def field_findings(scan_id: str, relpath: str, field_t, scanner) -> list:
+    """IMG007: a sidecar's MagneticFieldStrength against the cohort's scanner record."""
+    try:
+        value = float(field_t)
+    except (TypeError, ValueError):
+        return [rules.make("IMG007", f"MagneticFieldStrength {field_t!r} is not a number", subject=scan_id,
+                           path=relpath)]
+    if abs(value - float(scanner.field_strength_t)) <= FIELD_TOL_T:
+        return []
+    return [rules.make("IMG007", f"sidecar says {value:g} T, the cohort's scanner record "
+                       f"{scanner.field_strength_t:g} T", subject=scan_id, path=relpath)]
+
+
+def _mm(v) -> str:
+    return " x ".join(f"{float(x):g}" for x in v)

@@ -1,0 +1,335 @@
+"""Run every validator over a root: one pass over the files, in parallel per scan folder.
+
+Each file is read once, hashed (SHA-256 of the bytes as found) and decompressed once
+(:func:`niio.decode`); the checks and the metrics ingest needs are computed from that one array,
+which is dropped before the next file (masks survive only as bounding-box crops until their scan is
+done). Scan folders are independent, so they run in a process pool; findings are sorted, so the
+report does not depend on the order the workers finish in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..findings import Report
+from ..naming import STANDARD_SPACE
+from ..records import FileRecord, ImageRecord, MaskRecord, ScanRecord, ValidationResult
+from . import deid, images, inventory, rules
+from . import masks as vmasks
+from . import metadata as vmeta
+from . import naming as vnaming
+
+
+@dataclass
+class ScanOutcome:
+    scan_id: str
+    relpath: str
+    record: ScanRecord
+    findings: list = field(default_factory=list)
+    files: int = 0
+    field_strengths: dict[str, object] = field(default_factory=dict)  # sidecar relpath -> value
+
+
+@dataclass
+class _Mask:
+    """What a scan keeps of one decoded mask until its scan-level checks are done."""
+
+    relpath: str
+    shape: tuple
+    affine: np.ndarray
+    zooms: tuple
+    crop: vmasks.Crop | None
+    metrics: dict | None = None
+
+
+class _ScanCheck:
+    """The checks of one scan folder (runs in a worker process)."""
+
+    def __init__(self, root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool):
+        self.root, self.kind, self.folder, self.scrub = root, kind, folder, scrub
+        self.sid = folder.scan_id
+        self.out = ScanOutcome(folder.scan_id, folder.relpath, ScanRecord(folder.scan_id))
+        self.t1 = None  # (shape, affine) of the decoded T1
+        self.masks: dict[str, dict[int, _Mask]] = {}
+
+    def add(self, code: str, message: str, path: str | None = None) -> None:
+        self.out.findings.append(rules.make(code, message, subject=self.sid, path=path or self.folder.relpath))
+
+    def run(self) -> ScanOutcome:
+        order = {"t1": 0, "lesion": 1, "sidecar": 2}
+        for f in sorted(self.folder.files, key=lambda f: (order[f.kind], f.lesion, f.variant or "", f.relpath)):
+            self.out.files += 1
+            data = self.read(f.relpath)
+            if data is None:
+                continue
+            base = dict(relpath=f.relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+            if f.kind == "sidecar":
+                self.sidecar(data, base)
+            else:
+                self.nifti(f, data, base)
+        self.scan_checks()
+        return self.out
+
+    def read(self, relpath: str) -> bytes | None:
+        try:
+            data = (self.root / relpath).read_bytes()
+        except OSError as e:
+            self.add("IMG001", f"cannot read file ({e.strerror or e})", relpath)
+            return None
+        if not data:
+            self.add("IMG001", "file is empty", relpath)
+            return None
+        return data
+
+    def sidecar(self, data: bytes, base: dict) -> None:
+        rel = base["relpath"]
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            self.add("IMG009", f"sidecar is not valid JSON ({e})", rel)
+            return
+        if not isinstance(obj, dict):
+            self.add("IMG009", f"sidecar holds a JSON {type(obj).__name__}, not an object", rel)
+            return
+        self.out.findings.extend(deid.sidecar_findings(obj, relpath=rel, subject=self.sid))
+        if "MagneticFieldStrength" in obj:
+            self.out.field_strengths[rel] = obj["MagneticFieldStrength"]
+        self.out.record.sidecars.append(FileRecord(**base))
+
+    def nifti(self, f: inventory.InvFile, data: bytes, base: dict) -> None:
+        rel, sid = f.relpath, self.sid
+        img, found = images.decode(data, rel, sid)
+        self.out.findings.extend(found)
+        if img is None:
+            return
+        hdr = img.header
+        is_mask = f.kind == "lesion"
+        self.out.findings.extend(deid.header_findings(
+            hdr.binaryblock, [int(e.get_code()) for e in hdr.extensions], images.stored(img)[2], relpath=rel,
+            subject=sid, mask=is_mask, scrub=self.scrub))
+        geometry = images.geometry_findings(img, rel, sid)
+        self.out.findings.extend(geometry)
+        try:
+            arr = images.unscaled(img)
+        except Exception as e:  # noqa: BLE001 - nibabel's errors for unreadable voxel data vary
+            self.add("IMG001", f"voxel data cannot be read ({type(e).__name__}: {e})", rel)
+            return
+        self.out.findings.extend(images.finite_findings(img, arr, rel, sid))
+        if arr.ndim != 3:
+            return  # IMG002 already said so; nothing below makes sense on a 4-D array
+        if self.kind == "standard":
+            self.out.findings.extend(images.template_findings(img, rel, sid))
+        if is_mask:
+            self.mask(f, data, img, arr, base)
+        else:
+            self.image(img, arr, base, sound=not geometry)
+
+    def image(self, img, arr, base: dict, sound: bool) -> None:
+        standard = self.kind == "standard"
+        if standard and sound:
+            self.out.findings.extend(deid.face_findings(img, relpath=base["relpath"], subject=self.sid))
+        if sound:  # masks are compared with a T1 whose grid is known
+            self.t1 = (tuple(arr.shape), np.asarray(img.affine, dtype=float))
+        self.out.record.t1 = ImageRecord(
+            **base, shape=tuple(int(n) for n in arr.shape), zooms=images.zooms_of(img), dtype=str(arr.dtype),
+            affine=np.asarray(img.affine, dtype=float).round(6).tolist(), defaced=standard)
+
+    def mask(self, f: inventory.InvFile, data: bytes, img, arr, base: dict) -> None:
+        rel, sid = f.relpath, self.sid
+        c = vmasks.crop(arr)
+        self.out.findings.extend(vmasks.value_findings(img, arr, c, rel, sid))
+        if rel.endswith(".voi"):
+            self.out.findings.extend(vmasks.voi_findings(data, img, rel, sid))
+        affine = np.asarray(img.affine, dtype=float)
+        if self.t1 is not None:
+            self.out.findings.extend(vmasks.grid_findings(arr.shape, affine, *self.t1, rel, sid))
+        m = _Mask(rel, tuple(arr.shape), affine, images.zooms_of(img), c)
+        self.masks.setdefault(f.variant, {})[f.lesion] = m
+        if c is None:
+            return
+        m.metrics = self.reuse_metrics(f.lesion, m) or vmasks.metrics(c, affine)
+        mm = m.metrics
+        self.out.record.lesions.setdefault(f.lesion, {})[f.variant] = MaskRecord(
+            **base, variant=f.variant, space=STANDARD_SPACE if self.kind == "standard" else "native",
+            voxel_count=int(mm["voxel_count"]), volume_mm3=float(mm["volume_mm3"]),
+            centroid_mm=tuple(float(v) for v in mm["centroid_mm"]), n_components=int(mm["n_components"]),
+            hemisphere=mm["hemisphere"], location=mm["location"])
+
+    def reuse_metrics(self, lesion: int, m: _Mask) -> dict | None:
+        """The metrics of an identical mask of the same lesion (smoothed VOI = smoothed NIfTI)."""
+        for other in self.masks.values():
+            o = other.get(lesion)
+            if o is not None and o is not m and o.metrics and _same_grid(o, m) and vmasks.equal(o.crop, m.crop):
+                return o.metrics
+        return None
+
+    def scan_checks(self) -> None:
+        """Overlap between lesions, smoothed against raw, smoothed VOI against smoothed NIfTI."""
+        for variant in ("raw_voi", "smooth_nii"):
+            crops = {n: m.crop for n, m in self.masks.get(variant, {}).items() if m.crop is not None}
+            paths = {n: m.relpath for n, m in self.masks.get(variant, {}).items()}
+            self.out.findings.extend(vmasks.overlap_findings(crops, variant, paths, self.sid))
+        raws = self.masks.get("raw_voi", {})
+        nii, voi = self.masks.get("smooth_nii", {}), self.masks.get("smooth_voi", {})
+        for n, raw in sorted(raws.items()):
+            if raw.crop is None:
+                continue
+            smoothed = [s for s in (nii.get(n), voi.get(n)) if s is not None and _same_grid(raw, s)]
+            if len(smoothed) == 2 and not vmasks.equal(smoothed[0].crop, smoothed[1].crop):
+                d = vmasks.dice(smoothed[0].crop, smoothed[1].crop)
+                self.add("MASK009", f"smoothed VOI and smoothed NIfTI of lesion {n} differ (Dice {d:.3f})",
+                         smoothed[1].relpath)
+            elif len(smoothed) == 2:
+                smoothed = smoothed[:1]
+            for s in smoothed:
+                self.out.findings.extend(vmasks.smoothing_findings(raw.crop, s.crop, raw.zooms, s.relpath, self.sid))
+
+
+def _same_grid(a: _Mask, b: _Mask) -> bool:
+    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=vmasks.AFFINE_TOL)
+
+
+def check_scan(root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool) -> ScanOutcome:
+    """Every file-level and scan-level check of one scan folder."""
+    return _ScanCheck(root, kind, folder, scrub).run()
+
+
+# -- orchestration ----------------------------------------------------------------------------
+
+def _pool(workers: int):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork shares the warmed anatomy tables with the workers; elsewhere the default method.
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() and sys.platform != "darwin" else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def _warm() -> None:
+    """Build the anatomy tables once, before the pool forks, instead of once per worker."""
+    from .. import anatomy
+
+    anatomy.regions()
+
+
+def _run_scans(inv: inventory.Inventory, workers: int, progress: bool, scrub: bool) -> list[ScanOutcome]:
+    folders = inv.scans
+    total = sum(len(f.files) for f in folders)
+    bar = _progress(progress, total)
+    outcomes: list[ScanOutcome] = []
+    try:
+        if workers <= 1 or len(folders) <= 1:
+            for folder in folders:
+                outcomes.append(check_scan(inv.root, inv.kind, folder, scrub))
+                bar.advance(len(folder.files))
+        else:
+            from concurrent.futures import as_completed
+
+            _warm()
+            ex = _pool(min(workers, len(folders)))
+            try:
+                # largest folders first, so that no worker is left with a big one at the end
+                order = sorted(folders, key=lambda f: -len(f.files))
+                futures = [ex.submit(check_scan, inv.root, inv.kind, f, scrub) for f in order]
+                for fut in as_completed(futures):
+                    outcomes.append(fut.result())
+                    bar.advance(outcomes[-1].files)
+            except BaseException:  # Ctrl-C or a failing worker: do not wait for the queue to drain
+                ex.shutdown(wait=False, cancel_futures=True)
+                raise
+            ex.shutdown()
+    finally:
+        bar.close()
+    return sorted(outcomes, key=lambda o: (o.scan_id, o.relpath))
+
+
+class _NoBar:
+    def advance(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Bar:
+    """A rich progress bar on stderr, advanced file by file as scans finish. No refresh thread:
+    the pool forks its workers while the bar is live."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                          TimeRemainingColumn(), console=Console(stderr=True), transient=True, auto_refresh=False)
+        self.task = self.p.add_task("validate", total=total)
+        self.p.start()
+
+    def advance(self, n: int) -> None:
+        self.p.advance(self.task, n)
+        self.p.refresh()
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+def _progress(enabled: bool, total: int):
+    return _Bar(total) if enabled and total else _NoBar()
+
+
+def validate_path(path: Path, *, workers: int | None = None, progress: bool = False, scrub_headers: bool = False,
+                  metadata: Path | None = None) -> ValidationResult:
+    """Validate a native root, a cohort folder or a standardized root; writes nothing.
+
+    ``workers``: processes (default: every core). ``progress``: a progress bar on stderr.
+    ``scrub_headers``: header text and extensions are reported as info ``scrubbed`` findings
+    (ingest blanks them with :func:`deid.scrub_nifti_bytes`) instead of errors. ``metadata``: a
+    workbook, CSV folder or root to read the metadata from instead of the one beside the scans.
+    """
+    inv = inventory.build(Path(path))
+    report = Report(files=inv.files)
+    report.extend(inv.findings)
+    result = ValidationResult(root=inv.root, kind=inv.kind, report=report)
+    meta = vmeta.load(inv, metadata) if inv.scans else vmeta.Loaded()
+    report.extend(meta.findings)
+    report.files += meta.files
+    result.metadata = meta.records
+    result.registration_failures, result.low_resolution = meta.registration_failures, meta.low_resolution
+    outcomes = _run_scans(inv, workers or os.cpu_count() or 1, progress, scrub_headers)
+    for o in outcomes:
+        report.extend(o.findings)
+        result.scans.setdefault(o.scan_id, o.record)
+    report.extend(_cross_findings(inv, meta, outcomes))
+    report.findings = sorted(set(report.findings), key=_finding_key)
+    return result
+
+
+def _finding_key(f):
+    return (f.subject or "", f.path or "", f.code, f.severity, f.message)
+
+
+def _cross_findings(inv: inventory.Inventory, meta: vmeta.Loaded, outcomes: list[ScanOutcome]) -> list:
+    """Checks that need both the files and the metadata: order by size, scanner, sheet vs files."""
+    out = []
+    records = meta.records
+    for o in outcomes:
+        rec = o.record
+        row = records.scans.get(rec.scan_id) if records else None
+        chosen = row.primary_chosen_by_neuroradiologist if row else None  # unknown without a row
+        if inv.kind == "native":
+            out.extend(vnaming.order_findings(rec, o.relpath, primary_chosen=chosen))
+        scanner = records.scanners.get(rec.scan_id[:5]) if records else None
+        if scanner is None:
+            continue
+        if inv.kind == "native" and rec.t1 is not None:
+            out.extend(images.scanner_findings(rec.scan_id, rec.t1.relpath, rec.t1.zooms, scanner))
+        for rel, value in sorted(o.field_strengths.items()):
+            out.extend(images.field_findings(rec.scan_id, rel, value, scanner))
+    out.extend(vmeta.cross_findings(inv, meta, {o.scan_id: o.record for o in outcomes}))
+    return out

@@ -1,0 +1,315 @@
+"""write_archives on the tiny export registry: layouts, byte-identical copies, manifest, determinism,
+BIDS (pybids; the official validator runs once, on the small dataset: test_export_small), BagIt,
+SPSS/Stata, Parquet, DDI, incremental cache."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from atlas_registry import db, views
+from atlas_registry.export import build_view, write_archives
+from atlas_registry.store import ObjectStore, sha256_file
+
+CHANGES = "1.0.0 2020-03-04\n  - Initial release.\n"
+NATIVE_ID = re.compile(r"c\d{4}s\d{4}")
+
+
+def view_of(ws, spec, **kw):
+    with Session(db.engine(ws)) as s:
+        return build_view(s, spec, **kw)
+
+
+def files_under(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(export_ws, export_spec, tmp_path_factory):
+    out = tmp_path_factory.mktemp("release") / "out"
+    view = view_of(export_ws, export_spec)
+    entries = write_archives(export_ws, view, out, changes=CHANGES, release_notes="Notes.",
+                             cache_dir=out.parent / "cache")
+    return view, out, entries
+
+
+def test_layout_and_counts(built):
+    view, out, _ = built
+    icpsr_t1 = list((out / "icpsr/native").glob("c????/c????s????t??/c????s????t??.nii.gz"))
+    assert len(icpsr_t1) == len(view.scans) == 6
+    assert len(list((out / "icpsr/native").rglob("*_Lesion*"))) == 3 * view.n_lesions
+    assert len(list((out / "bids").rglob("*_T1w.nii.gz"))) == 3
+    for name in ("README.md", "CHANGES", "codebook.xml", "codebook.md", "native/ATLAS_metadata.xlsx",
+                 "native/ATLAS_scans.csv", "tables/ATLAS_scans.sav", "tables/ATLAS_lesions.dta"):
+        assert (out / "icpsr" / name).is_file(), name
+    for name in ("dataset_description.json", "README", "CHANGES", "participants.tsv", "participants.json",
+                 "sessions.json"):
+        assert (out / "bids" / name).is_file(), name
+    assert (out / "bids/CHANGES").read_text() == CHANGES == (out / "icpsr/CHANGES").read_text()
+    assert sorted(p.name for p in (out / "packages").iterdir()) == ["atlas-T1.0-icpsr", "atlas-T1.0-icpsr.zip"]
+    assert {p.name for p in (out / "parquet").iterdir()} == {
+        f"{t}.parquet" for t in ("scans", "lesions", "images", "scanners", "issues", "revisions", "releases")
+    } | {"schema.json"}
+
+
+def test_manifest_matches_the_files(built, export_ws):
+    view, out, entries = built
+    assert [e.path for e in entries] == sorted(e.path for e in entries)
+    on_disk = files_under(out)
+    assert set(on_disk) == {e.path for e in entries}
+    store = ObjectStore(export_ws.objects_dir)
+    for e in entries:
+        p = on_disk[e.path]
+        assert p.stat().st_size == e.size and sha256_file(p) == e.sha256, e.path
+        assert (p.stat().st_mode & 0o777) == 0o644
+        assert e.archive == e.path.split("/")[0]
+        if e.path.endswith((".nii.gz", ".voi")) and "desc-T1lesion" not in e.path:
+            assert p.read_bytes() == store.get(e.sha256)  # byte-identical to the registry's object
+    per_scan = [e for e in entries if e.path.startswith("icpsr/native/c")]
+    assert all(e.scan and e.scan in e.path and e.source_revision_id for e in per_scan)
+    bids_scans = {e.scan for e in entries if e.archive == "bids" and e.scan}
+    assert bids_scans == {s.code for s in view.standard_scans}
+
+
+def test_same_view_same_bytes(built, export_ws, export_spec, tmp_path):
+    view, out, entries = built
+    again = write_archives(export_ws, view_of(export_ws, export_spec), tmp_path / "again", changes=CHANGES,
+                           release_notes="Notes.")  # no cache, another folder, another time
+    assert [(e.path, e.size, e.sha256) for e in again] == [(e.path, e.size, e.sha256) for e in entries]
+
+
+def test_pybids_indexes_every_image_and_mask(built):
+    from bids import BIDSLayout
+
+    view, out, _ = built
+    layout = BIDSLayout(out / "bids", validate=False, is_derivative=True)
+    space = "MNI152NLin2009aSym"
+    t1 = layout.get(suffix="T1w", space=space, extension=".nii.gz")
+    assert len(t1) == len(view.standard_scans)
+    unions = layout.get(suffix="mask", label="L", desc="T1lesion", space=space, extension=".nii.gz")
+    assert len(unions) == len(view.standard_scans)
+    per_lesion = layout.get(suffix="mask", label="L", desc=re.compile(r"primary|secondary\d+").pattern,
+                            regex_search=True, extension=".nii.gz")
+    assert len(per_lesion) == sum(len(s.lesions) for s in view.standard_scans)
+    assert len(layout.get(suffix="mask", desc="primary", extension=".nii.gz")) == len(view.standard_scans)
+    assert sorted(layout.get_subjects()) == sorted({s.public_label for s in view.standard_scans})
+    assert layout.get_sessions() == ["1", "2"]
+
+
+def test_no_native_identifier_leaves_in_public_archives(built):
+    import pyarrow.parquet as pq
+
+    _, out, _ = built
+    for rel, p in files_under(out).items():
+        if not rel.startswith(("bids/", "parquet/")):
+            continue
+        assert not NATIVE_ID.search(rel), rel
+        if p.suffix in (".json", ".tsv") or p.name in ("README", "CHANGES"):
+            assert not NATIVE_ID.search(p.read_text()), rel
+        if p.suffix == ".parquet":
+            t = pq.read_table(p)
+            assert not NATIVE_ID.search(json.dumps(t.to_pylist(), default=str)), rel
+            assert not NATIVE_ID.search(str(t.schema.metadata)), rel
+
+
+def test_participants_tsv(built):
+    view, out, _ = built
+    lines = (out / "bids/participants.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[0] == "participant_id" and len(lines) == 1 + len({s.public_label for s in view.standard_scans})
+    meta = json.loads((out / "bids/participants.json").read_text())
+    assert set(header) <= set(meta)
+    assert meta["pvh"]["Levels"]["0"] and meta["cohort"]["Levels"] == {"c0003": "Site three"}
+    assert all(len(l.split("\t")) == len(header) for l in lines)
+    sessions = list((out / "bids").glob("sub-*/sub-*_sessions.tsv"))
+    assert len(sessions) == 1 and sessions[0].read_text().splitlines()[1].startswith("ses-1\t")
+
+
+def test_bagit_bag_and_deterministic_zip(built):
+    import bagit
+
+    view, out, entries = built
+    bag = bagit.Bag(str(out / "packages/atlas-T1.0-icpsr"))
+    bag.validate()
+    assert bag.info["Bagging-Date"] == "2020-03-04"
+    assert len(bag.payload_entries()) == sum(1 for e in entries if e.archive == "icpsr")
+    with zipfile.ZipFile(out / "packages/atlas-T1.0-icpsr.zip") as z:
+        infos = z.infolist()
+        names = [i.filename for i in infos]
+        assert names == sorted(names) and names[0] == "atlas-T1.0-icpsr/"
+        assert {i.date_time for i in infos} == {(2020, 3, 4, 0, 0, 0)}
+        assert {i.external_attr >> 16 & 0o777 for i in infos if not i.is_dir()} == {0o644}
+        assert z.testzip() is None
+        assert z.read("atlas-T1.0-icpsr/bag-info.txt") == (out / "packages/atlas-T1.0-icpsr/bag-info.txt").read_bytes()
+        nii = [i for i in infos if i.filename.endswith(".nii.gz")]
+        assert nii and all(i.compress_type == zipfile.ZIP_STORED for i in nii)
+
+
+def test_spss_and_stata_read_back_with_labels(built):
+    import pyreadstat
+
+    view, out, _ = built
+    for ext, read in ((".sav", pyreadstat.read_sav), (".dta", pyreadstat.read_dta)):
+        df, meta = read(str(out / f"icpsr/tables/ATLAS_scans{ext}"))
+        assert len(df) == len(view.scans)
+        assert meta.creation_time.isoformat() == "2020-03-04T00:00:00"  # the release date, not the build time
+        assert meta.column_names_to_labels["pvh"].startswith("PVH")
+        assert meta.variable_value_labels["pvh"][0] == "absence"
+        df, meta = read(str(out / f"icpsr/tables/ATLAS_lesions{ext}"))
+        assert len(df) == view.n_lesions
+        labels = meta.variable_value_labels["hemisphere"]
+        assert {labels[v] for v in df["hemisphere"].dropna()} <= set(labels.values())
+        assert "left hemisphere" in labels.values()
+
+
+def test_workbook_and_csv(built):
+    import csv
+
+    from openpyxl import load_workbook
+
+    view, out, _ = built
+    wb = load_workbook(out / "icpsr/native/ATLAS_metadata.xlsx", read_only=True)
+    assert wb.sheetnames == ["scans", "lesions", "scanners"]
+    assert wb.properties.created.date().isoformat() == "2020-03-04"
+    rows = list(csv.DictReader((out / "icpsr/native/ATLAS_scans.csv").open()))
+    assert len(rows) == len(view.scans) and rows[0]["Scan ID"] == view.scans[0].code
+    xl = list(wb["scans"].iter_rows(values_only=True))
+    assert [c for c in xl[0]] == list(rows[0]) and len(xl) == len(rows) + 1
+
+
+def test_parquet_tables(built, export_ws):
+    import duckdb
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from atlas_registry.export import parquet
+
+    view, out, _ = built
+    pdir = out / "parquet"
+    scans = pq.read_table(pdir / "scans.parquet")
+    assert tuple(scans.column_names) == views.SCAN_COLUMNS
+    assert tuple(pq.read_table(pdir / "lesions.parquet").column_names) == views.LESION_COLUMNS
+    assert scans.schema.field("total_volume_mm3").metadata[b"unit"] == b"mm3"
+    assert scans.schema.metadata[b"atlas.table"] == b"scans"
+    con = duckdb.connect()
+    n = {t: con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir / t}.parquet')").fetchone()[0]
+         for t in ("scans", "lesions", "images", "scanners", "revisions", "releases")}
+    assert n == {"scans": 6, "lesions": 10, "images": 9, "scanners": 2, "revisions": 2, "releases": 1}
+    by = dict(con.execute(f"SELECT cohort, COUNT(*) FROM read_parquet('{pdir}/lesions.parquet') GROUP BY 1").fetchall())
+    assert by == {"c0001": 3, "c0003": 7}
+    df = pd.read_parquet(pdir / "lesions.parquet")
+    assert set(df["hemisphere"]) == {"left", "right", "other"} and df["is_primary"].sum() == 6
+    assert set(pd.read_parquet(pdir / "scans.parquet")["standard_status"]) == {"included", "excluded"}
+    # the documented schema is the one written
+    documented = json.loads((Path(__file__).parent.parent / "schemas/parquet.schema.json").read_text())
+    assert documented == parquet.json_schema() == json.loads((pdir / "schema.json").read_text())
+
+
+def test_ddi_codebook(built):
+    view, out, _ = built
+    ns = {"d": "ddi:codebook:2_5"}
+    root = ET.parse(out / "icpsr/codebook.xml").getroot()
+    assert root.tag == "{ddi:codebook:2_5}codeBook" and root.get("version") == "2.5"
+    assert root.findtext("d:stdyDscr/d:citation/d:titlStmt/d:titl", namespaces=ns) == view.spec.title
+    assert root.find("d:stdyDscr/d:citation/d:titlStmt/d:IDNo", ns).text == "T1.0"
+    assert len(root.findall("d:fileDscr", ns)) == 3
+    pvh = next(v for v in root.findall("d:dataDscr/d:var", ns) if v.get("name") == "pvh")
+    assert pvh.findtext("d:labl", namespaces=ns).startswith("periventricular")
+    assert [c.findtext("d:catValu", namespaces=ns) for c in pvh.findall("d:catgry", ns)] == ["0", "1", "2", "3"]
+    stats = {s.get("type"): s.text for s in pvh.findall("d:sumStat", ns)}
+    assert stats["vald"] == "6" and stats["min"] == "0" and stats["max"] == "3"
+    md = (out / "icpsr/codebook.md").read_text()
+    assert "| PVH | pvh |" in md and view.spec.how_to_cite in md
+    readme = (out / "icpsr/README.md").read_text()
+    assert view.spec.data_use in readme and view.spec.how_to_cite in readme
+
+
+def test_incremental_build_recomputes_only_the_changed_scan(export_ws_fresh, export_spec, tmp_path, monkeypatch):
+    from atlas_registry.export import bids
+
+    from test_export_view import replace_standard_mask
+
+    calls = []
+    real = bids.union_mask_bytes
+    monkeypatch.setattr(bids, "union_mask_bytes", lambda store, lesions: calls.append(lesions) or real(store, lesions))
+    cache = tmp_path / "cache"
+    first = write_archives(export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "a", changes=CHANGES,
+                           cache_dir=cache)
+    assert len(calls) == 1  # one scan of the subset has several lesions
+    write_archives(export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "b", changes=CHANGES,
+                   cache_dir=cache)
+    assert len(calls) == 1  # nothing changed: everything from the cache
+    replace_standard_mask(export_ws_fresh, "c0003s0002t01", 2)
+    second = write_archives(export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "c",
+                            changes=CHANGES, cache_dir=cache)
+    assert len(calls) == 2
+    changed = {e.path for e in second} ^ {e.path for e in first} | {
+        a.path for a, b in zip(first, second) if (a.path, a.sha256) != (b.path, b.sha256)}
+    bids_changed = {p for p in changed if p.startswith("bids/sub-")}
+    label = view_of(export_ws_fresh, export_spec).scan("c0003s0002t01").public_label
+    assert bids_changed and all(f"sub-{label}/ses-1/" in p for p in bids_changed)
+
+
+def test_cache_recomputes_a_damaged_entry(tmp_path):
+    from atlas_registry.export.output import Cache
+
+    cache = Cache(tmp_path)
+    key = cache.key("recipe", "input")
+    assert cache.get_or_make(key, lambda: b"derived") == b"derived"
+    assert cache.get(key) == b"derived"
+    path = tmp_path / key[:2] / key[2:]
+    path.write_bytes(path.read_bytes()[:-1])  # damaged on disk
+    assert cache.get(key) is None
+    assert cache.get_or_make(key, lambda: b"derived") == b"derived" and cache.get(key) == b"derived"
+    assert Cache(None).get_or_make(key, lambda: b"x") == b"x"
+
+
+def test_issues_and_revisions_tables_name_public_scans(export_ws_fresh, export_spec, tmp_path):
+    from datetime import datetime, timezone
+
+    import pyarrow.parquet as pq
+    from sqlmodel import select
+
+    from atlas_registry.models import Issue, Revision, Timepoint
+
+    when = datetime(2020, 2, 1, tzinfo=timezone.utc)
+    with Session(db.engine(export_ws_fresh)) as s:
+        tp = s.exec(select(Timepoint).where(Timepoint.code == "c0003s0002t01")).one()
+        for title in ("mask of c0003s0002t01 too big", "c0003s0002t01 has a microbleed"):
+            s.add(Issue(timepoint_id=tp.id, title=title, body="see c0003s0002", url="https://github.com/npnl/ATLAS/issues/1",
+                        opened_by="user", opened_at=when))
+        s.flush()
+        first = s.exec(select(Issue).order_by(Issue.id)).first()
+        s.add(Revision(kind="correct_metadata", issue_id=first.id, timepoint_id=tp.id, author="curator",
+                       reason="fixed c0003s0002t01", created_at=when))
+        first.status, first.closed_at = "closed", when
+        s.add(first)
+        s.commit()
+    view = view_of(export_ws_fresh, export_spec)
+    write_archives(export_ws_fresh, view, tmp_path / "out", changes=CHANGES)
+    public = view.scan("c0003s0002t01").public_scan
+    issues = pq.read_table(tmp_path / "out/parquet/issues.parquet").to_pylist()
+    assert [(i["scan"], i["status"], i["resolved_by"]) for i in issues] == [(public, "closed", [3]), (public, "open", [])]
+    assert issues[0]["title"] == f"mask of {public} too big" and "c0003" not in issues[0]["body"]
+    revisions = pq.read_table(tmp_path / "out/parquet/revisions.parquet").to_pylist()
+    assert revisions[-1]["scan"] == public and revisions[-1]["reason"] == f"fixed {public}"
+
+
+def test_participants_rows_follow_the_documented_schema(built):
+    import jsonschema
+
+    from atlas_registry.export import bids
+
+    _, out, _ = built
+    documented = json.loads((Path(__file__).parent.parent / "schemas/bids-participants.schema.json").read_text())
+    assert documented == bids.tsv_json_schema(bids.PARTICIPANT_COLUMNS, documented["title"])
+    lines = [l.split("\t") for l in (out / "bids/participants.tsv").read_text().splitlines()]
+    assert lines[0] == documented["x-column-order"]
+    for row in lines[1:]:
+        jsonschema.validate(dict(zip(lines[0], row)), documented)

@@ -1,0 +1,304 @@
+"""Revisions on real synthetic data (cohorts c0001 and c0009 ingested for real): the whole
+issue -> revision -> release loop, derivation, renumbering, refusals, history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from atlas_registry import db, niio, release, revise, tracker
+from atlas_registry.cli import main
+from atlas_registry.errors import AtlasError
+from atlas_registry.history import scan_history
+from atlas_registry.models import Issue, Lesion, LesionAnnotation, LesionMask, Revision, ScanReport, Timepoint
+from atlas_registry.naming import STANDARD_SPACE
+from atlas_registry.revise import MaskFiles
+from atlas_registry.store import ObjectStore, sha256_file
+from test_ingest import snapshot  # row counts of every table and the store's file list
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+TWO_LESIONS = "c0009s0012t01"  # standardized, primary and one secondary
+SEVEN_LESIONS = "c0009s0025t01"
+LOW_RES = "c0001s0006t01"  # 1.5 T cohort: no standard-space files
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def masks_of(ws, scan: str) -> dict[tuple[int, str, str], LesionMask]:
+    """Current mask rows of ``scan`` by (lesion number, variant, space)."""
+    with Session(db.engine(ws)) as s:
+        q = (select(Lesion.number, LesionMask).join(LesionMask, LesionMask.lesion_id == Lesion.id)
+             .join(Timepoint, Timepoint.id == Lesion.timepoint_id).where(Timepoint.code == scan)
+             .where(Lesion.retired_rev_id.is_(None), LesionMask.retired_rev_id.is_(None)))
+        return {(n, m.variant, m.space): m for n, m in s.exec(q).all()}
+
+
+def mask_bytes(ws, scan: str, number: int, variant: str = "raw_voi", space: str = "native") -> bytes:
+    return ObjectStore(ws.objects_dir).get(masks_of(ws, scan)[(number, variant, space)].sha256)
+
+
+def eroded(data: bytes) -> bytes:
+    """A raw VOI made one voxel thinner (a plausible correction), drawn on the same T1."""
+    img = niio.decode(data, "LesionRaw.voi")
+    return niio.encode_voi(ndi.binary_erosion(np.asanyarray(img.dataobj) != 0), img)
+
+
+def largest_single_lesion_scan(ws) -> str:
+    with Session(db.engine(ws)) as s:
+        single = (select(Lesion.timepoint_id).where(Lesion.retired_rev_id.is_(None))
+                  .group_by(Lesion.timepoint_id).having(func.count() == 1))
+        return s.exec(select(Timepoint.code).join(Lesion, Lesion.timepoint_id == Timepoint.id)
+                      .join(LesionMask, LesionMask.lesion_id == Lesion.id)
+                      .where(Timepoint.standard_status == "included", Timepoint.id.in_(single),
+                             LesionMask.variant == "raw_voi").order_by(LesionMask.voxel_count.desc())).first()
+
+
+def test_issue_revision_release_loop(ingested_two, tmp_path):
+    """Ingest, build and publish R1.1, open an issue against a mask, revise it, build R1.2: the diff
+    and CHANGES name exactly that change, and R1.1 rebuilt afterwards is byte-identical."""
+    ws = ingested_two  # releases/R1.1.toml and R1.2.toml as the project has them
+    first = release.build(ws, "R1.1", tmp_path / "R1.1")
+    release.publish(ws, "R1.1")
+    r11 = tree(tmp_path / "R1.1")
+
+    scan = largest_single_lesion_scan(ws)
+    issue = tracker.open_issue(ws, scan, "Primary lesion mask includes a rim of normal tissue",
+                               file_kind=f"{scan}_LesionRaw.voi", url="https://github.com/npnl/ATLAS/issues/42")
+    new_raw = eroded(mask_bytes(ws, scan, 0))
+    with pytest.raises(AtlasError) as e:  # a release is published: the revision must cite its issue
+        revise.replace_mask(ws, scan, 0, MaskFiles(raw=new_raw), reason="thinner")
+    assert e.value.code == "REV002"
+    before = masks_of(ws, scan)
+    out = revise.replace_mask(ws, scan, 0, MaskFiles(raw=new_raw), issue=issue.number)
+    assert out.details["standard"] == "regenerated"
+    assert {f["file"] for f in out.details["files"]} == {
+        f"{scan}_LesionRaw.voi", f"{scan}_LesionSmooth.voi", f"{scan}_LesionSmooth.nii.gz",
+        f"{scan}_LesionSmooth_stx.nii.gz"}
+    assert tracker.show_issue(ws, issue.number).status == "closed"
+
+    # history is kept: the old rows are retired, not changed or deleted, and their files stay
+    with Session(db.engine(ws)) as s:
+        for key, old in before.items():
+            row = s.get(LesionMask, old.id)
+            assert row.sha256 == old.sha256 and row.retired_rev_id == out.revision
+            assert ObjectStore(ws.objects_dir).has(old.sha256)
+        assert s.exec(select(func.count()).select_from(LesionMask).join(Lesion).join(Timepoint)
+                      .where(Timepoint.code == scan)).one() == 2 * len(before)
+    entries = scan_history(ws, scan)
+    assert [e.kind for e in entries] == ["ingest", "attach_standard", "replace_mask"]
+    assert entries[-1].issue["number"] == issue.number and entries[0].first_release == "R1.1"
+    assert entries[-1].first_release is None
+
+    release.build(ws, "R1.2", tmp_path / "R1.2")
+    d = release.diff(ws, "R1.1", "R1.2")
+    assert [(s.scan, s.status) for s in d.scans] == [(scan, "changed")]
+    assert d.issues == [issue.number]
+    assert [c.kind for c in d.scans[0].changes] == ["replace_mask"]
+    changed = {Path(f["path"]).name for f in d.scans[0].files}
+    assert f"{scan}_LesionRaw.voi" in changed and f"{scan}.nii.gz" not in changed  # the T1 did not change
+    bids = sorted(f["path"].split("_label-L_")[-1] for f in d.scans[0].files if f["path"].startswith("bids/"))
+    assert bids == ["desc-T1lesion_mask.nii.gz", "desc-primary_mask.json", "desc-primary_mask.nii.gz"], bids
+    changes = (tmp_path / "R1.2" / "bids" / "CHANGES").read_text()
+    block = changes.split("\n\n")[0].splitlines()
+    assert block == ["1.2.0 2026-06-01",
+                     "  - Primary lesion mask includes a rim of normal tissue (issue #%d, "
+                     "https://github.com/npnl/ATLAS/issues/42): lesion mask replaced" % issue.number]
+    assert changes.split("\n\n")[1].startswith("1.1.0 2018-02-20\n")
+
+    again = release.build(ws, "R1.1", tmp_path / "R1.1-again")
+    assert again.reproduced and again.manifest_sha256 == first.manifest_sha256
+    assert tree(tmp_path / "R1.1-again") == r11
+
+
+def test_derived_files_are_the_archive_files(_ingested_two_sqlite):
+    """Smoothing a raw VOI and resampling it to standard space give back, byte for byte, the files
+    the archive holds for every lesion: regeneration is the archive's own recipe."""
+    ws = _ingested_two_sqlite
+    store = ObjectStore(ws.objects_dir)
+    checked = 0
+    with Session(db.engine(ws)) as s:
+        for tp in s.exec(select(Timepoint).order_by(Timepoint.code)).all():
+            scan = revise._load(s, tp, store)
+            for les in scan.lesions:
+                m = {k: v.sha256 for k, v in les.masks.items()}
+                voi, nii = revise.derive_smoothed(store.get(m[("raw_voi", "native")]), scan.image("native"))
+                assert voi == store.get(m[("smooth_voi", "native")])
+                assert nii == store.get(m[("smooth_nii", "native")])
+                if scan.t1_std is not None:
+                    std = revise.derive_standard(nii, scan.image(STANDARD_SPACE))
+                    assert std == store.get(m[("smooth_nii", STANDARD_SPACE)])
+                    checked += 1
+    assert checked >= 20
+
+
+@SQLITE_ONLY
+def test_remove_and_add_lesion_renumber_by_size(ingested_two):
+    ws = ingested_two
+    before = masks_of(ws, SEVEN_LESIONS)
+    n = max(k[0] for k in before) + 1
+    sizes = [before[(i, "smooth_nii", "native")].voxel_count for i in range(1, n)]
+    assert sizes == sorted(sizes, reverse=True)
+    removed_raw = mask_bytes(ws, SEVEN_LESIONS, 1)
+    with Session(db.engine(ws)) as s:
+        note = s.exec(select(LesionAnnotation).where(LesionAnnotation.lesion_id == before[(1, "raw_voi", "native")].lesion_id)).one()
+
+    out = revise.remove_lesion(ws, SEVEN_LESIONS, 1, reason="a microbleed, not a lesion")
+    assert out.details["renumbered"] == [[i, i - 1] for i in range(2, n)]
+    after = masks_of(ws, SEVEN_LESIONS)
+    assert max(k[0] for k in after) == n - 2
+    for i in range(2, n):  # same files under the next lower number
+        for variant, space in (("raw_voi", "native"), ("smooth_nii", "native"), ("smooth_nii", STANDARD_SPACE)):
+            assert after[(i - 1, variant, space)].sha256 == before[(i, variant, space)].sha256
+        assert after[(i - 1, "raw_voi", "native")].source_name == f"{SEVEN_LESIONS}_LesionRaw_{i - 1}.voi"
+    with Session(db.engine(ws)) as s:
+        assert s.exec(select(func.count()).select_from(Lesion).join(Timepoint).where(
+            Timepoint.code == SEVEN_LESIONS, Lesion.retired_rev_id == out.revision)).one() == n - 1
+
+    # adding it back: it is the largest secondary again, so it becomes _1 and the others move up;
+    # its derived and standard-space files are exactly the ones it had
+    back = revise.add_lesion(ws, SEVEN_LESIONS, MaskFiles(raw=removed_raw), tracer=note.tracer,
+                             reviewer=note.reviewer, reason="it was a lesion after all")
+    assert back.details["renumbered"] == [[i - 1, i] for i in range(2, n)]
+    final = masks_of(ws, SEVEN_LESIONS)
+    assert {k: m.sha256 for k, m in final.items()} == {k: m.sha256 for k, m in before.items()}
+    assert [e.kind for e in scan_history(ws, SEVEN_LESIONS)][-2:] == ["remove_lesion", "add_lesion"]
+
+
+@SQLITE_ONLY
+def test_invalid_or_pointless_revisions_write_nothing(ingested_two):
+    ws = ingested_two
+    other = tracker.open_issue(ws, SEVEN_LESIONS, "unrelated")
+    mine = tracker.open_issue(ws, TWO_LESIONS, "masks")
+    both = niio.encode_voi(
+        (np.asanyarray(niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi").dataobj) != 0)
+        | (np.asanyarray(niio.decode(mask_bytes(ws, TWO_LESIONS, 1), "b.voi").dataobj) != 0),
+        niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi"))
+    empty_img = niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi")
+    empty = niio.encode_voi(np.zeros(empty_img.shape, bool), empty_img)
+    before = snapshot(ws)
+    attempts = [
+        ("MASK006", lambda: revise.replace_mask(ws, TWO_LESIONS, 0, MaskFiles(raw=both), issue=mine.number)),
+        ("MASK002", lambda: revise.replace_mask(ws, TWO_LESIONS, 1, MaskFiles(raw=empty), issue=mine.number)),
+        ("REV003", lambda: revise.replace_mask(ws, TWO_LESIONS, 0, MaskFiles(raw=both), issue=other.number)),
+        ("REV004", lambda: revise.replace_mask(ws, TWO_LESIONS, 0, MaskFiles(raw=mask_bytes(ws, TWO_LESIONS, 0)),
+                                               reason="same")),
+        ("REV005", lambda: revise.remove_lesion(ws, TWO_LESIONS, 5, reason="x")),
+        ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"pvh": "7"}, reason="x")),
+        ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"age": "70"}, reason="x")),
+        ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"location": "elsewhere"}, lesion=0, reason="x")),
+        ("REV006", lambda: revise.remove_lesion(ws, TWO_LESIONS, 1)),  # no reason, no issue
+        ("REV009", lambda: revise.replace_mask(ws, LOW_RES, 0, MaskFiles(raw=mask_bytes(ws, LOW_RES, 0),
+                                               standard=b"x"), reason="x")),
+        ("REV001", lambda: revise.remove_lesion(ws, "c0009s0999t01", 0, reason="x")),
+        ("DEID007", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"notes": "call jdoe@example.org"},
+                                                    reason="x")),
+        ("REV008", lambda: revise.include_scan(ws, TWO_LESIONS, reason="x")),
+        ("REV008", lambda: revise.include_scan(ws, LOW_RES, reason="x")),
+    ]
+    for code, attempt in attempts:
+        with pytest.raises(AtlasError) as e:
+            attempt()
+        assert e.value.code == code, (code, str(e.value))
+        assert snapshot(ws) == before, code
+    assert tracker.show_issue(ws, mine.number).status == "open"
+
+
+@SQLITE_ONLY
+def test_metadata_exclusion_and_history_cli(ingested_two, capsys, tmp_path):
+    ws = ingested_two
+    argv = ["--home", str(ws.home)]
+    with Session(db.engine(ws)) as s:
+        old = s.exec(select(ScanReport).join(Timepoint).where(Timepoint.code == TWO_LESIONS,
+                                                              ScanReport.retired_rev_id.is_(None))).one()
+    new_pvh = (old.pvh + 1) % 4
+    assert main(argv + ["issue", "open", "--scan", TWO_LESIONS, "--file", "metadata", "--title", "PVH misgraded",
+                        "--format", "json"]) == 0
+    number = json.loads(capsys.readouterr().out)["number"]
+    assert main(argv + ["revise", "metadata", TWO_LESIONS, "--set", f"pvh={new_pvh}", "--issue", str(number)]) == 0
+    assert f"pvh: {old.pvh!r} -> {new_pvh!r}" in capsys.readouterr().out
+    assert main(argv + ["revise", "metadata", TWO_LESIONS, "--lesion", "1", "--set", "tracer=T99",
+                        "--reason", "tracer recorded wrongly"]) == 0
+    assert main(argv + ["revise", "exclude", TWO_LESIONS, "--note", "motion in the standardized image",
+                        "--reason", "QC"]) == 0
+    capsys.readouterr()
+    plan = release.plan(ws, "R1.2")
+    assert plan.exclusions.get("revision") == 1
+    assert main(argv + ["revise", "include", TWO_LESIONS, "--reason", "QC passed on second look"]) == 0
+    capsys.readouterr()
+    assert release.plan(ws, "R1.2").exclusions.get("revision") is None
+
+    # a revised mask from files on disk, with its smoothed NIfTI given
+    raw = tmp_path / "raw.voi"
+    raw.write_bytes(eroded(mask_bytes(ws, TWO_LESIONS, 1)))
+    voi, nii = revise.derive_smoothed(raw.read_bytes(), niio.decode(
+        ObjectStore(ws.objects_dir).get(_t1_sha(ws, TWO_LESIONS)), "t1.nii.gz"))
+    (tmp_path / "smooth.nii.gz").write_bytes(nii)
+    assert main(argv + ["revise", "mask", TWO_LESIONS, "--lesion", "1", "--raw", str(raw), "--smooth-nii",
+                        str(tmp_path / "smooth.nii.gz"), "--reason", "thinner", "--format", "json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    now_masks = masks_of(ws, TWO_LESIONS)
+    assert now_masks[(1, "smooth_nii", "native")].sha256 == sha256_file(tmp_path / "smooth.nii.gz")
+    assert now_masks[(1, "smooth_voi", "native")].sha256 == next(
+        f["new"] for f in done["details"]["files"] if f["file"].endswith("_LesionSmooth_1.voi"))
+
+    assert main(argv + ["history", TWO_LESIONS]) == 0
+    text = capsys.readouterr().out
+    assert f"issue #{number} 'PVH misgraded'" in text and "tracer: 'T" in text and "T99" in text
+    assert "standardized subset: included -> excluded (revision)" in text
+    assert main(argv + ["history", TWO_LESIONS, "--format", "json"]) == 0
+    kinds = [e["kind"] for e in json.loads(capsys.readouterr().out)]
+    assert kinds == ["ingest", "attach_standard", "correct_metadata", "correct_metadata", "exclude_scan",
+                     "include_scan", "replace_mask"]
+
+    # the registry as of before the correction still holds the old grade
+    from atlas_registry.export import build_view
+    from atlas_registry.release_spec import load_spec
+
+    with Session(db.engine(ws)) as s:
+        first_fix = s.exec(select(func.min(Revision.id)).where(Revision.issue_id == number)).one()
+        then = build_view(s, load_spec("R1.2"), as_of_revision=first_fix - 1).scan(TWO_LESIONS)
+        now = build_view(s, load_spec("R1.2")).scan(TWO_LESIONS)
+        assert (then.report.pvh, now.report.pvh) == (old.pvh, new_pvh)
+        assert then.lesions[1].tracer != "T99" and now.lesions[1].tracer == "T99"
+        assert s.get(Issue, number).status == "closed"
+
+
+def _t1_sha(ws, scan: str) -> str:
+    from atlas_registry.models import Image
+
+    with Session(db.engine(ws)) as s:
+        return s.exec(select(Image.sha256).join(Timepoint).where(
+            Timepoint.code == scan, Image.space == "native", Image.retired_rev_id.is_(None))).one()
+
+
+@SQLITE_ONLY
+def test_concurrent_revisions_are_serialized(ingested_two):
+    """Two revisions of the same mask at once: the write lock makes the second see the first, so
+    exactly one row per file stays current and the second retires what the first wrote."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ws = ingested_two
+    raw = mask_bytes(ws, TWO_LESIONS, 1)
+    once = eroded(raw)
+    img = niio.decode(raw, "LesionRaw_1.voi")
+    shifted = niio.encode_voi(np.roll(np.asanyarray(img.dataobj) != 0, 1, axis=1), img)
+    with ThreadPoolExecutor(2) as ex:
+        outs = list(ex.map(lambda data: revise.replace_mask(ws, TWO_LESIONS, 1, MaskFiles(raw=data), reason="fix"),
+                           [once, shifted]))
+    first, second = sorted(outs, key=lambda o: o.revision)
+    current = masks_of(ws, TWO_LESIONS)
+    with Session(db.engine(ws)) as s:
+        rows = s.exec(select(LesionMask).join(Lesion).join(Timepoint).where(
+            Timepoint.code == TWO_LESIONS, Lesion.number == 1, LesionMask.variant == "raw_voi")).all()
+    assert sum(r.retired_rev_id is None for r in rows) == 1 and len(rows) == 3
+    raw_new = {f["file"]: f for f in first.details["files"]}[f"{TWO_LESIONS}_LesionRaw_1.voi"]["new"]
+    assert {f["file"]: f for f in second.details["files"]}[f"{TWO_LESIONS}_LesionRaw_1.voi"]["old"] == raw_new
+    assert current[(1, "raw_voi", "native")].created_rev_id == second.revision
