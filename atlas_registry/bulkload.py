@@ -343,51 +343,64 @@ def _skip_fk_triggers(raw) -> None:
     cur.execute("RELEASE SAVEPOINT bulk_fk")
 
 
+def _analyze(eng, tables) -> None:
+    """Planner statistics, so that the first queries get good plans. PostgreSQL: ``VACUUM
+    (ANALYZE)``, whose visibility map lets covering indexes answer alone (index-only scans)."""
+    if eng.dialect.name == "postgresql":
+        with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for t in tables:
+                conn.exec_driver_sql(f"VACUUM (ANALYZE) {t}")
+    else:
+        with eng.begin() as conn:
+            for t in tables:
+                conn.exec_driver_sql(f"ANALYZE {t}")
+
+
 def load(ws: Workspace, n_scans: int, n_lesions: int | None = None, seed: int = 0, *, analyze: bool = True) -> BulkPlan:
     """Fill the registry of ``ws`` (already at the newest schema, holding no scans) with synthetic
-    metadata. Returns what was loaded. All rows are written in one transaction."""
-    from . import db
+    metadata, current-state tables included (:func:`atlas_registry.facts.refresh`). Returns what
+    was loaded. All rows are written in one transaction."""
+    from . import db, facts, views
 
-    bp, facts = plan(n_scans, n_lesions, seed)
+    bp, facts_ = plan(n_scans, n_lesions, seed)
     eng = db.engine(ws)
     dialect = eng.dialect.name
-    raw = eng.raw_connection()
-    try:
-        cur = raw.cursor()
-        cur.execute("SELECT COUNT(*) FROM timepoint")
-        if cur.fetchone()[0]:
-            raise AtlasError("BULK002", "the registry already holds scans; bulk load needs an empty registry")
-        cur.execute("SELECT code FROM cohort")
-        if cur.fetchall():
-            raise AtlasError("BULK002", "the registry already holds cohorts; bulk load needs an empty registry")
-        ids = {}
-        for t in _ID_TABLES:
-            cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {t}")
-            ids[t] = int(cur.fetchone()[0])
-        tables = _rows(bp, facts, ids, dialect)
-        if dialect == "sqlite":  # a large page cache while loading: index inserts stay in memory
-            cur.execute("PRAGMA cache_size=-262144")
-        else:
-            _skip_fk_triggers(raw)
-        for table, cols, rows in tables:
-            if dialect == "postgresql":
-                _copy_pg(cur, table, cols, rows)
-            else:
-                cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
-        if dialect == "postgresql":
+    with eng.connect() as conn:
+        raw = conn.connection  # the DBAPI connection: the rows go in through its cursor, same transaction
+        try:
+            cur = raw.cursor()
+            cur.execute("SELECT COUNT(*) FROM timepoint")
+            if cur.fetchone()[0]:
+                raise AtlasError("BULK002", "the registry already holds scans; bulk load needs an empty registry")
+            cur.execute("SELECT code FROM cohort")
+            if cur.fetchall():
+                raise AtlasError("BULK002", "the registry already holds cohorts; bulk load needs an empty registry")
+            ids = {}
             for t in _ID_TABLES:
-                cur.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))")
-        raw.commit()
-        if analyze:  # planner statistics, so that the first queries get good plans
-            for table, _, _ in tables:
-                cur.execute(f"ANALYZE {table}")
-            raw.commit()
-        cur.close()
-    except BaseException:
-        raw.rollback()
-        raise
-    finally:
-        if dialect == "sqlite":
-            raw.cursor().execute("PRAGMA cache_size=-2000")
-        raw.close()
+                cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {t}")
+                ids[t] = int(cur.fetchone()[0])
+            tables = _rows(bp, facts_, ids, dialect)
+            if dialect == "sqlite":  # a large page cache while loading: index inserts stay in memory
+                cur.execute("PRAGMA cache_size=-262144")
+            else:
+                _skip_fk_triggers(raw)
+            for table, cols, rows in tables:
+                if dialect == "postgresql":
+                    _copy_pg(cur, table, cols, rows)
+                else:
+                    cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+            if dialect == "postgresql":
+                for t in _ID_TABLES:
+                    cur.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))")
+            cur.close()
+            facts.refresh(conn)
+            conn.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            if dialect == "sqlite":
+                raw.cursor().execute("PRAGMA cache_size=-2000")
+    if analyze:
+        _analyze(eng, [t for t, _, _ in tables] + list(views.TABLES.values()))
     return bp

@@ -391,3 +391,76 @@ class AuditEvent(SQLModel, table=True):
     kind: str = Field(max_length=16)
     path: Optional[str] = Field(default=None, max_length=1000)
     detail: str = Field(sa_type=Text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The current-state layer: the rows of the views ``scans`` and ``lesions``, stored. Derived data
+# only: :func:`atlas_registry.facts.refresh` recomputes a scan's rows from the versioned tables
+# above whenever a change to the registry touches it. The columns are exactly those of the views
+# (:data:`atlas_registry.views.COLUMNS`) plus the keys; the indexes serve the typical queries
+# (counts by cohort x hemisphere x location, volumes by territory, PVH x location, joins on scan).
+
+
+class _ScanKey(SQLModel):
+    scan: str = Field(max_length=13)
+    cohort: str = Field(max_length=5)
+    subject: str = Field(max_length=10)
+    timepoint: int
+
+
+class _ScanFacts(SQLModel):
+    stroke_type: Optional[str] = Field(default=None, max_length=100)
+    primary_location: Optional[str] = Field(default=None, max_length=200)
+    primary_hemisphere: Optional[str] = Field(default=None, max_length=16)
+    vascular_territory: Optional[str] = Field(default=None, max_length=100)
+    pvh: Optional[int] = None
+    dwmh: Optional[int] = None
+    field_strength_t: Optional[float] = None
+    scanner_manufacturer: Optional[str] = Field(default=None, max_length=100)
+    scanner_model: Optional[str] = Field(default=None, max_length=100)
+    voxel_x_mm: Optional[float] = None
+    voxel_y_mm: Optional[float] = None
+    voxel_z_mm: Optional[float] = None
+    standard_status: str = Field(max_length=16)
+    exclusion_reason: Optional[str] = Field(default=None, max_length=32)
+    releases: Optional[str] = Field(default=None, sa_type=Text)
+
+
+def _key_fk(target: str):
+    """A primary key that is also a foreign key (never generated: it is the source row's id)."""
+    return Field(sa_column=Column(Integer, ForeignKey(target), primary_key=True, autoincrement=False))
+
+
+class ScanCurrent(_ScanFacts, _ScanKey, table=True):
+    """One row per scan (timepoint): the view ``scans``."""
+
+    __tablename__ = "scan_current"
+    __table_args__ = (Index("ix_scan_current_scan", "scan", unique=True),)
+
+    timepoint_id: int = _key_fk("timepoint.id")
+    n_lesions: int
+    primary_volume_mm3: Optional[float] = None
+    total_volume_mm3: Optional[float] = None
+
+
+class LesionCurrent(_ScanFacts, _ScanKey, table=True):
+    """One row per current lesion: the view ``lesions``."""
+
+    __tablename__ = "lesion_current"
+    __table_args__ = (
+        Index("ix_lesion_current_scan", "scan", "volume_mm3"),
+        Index("ix_lesion_current_place", "cohort", "hemisphere", "location"),
+        Index("ix_lesion_current_territory", "vascular_territory", "volume_mm3"),
+        Index("ix_lesion_current_location_pvh", "location", "pvh", "scan"),
+    )
+
+    lesion_id: int = _key_fk("lesion.id")
+    timepoint_id: int = _fk("timepoint.id")
+    lesion: int
+    is_primary: bool
+    hemisphere: Optional[str] = Field(default=None, max_length=8)
+    location: Optional[str] = Field(default=None, max_length=16)
+    mask_hemisphere: Optional[str] = Field(default=None, max_length=8)
+    mask_location: Optional[str] = Field(default=None, max_length=16)
+    volume_mm3: Optional[float] = None
+    voxel_count: Optional[int] = None

@@ -1,16 +1,24 @@
 """The documented SQL views of the registry: ``scans``, ``lesions`` and ``release_scans``.
 
-This module is the single source of truth for the view columns: the Alembic revision
-``0002_views`` creates the views from :func:`create_statements`, ``docs/sql.md`` documents
-:data:`COLUMNS`, and the release exporter writes ``parquet/scans.parquet`` and
-``parquet/lesions.parquet`` with exactly :data:`SCAN_COLUMNS` and :data:`LESION_COLUMNS` (so the
-same queries run on the registry and, with DuckDB, on a release).
+This module is the single source of truth for the view columns and for the SQL that computes them:
+``docs/sql.md`` documents :data:`COLUMNS`, and the release exporter writes
+``parquet/scans.parquet`` and ``parquet/lesions.parquet`` with exactly :data:`SCAN_COLUMNS` and
+:data:`LESION_COLUMNS` (so the same queries run on the registry and, with DuckDB, on a release).
 
 Only current rows are shown (``retired_rev_id IS NULL``). The views mean the same on SQLite and
 PostgreSQL; the only dialect difference is how the ``releases`` list is aggregated (both sort the
 names byte-wise and join them with ``,``). Booleans (``is_primary``, ``in_standard``) are SQL
 booleans on PostgreSQL and 0/1 on SQLite: ``WHERE is_primary`` and ``WHERE is_primary = TRUE``
 work on both.
+
+Two definitions (layers) of the views exist, one per schema revision:
+
+* :data:`JOINS` (revision ``0002_views``): joins over the normalized, versioned tables. The same
+  SELECTs (:func:`source_sql`) compute the rows of the current-state tables.
+* :data:`CURRENT` (revision ``0003_current_state`` on): ``scans`` and ``lesions`` read the
+  current-state tables ``scan_current`` and ``lesion_current`` (:data:`TABLES`), which
+  :func:`atlas_registry.facts.refresh` keeps equal to the joins; ``release_scans`` joins
+  ``release_scan`` and ``release`` to ``scan_current``.
 """
 
 from __future__ import annotations
@@ -18,17 +26,18 @@ from __future__ import annotations
 SCANS, LESIONS, RELEASE_SCANS = "scans", "lesions", "release_scans"
 VIEWS = (SCANS, LESIONS, RELEASE_SCANS)
 
-# Published release names a scan belongs to, comma separated, sorted byte-wise (NULL: none).
+# Published release names a scan belongs to, comma separated, sorted byte-wise (NULL: none), for
+# the timepoint id {tp}.
 _RELEASES = {
     "sqlite": (
         "(SELECT group_concat(x.name, ',') FROM (SELECT rl.name AS name FROM release_scan rs"
         " JOIN release rl ON rl.id = rs.release_id"
-        " WHERE rs.timepoint_id = t.id AND rl.status = 'published' ORDER BY rl.name) x)"
+        " WHERE rs.timepoint_id = {tp} AND rl.status = 'published' ORDER BY rl.name) x)"
     ),
     "postgresql": (
         "(SELECT string_agg(rl.name, ',' ORDER BY rl.name COLLATE \"C\") FROM release_scan rs"
         " JOIN release rl ON rl.id = rs.release_id"
-        " WHERE rs.timepoint_id = t.id AND rl.status = 'published')"
+        " WHERE rs.timepoint_id = {tp} AND rl.status = 'published')"
     ),
 }
 
@@ -104,6 +113,7 @@ _SCAN_FROM = (
     "LEFT JOIN scanner sc ON sc.id = t.scanner_id\n"
     "LEFT JOIN scan_report r ON r.timepoint_id = t.id AND r.retired_rev_id IS NULL"
 )
+# FROM and WHERE of each view over the normalized tables (the JOINS layer); the timepoint is ``t``.
 _FROM = {
     SCANS: _SCAN_FROM,
     LESIONS: (
@@ -114,8 +124,7 @@ _FROM = {
         "LEFT JOIN scanner sc ON sc.id = t.scanner_id\n"
         "LEFT JOIN scan_report r ON r.timepoint_id = t.id AND r.retired_rev_id IS NULL\n"
         "LEFT JOIN lesion_annotation a ON a.lesion_id = l.id AND a.retired_rev_id IS NULL\n"
-        "LEFT JOIN lesion_mask m ON " + _CURRENT_NATIVE_MASK.format(l="l") + "\n"
-        "WHERE l.retired_rev_id IS NULL"
+        "LEFT JOIN lesion_mask m ON " + _CURRENT_NATIVE_MASK.format(l="l")
     ),
     RELEASE_SCANS: (
         "FROM release_scan rs\n"
@@ -125,6 +134,7 @@ _FROM = {
         "JOIN cohort c ON c.id = s.cohort_id"
     ),
 }
+_WHERE = {LESIONS: "l.retired_rev_id IS NULL"}
 _SPEC = {
     SCANS: _SCAN_KEY + _SCAN_COUNTS + _SCAN_FACTS,
     LESIONS: _SCAN_KEY + _LESION_OWN + _SCAN_FACTS,
@@ -139,6 +149,21 @@ RELEASE_SCAN_COLUMNS = COLUMNS[RELEASE_SCANS]
 #: One line of documentation per column of each view.
 DESCRIPTIONS: dict[str, dict[str, str]] = {view: {c: d for c, _, d in spec} for view, spec in _SPEC.items()}
 
+#: The layers (see the module documentation).
+JOINS, CURRENT = "joins", "current"
+#: The current-state table behind a view, and its key columns (then come the view's columns).
+TABLES = {SCANS: "scan_current", LESIONS: "lesion_current"}
+KEYS: dict[str, tuple[str, ...]] = {SCANS: ("timepoint_id",), LESIONS: ("lesion_id", "timepoint_id")}
+_KEY_EXPR = {"timepoint_id": "t.id", "lesion_id": "l.id"}
+# release_scans on the CURRENT layer: membership joined to scan_current (scan code and cohort).
+_RELEASE_SCAN_CURRENT = (
+    "SELECT rl.name AS release, rl.version AS version, rl.status AS status, sc.scan AS scan, sc.cohort AS cohort,"
+    " rs.in_standard AS in_standard\n"
+    "FROM release_scan rs\n"
+    "JOIN release rl ON rl.id = rs.release_id\n"
+    "JOIN scan_current sc ON sc.timepoint_id = rs.timepoint_id"
+)
+
 
 def _dialect(name: str) -> str:
     if name not in _RELEASES:
@@ -146,16 +171,39 @@ def _dialect(name: str) -> str:
     return name
 
 
-def select_sql(view: str, dialect: str) -> str:
-    """The SELECT that defines ``view`` on ``dialect`` (``sqlite`` | ``postgresql``)."""
-    rel = _RELEASES[_dialect(dialect)]
-    cols = ",\n".join(f"  {expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view])
-    return f"SELECT\n{cols}\n{_FROM[view]}"
+def releases_sql(dialect: str, timepoint_id: str) -> str:
+    """The ``releases`` column of the timepoint whose id is the SQL expression ``timepoint_id``."""
+    return _RELEASES[_dialect(dialect)].format(tp=timepoint_id)
 
 
-def create_statements(dialect: str) -> list[str]:
+def source_sql(view: str, dialect: str, *, keys: bool = False, where: str | None = None) -> str:
+    """The SELECT that computes ``view`` from the normalized tables on ``dialect`` (``sqlite`` |
+    ``postgresql``): the view itself on the JOINS layer, and (``keys``: with the key columns
+    :data:`KEYS` first) the rows of its current-state table. ``where``: an extra condition, on the
+    timepoint as ``t``."""
+    rel = releases_sql(dialect, "t.id")
+    exprs = [f"{_KEY_EXPR[k]} AS {k}" for k in KEYS[view]] if keys else []
+    exprs += [f"{expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view]]
+    conds = [c for c in (_WHERE.get(view), where) if c]
+    cols = ",\n".join(f"  {e}" for e in exprs)
+    return f"SELECT\n{cols}\n{_FROM[view]}" + (f"\nWHERE {' AND '.join(conds)}" if conds else "")
+
+
+def select_sql(view: str, dialect: str, layer: str = CURRENT) -> str:
+    """The SELECT that defines ``view`` on ``dialect`` in ``layer``."""
+    if layer == JOINS:
+        return source_sql(view, dialect)
+    if layer != CURRENT:
+        raise ValueError(f"no view layer {layer!r}")
+    _dialect(dialect)
+    if view == RELEASE_SCANS:
+        return _RELEASE_SCAN_CURRENT
+    return f"SELECT {', '.join(COLUMNS[view])}\nFROM {TABLES[view]}"
+
+
+def create_statements(dialect: str, layer: str = CURRENT) -> list[str]:
     """``CREATE VIEW`` statements for every view (drop them first with :func:`drop_statements`)."""
-    return [f"CREATE VIEW {view} AS\n{select_sql(view, dialect)}" for view in VIEWS]
+    return [f"CREATE VIEW {view} AS\n{select_sql(view, dialect, layer)}" for view in VIEWS]
 
 
 def drop_statements(dialect: str) -> list[str]:
@@ -163,8 +211,9 @@ def drop_statements(dialect: str) -> list[str]:
     return [f"DROP VIEW IF EXISTS {view}" for view in reversed(VIEWS)]
 
 
-def install(conn) -> None:
-    """(Re)create every view on a SQLAlchemy connection (used by the migration)."""
+def install(conn, layer: str = JOINS) -> None:
+    """(Re)create every view of ``layer`` on a SQLAlchemy connection (used by the migrations:
+    ``0002_views`` installs the JOINS layer, ``0003_current_state`` the CURRENT one)."""
     name = conn.dialect.name
-    for stmt in drop_statements(name) + create_statements(name):
+    for stmt in drop_statements(name) + create_statements(name, layer):
         conn.exec_driver_sql(stmt)

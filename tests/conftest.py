@@ -530,6 +530,10 @@ class SqlRegistryBuilder:
         self.s.flush()
 
     def commit(self):
+        """Refresh the current-state tables (as every writer of the registry does) and commit."""
+        from atlas_registry import facts
+
+        facts.refresh(self.s)
         self.s.commit()
         self.s.close()
         return self.ws

@@ -1,0 +1,93 @@
+"""The current-state layer: ``scan_current`` and ``lesion_current`` hold the rows of the views
+``scans`` and ``lesions``, so that queries read flat, indexed tables instead of joining the
+versioned ones.
+
+The rows are derived data. Whatever changes the registry recomputes the rows of the scans it
+touched, in its own transaction, after its own rows are written:
+
+* ingest, every revision, the bulk loader: :func:`refresh` (or :func:`refresh_scans` by code);
+* publishing a release: :func:`refresh_releases` (the ``releases`` column lists published
+  releases only, so building a release changes nothing here).
+
+A refresh deletes the rows of those timepoints and inserts them again with ``INSERT ... SELECT``
+over :func:`atlas_registry.views.source_sql`: the joins that defined the views before this layer
+existed (revision ``0002_views``), so a refreshed row is exactly what those joins give. Long lists
+of timepoints go in chunks of :data:`CHUNK`. The statements mean the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from . import views
+
+#: Timepoints per statement (bound parameters stay far below every backend's limit).
+CHUNK = 900
+# A stored value differs from a computed one (NULLs compare equal).
+_DIFFERS = {"sqlite": "IS NOT", "postgresql": "IS DISTINCT FROM"}
+
+
+def _connection(sess: Session | Connection) -> Connection:
+    """The connection of ``sess`` with the session's pending changes flushed to it."""
+    if isinstance(sess, Session):
+        sess.flush()
+        return sess.connection()
+    return sess
+
+
+def _chunks(ids: Iterable[int]) -> list[list[int]]:
+    ids = sorted({int(i) for i in ids})
+    return [ids[k:k + CHUNK] for k in range(0, len(ids), CHUNK)]
+
+
+@lru_cache(maxsize=8)
+def _refresh_statements(dialect: str, some: bool) -> tuple:
+    """DELETE then INSERT ... SELECT of both tables; ``some``: only the timepoints bound as ``ids``."""
+    stmts = []
+    for view in (views.LESIONS, views.SCANS):  # lesion rows first: they point at the timepoint
+        stmts.append(f"DELETE FROM {views.TABLES[view]}" + (" WHERE timepoint_id IN :ids" if some else ""))
+    for view in (views.SCANS, views.LESIONS):
+        cols = ", ".join(views.KEYS[view] + views.COLUMNS[view])
+        select = views.source_sql(view, dialect, keys=True, where="t.id IN :ids" if some else None)
+        stmts.append(f"INSERT INTO {views.TABLES[view]} ({cols})\n{select}")
+    if some:
+        return tuple(text(s).bindparams(bindparam("ids", expanding=True)) for s in stmts)
+    return tuple(text(s) for s in stmts)
+
+
+def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = None) -> None:
+    """Recompute the current-state rows of ``timepoint_ids`` (``None``: of every timepoint) from the
+    versioned tables, in the transaction of ``sess`` (a Session, flushed first, or a Connection).
+    A timepoint id that matches no timepoint leaves no rows."""
+    conn = _connection(sess)
+    if timepoint_ids is None:
+        for stmt in _refresh_statements(conn.dialect.name, False):
+            conn.execute(stmt)
+        return
+    for chunk in _chunks(timepoint_ids):
+        for stmt in _refresh_statements(conn.dialect.name, True):
+            conn.execute(stmt, {"ids": chunk})
+
+
+def refresh_scans(sess: Session | Connection, codes: Iterable[str]) -> None:
+    """:func:`refresh` of the scans ``cXXXXsXXXXtXX`` in ``codes``."""
+    conn = _connection(sess)
+    codes = sorted(set(codes))
+    find = text("SELECT id FROM timepoint WHERE code IN :codes").bindparams(bindparam("codes", expanding=True))
+    ids = [i for k in range(0, len(codes), CHUNK) for i in conn.execute(find, {"codes": codes[k:k + CHUNK]}).scalars()]
+    refresh(conn, ids)
+
+
+def refresh_releases(sess: Session | Connection) -> None:
+    """Recompute the ``releases`` column of every row (call it when a release is published); only
+    rows whose list changes are written."""
+    conn = _connection(sess)
+    dialect = conn.dialect.name
+    for table in (views.TABLES[views.SCANS], views.TABLES[views.LESIONS]):
+        computed = views.releases_sql(dialect, f"{table}.timepoint_id")
+        conn.execute(text(f"UPDATE {table} SET releases = {computed} WHERE releases {_DIFFERS[dialect]} {computed}"))

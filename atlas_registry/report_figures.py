@@ -1,0 +1,143 @@
+"""Figures and thumbnails of the release report (:mod:`atlas_registry.report`).
+
+Every PNG is written deterministically: matplotlib figures with fixed style settings and no
+``Software`` text chunk, other PNGs re-encoded by Pillow without text chunks. Scan thumbnails
+(:mod:`atlas_registry.thumbnails`) are drawn by a pool of worker processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+# One look for every figure, whatever the user's matplotlibrc says.
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.edgecolor": "#333333",
+    "axes.linewidth": 0.8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "savefig.facecolor": "white",
+    "path.simplify": False,
+}
+PRIMARY_COLOUR, SECONDARY_COLOUR, PAPER_COLOUR = "#1f4e79", "#9dc3e6", "#b35900"
+
+
+def clean_png(data: bytes) -> bytes:
+    """``data`` re-encoded by Pillow: the same pixels, no text or time chunks."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_range: tuple[float, float]) -> None:
+    """Histogram of lesion volumes (mm³, log-spaced bins, log x axis): primary lesions and
+    secondary lesions stacked; the paper's minimum and maximum as dashed lines.
+    ``volumes``: (lesion number, volume) pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    primary = np.array([v for n, v in volumes if n == 0 and v > 0], dtype=float)
+    secondary = np.array([v for n, v in volumes if n != 0 and v > 0], dtype=float)
+    every = np.concatenate([primary, secondary, np.array(paper_range, dtype=float)])
+    lo, hi = np.floor(np.log10(every.min())), np.ceil(np.log10(every.max()))
+    bins = np.logspace(lo, hi, int(hi - lo) * 6 + 1)
+    with matplotlib.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(7.2, 2.9), dpi=150)
+        ax.hist([primary, secondary], bins=bins, stacked=True, color=[PRIMARY_COLOUR, SECONDARY_COLOUR],
+                edgecolor="white", linewidth=0.4,
+                label=[f"primary lesions (n={len(primary)})", f"secondary lesions (n={len(secondary)})"])
+        for x in paper_range:
+            ax.axvline(x, color=PAPER_COLOUR, linestyle="--", linewidth=0.9)
+        ax.plot([], [], color=PAPER_COLOUR, linestyle="--", linewidth=0.9, label="paper: min and max")
+        ax.set_xscale("log")
+        ax.set_xlim(bins[0], bins[-1])
+        ax.set_xlabel("lesion volume (mm³, native smoothed mask)")
+        ax.set_ylabel("lesions")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(dest, format="png", metadata={"Software": None})
+        plt.close(fig)
+
+
+# -- thumbnails ----------------------------------------------------------------------------------
+
+def _thumbnail(job: tuple[str, str, str | None]) -> tuple[str, bytes | None, str | None]:
+    """Worker: (key, T1 path, mask path) -> (key, PNG bytes, None) or (key, None, error)."""
+    from .thumbnails import thumbnail_file
+
+    key, t1, mask = job
+    try:
+        return key, thumbnail_file(t1, mask), None
+    except Exception as e:  # noqa: BLE001 - reported by the parent with the scan it belongs to
+        return key, None, f"{type(e).__name__}: {e}"
+
+
+@contextmanager
+def _bar(enabled: bool, total: int, label: str):
+    """A rich progress bar on stderr (no refresh thread: worker processes fork while it is live);
+    yields the function that advances it by one."""
+    if not enabled or not total:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True, auto_refresh=False)
+    task = bar.add_task(label, total=total)
+    with bar:
+        def step() -> None:
+            bar.advance(task)
+            bar.refresh()
+
+        yield step
+
+
+def thumbnails(jobs: list[tuple[str, str, str | None]], *, workers: int | None = None,
+               progress: bool = False) -> dict[str, bytes | str]:
+    """Draw every thumbnail of ``jobs`` ((key, T1 path, mask path or None)) in worker processes.
+    Returns key -> PNG bytes, or key -> error message for a scan that could not be drawn."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = max(1, min(workers or os.cpu_count() or 1, 8, len(jobs)))
+    out: dict[str, bytes | str] = {}
+    with _bar(progress, len(jobs), "thumbnails") as step:
+        if workers == 1:
+            for job in jobs:
+                key, png, err = _thumbnail(job)
+                out[key] = png if png is not None else err
+                step()
+            return out
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            try:
+                for fut in as_completed([ex.submit(_thumbnail, job) for job in jobs]):
+                    key, png, err = fut.result()
+                    out[key] = png if png is not None else err
+                    step()
+            except BaseException:  # Ctrl-C: do not wait for the queue to drain
+                ex.shutdown(wait=False, cancel_futures=True)
+                raise
+    return out
