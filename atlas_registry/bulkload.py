@@ -362,7 +362,7 @@ def load(ws: Workspace, n_scans: int, n_lesions: int | None = None, seed: int = 
     was loaded. All rows are written in one transaction."""
     from . import db, facts, views
 
-    bp, facts_ = plan(n_scans, n_lesions, seed)
+    bp, gen = plan(n_scans, n_lesions, seed)
     eng = db.engine(ws)
     dialect = eng.dialect.name
     with eng.connect() as conn:
@@ -379,7 +379,7 @@ def load(ws: Workspace, n_scans: int, n_lesions: int | None = None, seed: int = 
             for t in _ID_TABLES:
                 cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {t}")
                 ids[t] = int(cur.fetchone()[0])
-            tables = _rows(bp, facts_, ids, dialect)
+            tables = _rows(bp, gen, ids, dialect)
             if dialect == "sqlite":  # a large page cache while loading: index inserts stay in memory
                 cur.execute("PRAGMA cache_size=-262144")
             else:

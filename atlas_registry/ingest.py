@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
-from . import db, public_ids
+from . import db, facts, public_ids
 from .config import Workspace
 from .errors import AtlasError
 from .findings import Report
@@ -272,6 +272,8 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool) -> I
                 _write_standard(w, changed, rev.id)
             else:
                 _write_native(w, changed, rev.id)
+            s.flush()
+            facts.refresh_scans(s, sorted(changed))  # the current-state rows behind the SQL views
             for kind, p, detail in w.events:
                 s.add(AuditEvent(ingest_run_id=run.id, kind=kind, path=p, detail=detail))
             for f in result.report.warnings:

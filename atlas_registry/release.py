@@ -37,7 +37,7 @@ from pathlib import Path
 from sqlalchemy import func, insert
 from sqlmodel import Session, delete, select
 
-from . import changelog, db
+from . import changelog, db, facts
 from .changelog import Change, Edition, semver
 from .config import Workspace
 from .errors import AtlasError
@@ -367,6 +367,7 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOu
         rel.status, rel.published_at = "published", now()
         rel.previous_release_id = prev.id if prev else None
         s.add(rel)
+        facts.refresh_releases(s)  # the current-state rows list published releases
         n_files = s.exec(select(func.count()).select_from(ReleaseItem).where(ReleaseItem.release_id == rel.id)).one()
         n_scans = s.exec(select(func.count()).select_from(ReleaseScan).where(ReleaseScan.release_id == rel.id)).one()
         return PublishOutcome(rel.name, rel.version, rel.last_revision_id, rel.manifest_sha256, n_files, n_scans,

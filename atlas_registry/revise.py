@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from sqlmodel import Session, select
 
-from . import db, tracker
+from . import db, facts, tracker
 from .config import Workspace
 from .errors import AtlasError
 from .findings import Report
@@ -441,7 +441,7 @@ def _revise(ws: Workspace, scan_code: str, kind: str, change, *, issue: int | No
         if iss is not None and iss.status == "open":
             tracker.mark_closed(iss, f"resolved by revision {rev.id}")
             s.add(iss)
-        s.flush()
+        facts.refresh(s, [tp.id])  # the current-state rows of the scan (flushes first)
         return RevisionOutcome(revision=rev.id, kind=kind, scan=tp.code, issue=iss.id if iss else None, details=details)
 
 
@@ -464,6 +464,7 @@ def _check_and_write(ws: Workspace, s: Session, scan: _Scan, rev: Revision, deta
     if scan.report_changed:
         if scan.report_row is not None:
             s.add(_retired(scan.report_row, rev.id))
+            s.flush()  # one current report per scan
         s.add(ScanReport(timepoint_id=scan.tp.id, created_rev_id=rev.id, **scan.report))
 
 
@@ -473,60 +474,48 @@ def _retired(row, rev_id: int):
 
 
 def _write_rows(s: Session, scan: _Scan, rev_id: int, writers: list[_Writer], details: dict) -> None:
+    """Retire what the revision replaces, then insert the new rows. The retirements are flushed
+    first: the registry allows one current row per lesion number, annotation and mask file."""
     sid = scan.tp.code
     files = details.setdefault("files", [])
     records = [w.result.scans[sid].lesions for w in writers]
+    keys = [(v, NATIVE) for v in VARIANTS] + ([STD_KEY] if len(writers) > 1 else [])
 
     def new_mask(lesion_id: int, number: int, key: tuple[str, str]) -> LesionMask:
         w, recs = (writers[0], records[0]) if key[1] == NATIVE else (writers[1], records[1])
         return w.mask_row(lesion_id, recs[number][key[0]], rev_id)
 
-    keys = [(v, NATIVE) for v in VARIANTS] + ([STD_KEY] if len(writers) > 1 else [])
     for les in scan.lesions:
-        if les.removed:
-            for m in les.masks.values():
-                s.add(_retired(m, rev_id))
-                files.append({"file": m.source_name, "old": m.sha256, "new": None})
-            if les.note_row:
-                s.add(_retired(les.note_row, rev_id))
-            s.add(_retired(les.row, rev_id))
+        if les.row is None:
             continue
-        if les.renumbered:
-            if les.row is not None:
-                for m in les.masks.values():
-                    s.add(_retired(m, rev_id))
-                if les.note_row:
-                    s.add(_retired(les.note_row, rev_id))
-                s.add(_retired(les.row, rev_id))
+        if les.removed or les.renumbered:  # the whole lesion: row, files, annotation
+            retire = [*les.masks.values(), les.note_row, les.row]
+        else:  # only what changes
+            retire = [les.masks.get(k) for k in les.files] + [les.note_row if les.note_changed else None]
+        for row in retire:
+            if row is not None:
+                s.add(_retired(row, rev_id))
+        if les.removed:
+            files += [{"file": m.source_name, "old": m.sha256, "new": None} for m in les.masks.values()]
+    s.flush()
+
+    for les in scan.kept:
+        if les.renumbered:  # a new lesion row holding its files (new or as they were) and its annotation
             row = Lesion(timepoint_id=scan.tp.id, number=les.number, created_rev_id=rev_id)
             s.add(row)
             s.flush()
-            for key in keys:
-                if key in les.masks or key in les.files:
-                    m = new_mask(row.id, les.number, key)
-                    s.add(m)
-                    old = les.masks.get(key)
-                    if old is None or old.sha256 != m.sha256:
-                        files.append({"file": m.source_name, "old": old.sha256 if old else None, "new": m.sha256})
-            if les.note is not None:
-                s.add(LesionAnnotation(lesion_id=row.id, created_rev_id=rev_id, **les.note))
-            continue
-        for key in keys:
-            if key not in les.files:
-                continue
-            old = les.masks.get(key)
-            m = new_mask(les.row.id, les.number, key)
-            if old is not None and old.sha256 == m.sha256:
-                continue
-            if old is not None:
-                s.add(_retired(old, rev_id))
+            lesion_id, wanted, note = row.id, [k for k in keys if k in les.masks or k in les.files], les.note
+        else:
+            lesion_id, wanted = les.row.id, [k for k in keys if k in les.files]
+            note = les.note if les.note_changed else None
+        for key in wanted:
+            m = new_mask(lesion_id, les.number, key)
             s.add(m)
-            files.append({"file": m.source_name, "old": old.sha256 if old else None, "new": m.sha256})
-        if les.note_changed:
-            if les.note_row:
-                s.add(_retired(les.note_row, rev_id))
-            if les.note is not None:
-                s.add(LesionAnnotation(lesion_id=les.row.id, created_rev_id=rev_id, **les.note))
+            old = les.masks.get(key)
+            if old is None or old.sha256 != m.sha256:
+                files.append({"file": m.source_name, "old": old.sha256 if old else None, "new": m.sha256})
+        if note is not None:
+            s.add(LesionAnnotation(lesion_id=lesion_id, created_rev_id=rev_id, **note))
     s.flush()
 
 

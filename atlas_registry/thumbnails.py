@@ -17,7 +17,9 @@ import os
 import numpy as np
 
 OUTLINE_RGB = (255, 32, 32)
+OUTLINE_INDEX = 255
 DEFAULT_SIZE = 180
+_PALETTE = [v for g in range(OUTLINE_INDEX) for v in (g * 255 // (OUTLINE_INDEX - 1),) * 3] + list(OUTLINE_RGB)
 
 
 def _canonical(img):
@@ -72,10 +74,13 @@ def axial_thumbnail(t1, mask=None, *, size: int = DEFAULT_SIZE) -> bytes:
     zx, zy = (float(v) for v in t1c.header.get_zooms()[:2])
     h, w = grey.shape
     out = (size, max(1, int(round(size * (h * zy) / (w * zx)))))
-    rgb = np.repeat(np.asarray(Image.fromarray(grey).resize(out, Image.Resampling.BICUBIC))[..., None], 3, axis=2)
-    rgb[_outline(_picture(m[:, :, z]), out)] = OUTLINE_RGB
+    # a palette picture: 255 grey levels and the outline colour (a third of the bytes of RGB)
+    idx = np.minimum(np.asarray(Image.fromarray(grey).resize(out, Image.Resampling.BICUBIC)), OUTLINE_INDEX - 1)
+    idx[_outline(_picture(m[:, :, z]), out)] = OUTLINE_INDEX
+    pic = Image.fromarray(np.ascontiguousarray(idx), mode="P")
+    pic.putpalette(_PALETTE)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", optimize=False)
+    pic.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 

@@ -54,6 +54,7 @@ def test_header_text_aborts_the_build(export_ws_fresh, export_spec, tmp_path):
         build(export_ws_fresh, export_spec, tmp_path / "out")
     assert e.value.code == "DEID001"
     assert e.value.path == "icpsr/native/c0001/c0001s0001t01/c0001s0001t01.nii.gz"
+    assert not list((tmp_path / "out").rglob("*_T1w.nii.gz"))  # stopped before copying any image
 
 
 def test_header_extension_aborts_the_build(export_ws_fresh, export_spec, tmp_path):

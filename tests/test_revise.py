@@ -51,6 +51,14 @@ def eroded(data: bytes) -> bytes:
     return niio.encode_voi(ndi.binary_erosion(np.asanyarray(img.dataobj) != 0), img)
 
 
+def current_state(ws, sql: str, scan: str):
+    """One value from the current-state views (``scans``/``lesions``) that queries read."""
+    from sqlalchemy import text
+
+    with db.engine(ws).connect() as c:
+        return c.execute(text(sql), {"scan": scan}).scalar_one()
+
+
 def largest_single_lesion_scan(ws) -> str:
     with Session(db.engine(ws)) as s:
         single = (select(Lesion.timepoint_id).where(Lesion.retired_rev_id.is_(None))
@@ -97,6 +105,7 @@ def test_issue_revision_release_loop(ingested_two, tmp_path):
     assert entries[-1].issue["number"] == issue.number and entries[0].first_release == "R1.1"
     assert entries[-1].first_release is None
 
+    assert current_state(ws, "SELECT releases FROM scans WHERE scan = :scan", scan) == "R1.1"
     release.build(ws, "R1.2", tmp_path / "R1.2")
     d = release.diff(ws, "R1.1", "R1.2")
     assert [(s.scan, s.status) for s in d.scans] == [(scan, "changed")]
@@ -161,6 +170,8 @@ def test_remove_and_add_lesion_renumber_by_size(ingested_two):
     with Session(db.engine(ws)) as s:
         assert s.exec(select(func.count()).select_from(Lesion).join(Timepoint).where(
             Timepoint.code == SEVEN_LESIONS, Lesion.retired_rev_id == out.revision)).one() == n - 1
+    assert current_state(ws, "SELECT n_lesions FROM scans WHERE scan = :scan", SEVEN_LESIONS) == n - 1
+    assert current_state(ws, "SELECT MAX(lesion) FROM lesions WHERE scan = :scan", SEVEN_LESIONS) == n - 2
 
     # adding it back: it is the largest secondary again, so it becomes _1 and the others move up;
     # its derived and standard-space files are exactly the ones it had
@@ -229,6 +240,8 @@ def test_metadata_exclusion_and_history_cli(ingested_two, capsys, tmp_path):
     assert main(argv + ["revise", "exclude", TWO_LESIONS, "--note", "motion in the standardized image",
                         "--reason", "QC"]) == 0
     capsys.readouterr()
+    assert current_state(ws, "SELECT pvh FROM scans WHERE scan = :scan", TWO_LESIONS) == new_pvh
+    assert current_state(ws, "SELECT standard_status FROM scans WHERE scan = :scan", TWO_LESIONS) == "excluded"
     plan = release.plan(ws, "R1.2")
     assert plan.exclusions.get("revision") == 1
     assert main(argv + ["revise", "include", TWO_LESIONS, "--reason", "QC passed on second look"]) == 0

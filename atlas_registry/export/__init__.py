@@ -44,6 +44,7 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
         if progress:
             print(f"[{time.perf_counter() - t0:6.1f}s] {what}", file=sys.stderr, flush=True)
 
+    done = False
     try:
         bids_paths: dict[str, str] = {}
         if "bids" in archives:
@@ -60,8 +61,9 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
             say("packages: bag and zip")
             write_packages(output, view)
         output.wait()
+        done = True
     finally:
-        output.close()
+        output.close(cancel=not done)  # a failed build stops at once: no copying of what will be thrown away
     gate.save()  # only after a complete build: every remembered verdict passed
     say(f"done: {len(output.entries)} files; cache {cache.hits} hits, {cache.misses} misses; "
         f"de-identification: {gate.checked} checked, {gate.cached} known")

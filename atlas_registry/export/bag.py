@@ -47,7 +47,7 @@ def write_packages(output: Output, view: ReleaseView) -> None:
         if dst.parent not in dirs:
             dst.parent.mkdir(parents=True, exist_ok=True)
             dirs.add(dst.parent)
-        output.submit(_link_or_copy, output.path(e.path), dst)
+        output.submit(_link_or_copy, output.path(e.path), dst, io=True)
         output.entries.append(e.__class__(f"{base}/data/{e.path[len('icpsr/'):]}", e.size, e.sha256, "packages",
                                           e.scan, e.source_revision_id))
     output.wait()

@@ -104,7 +104,10 @@ class Output:
         self.store = store
         self.cache = cache
         self.entries: list[ManifestEntry] = []
-        self._pool = ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) * 2))
+        # Two pools, so that computing (face checks, union masks: numpy and zlib release the GIL) and
+        # copying (waiting on the disk) overlap instead of queueing behind each other.
+        self._cpu = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2)
+        self._io = ThreadPoolExecutor(max_workers=4)
         self._pending: list = []
         self._copies: list[tuple[Path, Path, int]] = []
         self._dirs: set[Path] = set()
@@ -159,25 +162,39 @@ class Output:
         os.chmod(p, FILE_MODE)
         return self._record(rel, p.stat().st_size, sha256_file(p), archive, scan, rev)
 
-    def submit(self, fn, *args):
-        fut = self._pool.submit(fn, *args)
+    def submit(self, fn, *args, io: bool = False):
+        """Run ``fn(*args)`` in the background (``io``: a task that mostly waits on the disk)."""
+        fut = (self._io if io else self._cpu).submit(fn, *args)
         self._pending.append(fut)
         return fut
 
     def wait(self) -> None:
-        """Run the queued copies (largest first) and wait for every background task."""
+        """Run the queued copies (largest first) and wait for every background task; the first failure
+        cancels what has not started and is raised."""
         copies, self._copies = self._copies, []
         for src, dst, size in sorted(copies, key=lambda c: -c[2]):
-            self._pending.append(self._pool.submit(self._copy, src, dst, size))
+            self._pending.append(self._io.submit(self._copy, src, dst, size))
         pending, self._pending = self._pending, []
-        for fut in pending:
-            fut.result()
+        try:
+            for fut in pending:
+                fut.result()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
 
-    def close(self) -> None:
+    def close(self, *, cancel: bool = False) -> None:
+        """Finish (or, with ``cancel``, abandon) the background work and stop the worker threads."""
+        if cancel:
+            self._copies.clear()
+            for fut in self._pending:
+                fut.cancel()
+            self._pending.clear()
         try:
             self.wait()
         finally:
-            self._pool.shutdown(wait=True)
+            self._cpu.shutdown(wait=True, cancel_futures=cancel)
+            self._io.shutdown(wait=True, cancel_futures=cancel)
 
     def archive_entries(self, archive: str) -> list[ManifestEntry]:
         return sorted((e for e in self.entries if e.archive == archive), key=lambda e: e.path)

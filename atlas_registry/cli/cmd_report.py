@@ -1,0 +1,33 @@
+"""``atlas-registry report``: a static HTML report of the registry or of one release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app, workspace
+
+
+@app.command("report")
+def report_cmd(
+    out: Path = typer.Option(..., "--out", help="folder to write (index.html + img/); an earlier report there is replaced"),
+    release: str = typer.Option(None, "--release", help="report on this built release (default: the registry now)"),
+    format: str = typer.Option("text", "--format", help="text|json"),
+):
+    """Tables 1-2 beside the paper, lesion volumes, overlap map, exclusions, validation, changes and
+    a thumbnail of every scan, as one static HTML page."""
+    import json
+    import sys
+
+    from ..errors import UsageError
+    from ..report import make_report
+
+    if format not in ("text", "json"):
+        raise UsageError("REP010", f"unknown format {format!r} (text|json)")
+    r = make_report(workspace(), out, release=release, progress=format == "text" and sys.stderr.isatty())
+    if format == "json":
+        typer.echo(json.dumps(r.to_dict(), sort_keys=True))
+    else:
+        typer.echo(f"report of {release or 'the registry'} written to {r.index}: {r.scans} scans, {r.lesions} lesions, "
+                   f"{r.standard} standardized, {r.excluded} excluded, {r.thumbnails} thumbnails in {r.seconds:.1f} s")
