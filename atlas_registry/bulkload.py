@@ -343,6 +343,39 @@ def _skip_fk_triggers(raw) -> None:
     cur.execute("RELEASE SAVEPOINT bulk_fk")
 
 
+def _write(raw, bp: BulkPlan, gen: dict, dialect: str) -> list[str]:
+    """Insert every row through a cursor of the DBAPI connection ``raw`` (in its transaction), then
+    planner statistics of those tables (the refresh that follows joins them). The tables loaded."""
+    cur = raw.cursor()
+    cur.execute("SELECT COUNT(*) FROM timepoint")
+    if cur.fetchone()[0]:
+        raise AtlasError("BULK002", "the registry already holds scans; bulk load needs an empty registry")
+    cur.execute("SELECT code FROM cohort")
+    if cur.fetchall():
+        raise AtlasError("BULK002", "the registry already holds cohorts; bulk load needs an empty registry")
+    ids = {}
+    for t in _ID_TABLES:
+        cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {t}")
+        ids[t] = int(cur.fetchone()[0])
+    tables = _rows(bp, gen, ids, dialect)
+    if dialect == "sqlite":  # a large page cache while loading: index inserts stay in memory
+        cur.execute("PRAGMA cache_size=-262144")
+    else:
+        _skip_fk_triggers(raw)
+    for table, cols, rows in tables:
+        if dialect == "postgresql":
+            _copy_pg(cur, table, cols, rows)
+        else:
+            cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+    if dialect == "postgresql":
+        for t in _ID_TABLES:
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))")
+    for table, _, _ in tables:
+        cur.execute(f"ANALYZE {table}")
+    cur.close()
+    return [t for t, _, _ in tables]
+
+
 def _analyze(eng, tables) -> None:
     """Planner statistics, so that the first queries get good plans. PostgreSQL: ``VACUUM
     (ANALYZE)``, whose visibility map lets covering indexes answer alone (index-only scans)."""
@@ -359,48 +392,22 @@ def _analyze(eng, tables) -> None:
 def load(ws: Workspace, n_scans: int, n_lesions: int | None = None, seed: int = 0, *, analyze: bool = True) -> BulkPlan:
     """Fill the registry of ``ws`` (already at the newest schema, holding no scans) with synthetic
     metadata, current-state tables included (:func:`atlas_registry.facts.refresh`). Returns what
-    was loaded. All rows are written in one transaction."""
+    was loaded. All rows are written in one transaction. ``analyze``: planner statistics afterwards
+    (:func:`_analyze`)."""
     from . import db, facts, views
 
     bp, gen = plan(n_scans, n_lesions, seed)
     eng = db.engine(ws)
     dialect = eng.dialect.name
     with eng.connect() as conn:
-        raw = conn.connection  # the DBAPI connection: the rows go in through its cursor, same transaction
+        raw = conn.connection  # the DBAPI connection under ``conn``: one transaction for both
         try:
-            cur = raw.cursor()
-            cur.execute("SELECT COUNT(*) FROM timepoint")
-            if cur.fetchone()[0]:
-                raise AtlasError("BULK002", "the registry already holds scans; bulk load needs an empty registry")
-            cur.execute("SELECT code FROM cohort")
-            if cur.fetchall():
-                raise AtlasError("BULK002", "the registry already holds cohorts; bulk load needs an empty registry")
-            ids = {}
-            for t in _ID_TABLES:
-                cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {t}")
-                ids[t] = int(cur.fetchone()[0])
-            tables = _rows(bp, gen, ids, dialect)
-            if dialect == "sqlite":  # a large page cache while loading: index inserts stay in memory
-                cur.execute("PRAGMA cache_size=-262144")
-            else:
-                _skip_fk_triggers(raw)
-            for table, cols, rows in tables:
-                if dialect == "postgresql":
-                    _copy_pg(cur, table, cols, rows)
-                else:
-                    cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
-            if dialect == "postgresql":
-                for t in _ID_TABLES:
-                    cur.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))")
-            cur.close()
-            facts.refresh(conn)
-            conn.commit()
-        except BaseException:
-            raw.rollback()
-            raise
+            with conn.begin():
+                loaded = _write(raw, bp, gen, dialect)
+                facts.refresh(conn)
         finally:
             if dialect == "sqlite":
                 raw.cursor().execute("PRAGMA cache_size=-2000")
     if analyze:
-        _analyze(eng, [t for t, _, _ in tables] + list(views.TABLES.values()))
+        _analyze(eng, loaded + list(views.TABLES.values()))
     return bp

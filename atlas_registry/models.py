@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 HEMISPHERES = ("left", "right", "other")
@@ -401,29 +401,37 @@ class AuditEvent(SQLModel, table=True):
 # (counts by cohort x hemisphere x location, volumes by territory, PVH x location, joins on scan).
 
 
+def _bytewise(length: int | None = None):
+    """A string type that compares byte-wise on every backend, as SQLite's default (``BINARY``) and
+    DuckDB do: ``COLLATE "C"`` on PostgreSQL, whatever the database's collation (also the fast
+    path of its sorts and comparisons)."""
+    kind = String if length else Text
+    return kind(length).with_variant(kind(length, collation="C"), "postgresql")
+
+
 class _ScanKey(SQLModel):
-    scan: str = Field(max_length=13)
-    cohort: str = Field(max_length=5)
-    subject: str = Field(max_length=10)
+    scan: str = Field(sa_type=_bytewise(13))
+    cohort: str = Field(sa_type=_bytewise(5))
+    subject: str = Field(sa_type=_bytewise(10))
     timepoint: int
 
 
 class _ScanFacts(SQLModel):
-    stroke_type: Optional[str] = Field(default=None, max_length=100)
-    primary_location: Optional[str] = Field(default=None, max_length=200)
-    primary_hemisphere: Optional[str] = Field(default=None, max_length=16)
-    vascular_territory: Optional[str] = Field(default=None, max_length=100)
+    stroke_type: Optional[str] = Field(default=None, sa_type=_bytewise(100))
+    primary_location: Optional[str] = Field(default=None, sa_type=_bytewise(200))
+    primary_hemisphere: Optional[str] = Field(default=None, sa_type=_bytewise(16))
+    vascular_territory: Optional[str] = Field(default=None, sa_type=_bytewise(100))
     pvh: Optional[int] = None
     dwmh: Optional[int] = None
     field_strength_t: Optional[float] = None
-    scanner_manufacturer: Optional[str] = Field(default=None, max_length=100)
-    scanner_model: Optional[str] = Field(default=None, max_length=100)
+    scanner_manufacturer: Optional[str] = Field(default=None, sa_type=_bytewise(100))
+    scanner_model: Optional[str] = Field(default=None, sa_type=_bytewise(100))
     voxel_x_mm: Optional[float] = None
     voxel_y_mm: Optional[float] = None
     voxel_z_mm: Optional[float] = None
-    standard_status: str = Field(max_length=16)
-    exclusion_reason: Optional[str] = Field(default=None, max_length=32)
-    releases: Optional[str] = Field(default=None, sa_type=Text)
+    standard_status: str = Field(sa_type=_bytewise(16))
+    exclusion_reason: Optional[str] = Field(default=None, sa_type=_bytewise(32))
+    releases: Optional[str] = Field(default=None, sa_type=_bytewise())
 
 
 def _key_fk(target: str):
@@ -458,9 +466,9 @@ class LesionCurrent(_ScanFacts, _ScanKey, table=True):
     timepoint_id: int = _fk("timepoint.id")
     lesion: int
     is_primary: bool
-    hemisphere: Optional[str] = Field(default=None, max_length=8)
-    location: Optional[str] = Field(default=None, max_length=16)
-    mask_hemisphere: Optional[str] = Field(default=None, max_length=8)
-    mask_location: Optional[str] = Field(default=None, max_length=16)
+    hemisphere: Optional[str] = Field(default=None, sa_type=_bytewise(8))
+    location: Optional[str] = Field(default=None, sa_type=_bytewise(16))
+    mask_hemisphere: Optional[str] = Field(default=None, sa_type=_bytewise(8))
+    mask_location: Optional[str] = Field(default=None, sa_type=_bytewise(16))
     volume_mm3: Optional[float] = None
     voxel_count: Optional[int] = None

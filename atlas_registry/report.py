@@ -25,7 +25,7 @@ it holds an earlier report (``REP003`` otherwise).
 
 Rule codes: ``REP001`` no such release, ``REP002`` the release was never built (no membership),
 ``REP003`` the output folder holds something other than a report, ``REP004`` a thumbnail could not
-be drawn.
+be drawn, ``REP010`` unknown ``--format`` (command line).
 """
 
 from __future__ import annotations
@@ -304,7 +304,8 @@ def _thumbnails(ws: Workspace, view, folder: Path, progress: bool) -> dict[str, 
     for sc in view.scans:
         primary = next((les for les in sc.lesions if les.is_primary), None)
         mask = primary and (primary.native_mask("smooth_nii") or (primary.native[0] if primary.native else None))
-        jobs.append((sc.code, str(store.path_of(sc.t1_native.sha256)), str(store.path_of(mask.sha256)) if mask else None))
+        t1 = str(store.path_of(sc.t1_native.sha256))
+        jobs.append((sc.code, t1, str(store.path_of(mask.sha256)) if mask else None))
     drawn = thumbnails(jobs, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -342,8 +343,9 @@ def _pct(part: int, whole: int) -> str:
 
 # Tables 1 and 2 as the paper lays them out: (group heading or None, column heading, key).
 TABLE1 = ("Table 1", "Scans with one lesion, by hemisphere, and scans with multiple lesions, per cohort.",
-          [(None, "Scans", "scans"), ("Single lesion", "Left", "single_left"), ("Single lesion", "Right", "single_right"),
-           ("Single lesion", "Other", "single_other"), (None, "Multiple lesions", "multiple")],
+          [(None, "Scans", "scans"), ("Single lesion", "Left", "single_left"),
+           ("Single lesion", "Right", "single_right"), ("Single lesion", "Other", "single_other"),
+           (None, "Multiple lesions", "multiple")],
           "% of scans")
 TABLE2 = ("Table 2", "Lesions (primary and secondary) by location and hemisphere, per cohort.",
           [("Cortical", "Left", "cortical_left"), ("Cortical", "Right", "cortical_right"),
@@ -423,19 +425,22 @@ def _paper_table(layout, rows: list[dict], reference) -> str:
         verdict += f" The paper's totals are over the cohorts shown; not shown: {esc(', '.join(missing))}."
     anchor = label.lower().replace(" ", "")
     return (f'<table class="data paper" id="{anchor}"><caption><b>{esc(label)}.</b> {esc(caption)}</caption>'
-            f"<thead>{_head_rows(columns)}</thead><tbody>{''.join(body)}</tbody></table>"
-            f'<p class="verdict">{verdict}</p>')
+            f"<thead>{_head_rows(columns)}</thead><tbody>{''.join(body)}</tbody>"
+            f'<tfoot><tr><td colspan="{len(keys) + 1}" class="verdict"><div>{verdict}</div></td></tr></tfoot></table>')
+
+
+def _volume_cells(o: dict) -> str:
+    spread = "–" if o["mean"] is None else f'{_vol(o["mean"])} ± {_vol(o["sd"])}'
+    return f'<td>{spread}</td><td>{_vol(o["min"])}</td><td>{_vol(o["max"])}</td>'
 
 
 def _volume_table(v: dict) -> str:
     rows = []
     for kind, title in (("primary", "Primary lesions"), ("all", "All lesions")):
         o = v[kind]["overall"]
-        rows.append(f'<tr><th class="l">{title}</th><td>{_n(o["n"])}</td><td>{_vol(o["mean"])} ± {_vol(o["sd"])}</td>'
-                    f'<td>{_vol(o["min"])}</td><td>{_vol(o["max"])}</td></tr>')
-    p = v["paper_all_lesions"]
+        rows.append(f'<tr><th class="l">{title}</th><td>{_n(o["n"])}</td>{_volume_cells(o)}</tr>')
     rows.append(f'<tr class="ref"><th class="l">Paper (R1.1), all lesions</th><td>{_n(paper.N_LESIONS)}</td>'
-                f'<td>{_vol(p["mean"])} ± {_vol(p["sd"])}</td><td>{_vol(p["min"])}</td><td>{_vol(p["max"])}</td></tr>')
+                f'{_volume_cells(v["paper_all_lesions"])}</tr>')
     return ('<table class="data"><caption><b>Lesion volume</b> (mm³) of the native smoothed masks.</caption>'
             '<thead><tr><th class="l"></th><th>n</th><th>mean ± SD</th><th>min</th><th>max</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
@@ -483,7 +488,8 @@ def _validation(runs: list[_Run]) -> str:
     rows, lists = [], []
     for r in runs:
         when = r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "–"
-        rows.append(f'<tr><th class="l">{r.id}</th><td class="l">{esc(when)}</td><td class="l text">{esc(r.source)}</td>'
+        rows.append(f'<tr><th class="l">{r.id}</th><td class="l">{esc(when)}</td>'
+                    f'<td class="l text">{esc(r.source)}</td>'
                     f'<td class="l"><span class="status {esc(r.status)}">{esc(r.status)}</span></td>'
                     f"<td>{_n(r.n_files)}</td><td>{_n(r.n_scans)}</td><td>{_n(r.stored)}</td><td>{_n(r.n_errors)}</td>"
                     f"<td>{_n(r.n_warnings)}</td></tr>")
@@ -492,7 +498,8 @@ def _validation(runs: list[_Run]) -> str:
                      for kind, path, detail in r.events[:MAX_EVENTS]]
             if len(r.events) > MAX_EVENTS:
                 items.append(f"<li>… and {len(r.events) - MAX_EVENTS:,} more</li>")
-            lists.append(f"<h4>Run {r.id}: {len(r.events):,} warning(s) and notes</h4><ul class=\"events\">{''.join(items)}</ul>")
+            lists.append(f"<h4>Run {r.id}: {len(r.events):,} warning(s) and notes</h4>"
+                         f'<ul class="events">{"".join(items)}</ul>')
     n_warn = sum(r.n_warnings for r in runs)
     n_err = sum(r.n_errors for r in runs)
     summary = (f"<p>{len(runs)} ingest run(s); {n_err:,} error(s) and {n_warn:,} warning(s) reported by validation."
@@ -520,8 +527,8 @@ def _gallery(view, thumbs: dict[str, tuple[str, int, int]]) -> str:
             facts = f"{len(scan.lesions)} lesion{'s' if len(scan.lesions) != 1 else ''}"
             if primary:
                 facts += f" · primary {_vol(primary.metrics.volume_mm3)} mm³"
-            badge = ("" if scan.in_standard else
-                     f'<span class="badge" title="not in the standardized subset">{esc(_reason(scan.exclusion_reason))}</span>')
+            badge = "" if scan.in_standard else (f'<span class="badge" title="not in the standardized subset">'
+                                                 f"{esc(_reason(scan.exclusion_reason))}</span>")
             note = view.public_text(scan.report.notes) if scan.report else None
             figs.append(
                 f'<figure class="scan" id="scan-{esc(scan.public_scan)}">'
@@ -544,8 +551,9 @@ def _cards(view) -> str:
     ref_scans = sum(paper.TABLE1[c].scans for c in known) if known else None
     ref_lesions = sum(paper.TABLE2[c].total for c in known) if known else None
     ref_std = paper.N_STANDARDIZED if set(paper.COHORTS) <= cohorts else None
-    cards = [("Scans", len(view.scans), ref_scans), ("Subjects", n_subjects, None), ("Lesions", view.n_lesions, ref_lesions),
-             ("Cohorts", len(cohorts), None), ("Standardized", len(view.standard_scans), ref_std)]
+    cards = [("Scans", len(view.scans), ref_scans), ("Subjects", n_subjects, None),
+             ("Lesions", view.n_lesions, ref_lesions), ("Cohorts", len(cohorts), None),
+             ("Standardized", len(view.standard_scans), ref_std)]
     out = []
     for label, value, ref in cards:
         cls = "" if ref is None else (" ok" if ref == value else " flag")
@@ -578,14 +586,15 @@ def _page(data: _Data, fig: _Figures) -> str:
     desc = f'<p class="lede">{esc(spec.description.strip())}</p>' if getattr(spec, "description", "") else ""
     hist = (f'<figure class="fig"><img src="{fig.histogram}" alt="Histogram of lesion volumes, log scale">'
             '<figcaption><b>Figure 1.</b> Lesion volumes (native smoothed masks), log-spaced bins; primary and '
-            "secondary lesions stacked. Dashed lines: the smallest and largest lesion of the paper.</figcaption></figure>"
+            "secondary lesions stacked. Dashed lines: the smallest and largest lesion of the paper."
+            "</figcaption></figure>"
             if fig.histogram else "<p>No lesion volumes.</p>")
     if fig.overlap:
         o = fig.overlap
         ov = (f'<figure class="fig dark"><img src="{o["src"]}" alt="Probabilistic overlap map of the primary lesions">'
               f'<figcaption><b>Figure 2.</b> Probabilistic overlap of the primary lesions of the {o["n_scans"]:,} '
-              f"standardized scans in MNI152 2009 space (voxel value: fraction of scans whose primary lesion covers it; "
-              f'maximum {o["max"]:.2f}, {o["voxels_covered"]:,} voxels covered), over '
+              "standardized scans in MNI152 2009 space (voxel value: fraction of scans whose primary lesion "
+              f'covers it; maximum {o["max"]:.2f}, {o["voxels_covered"]:,} voxels covered), over '
               f'{esc(o["underlay"] or "no underlay")}. Slices through the peak.</figcaption></figure>')
     else:
         ov = f'<p class="flag">No overlap map: {esc(fig.overlap_missing)}</p>'
@@ -598,8 +607,8 @@ def _page(data: _Data, fig: _Figures) -> str:
         h2("tables"),
         "<p>Computed from the registry with the data descriptor's definitions (Liew et al., <i>Scientific Data</i> "
         "2018); each cell is compared with the published table.</p>",
-        _paper_table(TABLE1, fig.tables["table1"], paper.TABLE1),
-        _paper_table(TABLE2, fig.tables["table2"], paper.TABLE2),
+        '<div class="pair">', _paper_table(TABLE1, fig.tables["table1"], paper.TABLE1),
+        _paper_table(TABLE2, fig.tables["table2"], paper.TABLE2), "</div>",
         h2("volumes"), _volume_table(fig.volumes), hist,
         h2("overlap"), ov,
         h2("subset"), _exclusions(view),
@@ -624,7 +633,8 @@ def _page(data: _Data, fig: _Figures) -> str:
 
 CSS = """
 :root{--ink:#1d1d1f;--muted:#62656b;--rule:#1d1d1f;--accent:#1f4e79;--diff:#fdf0c4;--diff-ink:#8a4b00;--ok:#2e6b34;
---sans:"Liberation Sans","Helvetica Neue",Arial,"DejaVu Sans",sans-serif;--serif:"Liberation Serif",Georgia,"Times New Roman","DejaVu Serif",serif}
+--sans:"Liberation Sans","Helvetica Neue",Arial,"DejaVu Sans",sans-serif;
+--serif:"Liberation Serif",Georgia,"Times New Roman","DejaVu Serif",serif}
 *{box-sizing:border-box}
 html{background:#eeede9}
 body{margin:0;color:var(--ink);font:16.5px/1.55 var(--serif)}
@@ -652,8 +662,12 @@ nav a{text-decoration:none}
 .card .k{display:block;font-size:12px;text-transform:uppercase;letter-spacing:.08em;color:var(--muted)}
 .card .ref{display:block;font-size:12px;margin-top:2px}
 .ok{color:var(--ok)} .flag{color:var(--diff-ink);font-weight:600}
-table.data{border-collapse:collapse;margin:22px 0 6px;border-top:2px solid var(--rule);border-bottom:2px solid var(--rule);
+table.data{border-collapse:collapse;margin:22px 0 6px;border-top:2px solid var(--rule);
 font:13.5px/1.35 var(--sans);font-variant-numeric:tabular-nums}
+table.data>tbody{border-bottom:2px solid var(--rule)}
+table.data tfoot td.verdict{text-align:left;padding:8px 0 0}
+table.data tfoot td.verdict div{width:0;min-width:100%}/* the note wraps at the table's width */
+.pair{display:flex;flex-wrap:wrap;gap:0 56px;align-items:flex-start}
 table.data caption{caption-side:top;text-align:left;font:14px/1.45 var(--serif);padding-bottom:8px;max-width:60em}
 table.data th,table.data td{padding:5px 14px;text-align:right;vertical-align:top}
 table.data thead th{font-weight:600;border-bottom:1px solid var(--rule);vertical-align:bottom}
@@ -680,8 +694,8 @@ figure.fig{margin:22px 0 8px}
 figure.fig img{display:block;max-width:100%;height:auto;border:1px solid #e2e2e2}
 figure.fig.dark img{background:#000}
 figure.fig figcaption{font:13.5px/1.5 var(--serif);margin-top:8px;max-width:60em}
-pre.changes{font:13px/1.55 "Liberation Mono","DejaVu Sans Mono",monospace;background:#f7f7f5;border-left:3px solid var(--accent);
-padding:14px 18px;white-space:pre-wrap;overflow-wrap:anywhere}
+pre.changes{font:13px/1.55 "Liberation Mono","DejaVu Sans Mono",monospace;background:#f7f7f5;
+border-left:3px solid var(--accent);padding:14px 18px;white-space:pre-wrap;overflow-wrap:anywhere}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:16px 14px}
 figure.scan{margin:0;font:11.5px/1.35 var(--sans)}
 figure.scan img{display:block;width:100%;height:auto;background:#000;border-radius:2px}

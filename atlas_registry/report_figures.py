@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,7 @@ STYLE = {
     "path.simplify": False,
 }
 PRIMARY_COLOUR, SECONDARY_COLOUR, PAPER_COLOUR = "#1f4e79", "#9dc3e6", "#b35900"
+SERIAL_BELOW = 32  # fewer thumbnails than this are drawn in this process
 
 
 def clean_png(data: bytes) -> bytes:
@@ -114,30 +116,37 @@ def _bar(enabled: bool, total: int, label: str):
         yield step
 
 
-def thumbnails(jobs: list[tuple[str, str, str | None]], *, workers: int | None = None,
-               progress: bool = False) -> dict[str, bytes | str]:
-    """Draw every thumbnail of ``jobs`` ((key, T1 path, mask path or None)) in worker processes.
-    Returns key -> PNG bytes, or key -> error message for a scan that could not be drawn."""
+def _drawn(jobs: list[tuple[str, str, str | None]], workers: int):
+    """The answers of :func:`_thumbnail` for ``jobs``, in this process or a pool of ``workers``."""
+    if workers == 1:
+        yield from map(_thumbnail, jobs)
+        return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    workers = max(1, min(workers or os.cpu_count() or 1, 8, len(jobs)))
+    import nibabel, PIL.PngImagePlugin, scipy.ndimage  # noqa: E401, F401 - imported once, before the workers fork
+
+    # fork: the workers start at once, with the modules above already imported (not on macOS)
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() and sys.platform != "darwin" else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        try:
+            for fut in as_completed([ex.submit(_thumbnail, job) for job in jobs]):
+                yield fut.result()
+        except BaseException:  # Ctrl-C: do not wait for the queue to drain
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def thumbnails(jobs: list[tuple[str, str, str | None]], *, workers: int | None = None,
+               progress: bool = False) -> dict[str, bytes | str]:
+    """Draw every thumbnail of ``jobs`` ((key, T1 path, mask path or None)), in worker processes
+    when there are enough. Returns key -> PNG bytes, or key -> error message for a scan that could
+    not be drawn."""
+    if workers is None:  # a pool pays for itself only with enough scans to share out
+        workers = min(os.cpu_count() or 1, 8) if len(jobs) >= SERIAL_BELOW else 1
     out: dict[str, bytes | str] = {}
     with _bar(progress, len(jobs), "thumbnails") as step:
-        if workers == 1:
-            for job in jobs:
-                key, png, err = _thumbnail(job)
-                out[key] = png if png is not None else err
-                step()
-            return out
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-            try:
-                for fut in as_completed([ex.submit(_thumbnail, job) for job in jobs]):
-                    key, png, err = fut.result()
-                    out[key] = png if png is not None else err
-                    step()
-            except BaseException:  # Ctrl-C: do not wait for the queue to drain
-                ex.shutdown(wait=False, cancel_futures=True)
-                raise
+        for key, png, err in _drawn(jobs, max(1, min(workers, len(jobs)))):
+            out[key] = png if png is not None else err
+            step()
     return out

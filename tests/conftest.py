@@ -692,3 +692,46 @@ def synth_small_cohorts(tmp_path_factory):
                              with_reliability=reliability)
 
     return make
+
+
+# --- report fixtures ---
+# A scan-report correction written with the ORM, citing a new issue, for registries whose scans the
+# revise module cannot re-validate (the hand-made export registry): used by test_report.py (and
+# meant for test_release.py's revise_report, which does the same).
+
+REPORT_COLUMNS = ("stroke_type", "primary_location", "primary_hemisphere", "vascular_territory", "pvh", "dwmh",
+                  "notes")
+
+
+def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_url: str | None = None,
+                      reason: str = "report corrected", **fields) -> int:
+    """Retire the current scan report of ``code`` and add one with ``fields`` changed, as a
+    ``correct_metadata`` revision that cites a new (closed) issue titled ``issue_title``, if given.
+    Returns the revision id."""
+    from datetime import datetime, timezone
+
+    from sqlmodel import Session, select
+
+    from atlas_registry import db
+    from atlas_registry.models import Issue, Revision, ScanReport, Timepoint
+
+    when = datetime.now(timezone.utc)
+    with Session(db.engine(ws)) as s:
+        tp = s.exec(select(Timepoint).where(Timepoint.code == code)).one()
+        issue = None
+        if issue_title:
+            issue = Issue(timepoint_id=tp.id, title=issue_title, status="closed", opened_by="u", opened_at=when,
+                          closed_at=when, close_reason="resolved", url=issue_url)
+            s.add(issue)
+            s.flush()
+        rev = Revision(kind="correct_metadata", issue_id=issue.id if issue else None, timepoint_id=tp.id,
+                       author="curator", reason=reason, created_at=when, details="{}")
+        s.add(rev)
+        s.flush()
+        old = s.exec(select(ScanReport).where(ScanReport.timepoint_id == tp.id, ScanReport.retired_rev_id.is_(None))).one()
+        old.retired_rev_id = rev.id
+        s.add(old)
+        s.add(ScanReport(timepoint_id=tp.id, created_rev_id=rev.id,
+                         **{k: fields.get(k, getattr(old, k)) for k in REPORT_COLUMNS}))
+        s.commit()
+        return rev.id

@@ -34,7 +34,7 @@ def plan_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: str =
 @release_app.command("build")
 def build_cmd(
     name: str = typer.Argument(...),
-    out: Path = typer.Option(..., "--out", help="folder to create (icpsr/, bids/, parquet/, packages/, MANIFEST.json)"),
+    out: Path = typer.Option(None, "--out", help="folder to create (icpsr/, bids/, parquet/, packages/, MANIFEST.json) (default: <home>/releases/NAME)"),
     specs: Path = SPECS,
     cache: Path = typer.Option(None, "--cache", help="cache of derived files (default: <home>/cache)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="derive every file afresh"),
@@ -48,8 +48,10 @@ def build_cmd(
 
     ws = workspace()
     cache_dir = None if no_cache else (cache or ws.home / "cache")
+    out = out or ws.home / "releases" / name
     o = build(ws, name, out, specs=specs, cache_dir=cache_dir, force=force,
               progress=format == "text" and sys.stderr.isatty())
+    _remember_location(ws, name, Path(o.out))
     if format == "json":
         _json(o.to_dict())
     else:
@@ -79,3 +81,12 @@ def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...), format:
 
     d = diff(workspace(), a, b)
     _json(d.to_dict()) if format == "json" else typer.echo(d.to_text())
+
+
+def _remember_location(ws, name: str, out: Path) -> None:
+    """`sql --release` / `stats --release` find a release built outside <home>/releases by a pointer."""
+    default = ws.home / "releases" / name
+    if out.resolve() != default.resolve():
+        from ..store import atomic_write
+
+        atomic_write(ws.home / "releases" / f"{name}.location", (str(out.resolve()) + "\n").encode())

@@ -11,7 +11,7 @@ from . import app, workspace
 
 @app.command("report")
 def report_cmd(
-    out: Path = typer.Option(..., "--out", help="folder to write (index.html + img/); an earlier report there is replaced"),
+    out: Path = typer.Option(..., "--out", help="folder to write (index.html + img/); replaces an earlier report"),
     release: str = typer.Option(None, "--release", help="report on this built release (default: the registry now)"),
     format: str = typer.Option("text", "--format", help="text|json"),
 ):

@@ -12,7 +12,6 @@ Revises: 0002_views
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
 
 from atlas_registry import facts, views
 
@@ -40,8 +39,10 @@ INDEXES = (
 )
 
 
-def _string(n: int):
-    return sqlmodel.sql.sqltypes.AutoString(length=n)
+def _string(n: int | None = None):
+    """Compared byte-wise on both backends (PostgreSQL: ``COLLATE "C"``), as in the models."""
+    kind = sa.String if n else sa.Text
+    return kind(n).with_variant(kind(n, collation="C"), "postgresql")
 
 
 def _scan_columns() -> list:
@@ -65,7 +66,7 @@ def _scan_columns() -> list:
         sa.Column("voxel_z_mm", sa.Float(), nullable=True),
         sa.Column("standard_status", _string(16), nullable=False),
         sa.Column("exclusion_reason", _string(32), nullable=True),
-        sa.Column("releases", sa.Text(), nullable=True),
+        sa.Column("releases", _string(), nullable=True),
     ]
 
 

@@ -1,0 +1,132 @@
+"""Run every benchmark and rewrite docs/benchmarks.md from bench/results/*.json.
+
+    python bench/run.py                 # everything (full scale: tens of minutes)
+    python bench/run.py --quick         # small scale only
+    python bench/run.py --report-only   # just rewrite docs/benchmarks.md from the results on disk
+
+Each script writes bench/results/<name>.json with its medians, samples and the machine; this
+script turns them into one page, each figure with its floor or peer and its target, met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, machine  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def runs(quick: bool) -> list[list[str]]:
+    scale = "small" if quick else "full"
+    return [
+        ["synth.py", "--scale", "small", "--runs", "3"],
+        *([] if quick else [["synth.py", "--scale", "full", "--runs", "1"]]),
+        ["validate.py", "--scale", scale, "--runs", "1" if not quick else "3"],
+        ["release.py", "--scale", scale, "--runs", "1"],
+        ["peers.py", "--scale", "small", "--runs", "3"],
+        ["sql.py"],
+    ]
+
+
+def load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def rows() -> list[tuple[str, str, str, str, str]]:
+    out = []
+    for scale in ("small", "full"):
+        r = load(f"synth-{scale}")
+        if r:
+            out.append((f"synth, all 304 scans, {scale} scale", f"{r['seconds']:.1f} s", "—",
+                        f"≤ {r['target_s']:.0f} s", mark(r["met"])))
+    for scale in ("small", "full"):
+        r = load(f"validate-{scale}")
+        if r:
+            floor = f"`gzip -dc` of {r['files']} files ({r['bytes'] / 1e9:.2f} GB): {r['floor_gzip_dc_parallel_s']:.1f} s"
+            out.append((f"validate native + standard, {scale} scale", f"{r['validate_s']:.1f} s ({r['validate_ratio']:.2f}×)",
+                        floor, "≤ 1.5× floor", mark(r["validate_ratio"] <= 1.5)))
+            out.append((f"ingest native + standard, {scale} scale", f"{r['ingest_s']:.1f} s ({r['ingest_ratio']:.2f}×)",
+                        floor, "≤ 2× floor", mark(r["ingest_ratio"] <= 2.0)))
+    for scale in ("small", "full"):
+        r = load(f"release-{scale}") or (load("release") if scale == "full" else None)
+        if r and r.get("scale", scale) == scale:
+            out.append((f"release build (full), {scale} scale",
+                        f"{r['full_build_cold_s']:.1f} s ({r['full_over_cp']:.2f}×)",
+                        f"`cp -r` of {r['files']} files ({r['bytes'] / 1e9:.2f} GB): {r['cp_r_s']:.1f} s",
+                        "≤ 1.5× copy", mark(r["full_over_cp"] <= 1.5)))
+            out.append((f"release build after one revised mask, {scale} scale",
+                        f"{r['incremental_build_s']:.2f} s ({100 * r['incremental_over_full']:.1f} % of full)",
+                        f"full build {r['full_build_cold_s']:.1f} s", "< 5 % of full",
+                        mark(r["incremental_over_full"] < 0.05)))
+    r = load("sql")
+    if r:
+        for q in r["queries"]:
+            name = q.get("name") or q.get("query")
+            s, p, d = q.get("sqlite_ms"), q.get("postgresql_ms"), q.get("duckdb_ms")
+            ok = all(x is not None for x in (s, p, d)) and max(s, p) <= r["target_ms"] and max(s, p) <= r["target_ratio_vs_duckdb"] * d
+            out.append((f"SQL: {name} ({r['scans']:,} scans, {r['lesions']:,} lesions)",
+                        f"SQLite {s:.0f} ms, PostgreSQL {p:.0f} ms" if s is not None and p is not None else "-",
+                        f"DuckDB on Parquet {d:.0f} ms" if d is not None else "-",
+                        f"≤ {r['target_ms']:.0f} ms and ≤ {r['target_ratio_vs_duckdb']:.0f}× DuckDB", mark(ok)))
+    for scale in ("small", "full"):
+        r = load(f"peers-{scale}")
+        if r:
+            v = r["bids_validator"]
+            out.append((f"BIDS archive check ({r['bids_files']} files), ours vs bids-validator-deno",
+                        f"ours {r['our_bids_check_s']:.1f} s", f"bids-validator-deno {r['bids_validator_deno_s']:.1f} s "
+                        f"({v.get('errors')} errors, {v.get('warnings')} warnings)", "peer comparison", "—"))
+            n = r["left_subcortical_masks"]
+            out.append(("left subcortical lesion masks: our SQL vs pybids BIDSLayout + get",
+                        f"SQL {1000 * r['sql_s']:.1f} ms ({n['sql']} masks)",
+                        f"pybids {r['pybids_index_and_get_s']:.1f} s ({n['pybids']} masks)", "peer comparison", "—"))
+    return out
+
+
+def write_doc() -> None:
+    m = machine()
+    lines = [
+        "# Benchmarks",
+        "",
+        "Rewritten by `python bench/run.py` (or `make bench`) from `bench/results/*.json`; every figure is the",
+        "median of the runs its script made, measured in the same run as its floor or peer.",
+        "",
+        f"Machine: {m['cpus']} cores ({m['cpu']}), {m['memory']} memory, Python {m['python']}, {m['platform']}.",
+        f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| benchmark | figure | floor or peer | target | status |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows()]
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    DOC.write_text("\n".join(lines) + "\n")
+    print(f"wrote {DOC}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    if not args.report_only:
+        for cmd in runs(args.quick):
+            print("$ python bench/" + " ".join(cmd), flush=True)
+            subprocess.run([sys.executable, str(ROOT / "bench" / cmd[0]), *cmd[1:]], check=False)
+    write_doc()
+
+
+if __name__ == "__main__":
+    main()
