@@ -55,7 +55,7 @@ FACE_TISSUE_FRACTION = 0.25  # a face sample counts as tissue above this fractio
 FACE_SIGNAL_DEFACED_MAX = 0.05  # face_signal() at or below this: no face left
 
 # Rules behind regions(), in MNI mm.
-_DEEP_BOX = ((-30.0, 30.0), (-38.0, 22.0), (-14.0, 22.0))
+_DEEP_ELLIPSOID = ((0.0, -8.0, 4.0), (32.0, 34.0, 22.0))  # centre, semi-axes: basal ganglia and thalami
 _DEEP_MIN_DEPTH_MM = 12
 _STEM_HALF_WIDTH = 15.0  # |x| <
 _STEM_Y = (-45.0, -12.0)
@@ -117,11 +117,11 @@ def regions() -> np.ndarray:
     cerebellum = (y < -40.0) & (z < -6.0 - 0.45 * ax)
     stem = (ax < _STEM_HALF_WIDTH) & (y > _STEM_Y[0]) & (y < _STEM_Y[1]) & (z < _STEM_TOP)
     other = in_brain & (cerebellum | stem)
-    # Deep grey: grey matter in the central box that lies far from the outer surface of the brain.
-    (bx, by, bz) = _DEEP_BOX
-    box = (x >= bx[0]) & (x <= bx[1]) & (y >= by[0]) & (y <= by[1]) & (z >= bz[0]) & (z <= bz[1])
+    # Deep grey: grey matter in the central ellipsoid that lies far from the outer surface of the brain.
+    (cx, cy, cz), (rx, ry, rz) = _DEEP_ELLIPSOID
+    central = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 + ((z - cz) / rz) ** 2 <= 1.0
     deep_enough = ndi.minimum_filter(head_mask().view(np.uint8), size=2 * _DEEP_MIN_DEPTH_MM + 1).astype(bool)
-    deep = in_brain & grey & box & deep_enough & ~other
+    deep = in_brain & grey & central & deep_enough & ~other
     labels = np.zeros(TEMPLATE_SHAPE, dtype=np.uint8)
     labels[in_brain & ~grey] = WHITE
     labels[in_brain & grey] = CORTEX

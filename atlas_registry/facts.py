@@ -7,7 +7,9 @@ touched, in its own transaction, after its own rows are written:
 
 * ingest, every revision, the bulk loader: :func:`refresh` (or :func:`refresh_scans` by code);
 * publishing a release: :func:`refresh_releases` (the ``releases`` column lists published
-  releases only, so building a release changes nothing here).
+  releases only, so building a release changes nothing here);
+* anything else (a change by hand, a cohort or scanner row edited in place): :func:`refresh` of
+  the scans concerned, or of every scan (``refresh(sess)``).
 
 A refresh deletes the rows of those timepoints and inserts them again with ``INSERT ... SELECT``
 over :func:`atlas_registry.views.source_sql`: the joins that defined the views before this layer
@@ -40,9 +42,10 @@ def _connection(sess: Session | Connection) -> Connection:
     return sess
 
 
-def _chunks(ids: Iterable[int]) -> list[list[int]]:
-    ids = sorted({int(i) for i in ids})
-    return [ids[k:k + CHUNK] for k in range(0, len(ids), CHUNK)]
+def _chunks(values: Iterable) -> list[list]:
+    """The distinct ``values``, sorted, in lists of at most :data:`CHUNK`."""
+    values = sorted(set(values))
+    return [values[k:k + CHUNK] for k in range(0, len(values), CHUNK)]
 
 
 @lru_cache(maxsize=8)
@@ -52,8 +55,8 @@ def _refresh_statements(dialect: str, some: bool) -> tuple:
     for view in (views.LESIONS, views.SCANS):  # lesion rows first: they point at the timepoint
         stmts.append(f"DELETE FROM {views.TABLES[view]}" + (" WHERE timepoint_id IN :ids" if some else ""))
     for view in (views.SCANS, views.LESIONS):
-        cols = ", ".join(views.KEYS[view] + views.COLUMNS[view])
-        select = views.source_sql(view, dialect, keys=True, where="t.id IN :ids" if some else None)
+        cols = ", ".join(views.KEYS[view] + views.STORED[view])
+        select = views.source_sql(view, dialect, stored=True, where="t.id IN :ids" if some else None)
         stmts.append(f"INSERT INTO {views.TABLES[view]} ({cols})\n{select}")
     if some:
         return tuple(text(s).bindparams(bindparam("ids", expanding=True)) for s in stmts)
@@ -69,7 +72,7 @@ def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = No
         for stmt in _refresh_statements(conn.dialect.name, False):
             conn.execute(stmt)
         return
-    for chunk in _chunks(timepoint_ids):
+    for chunk in _chunks(int(i) for i in timepoint_ids):
         for stmt in _refresh_statements(conn.dialect.name, True):
             conn.execute(stmt, {"ids": chunk})
 
@@ -77,17 +80,18 @@ def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = No
 def refresh_scans(sess: Session | Connection, codes: Iterable[str]) -> None:
     """:func:`refresh` of the scans ``cXXXXsXXXXtXX`` in ``codes``."""
     conn = _connection(sess)
-    codes = sorted(set(codes))
     find = text("SELECT id FROM timepoint WHERE code IN :codes").bindparams(bindparam("codes", expanding=True))
-    ids = [i for k in range(0, len(codes), CHUNK) for i in conn.execute(find, {"codes": codes[k:k + CHUNK]}).scalars()]
-    refresh(conn, ids)
+    refresh(conn, [i for chunk in _chunks(codes) for i in conn.execute(find, {"codes": chunk}).scalars()])
 
 
 def refresh_releases(sess: Session | Connection) -> None:
-    """Recompute the ``releases`` column of every row (call it when a release is published); only
-    rows whose list changes are written."""
+    """Recompute the ``releases`` column (call it when a release is published). It is stored once
+    per scan (``lesions`` reads it from there); only rows whose list changes are written."""
     conn = _connection(sess)
     dialect = conn.dialect.name
-    for table in (views.TABLES[views.SCANS], views.TABLES[views.LESIONS]):
-        computed = views.releases_sql(dialect, f"{table}.timepoint_id")
-        conn.execute(text(f"UPDATE {table} SET releases = {computed} WHERE releases {_DIFFERS[dialect]} {computed}"))
+    scans = views.TABLES[views.SCANS]
+    conn.execute(text(
+        f"UPDATE {scans} SET releases = x.releases"
+        f" FROM (SELECT sc.timepoint_id, {views.releases_sql(dialect, 'sc.timepoint_id')} AS releases"
+        f" FROM {scans} sc) AS x"
+        f" WHERE x.timepoint_id = {scans}.timepoint_id AND {scans}.releases {_DIFFERS[dialect]} x.releases"))

@@ -396,8 +396,8 @@ class AuditEvent(SQLModel, table=True):
 # ---------------------------------------------------------------------------------------------
 # The current-state layer: the rows of the views ``scans`` and ``lesions``, stored. Derived data
 # only: :func:`atlas_registry.facts.refresh` recomputes a scan's rows from the versioned tables
-# above whenever a change to the registry touches it. The columns are exactly those of the views
-# (:data:`atlas_registry.views.COLUMNS`) plus the keys; the indexes serve the typical queries
+# above whenever a change to the registry touches it. The columns are those of the views
+# (:data:`atlas_registry.views.STORED`) plus the keys; the indexes serve the typical queries
 # (counts by cohort x hemisphere x location, volumes by territory, PVH x location, joins on scan).
 
 
@@ -431,7 +431,6 @@ class _ScanFacts(SQLModel):
     voxel_z_mm: Optional[float] = None
     standard_status: str = Field(sa_type=_bytewise(16))
     exclusion_reason: Optional[str] = Field(default=None, sa_type=_bytewise(32))
-    releases: Optional[str] = Field(default=None, sa_type=_bytewise())
 
 
 def _key_fk(target: str):
@@ -449,10 +448,12 @@ class ScanCurrent(_ScanFacts, _ScanKey, table=True):
     n_lesions: int
     primary_volume_mm3: Optional[float] = None
     total_volume_mm3: Optional[float] = None
+    releases: Optional[str] = Field(default=None, sa_type=_bytewise())
 
 
 class LesionCurrent(_ScanFacts, _ScanKey, table=True):
-    """One row per current lesion: the view ``lesions``."""
+    """One row per current lesion: the view ``lesions``, but for ``releases``, which the view reads
+    from the scan's row (publishing a release rewrites one row per scan, not one per lesion)."""
 
     __tablename__ = "lesion_current"
     __table_args__ = (

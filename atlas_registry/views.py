@@ -17,7 +17,8 @@ Two definitions (layers) of the views exist, one per schema revision:
   SELECTs (:func:`source_sql`) compute the rows of the current-state tables.
 * :data:`CURRENT` (revision ``0003_current_state`` on): ``scans`` and ``lesions`` read the
   current-state tables ``scan_current`` and ``lesion_current`` (:data:`TABLES`), which
-  :func:`atlas_registry.facts.refresh` keeps equal to the joins; ``release_scans`` joins
+  :func:`atlas_registry.facts.refresh` keeps equal to the joins (a lesion's ``releases`` is its
+  scan's, read from ``scan_current`` only by queries that ask for it); ``release_scans`` joins
   ``release_scan`` and ``release`` to ``scan_current``.
 """
 
@@ -151,12 +152,17 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {view: {c: d for c, _, d in spec} for 
 
 #: The layers (see the module documentation).
 JOINS, CURRENT = "joins", "current"
-#: The current-state table behind a view, and its key columns (then come the view's columns).
+#: The current-state table behind a view, its key columns and the view columns it stores: all but
+#: a lesion's ``releases``, which ``lesions`` reads from its scan's row in ``scan_current``.
 TABLES = {SCANS: "scan_current", LESIONS: "lesion_current"}
 KEYS: dict[str, tuple[str, ...]] = {SCANS: ("timepoint_id",), LESIONS: ("lesion_id", "timepoint_id")}
+STORED: dict[str, tuple[str, ...]] = {SCANS: SCAN_COLUMNS, LESIONS: tuple(c for c in LESION_COLUMNS if c != "releases")}
 _KEY_EXPR = {"timepoint_id": "t.id", "lesion_id": "l.id"}
-# release_scans on the CURRENT layer: membership joined to scan_current (scan code and cohort).
-_RELEASE_SCAN_CURRENT = (
+# A column of the view on the CURRENT layer that its table does not store: the scan's. A scalar
+# subquery, not a join: a query that does not ask for the column does not read timepoint_id, and
+# covering indexes still answer it alone.
+_FROM_SCAN = "(SELECT sc.{col} FROM scan_current sc WHERE sc.timepoint_id = o.timepoint_id)"
+_RELEASE_SCAN_CURRENT = (  # membership joined to scan_current (scan code and cohort)
     "SELECT rl.name AS release, rl.version AS version, rl.status AS status, sc.scan AS scan, sc.cohort AS cohort,"
     " rs.in_standard AS in_standard\n"
     "FROM release_scan rs\n"
@@ -176,14 +182,15 @@ def releases_sql(dialect: str, timepoint_id: str) -> str:
     return _RELEASES[_dialect(dialect)].format(tp=timepoint_id)
 
 
-def source_sql(view: str, dialect: str, *, keys: bool = False, where: str | None = None) -> str:
+def source_sql(view: str, dialect: str, *, stored: bool = False, where: str | None = None) -> str:
     """The SELECT that computes ``view`` from the normalized tables on ``dialect`` (``sqlite`` |
-    ``postgresql``): the view itself on the JOINS layer, and (``keys``: with the key columns
-    :data:`KEYS` first) the rows of its current-state table. ``where``: an extra condition, on the
-    timepoint as ``t``."""
+    ``postgresql``): the view itself on the JOINS layer, or (``stored``) the rows of its
+    current-state table: the key columns :data:`KEYS`, then the columns :data:`STORED`. ``where``:
+    an extra condition, on the timepoint as ``t``."""
     rel = releases_sql(dialect, "t.id")
-    exprs = [f"{_KEY_EXPR[k]} AS {k}" for k in KEYS[view]] if keys else []
-    exprs += [f"{expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view]]
+    exprs = [f"{_KEY_EXPR[k]} AS {k}" for k in KEYS[view]] if stored else []
+    exprs += [f"{expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view]
+              if not stored or col in STORED[view]]
     conds = [c for c in (_WHERE.get(view), where) if c]
     cols = ",\n".join(f"  {e}" for e in exprs)
     return f"SELECT\n{cols}\n{_FROM[view]}" + (f"\nWHERE {' AND '.join(conds)}" if conds else "")
@@ -198,7 +205,8 @@ def select_sql(view: str, dialect: str, layer: str = CURRENT) -> str:
     _dialect(dialect)
     if view == RELEASE_SCANS:
         return _RELEASE_SCAN_CURRENT
-    return f"SELECT {', '.join(COLUMNS[view])}\nFROM {TABLES[view]}"
+    cols = ",\n".join(f"  {'o.' + c if c in STORED[view] else _FROM_SCAN.format(col=c)} AS {c}" for c in COLUMNS[view])
+    return f"SELECT\n{cols}\nFROM {TABLES[view]} o"
 
 
 def create_statements(dialect: str, layer: str = CURRENT) -> list[str]:

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import Integer, and_, cast, func, or_
 from sqlmodel import Session, select
 
 from ..errors import AtlasError
@@ -521,7 +521,7 @@ def _releases(sess: Session, spec: ReleaseSpec, rev: int, scans: list[ScanView],
     out = []
     names = {r.id: r.name for r in sess.exec(select(Release)).all()}
     for r in earlier:
-        counts = sess.exec(select(func.count(), func.sum(ReleaseScan.in_standard))
+        counts = sess.exec(select(func.count(), func.sum(cast(ReleaseScan.in_standard, Integer)))
                            .where(ReleaseScan.release_id == r.id)).one()
         try:
             date, title = (lambda s: (s.date, s.title))(parse_spec(r.spec, r.name))

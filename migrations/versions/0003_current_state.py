@@ -28,6 +28,9 @@ ONE_CURRENT = (
     ("uq_mask_one_current", "lesion_mask", ["lesion_id", "variant", "space"]),
     ("uq_report_one_current", "scan_report", ["timepoint_id"]),
 )
+# The tables the current-state rows are computed from.
+SOURCES = ("cohort", "subject", "scanner", "timepoint", "scan_report", "lesion", "lesion_annotation", "lesion_mask",
+           "release", "release_scan")
 # (index, table, columns, unique) of the current-state tables.
 INDEXES = (
     ("ix_scan_current_scan", "scan_current", ["scan"], True),
@@ -66,7 +69,6 @@ def _scan_columns() -> list:
         sa.Column("voxel_z_mm", sa.Float(), nullable=True),
         sa.Column("standard_status", _string(16), nullable=False),
         sa.Column("exclusion_reason", _string(32), nullable=True),
-        sa.Column("releases", _string(), nullable=True),
     ]
 
 
@@ -80,6 +82,7 @@ def upgrade() -> None:
         sa.Column("n_lesions", sa.Integer(), nullable=False),
         sa.Column("primary_volume_mm3", sa.Float(), nullable=True),
         sa.Column("total_volume_mm3", sa.Float(), nullable=True),
+        sa.Column("releases", _string(), nullable=True),
         sa.ForeignKeyConstraint(["timepoint_id"], ["timepoint.id"]),
         sa.PrimaryKeyConstraint("timepoint_id"),
     )
@@ -103,6 +106,8 @@ def upgrade() -> None:
     for name, table, cols, unique in INDEXES:
         op.create_index(name, table, cols, unique=unique)
     bind = op.get_bind()
+    for table in SOURCES:  # planner statistics first: without them PostgreSQL may join badly
+        bind.exec_driver_sql(f"ANALYZE {table}")
     facts.refresh(bind)
     views.install(bind, views.CURRENT)
 
