@@ -712,7 +712,7 @@ def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_ur
 
     from sqlmodel import Session, select
 
-    from atlas_registry import db
+    from atlas_registry import db, facts
     from atlas_registry.models import Issue, Revision, ScanReport, Timepoint
 
     when = datetime.now(timezone.utc)
@@ -733,5 +733,6 @@ def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_ur
         s.add(old)
         s.add(ScanReport(timepoint_id=tp.id, created_rev_id=rev.id,
                          **{k: fields.get(k, getattr(old, k)) for k in REPORT_COLUMNS}))
+        facts.refresh(s, [tp.id])  # keep the scans/lesions views current, as revise does
         s.commit()
         return rev.id

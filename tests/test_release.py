@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from sqlmodel import Session, select
 from atlas_registry import db, release
 from atlas_registry.cli import main
 from atlas_registry.errors import AtlasError
-from atlas_registry.models import Issue, Release, ReleaseItem, ReleaseScan, Revision, ScanReport, Timepoint
+from atlas_registry.models import Release, ReleaseItem, ReleaseScan
 from atlas_registry.store import sha256_file
+from conftest import revise_report_orm
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -24,29 +24,9 @@ def tree(root: Path) -> dict[str, str]:
 
 
 def revise_report(ws, code: str, pvh: int, issue_title: str | None = None) -> int:
-    """A correction written with the ORM (the revise module is tested on real data elsewhere):
-    retire the scan's report, add the corrected one, cite an issue."""
-    when = datetime.now(timezone.utc)
-    with Session(db.engine(ws)) as s:
-        tp = s.exec(select(Timepoint).where(Timepoint.code == code)).one()
-        issue = None
-        if issue_title:
-            issue = Issue(timepoint_id=tp.id, title=issue_title, status="closed", opened_by="u", opened_at=when,
-                          closed_at=when, close_reason="resolved", url="https://example.org/issues/3")
-            s.add(issue)
-            s.flush()
-        rev = Revision(kind="correct_metadata", issue_id=issue.id if issue else None, timepoint_id=tp.id,
-                       author="curator", reason="PVH regraded", created_at=when, details="{}")
-        s.add(rev)
-        s.flush()
-        old = s.exec(select(ScanReport).where(ScanReport.timepoint_id == tp.id, ScanReport.retired_rev_id.is_(None))).one()
-        old.retired_rev_id = rev.id
-        s.add(old)
-        fields = {k: getattr(old, k) for k in ("stroke_type", "primary_location", "primary_hemisphere",
-                                               "vascular_territory", "dwmh", "notes")}
-        s.add(ScanReport(timepoint_id=tp.id, pvh=pvh, created_rev_id=rev.id, **fields))
-        s.commit()
-        return rev.id
+    """A PVH correction written with the ORM (the revise module is tested on real data elsewhere)."""
+    return revise_report_orm(ws, code, pvh=pvh, issue_title=issue_title, issue_url="https://example.org/issues/3",
+                             reason="PVH regraded")
 
 
 def test_two_builds_are_byte_identical_and_manifest_is_complete(export_ws_fresh, release_specs, tmp_path):
