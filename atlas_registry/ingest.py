@@ -195,9 +195,6 @@ class _Writer:
         self.prefetch([rec])
         return self.sha_of[rec.relpath]
 
-    def image_row(self, tp_id: int, rec: ImageRecord, space: str, rev_id: int) -> Image:
-        return Image(**self.image_values(tp_id, rec, space, rev_id))
-
     def image_values(self, tp_id: int, rec: ImageRecord, space: str, rev_id: int) -> dict:
         sha = self.put_file(rec)
         self.out.images_added += 1
@@ -215,9 +212,8 @@ class _Writer:
         return mask_values(lesion_id, rec, sha, rev_id)
 
     def mask_row(self, lesion_id: int, rec: MaskRecord, rev_id: int) -> LesionMask:
-        sha = self.put_file(rec)
-        self.out.masks_added += 1
-        return mask_from_record(lesion_id, rec, sha, rev_id)
+        """One mask row (revisions add rows one by one; ingest inserts :meth:`mask_values` in bulk)."""
+        return LesionMask(**self.mask_values(lesion_id, rec, rev_id))
 
 
 def mask_values(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> dict:
@@ -228,10 +224,6 @@ def mask_values(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> dict:
         centroid_x_mm=cx, centroid_y_mm=cy, centroid_z_mm=cz, n_components=rec.n_components,
         hemisphere=rec.hemisphere, location=rec.location, created_rev_id=rev_id, retired_rev_id=None,
     )
-
-
-def mask_from_record(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> LesionMask:
-    return LesionMask(**mask_values(lesion_id, rec, sha, rev_id))
 
 
 def insert_returning_ids(s: Session, model, rows: list[dict]) -> list[int]:
