@@ -15,7 +15,6 @@ de-identification hazard), ``intent_name`` starting with ``B``, ``scl_slope`` 1,
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import zlib
@@ -24,6 +23,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from . import gz
 from .errors import AtlasError
 from .store import atomic_write
 
@@ -55,8 +55,8 @@ def decode(data: bytes, name: str) -> nib.Nifti1Image:
     """
     if data[:2] == GZIP_MAGIC:
         try:
-            raw = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+            raw = gz.decompress(data)
+        except gz.ERRORS as e:  # BadGzipFile is an OSError
             raise AtlasError("IMG001", f"corrupt or truncated gzip stream ({e})", path=name) from None
     elif str(name).endswith(".nii") and not str(name).endswith(".gz"):
         raw = bytes(data)

@@ -81,11 +81,7 @@ def _view(s: Session, spec: ReleaseSpec, rel: Release | None):
 
     if _frozen(rel):
         return build_view(s, spec, as_of_revision=rel.last_revision_id, membership=changelog.membership(s, rel.id))
-    first = build_view(s, spec)
-    if first.revision is None:
-        return first
-    return build_view(s, spec, as_of_revision=first.revision,
-                      membership={sc.code: sc.in_standard for sc in first.scans})
+    return build_view(s, spec)  # the newest revision; its own membership is what publish freezes
 
 
 def _read(s: Session, name: str, specs: Path | None):
@@ -267,6 +263,7 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
           cache_dir: str | os.PathLike | None = None, force: bool = False, progress: bool = False) -> BuildOutcome:
     """Build release ``name`` into ``out`` atomically; record it (unless published: then verify it)."""
     from .export import write_archives
+    from .export.determinism import FILE_MODE
 
     out = Path(out).absolute()
     _occupied(out, force)
@@ -280,7 +277,7 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
         entries = write_archives(ws, view, tmp, changes=changes, release_notes=notes,
                                  cache_dir=cache_dir, progress=progress)
         manifest = manifest_bytes(spec, view.revision, entries)
-        atomic_write(tmp / MANIFEST, manifest)
+        atomic_write(tmp / MANIFEST, manifest, mode=FILE_MODE)
         with db.session(ws) as s:
             if _frozen(rel):
                 _check_reproduced(s, s.get(Release, rel.id), entries, manifest)

@@ -2,6 +2,8 @@
 
 Layout: ``objects/ab/cdef…`` (two-level fan-out). Writes are atomic (temp file in the same
 folder, fsync, ``os.replace``), so a kill never leaves a partial object under a final name.
+Objects are read-only (mode 0444): release builds hard-link them (:mod:`atlas_registry.export.output`),
+so a file of a build and the object it came from are one inode, and neither may change.
 The registry table ``stored_object`` records what the registry points at; files present in the
 store but not in the table are harmless leftovers that ``gc`` may remove.
 """
@@ -26,8 +28,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, rename).
+OBJECT_MODE = 0o444
+
+
+def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, rename); ``mode``: the
+    file's permissions (default: the temporary file's, 0600).
 
     With ``fsync=False`` the caller promises one :func:`sync` before anything depends on the
     file being on disk (ingest syncs once before its commit instead of once per file)."""
@@ -38,6 +44,8 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) ->
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             if fsync:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -64,7 +72,7 @@ class ObjectStore:
         sha = sha or sha256_bytes(data)
         dest = self.path_of(sha)
         if not dest.exists():
-            atomic_write(dest, data, fsync=fsync)
+            atomic_write(dest, data, fsync=fsync, mode=OBJECT_MODE)
         return sha
 
     @staticmethod

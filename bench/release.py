@@ -11,6 +11,7 @@ revised mask takes under 5 % of the full build (derived files come from the expo
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -106,6 +107,7 @@ def main() -> None:
         def out() -> Path:  # a new build folder; only the previous build is kept (disk space)
             shutil.rmtree(builds / f"b{n[0] - 1}", ignore_errors=True)
             n[0] += 1
+            os.sync()  # every timed step starts with nothing left to write back (not timed)
             return builds / f"b{n[0]}"
 
         def build(dest: Path):
@@ -121,6 +123,7 @@ def main() -> None:
         s_cp, copy = [], tmp / "copy"
         for _ in range(max(args.runs, 3)):
             shutil.rmtree(copy, ignore_errors=True)
+            os.sync()
             s_cp.append(timed(lambda: subprocess.run(["cp", "-r", str(built), str(copy)], check=True), 1)[0])
         shutil.rmtree(copy)
         t_full, t_cp = statistics.median(s_full), statistics.median(s_cp)

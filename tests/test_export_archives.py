@@ -67,7 +67,7 @@ def test_manifest_matches_the_files(built, export_ws):
     for e in entries:
         p = on_disk[e.path]
         assert p.stat().st_size == e.size and sha256_file(p) == e.sha256, e.path
-        assert (p.stat().st_mode & 0o777) == 0o644
+        assert (p.stat().st_mode & 0o777) == 0o444  # a build is read-only
         assert e.archive == e.path.split("/")[0]
         if e.path.endswith((".nii.gz", ".voi")) and "desc-T1lesion" not in e.path:
             assert p.read_bytes() == store.get(e.sha256)  # byte-identical to the registry's object
@@ -313,3 +313,83 @@ def test_participants_rows_follow_the_documented_schema(built):
     assert lines[0] == documented["x-column-order"]
     for row in lines[1:]:
         jsonschema.validate(dict(zip(lines[0], row)), documented)
+
+
+def _zipfile_reference(dest: Path, root: Path, rels: list[str], day: str, prefix: str) -> None:
+    """What zipfile writes on its own (ZipFile.open(info, "w") per entry) for write_zip's entries."""
+    import shutil
+
+    from atlas_registry.export.determinism import _STORED_SUFFIXES, _zinfo, zip_date_time
+
+    dt = zip_date_time(day)
+    names: dict[str, str | None] = {}
+    for rel in rels:
+        parts = (prefix + rel).split("/")
+        for i in range(1, len(parts)):
+            names.setdefault("/".join(parts[:i]) + "/", None)
+        names[prefix + rel] = rel
+    with zipfile.ZipFile(dest, "w", allowZip64=True) as zf:
+        for name in sorted(names):
+            if names[name] is None:
+                zf.writestr(_zinfo(name, dt, is_dir=True), b"")
+                continue
+            zi = _zinfo(name, dt, compress=not name.endswith(_STORED_SUFFIXES))
+            zi.file_size = (root / names[name]).stat().st_size
+            with open(root / names[name], "rb") as src, zf.open(zi, "w") as out:
+                shutil.copyfileobj(src, out, 1 << 16)
+
+
+def test_write_zip_writes_what_zipfile_writes_and_hashes_it(tmp_path):
+    import hashlib
+    import os
+
+    from atlas_registry.export.determinism import write_zip
+
+    root = tmp_path / "tree"
+    (root / "a/b").mkdir(parents=True)
+    files = {"a/b/x.nii.gz": os.urandom(3_000_001), "a/t.txt": b"line of text\n" * 200_000,
+             "z.json": b'{"a": 1}\n', "a/empty.tsv": b""}
+    for rel, data in files.items():
+        (root / rel).write_bytes(data)
+    rels = sorted(files)
+    _zipfile_reference(tmp_path / "ref.zip", root, rels, "2018-02-20", "bag/")
+    ref = (tmp_path / "ref.zip").read_bytes()
+    crcs: dict[str, int] = {}
+    known = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+    for name in ("first.zip", "second.zip"):  # the second takes every CRC-32 from the first
+        size, sha = write_zip(tmp_path / name, root, rels, "2018-02-20", prefix="bag/", known=known, crcs=crcs)
+        assert (tmp_path / name).read_bytes() == ref
+        assert (size, sha) == (len(ref), hashlib.sha256(ref).hexdigest())
+    assert set(crcs) == set(known.values())
+    with zipfile.ZipFile(tmp_path / "first.zip") as z:
+        assert z.testzip() is None and z.read("bag/a/b/x.nii.gz") == files["a/b/x.nii.gz"]
+
+
+def test_store_objects_are_hard_linked_read_only(built, export_ws):
+    _, out, entries = built
+    store = ObjectStore(export_ws.objects_dir)
+    linked = [e for e in entries if e.path.startswith("icpsr/native/c") and store.has(e.sha256)]
+    assert linked
+    for e in linked:
+        obj, f = store.path_of(e.sha256).stat(), (out / e.path).stat()
+        assert (obj.st_ino, obj.st_dev) == (f.st_ino, f.st_dev), e.path  # one inode, no second copy
+        assert f.st_mode & 0o777 == 0o444
+
+
+def test_objects_are_copied_where_links_fail(export_ws, export_spec, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from atlas_registry.export import output
+
+    def no_links(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(output.os, "link", no_links)
+    out = tmp_path / "out"
+    entries = write_archives(export_ws, view_of(export_ws, export_spec), out, changes=CHANGES,
+                             release_notes="Notes.", cache_dir=tmp_path / "cache")
+    store = ObjectStore(export_ws.objects_dir)
+    e = next(e for e in entries if e.path.startswith("icpsr/native/c") and store.has(e.sha256))
+    assert os.stat(out / e.path).st_nlink == 1 and sha256_file(out / e.path) == e.sha256
+    assert (out / e.path).stat().st_mode & 0o777 == 0o444

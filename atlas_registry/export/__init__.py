@@ -56,10 +56,11 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
         if "parquet" in archives:
             say("parquet")
             write_parquet(output, view, gate, bids_paths=bids_paths)
-        output.wait()
+        output.wait(files="icpsr" in archives)  # the checks of standardized T1s run on while the zip is written
         if "icpsr" in archives:
             say("packages: bag and zip")
             write_packages(output, view)
+            say("packages written; waiting for the last checks")
         output.wait()
         done = True
     finally:

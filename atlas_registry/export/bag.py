@@ -8,16 +8,15 @@ already knows. Payload files are hard links to the ICPSR files of the same build
 disk; a copy where links are not possible). ``bagit.Bag(path).validate()`` accepts it (tested).
 
 ``packages/<bag>.zip`` holds the bag under ``<bag>/``: entries sorted, fixed dates and permissions,
-already-compressed files stored as they are.
+already-compressed files stored as they are. Its SHA-256 is computed as it is written, and the CRC-32
+of every payload file is remembered in the export cache by the file's SHA-256, so a later build
+streams each unchanged file into its zip once instead of reading it twice.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 from .. import __version__
-from .determinism import write_zip
+from .determinism import file_crc32, write_zip
 from .output import Output
 from .view import ReleaseView
 
@@ -28,15 +27,8 @@ def bag_name(view: ReleaseView) -> str:
     return f"atlas-{view.name}-icpsr"
 
 
-def _link_or_copy(src, dst) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def write_packages(output: Output, view: ReleaseView) -> None:
-    """Bag and zip the ICPSR archive already written under ``output`` (call after ``output.wait()``)."""
+    """Bag and zip the ICPSR archive already written under ``output`` (call after ``output.wait(files=True)``)."""
     spec = view.spec
     name = bag_name(view)
     base = f"packages/{name}"
@@ -47,10 +39,10 @@ def write_packages(output: Output, view: ReleaseView) -> None:
         if dst.parent not in dirs:
             dst.parent.mkdir(parents=True, exist_ok=True)
             dirs.add(dst.parent)
-        output.submit(_link_or_copy, output.path(e.path), dst, io=True)
+        output.link(output.path(e.path), dst, e.size)
         output.entries.append(e.__class__(f"{base}/data/{e.path[len('icpsr/'):]}", e.size, e.sha256, "packages",
                                           e.scan, e.source_revision_id))
-    output.wait()
+    output.wait(files=True)
     oxum = f"{sum(e.size for e in payload)}.{len(payload)}"
     info = {
         "Bag-Software-Agent": f"atlas-registry {__version__}",
@@ -70,6 +62,12 @@ def write_packages(output: Output, view: ReleaseView) -> None:
         tagman.append(f"{ent.sha256}  {fname}\n")
     output.write_text(f"{base}/tagmanifest-sha256.txt", "".join(sorted(tagman, key=lambda l: l.split()[1])),
                       archive="packages")
-    members = sorted(e.path[len(base) + 1:] for e in output.entries if e.path.startswith(base + "/"))
-    write_zip(output.path(f"{base}.zip"), output.path(base), members, spec.date, prefix=f"{name}/")
-    output.add_file(f"{base}.zip", archive="packages", rev=view.revision)
+    known = {e.path[len(base) + 1:]: e.sha256 for e in output.entries if e.path.startswith(base + "/")}
+    crcs = output.cache.get_json("crc32") or {}
+    for e in payload:  # CRC-32s first (fast: ISA-L), so that the zip is written in one pass
+        if e.sha256 not in crcs:
+            crcs[e.sha256] = file_crc32(output.path(e.path))
+    size, sha = write_zip(output.path(f"{base}.zip"), output.path(base), sorted(known), spec.date,
+                          prefix=f"{name}/", known=known, crcs=crcs)
+    output.cache.put_json("crc32", crcs)
+    output.record_file(f"{base}.zip", size, sha, archive="packages", rev=view.revision)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
-from pathlib import Path
 
 from ..errors import AtlasError
 from ..validate import deid

@@ -12,20 +12,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
-import shutil
 import stat
 import zipfile
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-FILE_MODE = 0o644
+from .. import gz
+
+FILE_MODE = 0o444  # files of a build (read-only: a release does not change)
+ZIP_FILE_MODE = 0o644  # files inside a zip (what unzip gives the person who downloads it)
 DIR_MODE = 0o755
 # Suffixes whose bytes are already compressed: zip stores them as they are.
 _STORED_SUFFIXES = (".gz", ".voi", ".zip", ".xlsx", ".parquet", ".png", ".jpg")
+_CHUNK = 1 << 20
 
 
 def release_datetime(day: str) -> datetime:
@@ -45,15 +52,108 @@ def json_bytes(obj) -> bytes:
 def _zinfo(name: str, date_time, *, is_dir: bool = False, compress: bool = True) -> zipfile.ZipInfo:
     zi = zipfile.ZipInfo(name, date_time=date_time)
     zi.create_system = 3  # Unix, so that external_attr holds the permissions
-    zi.external_attr = ((stat.S_IFDIR | DIR_MODE) << 16 | 0x10) if is_dir else ((stat.S_IFREG | FILE_MODE) << 16)
+    zi.external_attr = ((stat.S_IFDIR | DIR_MODE) << 16 | 0x10) if is_dir else ((stat.S_IFREG | ZIP_FILE_MODE) << 16)
     zi.compress_type = zipfile.ZIP_DEFLATED if compress and not is_dir else zipfile.ZIP_STORED
     return zi
 
 
-def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: str = "") -> None:
+class _HashingWriter:
+    """A write-only, forward-only file for :class:`zipfile.ZipFile` that hashes what passes through
+    (no ``seek``: zipfile then writes strictly in order and never rewrites a header). Hashing runs
+    in a second thread (hashlib releases the GIL), a few blocks behind the writes."""
+
+    _AHEAD = 8  # blocks handed to the hashing thread and not yet hashed
+
+    def __init__(self, f):
+        self._f = f
+        self._sha = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1)  # one worker: blocks are hashed in order
+        self._queued: deque = deque()
+        self.pos = 0
+
+    def write(self, data) -> int:
+        self._f.write(data)
+        self._queued.append(self._hasher.submit(self._sha.update, data))
+        if len(self._queued) > self._AHEAD:
+            self._queued.popleft().result()
+        self.pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of everything written (waits for the hashing thread; call once, at the end)."""
+        while self._queued:
+            self._queued.popleft().result()
+        self._hasher.shutdown()
+        return self._sha.hexdigest()
+
+    def abandon(self) -> None:
+        for fut in self._queued:
+            fut.cancel()
+        self._hasher.shutdown()
+
+
+def file_crc32(path: Path) -> int:
+    """The CRC-32 of a file (zip entries carry it)."""
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            crc = gz.crc32(block, crc)
+    return crc
+
+
+def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None, crc: int | None) -> int:
+    """Append one entry (header, then data) as ``ZipFile.open(zi, "w")`` on a seekable file would
+    write it, but with the CRC known up front; returns its CRC-32. Already-compressed files are
+    streamed in blocks; others are deflated in memory (they are small: text and tables)."""
+    fp = zf.fp
+    zi.flag_bits = 0
+    zi.header_offset = fp.tell()
+    if path is None:  # a folder
+        zi.file_size = zi.compress_size = zi.CRC = 0
+        fp.write(zi.FileHeader(False))
+    elif zi.compress_type == zipfile.ZIP_STORED:
+        zi.CRC = file_crc32(path) if crc is None else crc
+        zi.compress_size = zi.file_size
+        fp.write(zi.FileHeader(zi.file_size > 0x7FFFFFFF or zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
+        with open(path, "rb") as f:
+            left = zi.file_size
+            while left > 0:
+                block = f.read(min(_CHUNK, left))
+                if not block:
+                    raise OSError(f"{path} shrank while it was being zipped")
+                fp.write(block)
+                left -= len(block)
+    else:
+        data = path.read_bytes()
+        comp = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # as zipfile deflates
+        body = comp.compress(data) + comp.flush()
+        zi.file_size, zi.compress_size, zi.CRC = len(data), len(body), gz.crc32(data)
+        fp.write(zi.FileHeader(zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
+        fp.write(body)
+    zf.filelist.append(zi)
+    zf.NameToInfo[zi.filename] = zi
+    return zi.CRC
+
+
+def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: str = "",
+              known: dict[str, str] | None = None, crcs: dict[str, int] | None = None) -> tuple[int, str]:
     """A deterministic zip of ``root/relpath`` for every ``relpath`` (POSIX), stored under
-    ``prefix + relpath``; folder entries are added for every parent, all sorted by name."""
+    ``prefix + relpath``; folder entries are added for every parent, all sorted by name. Returns
+    the zip's size and SHA-256 (computed as it is written: the zip is not read back).
+
+    ``known`` maps a relpath to the SHA-256 of its content and ``crcs`` a SHA-256 to the CRC-32 of
+    that content (read, and completed with what this call computes): a file seen by an earlier
+    build is then streamed once, not read twice. The bytes are those ``zipfile`` writes on its own
+    (tested against it)."""
     dt = zip_date_time(day)
+    known = known or {}
+    crcs = {} if crcs is None else crcs
     names: dict[str, str | None] = {}
     for rel in relpaths:
         parts = (prefix + rel).split("/")
@@ -61,16 +161,28 @@ def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: 
             names.setdefault("/".join(parts[:i]) + "/", None)
         names[prefix + rel] = rel
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(dest, "w", allowZip64=True) as zf:
-        for name in sorted(names):
-            rel = names[name]
-            if rel is None:
-                zf.writestr(_zinfo(name, dt, is_dir=True), b"")
-                continue
-            zi = _zinfo(name, dt, compress=not rel.endswith(_STORED_SUFFIXES))
-            zi.file_size = os.path.getsize(root / rel)
-            with open(root / rel, "rb") as src, zf.open(zi, "w", force_zip64=zi.file_size > 0x7FFFFFFF) as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+    with open(dest, "wb") as raw:
+        out = _HashingWriter(raw)
+        try:
+            zf = zipfile.ZipFile(out, "w", allowZip64=True)
+            for name in sorted(names):
+                rel = names[name]
+                if rel is None:
+                    _add_member(zf, _zinfo(name, dt, is_dir=True), None, None)
+                    continue
+                zi = _zinfo(name, dt, compress=not rel.endswith(_STORED_SUFFIXES))
+                path = root / rel
+                zi.file_size = os.path.getsize(path)
+                sha = known.get(rel)
+                crc = _add_member(zf, zi, path, crcs.get(sha) if sha else None)
+                if sha:
+                    crcs[sha] = crc
+            zf.start_dir = out.tell()
+            zf.close()
+        except BaseException:
+            out.abandon()
+            raise
+    return out.pos, out.hexdigest()
 
 
 def fix_xlsx(data: bytes, day: str) -> bytes:

@@ -1,13 +1,17 @@
 """Where the exporters put their files: :class:`Output` writes under the build folder and records a
 manifest entry per file; :class:`Cache` keeps derived files between builds (keyed by their inputs).
 
-Files of the object store are copied byte for byte (``copy_file_range``: an in-kernel copy on Linux);
-their SHA-256 is the object's name, so they are not hashed again. Every file gets mode 0644.
+Files of the object store are hard-linked into the build (a copy where the build folder is on
+another file system); their SHA-256 is the object's name, so they are not hashed again. Every file of
+a build is read-only (mode 0444): a release does not change after it is built, and a linked file
+shares its inode with the store's object (also 0444).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -15,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store import ObjectStore, sha256_bytes, sha256_file
+from ..store import OBJECT_MODE, ObjectStore, sha256_bytes
 from .determinism import FILE_MODE, json_bytes
 
 
@@ -29,8 +33,22 @@ class ManifestEntry:
     source_revision_id: int | None
 
 
+def try_link(src: Path, dst: Path) -> bool:
+    """Hard-link ``src`` (a read-only file: a store object or a file of this build) to ``dst``;
+    False where links are not possible (another file system, a file system without links)."""
+    try:
+        if os.stat(src).st_mode & 0o777 != OBJECT_MODE:  # an object stored before objects were read-only
+            os.chmod(src, OBJECT_MODE)
+        os.link(src, dst)
+        return True
+    except OSError as e:
+        if e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            return False
+        raise
+
+
 def copy_file(src: Path, dst: Path) -> int:
-    """Copy ``src`` to ``dst`` (mode 0644) and return the bytes copied: ``copy_file_range`` (an
+    """Copy ``src`` to ``dst`` (read-only) and return the bytes copied: ``copy_file_range`` (an
     in-kernel copy, a shared extent on file systems with reflinks), else ``shutil.copyfile``."""
     try:
         with open(src, "rb") as f, open(dst, "wb") as g:
@@ -88,6 +106,17 @@ class Cache:
             f.write(sha256_bytes(data).encode("ascii") + b"\n" + data)
         os.replace(tmp, p)
 
+    def get_json(self, name: str):
+        """The JSON document cached under ``name`` (None: none, or damaged)."""
+        data = self.get(self.key("json", name))
+        try:
+            return json.loads(data) if data is not None else None
+        except ValueError:
+            return None
+
+    def put_json(self, name: str, obj) -> None:
+        self.put(self.key("json", name), json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
+
     def get_or_make(self, key: str, make) -> bytes:
         data = self.get(key)
         if data is None:
@@ -111,6 +140,7 @@ class Output:
         self._pending: list = []
         self._copies: list[tuple[Path, Path, int]] = []
         self._dirs: set[Path] = set()
+        self._links = True  # until a link fails: then files are copied
 
     def path(self, rel: str) -> Path:
         return self.out / rel
@@ -142,44 +172,60 @@ class Output:
 
     def copy_object(self, rel: str, sha: str, size: int, *, archive: str, scan: str | None,
                     rev: int | None) -> ManifestEntry:
-        """Copy the store object ``sha`` to ``rel``. Copies are queued and run together by
-        :meth:`wait` (in parallel, after the small files and folders are written: metadata
-        operations crawl while large files stream to the same disk)."""
+        """Put the store object ``sha`` at ``rel`` (:meth:`link`). Queued and run together by
+        :meth:`wait` (after the small files and folders are written)."""
         p = self.path(rel)
         self._parent(p)
         self._copies.append((self.store.path_of(sha), p, size))
         return self._record(rel, size, sha, archive, scan, rev)
 
+    def link(self, src: Path, dst: Path, size: int) -> None:
+        """``dst`` becomes ``src`` (``size`` bytes, checked): a hard link, made now, or, once links have
+        failed, a copy run in the background (:meth:`wait`)."""
+        if self._links and try_link(src, dst):
+            got = os.stat(dst).st_size
+        else:
+            self._links = False
+            self.submit(self._copy, src, dst, size, io=True)
+            return
+        if got != size:
+            raise OSError(f"{src.name} has {got} bytes, the registry says {size}")
+
     @staticmethod
     def _copy(src: Path, dst: Path, size: int) -> None:
         got = copy_file(src, dst)
         if got != size:
-            raise OSError(f"object {src.name} has {got} bytes, the registry says {size}")
+            raise OSError(f"{src.name} has {got} bytes, the registry says {size}")
 
-    def add_file(self, rel: str, *, archive: str, scan: str | None = None, rev: int | None = None) -> ManifestEntry:
-        """Record a file something else wrote under the build folder (hashes it)."""
+    def record_file(self, rel: str, size: int, sha: str, *, archive: str, scan: str | None = None,
+                    rev: int | None = None) -> ManifestEntry:
+        """Record a file something else wrote under the build folder, whose size and SHA-256 it knows."""
         p = self.path(rel)
         os.chmod(p, FILE_MODE)
-        return self._record(rel, p.stat().st_size, sha256_file(p), archive, scan, rev)
+        if p.stat().st_size != size:
+            raise OSError(f"{rel}: {p.stat().st_size} bytes on disk, {size} written")
+        return self._record(rel, size, sha, archive, scan, rev)
 
     def submit(self, fn, *args, io: bool = False):
         """Run ``fn(*args)`` in the background (``io``: a task that mostly waits on the disk)."""
         fut = (self._io if io else self._cpu).submit(fn, *args)
-        self._pending.append(fut)
+        self._pending.append((fut, io))
         return fut
 
-    def wait(self) -> None:
-        """Run the queued copies (largest first) and wait for every background task; the first failure
-        cancels what has not started and is raised."""
+    def wait(self, *, files: bool = False) -> None:
+        """Put the queued objects in place (largest first) and wait for every background task, or
+        (``files``) only for those that write files on the disk (copies; checks running on the CPU
+        go on meanwhile). The first failure cancels what has not started and is raised."""
         copies, self._copies = self._copies, []
         for src, dst, size in sorted(copies, key=lambda c: -c[2]):
-            self._pending.append(self._io.submit(self._copy, src, dst, size))
-        pending, self._pending = self._pending, []
+            self.link(src, dst, size)
+        pending = [p for p in self._pending if p[1]] if files else self._pending
+        self._pending = [p for p in self._pending if not p[1]] if files else []
         try:
-            for fut in pending:
+            for fut, _ in pending:
                 fut.result()
         except BaseException:
-            for fut in pending:
+            for fut, _ in pending + self._pending:
                 fut.cancel()
             raise
 
@@ -187,7 +233,7 @@ class Output:
         """Finish (or, with ``cancel``, abandon) the background work and stop the worker threads."""
         if cancel:
             self._copies.clear()
-            for fut in self._pending:
+            for fut, _ in self._pending:
                 fut.cancel()
             self._pending.clear()
         try:

@@ -12,11 +12,12 @@ that a validation report can be shared.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 import struct
-import zlib
 
+from .. import gz
 from . import rules
 
 # -- free text ------------------------------------------------------------------------------
@@ -70,7 +71,12 @@ def phi_kinds(text: str) -> list[str]:
     """The kinds of HIPAA identifiers that ``text`` appears to carry (sorted, no repeats)."""
     if not text:
         return []
-    return sorted({label for label, rx in PHI_PATTERNS if rx.search(text)})
+    return list(_phi_kinds(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _phi_kinds(text: str) -> tuple[str, ...]:  # the same cell texts and sidecar values recur thousands of times
+    return tuple(sorted({label for label, rx in PHI_PATTERNS if rx.search(text)}))
 
 
 def _name_text(name: str) -> str:
@@ -156,8 +162,8 @@ def scrub_nifti_bytes(data: bytes, name: str) -> bytes:
     gzip-compressed again when it was compressed (deterministically: no timestamp)."""
     compressed = data[:2] == b"\x1f\x8b"
     try:
-        raw = gzip.decompress(data) if compressed else data
-    except (OSError, EOFError, zlib.error):
+        raw = gz.decompress(data) if compressed else data
+    except gz.ERRORS:
         return data
     if len(raw) < 352 or raw[344:348] != b"n+1\x00":
         return data
