@@ -34,6 +34,11 @@ class Workspace:
         return self.home / "objects"
 
     @property
+    def verdicts_dir(self) -> Path:
+        """Passing de-identification verdicts by content (:mod:`atlas_registry.verdicts`)."""
+        return self.home / "verdicts"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
-from . import db, facts, public_ids
+from . import db, facts, public_ids, verdicts
 from .config import Workspace
 from .errors import AtlasError
 from .findings import Report
@@ -130,6 +130,7 @@ class _Writer:
         self.events: list[tuple[str, str | None, str]] = []
         self.known_objects: set[str] = set()
         self.sha_of: dict[str, str] = {}  # relpath -> SHA-256 recorded in the registry
+        self.verdicts: set[str] = set()  # passing de-identification verdicts on stored objects
         self.out = IngestOutcome(status="committed", run_id=None, kind=result.kind, report=result.report)
 
     # -- files ---------------------------------------------------------------------------
@@ -175,6 +176,10 @@ class _Writer:
         for rec, sha, size, scrubbed, wrote in results:
             if wrote:
                 self.new_objects.append(sha)
+            if isinstance(rec, (ImageRecord, MaskRecord)) and not scrubbed:  # stored as validated
+                self.verdicts.add(f"header {sha}")
+                if isinstance(rec, ImageRecord) and rec.defaced:
+                    self.verdicts.add(f"face {sha}")
             if scrubbed:
                 self.events.append(("scrub", rec.relpath, "blanked header text fields / dropped extensions"))
                 self.out.scrubbed += 1
@@ -283,6 +288,7 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool) -> I
             for sha in w.new_objects:
                 w.store.remove(sha)
             raise
+    verdicts.add(ws.verdicts_dir, w.verdicts)  # committed: what validation passed need not be checked again
     return w.out
 
 

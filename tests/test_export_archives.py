@@ -393,3 +393,27 @@ def test_objects_are_copied_where_links_fail(export_ws, export_spec, tmp_path, m
     e = next(e for e in entries if e.path.startswith("icpsr/native/c") and store.has(e.sha256))
     assert os.stat(out / e.path).st_nlink == 1 and sha256_file(out / e.path) == e.sha256
     assert (out / e.path).stat().st_mode & 0o777 == 0o444
+
+
+def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, capsys):
+    from atlas_registry import release, verdicts
+
+    def checked() -> int:
+        line = next(l for l in capsys.readouterr().err.splitlines() if "de-identification:" in l)
+        return int(re.search(r"de-identification: (\d+) checked", line).group(1))
+
+    before = verdicts.load(ingested_two.verdicts_dir)
+    out = release.build(ingested_two, "R1.1", tmp_path / "out", progress=True)
+    store = ObjectStore(ingested_two.objects_dir)
+    manifest = json.loads((Path(out.out) / "MANIFEST.json").read_text())["files"]
+    derived = [f for f in manifest if f["path"].endswith(".nii.gz") and not store.has(f["sha256"])]
+    assert derived and all("desc-T1lesion" in f["path"] for f in derived)  # union masks: made by the build
+    assert any(v.startswith("face ") for v in before)
+    assert checked() == len(derived)  # everything ingest verified is known: no T1 inflated again
+    # without the registry's verdicts, the gate checks every image again (and remembers them)
+    for f in ingested_two.verdicts_dir.iterdir():
+        f.unlink()
+    release.build(ingested_two, "R1.1", tmp_path / "again", progress=True, force=True)
+    assert checked() > len(derived) + sum(1 for v in before if v.startswith("face "))
+    assert {v for v in verdicts.load(ingested_two.verdicts_dir) if v.startswith("face ")} == {
+        v for v in before if v.startswith("face ")}

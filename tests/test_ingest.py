@@ -175,6 +175,10 @@ def test_scrub_headers_blanks_text_and_audits(registry, one_cohort):
     hdr = nib.Nifti1Image.from_bytes(gzip.decompress(stored.read_bytes())).header
     assert bytes(hdr["descrip"]).strip(b"\0 ") == b""
     assert any(e.path and e.path.endswith(t1.name) for e in scrubs)
+    from atlas_registry import verdicts
+
+    known = verdicts.load(registry.verdicts_dir)  # the scrubbed bytes were not the ones validated
+    assert f"header {img.sha256}" not in known and any(v.startswith("header ") for v in known)
 
 
 def _ingest_worker(home: str, url: str | None, path: str, q) -> None:
@@ -245,3 +249,18 @@ def test_kill_at_any_moment_leaves_no_half_scan(tmp_path, one_cohort, delay):
     out = ingest_path(ws, one_cohort)
     assert out.status in ("committed", "noop")
     assert count(ws, Timepoint) == n_scans
+
+
+def test_ingest_records_the_verdicts_of_its_validation(ingested_two):
+    """Every stored image and mask passed the header check and every standardized T1 the face check:
+    the verdicts are kept with the registry, so a release build does not inflate those T1s again."""
+    from atlas_registry import verdicts
+    from atlas_registry.models import Image, LesionMask
+
+    with Session(db.engine(ingested_two)) as s:
+        images = s.exec(select(Image)).all()
+        masks = s.exec(select(LesionMask.sha256)).all()
+    known = verdicts.load(ingested_two.verdicts_dir)
+    std = {i.sha256 for i in images if i.space != "native"}
+    assert std and {v.split()[1] for v in known if v.startswith("face ")} == std
+    assert {v.split()[1] for v in known if v.startswith("header ")} == {i.sha256 for i in images} | set(masks)

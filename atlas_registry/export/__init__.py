@@ -35,7 +35,7 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
     out.mkdir(parents=True, exist_ok=True)
     mine = Path(cache_dir) / "export" if cache_dir is not None else None  # the folder may be shared
     cache = Cache(mine)
-    gate = Gate(mine)
+    gate = Gate(ws.verdicts_dir)
     output = Output(out, ObjectStore(ws.objects_dir), cache)
     archives = view.spec.archives
     t0 = time.perf_counter()

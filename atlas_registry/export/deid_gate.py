@@ -15,9 +15,9 @@ build with ``AtlasError(<rule>, message, path=<file in the release>)``:
 Release-level documents written from the release specification (authors, citation, links, dates of
 releases) are the curators' words, not participant data: they get only the native-identifier check.
 
-Header and face verdicts depend only on the file's bytes, so a passing verdict is remembered under
-``cache_dir`` by SHA-256 (and rule-set version) and an incremental build does not decompress an
-unchanged T1 again.
+Header and face verdicts depend only on the file's bytes, so a passing verdict is remembered with the
+registry by SHA-256 and rule-set version (:mod:`atlas_registry.verdicts`; ingest records the verdicts
+its validation reached) and a build does not decompress a T1 that was already checked.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import struct
 import zlib
 from pathlib import Path
 
+from .. import verdicts
 from ..errors import AtlasError
 from ..validate import deid
 from .view import NATIVE_ID_RE
 
-GATE_VERSION = "deid-gate-1"
+GATE_VERSION = verdicts.RULESET
 
 
 def _raise(findings: list) -> None:
@@ -92,14 +93,12 @@ def _chunks(data, size: int = 4096):
 
 class Gate:
     """Checks files as they are written. Passing verdicts on content-addressed files (header and face
-    checks, by SHA-256) are remembered in ``cache_dir/deid-gate-<version>.txt`` (one ``kind sha`` line each),
-    loaded once and saved by :meth:`save`."""
+    checks, by SHA-256) are read from and added to the registry's verdicts (:mod:`atlas_registry.verdicts`,
+    ``folder``: ``<home>/verdicts``; ``None``: check everything, remember nothing), saved by :meth:`save`."""
 
-    def __init__(self, cache_dir=None):
-        self.file = Path(cache_dir) / f"{GATE_VERSION}.txt" if cache_dir is not None else None
-        self._known: set[str] = set()
-        if self.file is not None and self.file.is_file():
-            self._known = set(self.file.read_text(encoding="ascii").split("\n")) - {""}
+    def __init__(self, folder=None):
+        self.folder = folder
+        self._known: set[str] = verdicts.load(folder)
         self._new: set[str] = set()
         self.checked = 0
         self.cached = 0
@@ -115,12 +114,8 @@ class Gate:
         self._new.add(f"{kind} {sha}")
 
     def save(self) -> None:
-        """Add this build's verdicts to the cache file (atomically; only passing verdicts exist)."""
-        if self.file is None or not self._new:
-            return
-        from ..store import atomic_write
-
-        atomic_write(self.file, ("\n".join(sorted(self._known)) + "\n").encode("ascii"))
+        """Add this build's verdicts to the registry's (only passing verdicts exist)."""
+        verdicts.add(self.folder, self._new)
         self._new.clear()
 
     # -- images --------------------------------------------------------------------------------

@@ -139,7 +139,8 @@ class _ScanCheck:
             self.t1 = (tuple(arr.shape), np.asarray(img.affine, dtype=float))
         self.out.record.t1 = ImageRecord(
             **base, shape=tuple(int(n) for n in arr.shape), zooms=images.zooms_of(img), dtype=str(arr.dtype),
-            affine=np.asarray(img.affine, dtype=float).round(6).tolist(), defaced=standard)
+            affine=np.asarray(img.affine, dtype=float).round(6).tolist(),
+            defaced=standard and sound)  # the face check ran (and any finding of it stops ingest)
 
     def mask(self, f: inventory.InvFile, data: bytes, img, arr, base: dict) -> None:
         rel, sid = f.relpath, self.sid
