@@ -336,7 +336,11 @@ class ReleaseScan(SQLModel, table=True):
     """Which scans a release contains and whether each is in the standardized subset."""
 
     __tablename__ = "release_scan"
-    __table_args__ = (UniqueConstraint("release_id", "timepoint_id", name="uq_release_scan"),)
+    __table_args__ = (
+        UniqueConstraint("release_id", "timepoint_id", name="uq_release_scan"),
+        # a release's membership and standardized subset from the index alone (0004)
+        Index("ix_release_scan_membership", "release_id", "timepoint_id", "in_standard"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     release_id: int = _fk("release.id")
@@ -442,7 +446,10 @@ class ScanCurrent(_ScanFacts, _ScanKey, table=True):
     """One row per scan (timepoint): the view ``scans``."""
 
     __tablename__ = "scan_current"
-    __table_args__ = (Index("ix_scan_current_scan", "scan", unique=True),)
+    __table_args__ = (
+        Index("ix_scan_current_scan", "scan", unique=True),
+        Index("ix_scan_current_cohort", "cohort", "n_lesions", "scan"),  # 0004
+    )
 
     timepoint_id: int = _key_fk("timepoint.id")
     n_lesions: int

@@ -40,6 +40,27 @@ def test_upgrade_downgrade_upgrade(workspace):
     assert _diff(workspace) == []
 
 
+def test_covering_indexes_migration_down_and_up(workspace):
+    """0004 adds the covering indexes of scan_current and release_scan; its downgrade removes
+    them and leaves the schema of 0003."""
+    db.upgrade(workspace)
+
+    def names(table):
+        return {ix["name"] for ix in inspect(db.engine(workspace)).get_indexes(table)}
+
+    assert "ix_scan_current_cohort" in names("scan_current")
+    assert "ix_release_scan_membership" in names("release_scan")
+    db.downgrade(workspace, "0003_current_state")
+    db.engine(workspace).dispose()
+    assert db.current_revision(workspace) == "0003_current_state"
+    assert "ix_scan_current_cohort" not in names("scan_current")
+    assert "ix_release_scan_membership" not in names("release_scan")
+    assert "ix_scan_current_scan" in names("scan_current")
+    db.upgrade(workspace)
+    assert db.current_revision(workspace) == db.head_revision()
+    assert _diff(workspace) == []
+
+
 def _seed(s):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     c = Cohort(code="c0001")
