@@ -8,15 +8,14 @@ already knows. Payload files are hard links to the ICPSR files of the same build
 disk; a copy where links are not possible). ``bagit.Bag(path).validate()`` accepts it (tested).
 
 ``packages/<bag>.zip`` holds the bag under ``<bag>/``: entries sorted, fixed dates and permissions,
-already-compressed files stored as they are. Its SHA-256 is computed as it is written, and the CRC-32
-of every payload file is remembered in the export cache by the file's SHA-256, so a later build
-streams each unchanged file into its zip once instead of reading it twice.
+already-compressed files stored as they are. Every file is read once and the zip's SHA-256 is
+computed as it is written (:func:`~.determinism.write_zip`).
 """
 
 from __future__ import annotations
 
 from .. import __version__
-from .determinism import file_crc32, write_zip
+from .determinism import write_zip
 from .output import Output
 from .view import ReleaseView
 
@@ -62,12 +61,6 @@ def write_packages(output: Output, view: ReleaseView) -> None:
         tagman.append(f"{ent.sha256}  {fname}\n")
     output.write_text(f"{base}/tagmanifest-sha256.txt", "".join(sorted(tagman, key=lambda l: l.split()[1])),
                       archive="packages")
-    known = {e.path[len(base) + 1:]: e.sha256 for e in output.entries if e.path.startswith(base + "/")}
-    crcs = output.cache.get_json("crc32") or {}
-    for e in payload:  # CRC-32s first (fast: ISA-L), so that the zip is written in one pass
-        if e.sha256 not in crcs:
-            crcs[e.sha256] = file_crc32(output.path(e.path))
-    size, sha = write_zip(output.path(f"{base}.zip"), output.path(base), sorted(known), spec.date,
-                          prefix=f"{name}/", known=known, crcs=crcs)
-    output.cache.put_json("crc32", crcs)
+    members = sorted(e.path[len(base) + 1:] for e in output.entries if e.path.startswith(base + "/"))
+    size, sha = write_zip(output.path(f"{base}.zip"), output.path(base), members, spec.date, prefix=f"{name}/")
     output.record_file(f"{base}.zip", size, sha, archive="packages", rev=view.revision)

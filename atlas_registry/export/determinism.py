@@ -33,6 +33,7 @@ DIR_MODE = 0o755
 # Suffixes whose bytes are already compressed: zip stores them as they are.
 _STORED_SUFFIXES = (".gz", ".voi", ".zip", ".xlsx", ".parquet", ".png", ".jpg")
 _CHUNK = 1 << 20
+_WHOLE_FILE_MAX = 256 << 20  # larger files are read twice (CRC-32, then data) rather than held
 
 
 def release_datetime(day: str) -> datetime:
@@ -107,18 +108,18 @@ def file_crc32(path: Path) -> int:
     return crc
 
 
-def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None, crc: int | None) -> int:
+def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None) -> None:
     """Append one entry (header, then data) as ``ZipFile.open(zi, "w")`` on a seekable file would
-    write it, but with the CRC known up front; returns its CRC-32. Already-compressed files are
-    streamed in blocks; others are deflated in memory (they are small: text and tables)."""
+    write it, but without going back: the file is read once, its CRC-32 computed before the header
+    is written. Already-compressed files are stored, others deflated (as zipfile deflates)."""
     fp = zf.fp
     zi.flag_bits = 0
     zi.header_offset = fp.tell()
     if path is None:  # a folder
         zi.file_size = zi.compress_size = zi.CRC = 0
         fp.write(zi.FileHeader(False))
-    elif zi.compress_type == zipfile.ZIP_STORED:
-        zi.CRC = file_crc32(path) if crc is None else crc
+    elif zi.file_size > _WHOLE_FILE_MAX and zi.compress_type == zipfile.ZIP_STORED:  # too big to hold: two reads
+        zi.CRC = file_crc32(path)
         zi.compress_size = zi.file_size
         fp.write(zi.FileHeader(zi.file_size > 0x7FFFFFFF or zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
         with open(path, "rb") as f:
@@ -131,29 +132,26 @@ def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None, crc
                 left -= len(block)
     else:
         data = path.read_bytes()
-        comp = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # as zipfile deflates
-        body = comp.compress(data) + comp.flush()
-        zi.file_size, zi.compress_size, zi.CRC = len(data), len(body), gz.crc32(data)
-        fp.write(zi.FileHeader(zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
+        if len(data) != zi.file_size:
+            raise OSError(f"{path} changed while it was being zipped")
+        if zi.compress_type == zipfile.ZIP_STORED:
+            body = data
+        else:
+            comp = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+            body = comp.compress(data) + comp.flush()
+        zi.compress_size, zi.CRC = len(body), gz.crc32(data)
+        fp.write(zi.FileHeader(zi.file_size > 0x7FFFFFFF or zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
         fp.write(body)
     zf.filelist.append(zi)
     zf.NameToInfo[zi.filename] = zi
-    return zi.CRC
 
 
-def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: str = "",
-              known: dict[str, str] | None = None, crcs: dict[str, int] | None = None) -> tuple[int, str]:
+def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: str = "") -> tuple[int, str]:
     """A deterministic zip of ``root/relpath`` for every ``relpath`` (POSIX), stored under
-    ``prefix + relpath``; folder entries are added for every parent, all sorted by name. Returns
-    the zip's size and SHA-256 (computed as it is written: the zip is not read back).
-
-    ``known`` maps a relpath to the SHA-256 of its content and ``crcs`` a SHA-256 to the CRC-32 of
-    that content (read, and completed with what this call computes): a file seen by an earlier
-    build is then streamed once, not read twice. The bytes are those ``zipfile`` writes on its own
-    (tested against it)."""
+    ``prefix + relpath``; folder entries are added for every parent, all sorted by name. Every file
+    is read once; the zip is written in one pass and not read back: returns its size and SHA-256.
+    The bytes are those ``zipfile`` writes on its own (tested against it)."""
     dt = zip_date_time(day)
-    known = known or {}
-    crcs = {} if crcs is None else crcs
     names: dict[str, str | None] = {}
     for rel in relpaths:
         parts = (prefix + rel).split("/")
@@ -168,15 +166,11 @@ def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: 
             for name in sorted(names):
                 rel = names[name]
                 if rel is None:
-                    _add_member(zf, _zinfo(name, dt, is_dir=True), None, None)
+                    _add_member(zf, _zinfo(name, dt, is_dir=True), None)
                     continue
                 zi = _zinfo(name, dt, compress=not rel.endswith(_STORED_SUFFIXES))
-                path = root / rel
-                zi.file_size = os.path.getsize(path)
-                sha = known.get(rel)
-                crc = _add_member(zf, zi, path, crcs.get(sha) if sha else None)
-                if sha:
-                    crcs[sha] = crc
+                zi.file_size = os.path.getsize(root / rel)
+                _add_member(zf, zi, root / rel)
             zf.start_dir = out.tell()
             zf.close()
         except BaseException:

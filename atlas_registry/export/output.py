@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -105,17 +104,6 @@ class Cache:
         with os.fdopen(fd, "wb") as f:
             f.write(sha256_bytes(data).encode("ascii") + b"\n" + data)
         os.replace(tmp, p)
-
-    def get_json(self, name: str):
-        """The JSON document cached under ``name`` (None: none, or damaged)."""
-        data = self.get(self.key("json", name))
-        try:
-            return json.loads(data) if data is not None else None
-        except ValueError:
-            return None
-
-    def put_json(self, name: str, obj) -> None:
-        self.put(self.key("json", name), json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
 
     def get_or_make(self, key: str, make) -> bytes:
         data = self.get(key)
