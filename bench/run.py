@@ -29,7 +29,7 @@ def runs(quick: bool) -> list[list[str]]:
         ["synth.py", "--scale", "small", "--runs", "3"],
         *([] if quick else [["synth.py", "--scale", "full", "--runs", "1"]]),
         ["validate.py", "--scale", scale, "--runs", "1" if not quick else "3"],
-        ["release.py", "--scale", scale, "--runs", "1"],
+        ["release.py", "--scale", scale, "--runs", "3"],
         ["peers.py", "--scale", "small", "--runs", "3"],
         ["sql.py"],
     ]
