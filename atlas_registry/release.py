@@ -81,7 +81,11 @@ def _view(s: Session, spec: ReleaseSpec, rel: Release | None):
 
     if _frozen(rel):
         return build_view(s, spec, as_of_revision=rel.last_revision_id, membership=changelog.membership(s, rel.id))
-    return build_view(s, spec)  # the newest revision; its own membership is what publish freezes
+    first = build_view(s, spec)
+    if first.revision is None:
+        return first
+    return build_view(s, spec, as_of_revision=first.revision,
+                      membership={sc.code: sc.in_standard for sc in first.scans})
 
 
 def _read(s: Session, name: str, specs: Path | None):
