@@ -180,24 +180,32 @@ def format_volumes(stats: dict) -> str:
 
 
 def _overlap_sources(ws: Workspace, release: str | None) -> list[tuple[str, str]]:
-    """(scan, sha256) of the current standard-space smoothed primary masks to average."""
+    """(scan, sha256) of the standard-space smoothed primary masks to average: the current ones of the
+    standardized subset, or those of a release's standardized subset as the release holds them (the
+    masks current at its last revision: a later correction does not change a published release)."""
     from sqlalchemy import text
 
     from . import db
 
-    sql = (
-        "SELECT t.code, m.sha256 FROM lesion_mask m"
-        " JOIN lesion l ON l.id = m.lesion_id AND l.retired_rev_id IS NULL AND l.number = 0"
-        " JOIN timepoint t ON t.id = l.timepoint_id"
-        " WHERE m.retired_rev_id IS NULL AND m.space = :space AND m.variant = 'smooth_nii'"
-    )
+    alive = "{t}.retired_rev_id IS NULL"
     params: dict = {"space": STANDARD_SPACE}
     with db.engine(ws).connect() as conn:
+        if release is not None:
+            row = conn.execute(text("SELECT id, last_revision_id FROM release WHERE name = :n"), {"n": release}).first()
+            if row is None:
+                raise AtlasError("STAT002", f"no release named {release!r}")
+            if row[1] is not None:
+                alive = "{t}.created_rev_id <= :rev AND ({t}.retired_rev_id IS NULL OR {t}.retired_rev_id > :rev)"
+                params["rev"] = row[1]
+        sql = (
+            "SELECT t.code, m.sha256 FROM lesion_mask m"
+            f" JOIN lesion l ON l.id = m.lesion_id AND l.number = 0 AND {alive.format(t='l')}"
+            " JOIN timepoint t ON t.id = l.timepoint_id"
+            f" WHERE {alive.format(t='m')} AND m.space = :space AND m.variant = 'smooth_nii'"
+        )
         if release is None:
             sql += " AND t.standard_status = 'included'"
         else:
-            if conn.execute(text("SELECT id FROM release WHERE name = :n"), {"n": release}).first() is None:
-                raise AtlasError("STAT002", f"no release named {release!r}")
             sql += (" AND t.id IN (SELECT rs.timepoint_id FROM release_scan rs JOIN release r ON r.id = rs.release_id"
                     " WHERE r.name = :rel AND rs.in_standard = :yes)")
             params.update(rel=release, yes=True)

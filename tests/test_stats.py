@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from atlas_registry import stats
+from atlas_registry import db, stats
 from atlas_registry.errors import AtlasError
 
 # scan -> lesions (hemisphere, location, volume) as finally current, and how they got there.
@@ -234,3 +234,33 @@ def test_cli_overlap(with_mni_masks, tmp_path, capsys):
     assert main(_cli(ws) + ["stats", "overlap", "--out", str(out), "--release", "R", "--format", "json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["n_scans"] == 1 and out.is_file() and (tmp_path / "o.png").is_file()
+
+
+def test_overlap_of_a_release_uses_the_masks_it_holds(export_ws_fresh, release_specs, tmp_path):
+    """A mask corrected after a release does not change that release's overlap map; it changes the
+    current one."""
+    import nibabel as nib
+
+    from atlas_registry import release
+    from test_export_view import replace_standard_mask
+
+    ws = export_ws_fresh
+    release.build(ws, "T1.0", tmp_path / "v1", specs=release_specs)
+    release.publish(ws, "T1.0", specs=release_specs)
+
+    def maps() -> tuple[np.ndarray, np.ndarray]:
+        for name, rel in (("rel.nii.gz", "T1.0"), ("now.nii.gz", None)):
+            stats.overlap_map(ws, tmp_path / name, release=rel)
+        return tuple(np.asarray(nib.load(tmp_path / n).dataobj) for n in ("rel.nii.gz", "now.nii.gz"))
+
+    rel_before, now_before = maps()
+    np.testing.assert_array_equal(rel_before, now_before)
+    from sqlalchemy import text
+
+    with db.engine(ws).connect() as c:  # a scan of the release's standardized subset
+        scan = c.execute(text("SELECT t.code FROM release_scan rs JOIN timepoint t ON t.id = rs.timepoint_id"
+                              " WHERE rs.in_standard ORDER BY t.code")).first()[0]
+    replace_standard_mask(ws, scan, 0)  # sets voxel (0, 0, 0) of its primary mask
+    rel_after, now_after = maps()
+    np.testing.assert_array_equal(rel_after, rel_before)
+    assert now_after[0, 0, 0] > now_before[0, 0, 0]
