@@ -630,9 +630,9 @@ def exclude_scan(ws: Workspace, scan: str, note: str | None = None, *, issue: in
         tp = sc.tp
         if tp.standard_status == "excluded":
             raise AtlasError("REV008", f"{tp.code} is already excluded ({tp.exclusion_reason})", path=tp.code)
-        before = _status(tp)
+        before, state = _status(tp), _state(tp)
         tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "excluded", "revision", note or reason
-        return {"status": {"from": before, "to": _status(tp), "note": tp.exclusion_note}}
+        return {"status": {"from": before, "to": _status(tp), "note": tp.exclusion_note}, "before": state}
 
     return _revise(ws, scan, "exclude_scan", change, issue=issue, reason=reason or note, author=author)
 
@@ -647,12 +647,18 @@ def include_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: 
         if sc.t1_std is None or any(STD_KEY not in l.masks for l in sc.kept):
             raise AtlasError("REV008", f"{tp.code} has no standard-space files to include; ingest them from a "
                              "standardized root", path=tp.code)
-        before = _status(tp)
+        before, state = _status(tp), _state(tp)
         tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "included", None, None
-        return {"status": {"from": before, "to": _status(tp)}}
+        return {"status": {"from": before, "to": _status(tp)}, "before": state}
 
     return _revise(ws, scan, "include_scan", change, issue=issue, reason=reason, author=author)
 
 
 def _status(tp: Timepoint) -> str:
     return tp.standard_status + (f" ({tp.exclusion_reason})" if tp.exclusion_reason else "")
+
+
+def _state(tp: Timepoint) -> list:
+    """The subset status as the timepoint row holds it (recorded by exclude/include revisions, so that
+    a release built before them is rebuilt with the reason and note it had)."""
+    return [tp.standard_status, tp.exclusion_reason, tp.exclusion_note]

@@ -138,3 +138,32 @@ def test_exclusion_by_a_later_revision_is_not_seen_before_it(export_ws_fresh, ex
     now = view_of(ws, export_spec)
     assert not now.scan("c0003s0001t01").in_standard and dict(now.exclusions)["c0003s0001t01"] == "revision"
     assert view_of(ws, export_spec, as_of_revision=before.revision).scan("c0003s0001t01").in_standard
+
+
+def test_status_before_a_toggle_is_what_the_toggle_found(export_ws_fresh, export_spec):
+    """A scan excluded at ingest (registration failed, with a note), later re-included: the registry as
+    of a revision before the re-inclusion has it excluded for that reason, with that note (what a
+    release built then published), not a generic 'revision' exclusion."""
+    import json
+
+    ws = export_ws_fresh
+    with Session(db.engine(ws)) as s:
+        tp = s.exec(select(Timepoint).where(Timepoint.code == "c0003s0001t01")).one()
+        tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "excluded", "registration_failed", "no convergence"
+        s.add(tp)
+        s.commit()
+    before = view_of(ws, export_spec)
+    assert dict(before.exclusions)["c0003s0001t01"] == "registration_failed"
+    with Session(db.engine(ws)) as s:  # what revise.include_scan records
+        tp = s.exec(select(Timepoint).where(Timepoint.code == "c0003s0001t01")).one()
+        s.add(Revision(kind="include_scan", timepoint_id=tp.id, author="test", reason="registration redone",
+                       created_at=datetime.now(timezone.utc),
+                       details=json.dumps({"scan": tp.code, "before": ["excluded", "registration_failed",
+                                                                       "no convergence"]})))
+        tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "included", None, None
+        s.add(tp)
+        s.commit()
+    assert view_of(ws, export_spec).scan("c0003s0001t01").in_standard
+    then = view_of(ws, export_spec, as_of_revision=before.revision).scan("c0003s0001t01")
+    assert (then.in_standard, then.exclusion_reason, then.exclusion_note) == (
+        False, "registration_failed", "no convergence")

@@ -247,6 +247,12 @@ def test_metadata_exclusion_and_history_cli(ingested_two, capsys, tmp_path):
     assert main(argv + ["revise", "include", TWO_LESIONS, "--reason", "QC passed on second look"]) == 0
     capsys.readouterr()
     assert release.plan(ws, "R1.2").exclusions.get("revision") is None
+    with Session(db.engine(ws)) as s:  # each toggle records the state it found (for rebuilds of earlier releases)
+        toggles = s.exec(select(Revision.kind, Revision.details).where(
+            Revision.kind.in_(("exclude_scan", "include_scan"))).order_by(Revision.id)).all()
+    assert [(k, json.loads(d)["before"]) for k, d in toggles] == [
+        ("exclude_scan", ["included", None, None]),
+        ("include_scan", ["excluded", "revision", "motion in the standardized image"])]
 
     # a revised mask from files on disk, with its smoothed NIfTI given
     raw = tmp_path / "raw.voi"

@@ -17,6 +17,7 @@ the subset instead: that is how a published release is rebuilt from its ``releas
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -277,17 +278,23 @@ def _rows(sess: Session, stmt_for, ids: list[int]) -> list:
     return out
 
 
-def _status_at(tp: Timepoint, toggles: list[tuple[int, str]], rev: int) -> tuple[str, str | None, str | None]:
+def _status_at(tp: Timepoint, toggles: list[tuple[int, str, str | None]], rev: int) -> tuple[str, str | None, str | None]:
     """(standard_status, exclusion_reason, note) of ``tp`` at revision ``rev``.
 
     The timepoint row holds only the current status; ``exclude_scan``/``include_scan`` revisions of the
-    scan (``toggles``, sorted by id) tell what it was before them."""
+    scan (``toggles``: id, kind, details JSON; sorted by id) tell what it was before them: exactly, from
+    the state the first revision after ``rev`` recorded as it found it (``details["before"]``), or, for
+    revisions made before that was recorded, from their kinds."""
     current = (tp.standard_status, tp.exclusion_reason, tp.exclusion_note)
-    later = [k for r, k in toggles if r > rev]
+    later = [(k, d) for r, k, d in toggles if r > rev]
     if not later:
         return current
-    earlier = [k for r, k in toggles if r <= rev]
-    kind = earlier[-1] if earlier else ("include_scan" if later[0] == "exclude_scan" else "exclude_scan")
+    before = json.loads(later[0][1] or "{}").get("before")
+    if before:
+        status, reason, note = before
+        return status, reason, note
+    earlier = [k for r, k, _ in toggles if r <= rev]
+    kind = earlier[-1] if earlier else ("include_scan" if later[0][0] == "exclude_scan" else "exclude_scan")
     if kind == "include_scan":
         return "included", None, None
     reason = tp.exclusion_reason if tp.standard_status == "excluded" else "revision"
@@ -374,11 +381,11 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
     shas = sorted({i.sha256 for i in images} | {m.sha256 for m in masks})
     sizes = dict(_rows(sess, lambda ids: select(StoredObject.sha256, StoredObject.size_bytes)
                        .where(StoredObject.sha256.in_(ids)), shas))
-    toggles: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for rid, kind, tp_id in sess.exec(select(Revision.id, Revision.kind, Revision.timepoint_id)
-                                      .where(Revision.kind.in_(("exclude_scan", "include_scan")))
-                                      .order_by(Revision.id)).all():
-        toggles[tp_id].append((rid, kind))
+    toggles: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)
+    for rid, kind, tp_id, details in sess.exec(select(Revision.id, Revision.kind, Revision.timepoint_id, Revision.details)
+                                               .where(Revision.kind.in_(("exclude_scan", "include_scan")))
+                                               .order_by(Revision.id)).all():
+        toggles[tp_id].append((rid, kind, details))
 
     earlier = _earlier_releases(sess, spec, rev)
     member_of: dict[int, list[str]] = defaultdict(list)
