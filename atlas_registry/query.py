@@ -32,6 +32,7 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Workspace
 from .errors import AtlasError
@@ -303,8 +304,6 @@ def release_dir(ws: Workspace, name: str):
 def release_connection(folder, required: tuple[str, ...] = ()):
     """An in-memory DuckDB database holding every ``*.parquet`` of ``folder`` as a table named
     after the file, then locked: no access to files or extensions, no configuration changes."""
-    from pathlib import Path
-
     import duckdb
 
     folder = Path(folder)

@@ -210,3 +210,14 @@ def test_version_must_increase(export_ws_fresh, release_specs, tmp_path):
     with pytest.raises(AtlasError) as e:
         release.publish(ws, "T1.0", specs=release_specs)
     assert e.value.code == "REL014"
+
+
+def test_a_release_built_elsewhere_is_found_by_sql_release(export_ws_fresh, release_specs, tmp_path, capsys):
+    """`release build --out DIR` outside <home>/releases leaves a pointer that `sql --release` follows."""
+    out = tmp_path / "elsewhere" / "T1.0"
+    home = ["--home", str(export_ws_fresh.home)]
+    assert main(home + ["release", "build", "T1.0", "--out", str(out), "--specs", str(release_specs)]) == 0
+    assert (export_ws_fresh.home / "releases" / "T1.0.location").read_text().strip() == str(out.resolve())
+    capsys.readouterr()
+    assert main(home + ["sql", "SELECT COUNT(*) AS n FROM scans", "--release", "T1.0", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "6"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 import pytest

@@ -202,8 +202,8 @@ class Output:
 
     def wait(self, *, files: bool = False) -> None:
         """Put the queued objects in place (largest first) and wait for every background task, or
-        (``files``) only for those that write files on the disk (copies; checks running on the CPU
-        go on meanwhile). The first failure cancels what has not started and is raised."""
+        (``files``) only for the copies (``io`` tasks): the CPU tasks — checks, union masks — go on
+        meanwhile. The first failure cancels what has not started and is raised."""
         copies, self._copies = self._copies, []
         for src, dst, size in sorted(copies, key=lambda c: -c[2]):
             self.link(src, dst, size)

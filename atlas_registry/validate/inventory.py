@@ -8,7 +8,6 @@ folders whose files the image and mask validators then read.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
