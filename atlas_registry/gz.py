@@ -16,6 +16,7 @@ try:
     from isal.isal_zlib import crc32 as _crc32
     from isal.isal_zlib import error as _isal_error
 
+    #: What :func:`decompress` raises for a truncated or damaged stream.
     ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)
 except ImportError:  # pragma: no cover - isal is a dependency; this keeps other platforms working
     import gzip as _gzip
@@ -23,7 +24,6 @@ except ImportError:  # pragma: no cover - isal is a dependency; this keeps other
     _crc32 = zlib.crc32
     ERRORS = (OSError, EOFError, zlib.error)
 
-#: What :func:`decompress` raises for a truncated or damaged stream.
 __all__ = ["ERRORS", "crc32", "decompress"]
 
 

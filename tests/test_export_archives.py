@@ -319,15 +319,10 @@ def _zipfile_reference(dest: Path, root: Path, rels: list[str], day: str, prefix
     """What zipfile writes on its own (ZipFile.open(info, "w") per entry) for write_zip's entries."""
     import shutil
 
-    from atlas_registry.export.determinism import _STORED_SUFFIXES, _zinfo, zip_date_time
+    from atlas_registry.export.determinism import _STORED_SUFFIXES, _zinfo, entry_names, zip_date_time
 
     dt = zip_date_time(day)
-    names: dict[str, str | None] = {}
-    for rel in rels:
-        parts = (prefix + rel).split("/")
-        for i in range(1, len(parts)):
-            names.setdefault("/".join(parts[:i]) + "/", None)
-        names[prefix + rel] = rel
+    names = entry_names(rels, prefix)
     with zipfile.ZipFile(dest, "w", allowZip64=True) as zf:
         for name in sorted(names):
             if names[name] is None:

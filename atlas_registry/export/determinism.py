@@ -61,22 +61,39 @@ def _zinfo(name: str, date_time, *, is_dir: bool = False, compress: bool = True)
 class _HashingWriter:
     """A write-only, forward-only file for :class:`zipfile.ZipFile` that hashes what passes through
     (no ``seek``: zipfile then writes strictly in order and never rewrites a header). Hashing runs
-    in a second thread (hashlib releases the GIL), a few blocks behind the writes."""
+    in a second thread (hashlib releases the GIL), a few blocks behind the writes; small writes
+    (headers, the central directory) are gathered into one block first."""
 
     _AHEAD = 8  # blocks handed to the hashing thread and not yet hashed
+    _SMALL = 64 << 10
 
     def __init__(self, f):
         self._f = f
         self._sha = hashlib.sha256()
         self._hasher = ThreadPoolExecutor(max_workers=1)  # one worker: blocks are hashed in order
         self._queued: deque = deque()
+        self._small = bytearray()
         self.pos = 0
+
+    def _hash(self, block) -> None:
+        self._queued.append(self._hasher.submit(self._sha.update, block))
+        if len(self._queued) > self._AHEAD:
+            self._queued.popleft().result()
+
+    def _hash_small(self) -> None:
+        if self._small:
+            self._hash(bytes(self._small))
+            self._small.clear()
 
     def write(self, data) -> int:
         self._f.write(data)
-        self._queued.append(self._hasher.submit(self._sha.update, data))
-        if len(self._queued) > self._AHEAD:
-            self._queued.popleft().result()
+        if len(data) < self._SMALL:
+            self._small += data
+            if len(self._small) >= _CHUNK:
+                self._hash_small()
+        else:
+            self._hash_small()
+            self._hash(data)
         self.pos += len(data)
         return len(data)
 
@@ -88,6 +105,7 @@ class _HashingWriter:
 
     def hexdigest(self) -> str:
         """The SHA-256 of everything written (waits for the hashing thread; call once, at the end)."""
+        self._hash_small()
         while self._queued:
             self._queued.popleft().result()
         self._hasher.shutdown()
@@ -108,6 +126,22 @@ def file_crc32(path: Path) -> int:
     return crc
 
 
+def _zip64(zi: zipfile.ZipInfo) -> bool:
+    """Whether zipfile would give the entry ZIP64 sizes (what ``ZipFile.open(zi, "w")`` decides)."""
+    return zi.file_size > 0x7FFFFFFF or zi.file_size * 1.05 > zipfile.ZIP64_LIMIT
+
+
+def entry_names(relpaths: list[str], prefix: str = "") -> dict[str, str | None]:
+    """Zip entry name -> relpath (``None``: a folder entry, one for every parent) of :func:`write_zip`."""
+    names: dict[str, str | None] = {}
+    for rel in relpaths:
+        parts = (prefix + rel).split("/")
+        for i in range(1, len(parts)):
+            names.setdefault("/".join(parts[:i]) + "/", None)
+        names[prefix + rel] = rel
+    return names
+
+
 def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None) -> None:
     """Append one entry (header, then data) as ``ZipFile.open(zi, "w")`` on a seekable file would
     write it, but without going back: the file is read once, its CRC-32 computed before the header
@@ -121,7 +155,7 @@ def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None) -> 
     elif zi.file_size > _WHOLE_FILE_MAX and zi.compress_type == zipfile.ZIP_STORED:  # too big to hold: two reads
         zi.CRC = file_crc32(path)
         zi.compress_size = zi.file_size
-        fp.write(zi.FileHeader(zi.file_size > 0x7FFFFFFF or zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
+        fp.write(zi.FileHeader(_zip64(zi)))
         with open(path, "rb") as f:
             left = zi.file_size
             while left > 0:
@@ -140,7 +174,7 @@ def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None) -> 
             comp = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
             body = comp.compress(data) + comp.flush()
         zi.compress_size, zi.CRC = len(body), gz.crc32(data)
-        fp.write(zi.FileHeader(zi.file_size > 0x7FFFFFFF or zi.file_size * 1.05 > zipfile.ZIP64_LIMIT))
+        fp.write(zi.FileHeader(_zip64(zi)))
         fp.write(body)
     zf.filelist.append(zi)
     zf.NameToInfo[zi.filename] = zi
@@ -152,12 +186,7 @@ def write_zip(dest: Path, root: Path, relpaths: list[str], day: str, *, prefix: 
     is read once; the zip is written in one pass and not read back: returns its size and SHA-256.
     The bytes are those ``zipfile`` writes on its own (tested against it)."""
     dt = zip_date_time(day)
-    names: dict[str, str | None] = {}
-    for rel in relpaths:
-        parts = (prefix + rel).split("/")
-        for i in range(1, len(parts)):
-            names.setdefault("/".join(parts[:i]) + "/", None)
-        names[prefix + rel] = rel
+    names = entry_names(relpaths, prefix)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as raw:
         out = _HashingWriter(raw)
