@@ -74,12 +74,18 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     if r:
         for q in r["queries"]:
             name = q.get("name") or q.get("query")
-            s, p, d = q.get("sqlite_ms"), q.get("postgresql_ms"), q.get("duckdb_ms")
-            ok = all(x is not None for x in (s, p, d)) and max(s, p) <= r["target_ms"] and max(s, p) <= r["target_ratio_vs_duckdb"] * d
-            out.append((f"SQL: {name} ({r['scans']:,} scans, {r['lesions']:,} lesions)",
-                        f"SQLite {s:.0f} ms, PostgreSQL {p:.0f} ms" if s is not None and p is not None else "-",
-                        f"DuckDB on Parquet {d:.0f} ms" if d is not None else "-",
-                        f"≤ {r['target_ms']:.0f} ms and ≤ {r['target_ratio_vs_duckdb']:.0f}× DuckDB", mark(ok)))
+            s, p = q.get("sqlite_ms"), q.get("postgresql_ms")
+            d, dp = q.get("duckdb_ms"), q.get("duckdb_ms_beside_postgresql", q.get("duckdb_ms"))
+            figure = (f"SQLite {s:.0f} ms ({q['sqlite_vs_duckdb']:.1f}×), PostgreSQL {p:.0f} ms "
+                      f"({q['postgresql_vs_duckdb']:.1f}×)" if s is not None and p is not None else "-")
+            peer = f"DuckDB on Parquet {d:.0f} ms (beside PostgreSQL {dp:.0f} ms)" if d is not None else "-"
+            if not q.get("target", True):  # a reference query: a floor, not a target
+                out.append((f"SQL {name} ({r['scans']:,} scans, {r['lesions']:,} lesions)", figure, peer,
+                            "none (floor)", "—"))
+                continue
+            ok = q.get("sqlite_meets_target") and q.get("postgresql_meets_target")
+            out.append((f"SQL: {name} ({r['scans']:,} scans, {r['lesions']:,} lesions)", figure, peer,
+                        f"≤ {r['target_ms']:.0f} ms and ≤ {r['target_ratio_vs_duckdb']:.0f}× DuckDB", mark(bool(ok))))
     for scale in ("small", "full"):
         r = load(f"peers-{scale}")
         if r:

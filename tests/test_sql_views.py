@@ -151,3 +151,39 @@ def test_downgrade_drops_the_views_and_upgrade_restores_them(registry):
     db.upgrade(registry)
     assert set(views.VIEWS) <= names()
     assert db.current_revision(registry) == db.head_revision()
+
+
+def _nearest_rank(values: list[float], p: float) -> float:
+    """The smallest value whose cumulative distribution reaches ``p``."""
+    import math
+
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered))) - 1]
+
+
+def test_docs_quartiles_window_and_standard_forms_agree(sql_registry):
+    """The window form of docs/sql.md gives the nearest-rank quartiles; the documented standard
+    form (``percentile_disc``) gives the same rows on PostgreSQL, and on DuckDB (what ``sql
+    --release`` runs) over the same lesions."""
+    import duckdb
+
+    ws, _ = sql_registry
+    window = next(e for e in _doc_examples() if "CUME_DIST" in e)
+    standard = re.findall(r"```sql postgresql\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+    assert len(standard) == 1 and "percentile_disc" in standard[0]
+    got = query.run(ws, window).rows
+    lesions = query.run(ws, "SELECT vascular_territory, volume_mm3 FROM lesions").rows
+    by_territory: dict = {}
+    for territory, volume in lesions:
+        if volume is not None:
+            by_territory.setdefault(territory, []).append(volume)
+    want = [(t, len(v), _nearest_rank(v, 0.25), _nearest_rank(v, 0.5), _nearest_rank(v, 0.75))
+            for t, v in sorted(by_territory.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
+    assert len(want) >= 3
+    assert [tuple(r) for r in got] == want
+    if query.dialect_of(ws) == "postgresql":
+        assert [tuple(r) for r in query.run(ws, standard[0]).rows] == want
+    con = duckdb.connect()
+    con.execute("CREATE TABLE lesions (vascular_territory VARCHAR, volume_mm3 DOUBLE)")
+    con.executemany("INSERT INTO lesions VALUES (?, ?)", lesions)
+    assert [tuple(r) for r in con.execute(standard[0]).fetchall()] == want
