@@ -268,6 +268,13 @@ def test_reliability_study(small):
     assert got["inter_dice"][1][0] < got["inter_dice"][2][0]
     for mean, _ in (got["inter_hd"][1], got["inter_hd"][2], got["intra_hd"]):
         assert 8.0 < mean < 45.0
+    # volume agreement as `atlas-registry reliability` computes it (ICC(2,1) on traced volumes)
+    from atlas_registry import reliability as analysis
+
+    icc = {m["measure"]: m["mean"] for m in analysis.analyze(root)["measures"]
+           if m["measure"].startswith("volume_icc") and m["session"] in ("all", "1-2")}
+    assert icc["volume_icc_inter"] == pytest.approx(paper.VOLUME_ICC_INTER.mean, abs=0.12)
+    assert icc["volume_icc_intra"] == pytest.approx(paper.VOLUME_ICC_INTRA.mean, abs=0.12)
 
 
 def _digests(root: Path, subdirs) -> dict[str, str]:

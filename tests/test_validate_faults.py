@@ -283,6 +283,18 @@ def no_orientation(root, ids):
     niio.save_nifti(nib.Nifti1Image(np.asarray(img.dataobj), None, img.header), p)
 
 
+def qform_shifted(root, ids):
+    """Both forms set, the qform 4 mm to the right of the sform (FSL and ITK would disagree)."""
+    p = path(root, ids.single)
+    img = load(p)
+    hdr = img.header
+    shifted = img.affine.copy()
+    shifted[0, 3] += 4.0
+    hdr.set_sform(img.affine, 1)
+    hdr.set_qform(shifted, 1)
+    niio.save_nifti(nib.Nifti1Image(np.asarray(img.dataobj), None, hdr), p)
+
+
 def not_mm(root, ids):
     p = path(root, ids.single)
     img = load(p)
@@ -427,6 +439,7 @@ NATIVE = {
     "nan-voxels": (nan_voxels, "IMG003", "error", 1),
     "no-sform-qform": (no_orientation, "IMG004", "error", 1),
     "units-not-mm": (not_mm, "IMG005", "error", 1),
+    "qform-disagrees-with-sform": (qform_shifted, "IMG010", "error", 1),
     "wrong-voxel-size-for-scanner": (wrong_voxel_size, "IMG006", "error", 1),
     "sidecar-field-strength": (sidecar_wrong_field, "IMG007", "error", 1),
     "sidecar-not-json": (sidecar_not_json, "IMG009", "error", 1),

@@ -13,6 +13,9 @@ from . import rules
 
 ZOOM_TOL_MM = 0.05
 FIELD_TOL_T = 0.05
+#: How far apart (mm) the sform and the qform may put a corner of the grid (both are stored as
+#: float32, and a qform cannot hold shear: a sheared sform is approximated by it).
+FORMS_TOL_MM = 0.1
 
 
 def decode(data: bytes, relpath: str, subject: str | None):
@@ -28,7 +31,8 @@ def decode(data: bytes, relpath: str, subject: str | None):
 
 
 def geometry_findings(img, relpath: str, subject: str | None) -> list:
-    """IMG002 (not 3-D), IMG004 (no valid orientation), IMG005 (not millimetres)."""
+    """IMG002 (not 3-D), IMG004 (no valid orientation), IMG010 (sform and qform disagree), IMG005
+    (not millimetres)."""
     out = []
     hdr = img.header
     if len(img.shape) != 3:
@@ -36,6 +40,10 @@ def geometry_findings(img, relpath: str, subject: str | None) -> list:
                               "a T1 or mask must be 3-D", subject=subject, path=relpath))
     if problem := _orientation_problem(hdr):
         out.append(rules.make("IMG004", problem, subject=subject, path=relpath))
+    elif (apart := forms_apart_mm(hdr, img.shape[:3])) > FORMS_TOL_MM:
+        out.append(rules.make("IMG010", f"sform (code {int(hdr['sform_code'])}) and qform (code "
+                              f"{int(hdr['qform_code'])}) put a corner of the grid {apart:.2f} mm apart "
+                              f"(tolerance {FORMS_TOL_MM:g} mm)", subject=subject, path=relpath))
     unit = hdr.get_xyzt_units()[0]
     if unit != "mm":
         out.append(rules.make("IMG005", f"spatial unit is {unit!r}; must be 'mm'", subject=subject, path=relpath))
@@ -56,6 +64,20 @@ def _orientation_problem(hdr) -> str | None:
     if not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-6:
         return f"{'sform' if sform_code > 0 else 'qform'} is not a finite, invertible affine"
     return None
+
+
+def forms_apart_mm(hdr, shape) -> float:
+    """How far apart (mm) the sform and the qform put the corners of a grid of ``shape``: 0 unless
+    both are set (codes > 0)."""
+    if int(hdr["sform_code"]) <= 0 or int(hdr["qform_code"]) <= 0:
+        return 0.0
+    try:
+        sform, qform = hdr.get_sform(), hdr.get_qform()
+    except Exception:  # noqa: BLE001 - an impossible quaternion: IMG004 territory, not this rule's
+        return 0.0
+    ext = [max(int(n) - 1, 0) for n in shape]
+    corners = np.array([[i, j, k, 1.0] for i in (0, ext[0]) for j in (0, ext[1]) for k in (0, ext[2])]).T
+    return float(np.max(np.linalg.norm((sform - qform)[:3] @ corners, axis=0)))
 
 
 def unscaled(img) -> np.ndarray:
