@@ -13,9 +13,11 @@ from . import rules
 
 ZOOM_TOL_MM = 0.05
 FIELD_TOL_T = 0.05
-#: How far apart (mm) the sform and the qform may put a corner of the grid (both are stored as
-#: float32, and a qform cannot hold shear: a sheared sform is approximated by it).
-FORMS_TOL_MM = 0.1
+#: How far apart (mm) the sform and the qform may put a corner of the grid. A qform is a float32
+#: quaternion whose first component is recomputed from the other three, which loses precision
+#: for rotations near 180 degrees (the usual flip of x and y): on the synthetic archives the two
+#: forms of correct headers are up to 0.24 mm apart. A qform also cannot hold shear.
+FORMS_TOL_MM = 1.0
 
 
 def decode(data: bytes, relpath: str, subject: str | None):

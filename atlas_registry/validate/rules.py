@@ -65,7 +65,7 @@ _RULES = [
     Rule("IMG008", "error", "a standardized image is not on the template grid (197x233x189, 1 mm)",
          "a standardized T1 of shape 182x218x182"),
     Rule("IMG009", "error", "a JSON sidecar is not a readable JSON object", "a truncated `c0001s0004t01.json`"),
-    Rule("IMG010", "error", "sform and qform are both set and place the image differently (more than 0.1 mm "
+    Rule("IMG010", "error", "sform and qform are both set and place the image differently (more than 1 mm "
          "apart at a corner of the grid): tools that read the qform (ITK, ANTs, ITK-SNAP) and tools that read "
          "the sform (FSL, SPM, nibabel) would put the image, and its masks, in different places",
          "a qform shifted 4 mm from the sform"),
