@@ -262,15 +262,16 @@ def connect_sqlite_readonly(path: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> 
 def begin_pg_readonly(cur, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Start the read-only transaction a query runs in (PostgreSQL): read only, time limits, and
     memory for sorts and hashes of analytic queries (no spill to disk at registry sizes) and no JIT
-    (its compile time exceeds what it saves on queries of this size). Parallel workers keep the
-    server's settings: on two cores they take a count over 250,000 lesions from 33 ms to 23 ms
-    and slow none of the queries of ``bench/sql.py``."""
+    (its compile time exceeds what it saves on queries of this size), and parallel workers only for
+    queries large enough to repay starting them: on two cores, a count over 250,000 lesions took
+    22-40 ms with two workers (their start-up varies) and a steady 32 ms without."""
     cur.execute("SET TRANSACTION READ ONLY")
     cur.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
     cur.execute("SET LOCAL lock_timeout = 5000")
     cur.execute("SET LOCAL idle_in_transaction_session_timeout = 60000")
     cur.execute("SET LOCAL work_mem = '64MB'")
     cur.execute("SET LOCAL jit = off")
+    cur.execute("SET LOCAL parallel_setup_cost = 10000")
 
 
 def _pg_connect(url: str):

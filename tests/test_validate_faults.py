@@ -196,6 +196,25 @@ def overlapping(root, ids):
         save_mask(p, m, t1)
 
 
+def island_in_raw_mask(root, ids):
+    """A 2x2x2-voxel island four voxels above the primary lesion of a one-lesion scan, in the raw VOI
+    and (smoothed as ATLAS did) in both smoothed files, so that only the parts rule can object."""
+    from atlas_registry import masks
+
+    sid = ids.single
+    t1 = load(path(root, sid))
+    raw = mask_of(path(root, sid, "lesion", "raw_voi"))
+    pts = np.argwhere(raw)
+    up = int(np.argmax(np.abs(t1.affine[2, :3])))  # the voxel axis closest to world z
+    top = pts[pts[:, up] == pts[:, up].max()][0].copy()
+    top[up] += 4
+    raw[tuple(slice(int(v), int(v) + 2) for v in top)] = True
+    save_mask(path(root, sid, "lesion", "raw_voi"), raw, t1)
+    smoothed = np.asarray(masks.smooth(raw, t1.affine)) > 0
+    for v in ("smooth_voi", "smooth_nii"):
+        save_mask(path(root, sid, "lesion", v), smoothed, t1)
+
+
 def smooth_mismatch(root, ids):
     sid = ids.multi
     t1 = load(path(root, sid))
@@ -453,6 +472,7 @@ NATIVE = {
     "smoothed-not-raw": (smooth_mismatch, "MASK007", "error", 1),
     "voi-int16": (voi_int16, "MASK008", "error", 1),
     "smooth-voi-vs-nii": (smooth_voi_differs, "MASK009", "error", 1),
+    "raw-mask-in-two-parts": (island_in_raw_mask, "MASK010", "warning", 0),
     "missing-smoothed-file": (missing_smoothed, "NAME007", "error", 1),
     "numbering-gap": (numbering_gap, "NAME008", "error", 1),
     "secondaries-out-of-order": (out_of_order, "NAME011", "error", 1),

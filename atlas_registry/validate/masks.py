@@ -150,6 +150,22 @@ def grid_findings(shape, affine, t1_shape, t1_affine, relpath: str, subject: str
     return []
 
 
+def parts_findings(c: Crop, n_parts: int, voxel_mm3: float, relpath: str, subject: str | None) -> list:
+    """MASK010: a raw mask in ``n_parts`` > 1 non-contiguous parts (their sizes, largest first)."""
+    if n_parts <= 1:
+        return []
+    from scipy import ndimage as ndi
+
+    from ..masks import CONNECTIVITY_26
+
+    labels, n = ndi.label(c.data, structure=CONNECTIVITY_26)
+    sizes = sorted(np.bincount(labels.ravel())[1:].tolist(), reverse=True)
+    shown = ", ".join(f"{k * voxel_mm3:.0f}" for k in sizes[:4]) + (", ..." if n > 4 else "")
+    return [rules.make("MASK010", f"raw mask is in {n} non-contiguous parts ({shown} mm³): a lesion not "
+                       "contiguous with this one is traced as a separate mask, or these are stray voxels",
+                       subject=subject, path=relpath)]
+
+
 # -- per-scan checks -------------------------------------------------------------------------
 
 def overlap_findings(crops: dict[int, Crop], variant: str, relpaths: dict[int, str], subject: str) -> list:

@@ -84,6 +84,9 @@ _RULES = [
          "with B, scl_slope 1 / scl_inter 0", "a `.voi` stored as int16"),
     Rule("MASK009", "error", "the smoothed VOI and the smoothed NIfTI of one lesion differ",
          "`_LesionSmooth.voi` edited after `_LesionSmooth.nii.gz` was written"),
+    Rule("MASK010", "warning", "a raw lesion mask is in several non-contiguous parts (26-connectivity): "
+         "lesions not contiguous with each other are traced as separate masks (`_LesionRaw_1`, ...), so "
+         "this is a second lesion, or stray voxels", "a primary mask with a 3-voxel island 20 mm away"),
     # -- metadata ---------------------------------------------------------------------------
     Rule("META001", "error", "no metadata (workbook or CSV tables) for a native archive",
          "`ATLAS_metadata.xlsx` and the CSVs missing"),

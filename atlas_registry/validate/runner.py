@@ -157,6 +157,9 @@ class _ScanCheck:
             return
         m.metrics = self.reuse_metrics(f.lesion, m) or vmasks.metrics(c, affine)
         mm = m.metrics
+        if f.variant == "raw_voi":
+            voxel_mm3 = float(np.prod(img.header.get_zooms()[:3]))
+            self.out.findings.extend(vmasks.parts_findings(c, int(mm["n_components"]), voxel_mm3, rel, sid))
         self.out.record.lesions.setdefault(f.lesion, {})[f.variant] = MaskRecord(
             **base, variant=f.variant, space=STANDARD_SPACE if self.kind == "standard" else "native",
             voxel_count=int(mm["voxel_count"]), volume_mm3=float(mm["volume_mm3"]),
