@@ -8,8 +8,7 @@ true lesion as a person would draw it:
 * slices missed at the ends of the lesion, or one extra slice;
 * sometimes part of the lesion missed, sometimes a dark spot elsewhere traced as lesion (what makes
   Hausdorff distances large);
-* two tracers are clearly worse in the first session; after feedback everybody improves.
-
+* two tracers are clearly worse in the first session; after feedback everybody improves;
 * the border of the large cortical lesion is ambiguous, so habits weigh more there
   (:data:`BORDER_AMBIGUITY`): what spreads the traced volumes.
 
