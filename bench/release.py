@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import os
 import re
@@ -93,14 +92,6 @@ def single_lesion_standard_scans(ws, n: int) -> list[str]:
     return list(rows[:n])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def settle() -> None:
     """Before a timed step (not timed): write back what earlier steps left in memory and give the
     disk a moment (the file system discards freed blocks after the previous build is removed)."""
@@ -118,7 +109,7 @@ def main() -> None:
     from atlas_registry.config import Workspace
     from atlas_registry.ingest import ingest_path
     from atlas_registry.revise import MaskFiles, replace_mask
-    from atlas_registry.store import ObjectStore
+    from atlas_registry.store import ObjectStore, sha256_file
 
     data = synth_data(args.scale)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -190,7 +181,7 @@ def main() -> None:
             s_zip_cp.append(timed(lambda: subprocess.run(["cp", "--reflink=auto", str(zip_path), str(copy_zip)],
                                                          check=True), 1)[0])
             settle()
-            s_zip_sha.append(timed(lambda: _sha256(copy_zip), 1)[0])
+            s_zip_sha.append(timed(lambda: sha256_file(copy_zip), 1)[0])
             copy_zip.unlink()
         t_zip_cp, t_zip_sha = statistics.median(s_zip_cp), statistics.median(s_zip_sha)
     finally:

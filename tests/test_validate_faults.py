@@ -197,8 +197,9 @@ def overlapping(root, ids):
 
 
 def island_in_raw_mask(root, ids):
-    """A 2x2x2-voxel island four voxels above the primary lesion of a one-lesion scan, in the raw VOI
-    and (smoothed as ATLAS did) in both smoothed files, so that only the parts rule can object."""
+    """A 2x2x2-voxel island four slices beyond the primary lesion of a one-lesion scan (along the
+    voxel axis closest to world z), in the raw VOI and (smoothed as ATLAS did) in both smoothed
+    files, so that only the parts rule can object."""
     from atlas_registry import masks
 
     sid = ids.single
