@@ -58,7 +58,8 @@ def machine() -> dict:
 
 def write_result(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "machine": machine(), **data}
+    data = {"benchmark": name, "machine": machine(),
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **data}
     p = RESULTS / f"{name}.json"
     p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return p

@@ -105,15 +105,31 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def _machine_text(m: dict) -> str:
+    return f"{m['cpus']} cores ({m['cpu']}), {m['memory']} memory, Python {m['python']}, {m['platform']}"
+
+
+def machines() -> list[str]:
+    """One line per machine the results on disk were measured on, naming its results (scripts can
+    be re-run one at a time, so the page may combine several machines)."""
+    seen: dict[str, list[str]] = {}
+    for p in sorted(RESULTS.glob("*.json")):
+        r = json.loads(p.read_text())
+        when = f" ({r['measured_at']})" if r.get("measured_at") else ""
+        seen.setdefault(_machine_text(r.get("machine") or machine()), []).append(p.stem + when)
+    return [f"- {m}: {', '.join(names)}." for m, names in seen.items()]
+
+
 def write_doc() -> None:
-    m = machine()
     lines = [
         "# Benchmarks",
         "",
         "Rewritten by `python bench/run.py` (or `make bench`) from `bench/results/*.json`; every figure is the",
         "median of the runs its script made, measured in the same run as its floor or peer.",
         "",
-        f"Machine: {m['cpus']} cores ({m['cpu']}), {m['memory']} memory, Python {m['python']}, {m['platform']}.",
+        "Measured on:",
+        *machines(),
+        "",
         f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "| benchmark | figure | floor or peer | target | status |",
