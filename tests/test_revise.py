@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from atlas_registry import db, niio, release, revise, tracker
+from atlas_registry import db, fixity, niio, release, revise, tracker
 from atlas_registry.cli import main
 from atlas_registry.errors import AtlasError
 from atlas_registry.history import scan_history
@@ -125,6 +125,10 @@ def test_issue_revision_release_loop(ingested_two, tmp_path):
     again = release.build(ws, "R1.1", tmp_path / "R1.1-again")
     assert again.reproduced and again.manifest_sha256 == first.manifest_sha256
     assert tree(tmp_path / "R1.1-again") == r11
+    # both folders check out against their manifests and the registry's (no REL036: it knows them)
+    for name in ("R1.1", "R1.2"):
+        checked = fixity.verify(tmp_path / name, ws=ws)
+        assert checked.ok and checked.report.findings == [] and checked.release == name
 
 
 def test_derived_files_are_the_archive_files(_ingested_two_sqlite):

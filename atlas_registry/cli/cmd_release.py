@@ -83,6 +83,35 @@ def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...), format:
     _json(d.to_dict()) if format == "json" else typer.echo(d.to_text())
 
 
+@release_app.command("verify")
+def verify_cmd(
+    target: str = typer.Argument(..., help="a release folder, or the name of a release built in this workspace"),
+    format: str = FORMAT,
+    workers: int = typer.Option(None, "--workers", help="hashing threads [default: cores, at most 8]"),
+    progress: bool = typer.Option(None, "--progress/--no-progress", help="progress bar on stderr [default: on a terminal]"),
+):
+    """Check a release folder (built, copied or downloaded) against its MANIFEST.json: every file
+    present with its size and SHA-256, nothing unlisted, and the manifest the one the registry
+    published. Exit 1 on any error."""
+    import sys
+
+    from ..errors import UsageError
+    from ..fixity import verify
+    from ..query import release_dir
+
+    if format not in ("text", "json"):
+        raise UsageError("USAGE", f"--format must be text or json, not {format!r}")
+    ws = workspace()
+    folder = Path(target)
+    if not folder.exists() and "/" not in target:
+        folder = release_dir(ws, target)
+    if progress is None:
+        progress = format == "text" and sys.stderr.isatty()
+    result = verify(folder, ws=ws, workers=workers, progress=progress)
+    _json(result.to_dict()) if format == "json" else typer.echo(result.to_text())
+    return 0 if result.ok else 1
+
+
 def _remember_location(ws, name: str, out: Path) -> None:
     """`sql --release` / `stats --release` find a release built outside <home>/releases by a pointer."""
     default = ws.home / "releases" / name
