@@ -1,4 +1,11 @@
-"""Release specifications: declarative TOML files in ``releases/`` (see ``releases/R1.1.toml``)."""
+"""Release specifications: declarative TOML files in ``releases/`` (see ``releases/R1.1.toml``),
+described by ``schemas/release-spec.schema.json``.
+
+Rule codes: ``REL000`` no such specification, ``REL001`` not TOML, ``REL002`` a required string
+missing or empty, ``REL003`` version not semantic, ``REL004`` date not YYYY-MM-DD, ``REL005`` cohorts
+neither ``"all"`` nor a list of cohort codes, ``REL006`` unknown archive, ``REL007`` anything else the
+schema does not allow (unknown keys, wrong types).
+"""
 
 from __future__ import annotations
 
@@ -72,6 +79,7 @@ def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
     unknown = [a for a in archives if a not in KNOWN_ARCHIVES]
     if unknown:
         raise AtlasError("REL006", f"unknown archive(s) {unknown}; known: {list(KNOWN_ARCHIVES)}", path=origin)
+    _check_schema(d, origin)
     std = d.get("standard", {})
     rules = StandardRules(
         max_voxel_mm=float(std.get("max_voxel_mm", 1.0)),
@@ -85,6 +93,22 @@ def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
         references=tuple(d.get("references", ())), cohorts=cohorts_t, archives=archives, standard=rules,
         source_text=text,
     )
+
+
+def _check_schema(d: dict, origin: str) -> None:
+    """REL007: anything ``schemas/release-spec.schema.json`` does not allow (an unknown key such as a
+    misspelt ``cohort``, which would otherwise be ignored and release every cohort; a string where a
+    list is expected; a voxel size that is not a number)."""
+    import jsonschema
+
+    from .metadata import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema("release-spec.schema.json"))
+    problem = next(iter(sorted(validator.iter_errors(d), key=lambda e: list(map(str, e.absolute_path)))), None)
+    if problem is not None:
+        where = ".".join(str(p) for p in problem.absolute_path) or "(top level)"
+        raise AtlasError("REL007", f"release specification at {where}: {problem.message} "
+                         "(schemas/release-spec.schema.json)", path=origin)
 
 
 def load_spec(name_or_path: str, search: Path | None = None) -> ReleaseSpec:

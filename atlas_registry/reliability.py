@@ -67,14 +67,14 @@ def discover(root: str | Path) -> Tracings:
     """Find the tracings under ``root`` (``<brain>/<brain>_rater-RR_session-S_mask.nii.gz``)."""
     root = Path(root)
     if not root.is_dir():
-        raise AtlasError("REL001", f"{root} is not a folder of tracings")
+        raise AtlasError("RATER001", f"{root} is not a folder of tracings")
     paths = {}
     for p in sorted(root.rglob("*_mask.nii*")):
         m = NAME_RE.match(p.name)
         if m:
             paths[(m["brain"], m["rater"], m["session"])] = p
     if not paths:
-        raise AtlasError("REL001", f"no tracings named <brain>_rater-<RR>_session-<S>_mask.nii.gz under {root}")
+        raise AtlasError("RATER001", f"no tracings named <brain>_rater-<RR>_session-<S>_mask.nii.gz under {root}")
     return Tracings(root, paths)
 
 
@@ -140,7 +140,7 @@ def _load_brain(paths: dict[tuple[str, str], Path]) -> tuple[dict[tuple[str, str
         if shape is None:
             shape, zooms = data.shape, z
         elif data.shape != shape or not np.allclose(z, zooms, atol=1e-4):
-            raise AtlasError("REL002", f"not on the grid of the brain's other tracings ({data.shape} vs {shape})",
+            raise AtlasError("RATER002", f"not on the grid of the brain's other tracings ({data.shape} vs {shape})",
                              path=str(path))
         box = masks.bbox(data, 0)
         loaded[key] = (box, data[box].copy() if box is not None else None)

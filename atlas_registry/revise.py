@@ -26,7 +26,7 @@ Rule codes: ``REV001`` unknown scan, ``REV002`` no issue cited, ``REV003`` issue
 ``REV004`` nothing would change, ``REV005`` no such lesion, ``REV006`` unknown field or bad value,
 ``REV007`` a given file cannot be read, ``REV008`` the scan is already excluded/included (or has no
 standardized files to include), ``REV009`` a standard-space mask given for a scan without a
-standard-space T1; validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…``).
+standard-space T1, ``REV010`` neither a reason nor an issue given; validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…``).
 """
 
 from __future__ import annotations
@@ -415,7 +415,7 @@ def _revise(ws: Workspace, scan_code: str, kind: str, change, *, issue: int | No
         iss = _issue_for(s, tp, issue)
         reason = (reason or "").strip() or (iss.title if iss else "")
         if not reason:
-            raise AtlasError("REV006", "say why (--reason) or cite an issue (--issue N)", path=tp.code)
+            raise AtlasError("REV010", "say why (--reason) or cite an issue (--issue N)", path=tp.code)
         scan = _load(s, tp, ObjectStore(ws.objects_dir))
         details = {"scan": tp.code, **change(scan)}
         files_change = any(l.files or l.removed for l in scan.lesions)

@@ -736,3 +736,19 @@ def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_ur
         facts.refresh(s, [tp.id])  # keep the scans/lesions views current, as revise does
         s.commit()
         return rev.id
+
+
+# --- schema helpers ---
+# The JSON Schemas of schemas/ checked against what the commands really print or write.
+
+def assert_valid(doc, schema: str) -> None:
+    """``doc`` is valid against ``schemas/<schema>`` (every error listed on failure)."""
+    import json
+
+    import jsonschema
+
+    from atlas_registry.metadata import schema_dir
+
+    validator = jsonschema.Draft202012Validator(json.loads((schema_dir() / schema).read_text(encoding="utf-8")))
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(doc)]
+    assert not errors, f"not valid against {schema}: {errors[:5]}"

@@ -308,7 +308,8 @@ def test_participants_rows_follow_the_documented_schema(built):
 
     _, out, _ = built
     documented = json.loads((Path(__file__).parent.parent / "schemas/bids-participants.schema.json").read_text())
-    assert documented == bids.tsv_json_schema(bids.PARTICIPANT_COLUMNS, documented["title"])
+    assert documented == bids.tsv_json_schema(bids.PARTICIPANT_COLUMNS, documented["title"],
+                                              "https://atlas-registry/schemas/bids-participants.schema.json")
     lines = [l.split("\t") for l in (out / "bids/participants.tsv").read_text().splitlines()]
     assert lines[0] == documented["x-column-order"]
     for row in lines[1:]:

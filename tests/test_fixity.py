@@ -15,7 +15,7 @@ import pytest
 
 from atlas_registry import fixity, release
 from atlas_registry.cli import main
-from conftest import EXPORT_SPEC, build_export_registry
+from conftest import EXPORT_SPEC, assert_valid, build_export_registry
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,10 @@ def test_missing_changed_truncated_and_extra_files_are_named(built, copy, capsys
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("ERROR   [REL031]") and gone in line for line in lines)
     assert "5 error(s)" in lines[-1]
+    assert main(["--home", str(built[0].home), "release", "verify", str(copy), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert_valid(doc, "findings-report.schema.json")
+    assert doc["summary"]["errors"] == 5 and len(doc["findings"]) == 5
 
 
 def test_symbolic_links_are_refused_not_followed(built, copy, tmp_path):
@@ -172,6 +176,7 @@ def test_a_downloaded_release_needs_no_workspace(built, copy, tmp_path, capsys, 
     home = tmp_path / "no-workspace-here"
     assert main(["--home", str(home), "release", "verify", str(copy), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert_valid(doc, "findings-report.schema.json")
     assert doc["summary"]["errors"] == 0 and doc["summary"]["release"] == "T1.0"
     assert [f["code"] for f in doc["findings"]] == ["REL036"]
     assert not home.exists() and not (tmp_path / "atlas-workspace").exists()

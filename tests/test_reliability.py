@@ -149,15 +149,15 @@ def test_missing_tracings_and_odd_layouts_are_tolerated(cubes):
 def test_refusals(tmp_path, cubes):
     with pytest.raises(AtlasError) as e:
         reliability.analyze(tmp_path / "nowhere")
-    assert e.value.code == "REL001"
+    assert e.value.code == "RATER001"
     (tmp_path / "empty").mkdir()
     with pytest.raises(AtlasError) as e:
         reliability.analyze(tmp_path / "empty")
-    assert e.value.code == "REL001"
+    assert e.value.code == "RATER001"
     _save(cubes / "b01" / "b01_rater-09_session-1_mask.nii.gz", np.zeros((5, 5, 5), bool))
     with pytest.raises(AtlasError) as e:
         reliability.analyze(cubes)
-    assert e.value.code == "REL002"
+    assert e.value.code == "RATER002"
 
 
 def test_cli(cubes, capsys):

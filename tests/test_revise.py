@@ -209,7 +209,7 @@ def test_invalid_or_pointless_revisions_write_nothing(ingested_two):
         ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"pvh": "7"}, reason="x")),
         ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"age": "70"}, reason="x")),
         ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"location": "elsewhere"}, lesion=0, reason="x")),
-        ("REV006", lambda: revise.remove_lesion(ws, TWO_LESIONS, 1)),  # no reason, no issue
+        ("REV010", lambda: revise.remove_lesion(ws, TWO_LESIONS, 1)),  # no reason, no issue
         ("REV009", lambda: revise.replace_mask(ws, LOW_RES, 0, MaskFiles(raw=mask_bytes(ws, LOW_RES, 0),
                                                standard=b"x"), reason="x")),
         ("REV001", lambda: revise.remove_lesion(ws, "c0009s0999t01", 0, reason="x")),

@@ -12,6 +12,7 @@ import pytest
 
 from atlas_registry import db, stats
 from atlas_registry.errors import AtlasError
+from conftest import assert_valid
 
 # scan -> lesions (hemisphere, location, volume) as finally current, and how they got there.
 FINAL = {
@@ -144,7 +145,9 @@ def test_cli_tables_text_and_json(hand_made, capsys):
     from atlas_registry.cli import main
 
     assert main(_cli(hand_made) + ["stats", "tables", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == _expected_tables(FINAL)
+    tables = json.loads(capsys.readouterr().out)
+    assert tables == _expected_tables(FINAL)
+    assert_valid(tables, "stats-tables.schema.json")
     assert main(_cli(hand_made) + ["stats", "tables"]) == 0
     lines = capsys.readouterr().out.splitlines()
     totals = [line.split() for line in lines if line.startswith("Total")]
@@ -155,7 +158,9 @@ def test_cli_tables_text_and_json(hand_made, capsys):
     assert pct[0][-4:] == ["22.2%", "22.2%", "22.2%", "22.2%"]
     assert pct[1][-5:] == ["27.3%", "9.1%", "9.1%", "27.3%", "27.3%"]
     assert main(_cli(hand_made) + ["stats", "volumes", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["all"]["overall"]["n"] == 11
+    volumes = json.loads(capsys.readouterr().out)
+    assert volumes["all"]["overall"]["n"] == 11
+    assert_valid(volumes, "stats-volumes.schema.json")
     assert main(_cli(hand_made) + ["stats", "volumes"]) == 0
     assert "All lesions" in capsys.readouterr().out
 

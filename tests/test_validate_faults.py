@@ -22,13 +22,15 @@ from atlas_registry import metadata as md
 from atlas_registry import naming, niio
 from atlas_registry.cli import main
 from atlas_registry.validate.runner import validate_path
-from conftest import write_metadata_tables
+from conftest import assert_valid, write_metadata_tables
 
 
 def run(path: Path, capsys, *extra: str) -> tuple[int, dict]:
     capsys.readouterr()
     code = main(["validate", str(path), "--format", "json", "--workers", "1", *extra])
-    return code, json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert_valid(report, "findings-report.schema.json")
+    return code, report
 
 
 def codes(report: dict, severity: str = "error") -> set[str]:

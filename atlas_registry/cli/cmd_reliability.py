@@ -18,6 +18,6 @@ def reliability_cmd(
     from ..stats import format_json
 
     if format not in ("text", "json"):
-        raise UsageError("REL010", f"unknown format {format!r} (text|json)")
+        raise UsageError("USAGE", f"unknown format {format!r} (text|json)")
     result = analyze(folder)
     typer.echo(format_json(result) if format == "json" else format_text(result))

@@ -197,11 +197,12 @@ _ROW_TYPES = {
 }
 
 
-def tsv_json_schema(columns: list[str], title: str) -> dict:
+def tsv_json_schema(columns: list[str], title: str, schema_id: str | None = None) -> dict:
     """A JSON Schema (draft 2020-12) of one row of a participants/sessions TSV, cells as the strings
-    the file holds (``n/a`` for a missing value)."""
+    the file holds (``n/a`` for a missing value); ``schema_id``: its ``$id``."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **({"$id": schema_id} if schema_id else {}),
         "title": title,
         "description": "One row of the BIDS archive's table, every cell a string as written (n/a: missing). "
                        "Written by atlas_registry.export.bids.tsv_json_schema(); participants.json in the "
