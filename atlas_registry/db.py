@@ -85,6 +85,16 @@ def downgrade(ws: Workspace, revision: str = "base") -> None:
     command.downgrade(alembic_config(ws.url), revision)
 
 
+def sqlite_file_missing(ws: Workspace) -> bool:
+    """Whether the registry is an SQLite file that does not exist (connecting would create it)."""
+    if not ws.is_sqlite:
+        return False
+    from sqlalchemy.engine import make_url
+
+    path = make_url(ws.url).database
+    return bool(path) and path != ":memory:" and not path.startswith("file:") and not Path(path).is_file()
+
+
 def current_revision(ws: Workspace) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -150,7 +150,9 @@ def _stored_manifest(ws: Workspace, name: str) -> tuple[str, str] | None:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    if ws.is_sqlite and not (ws.home / "registry.sqlite").is_file():
+    from . import db
+
+    if db.sqlite_file_missing(ws):
         return None
     eng = create_engine(ws.url, poolclass=NullPool)
     try:

@@ -55,8 +55,9 @@ class IssueView:
 
 
 def require_registry(ws: Workspace) -> None:
-    """A one-line error (``REG001``) instead of a database error when the registry has no schema yet."""
-    if db.current_revision(ws) is None:
+    """A one-line error (``REG001``) instead of a database error when the registry has no schema yet
+    (nothing is created: a mistyped ``--home`` leaves no empty workspace behind)."""
+    if db.sqlite_file_missing(ws) or db.current_revision(ws) is None:
         raise AtlasError("REG001", f"no registry at {ws.home}: run `atlas-registry init` and ingest an archive first")
 
 

@@ -4,7 +4,8 @@ Targets (issue 5): a full build of the synthetic release takes at most 1.5x the 
 the built tree (measured in the same run), and a build that differs from the previous one by one
 revised mask takes under 5 % of the full build (derived files come from the export cache,
 ``<home>/cache``). Also timed: the floor of any build after a change, `cp` of the deposit zip and
-its SHA-256 (one zip of every ICPSR file, so one changed member makes a new zip of the same size).
+its SHA-256 (one zip of every ICPSR file, so one changed member makes a new zip of the same size),
+and `release verify` of the build against SHA-256 of every file in one thread (no target).
 
     python bench/release.py [--scale full|small] [--runs 1]
 """
@@ -99,13 +100,18 @@ def settle() -> None:
     time.sleep(2)
 
 
+def _verified(result) -> None:
+    if not result.ok:
+        raise SystemExit("release verify found errors in a fresh build:\n" + result.to_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="full", choices=["full", "small"])
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    from atlas_registry import release, tracker
+    from atlas_registry import fixity, release, tracker
     from atlas_registry.config import Workspace
     from atlas_registry.ingest import ingest_path
     from atlas_registry.revise import MaskFiles, replace_mask
@@ -146,6 +152,15 @@ def main() -> None:
             s_cp.append(timed(lambda: subprocess.run(["cp", "-r", str(built), str(copy)], check=True), 1)[0])
         shutil.rmtree(copy)
         t_full, t_cp = statistics.median(s_full), statistics.median(s_cp)
+        # `release verify` of the build (every file's size and SHA-256, hashed by one thread per core)
+        # against its floor: SHA-256 of every file, one after another, in one thread
+        s_verify, s_hash = [], []
+        for _ in range(args.runs):
+            settle()
+            s_verify.append(timed(lambda: _verified(fixity.verify(built, ws=ws)), 1)[0])
+            settle()
+            s_hash.append(timed(lambda: [sha256_file(p) for p in sorted(built.rglob("*")) if p.is_file()], 1)[0])
+        t_verify, t_hash = statistics.median(s_verify), statistics.median(s_hash)
         dest = out()
         settle()
         t_warm, s_warm = timed(build(dest), 1)
@@ -205,9 +220,13 @@ def main() -> None:
         "zip_copy_s": t_zip_cp,
         "zip_sha256_s": t_zip_sha,
         "zip_floor_over_full": (t_zip_cp + t_zip_sha) / t_full,
+        "verify_s": t_verify,
+        "verify_floor_sha256_one_thread_s": t_hash,
+        "verify_over_floor": t_verify / t_hash,
         "targets": {"full_over_cp": 1.5, "incremental_over_full": 0.05},
         "samples": {"full": s_full, "cp": s_cp, "warm": s_warm, "incremental": s_incr, "revision": s_rev,
-                    "zip_copy": s_zip_cp, "zip_sha256": s_zip_sha},
+                    "zip_copy": s_zip_cp, "zip_sha256": s_zip_sha, "verify": s_verify,
+                    "verify_floor": s_hash},
     }
     write_result("release" if args.scale == "full" else f"release-{args.scale}", res)
     print(f"| release {RELEASE} ({args.scale}) | {files} files, {size / 1e6:.0f} MB |")
@@ -220,6 +239,8 @@ def main() -> None:
           f"target < 5 %; {changed} files differ) |")
     print(f"| floor after any change: copy + SHA-256 of the {zip_bytes / 1e9:.2f} GB deposit zip | "
           f"{t_zip_cp:.2f} + {t_zip_sha:.2f} s ({100 * (t_zip_cp + t_zip_sha) / t_full:.1f} % of full) |")
+    print(f"| release verify of the build | {t_verify:.2f} s ({t_verify / t_hash:.2f}x SHA-256 of every file in one "
+          f"thread, {t_hash:.2f} s) |")
     for p in parts:
         print(f"|   phases of one incremental build | {p} |")
 

@@ -75,6 +75,11 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                             f"{r['zip_copy_s']:.2f} + {r['zip_sha256_s']:.2f} s "
                             f"({100 * r['zip_floor_over_full']:.1f} % of full)",
                             f"{r['zip_bytes'] / 1e9:.2f} GB zip", "none (floor)", "—"))
+            if "verify_s" in r:
+                out.append((f"release verify of the build ({r['files']} files, {r['bytes'] / 1e9:.2f} GB), {scale} scale",
+                            f"{r['verify_s']:.2f} s ({r['verify_over_floor']:.2f}×)",
+                            f"SHA-256 of every file in one thread: {r['verify_floor_sha256_one_thread_s']:.2f} s",
+                            "none (peer: the least a checker does)", "—"))
     r = load("sql")
     if r:
         for q in r["queries"]:
