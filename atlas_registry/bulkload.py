@@ -307,10 +307,11 @@ def _rows(bp: BulkPlan, f: dict, ids: dict[str, int], dialect: str) -> list[tupl
         rel_rows.append((rid, name, version, status, json.dumps({"name": name, "synthetic": True}),
                          stamp if status == "published" else None))
         for s in bp.release_scans[name].tolist():
-            rs_rows.append((k, rid, int(tp_id[s]), boolean(bool(in_std[s]))))
+            rs_rows.append((k, rid, int(tp_id[s]), boolean(bool(in_std[s])), bp.scan_codes[s],
+                            bp.cohort_codes[int(bp.scan_cohort[s])]))
             k += 1
     tables.append(("release", ("id", "name", "version", "status", "spec", "published_at"), rel_rows))
-    tables.append(("release_scan", ("id", "release_id", "timepoint_id", "in_standard"), rs_rows))
+    tables.append(("release_scan", ("id", "release_id", "timepoint_id", "in_standard", "scan", "cohort"), rs_rows))
     return tables
 
 

@@ -24,6 +24,8 @@ KIND_LABELS = {
     "correct_metadata": "metadata corrected",
     "exclude_scan": "scan excluded from the standardized subset",
     "include_scan": "scan re-included in the standardized subset",
+    "withdraw_scan": "scan withdrawn",
+    "reinstate_scan": "scan reinstated",
 }
 
 
@@ -136,7 +138,8 @@ def edition_lines(s: Session, ed: Edition, prev: Edition | None) -> list[str]:
         lines.append(f"Added {len(added)} scan(s).")
     if removed:
         lines.append(f"Removed {len(removed)} scan(s).")
-    lines += _issue_lines(changes_between(s, prev.last_revision_id, ed.last_revision_id, set(ed.membership)))
+    # the revisions of the scans it holds, and of those it no longer holds (a withdrawal says why)
+    lines += _issue_lines(changes_between(s, prev.last_revision_id, ed.last_revision_id, set(ed.membership) | removed))
     if not lines:
         lines.append("No changes to the data.")
     return lines

@@ -49,31 +49,35 @@ def _chunks(values: Iterable) -> list[list]:
 
 
 @lru_cache(maxsize=8)
-def _refresh_statements(dialect: str, some: bool) -> tuple:
-    """DELETE then INSERT ... SELECT of both tables; ``some``: only the timepoints bound as ``ids``."""
+def _refresh_statements(dialect: str, some: bool, withdrawal: bool = True) -> tuple:
+    """DELETE then INSERT ... SELECT of both tables; ``some``: only the timepoints bound as ``ids``;
+    ``withdrawal``: leave withdrawn scans out (the schema since migration 0005)."""
     stmts = []
     for view in (views.LESIONS, views.SCANS):  # lesion rows first: they point at the timepoint
         stmts.append(f"DELETE FROM {views.TABLES[view]}" + (" WHERE timepoint_id IN :ids" if some else ""))
     for view in (views.SCANS, views.LESIONS):
         cols = ", ".join(views.KEYS[view] + views.STORED[view])
-        select = views.source_sql(view, dialect, stored=True, where="t.id IN :ids" if some else None)
+        select = views.source_sql(view, dialect, stored=True, where="t.id IN :ids" if some else None,
+                                  withdrawal=withdrawal)
         stmts.append(f"INSERT INTO {views.TABLES[view]} ({cols})\n{select}")
     if some:
         return tuple(text(s).bindparams(bindparam("ids", expanding=True)) for s in stmts)
     return tuple(text(s) for s in stmts)
 
 
-def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = None) -> None:
+def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = None, *,
+            withdrawal: bool = True) -> None:
     """Recompute the current-state rows of ``timepoint_ids`` (``None``: of every timepoint) from the
     versioned tables, in the transaction of ``sess`` (a Session, flushed first, or a Connection).
-    A timepoint id that matches no timepoint leaves no rows."""
+    A timepoint id that matches no timepoint, or a withdrawn scan, leaves no rows. ``withdrawal``:
+    False for the migrations before 0005, whose schema has no ``timepoint.withdrawn``."""
     conn = _connection(sess)
     if timepoint_ids is None:
-        for stmt in _refresh_statements(conn.dialect.name, False):
+        for stmt in _refresh_statements(conn.dialect.name, False, withdrawal):
             conn.execute(stmt)
         return
     for chunk in _chunks(int(i) for i in timepoint_ids):
-        for stmt in _refresh_statements(conn.dialect.name, True):
+        for stmt in _refresh_statements(conn.dialect.name, True, withdrawal):
             conn.execute(stmt, {"ids": chunk})
 
 

@@ -54,6 +54,9 @@ def describe(details: dict) -> list[str]:
     if "status" in details:
         st = details["status"]
         lines.append(f"standardized subset: {st['from']} -> {st['to']}" + (f" ({st['note']})" if st.get("note") else ""))
+    if "withdrawn" in details:
+        lines.append("withdrawn from every future release (published releases keep it)" if details["withdrawn"]["to"]
+                     else "reinstated: in the views and the next releases again")
     return lines
 
 

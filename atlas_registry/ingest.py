@@ -321,6 +321,13 @@ def _record_signature(rec) -> dict:
     return files
 
 
+def _refuse_withdrawn(tp: Timepoint) -> None:
+    """ING006: a withdrawn scan does not come back by ingest (its folder is still in the source)."""
+    if tp.withdrawn:
+        raise AtlasError("ING006", f"{tp.code} was withdrawn from the registry: remove its folder from the input, or "
+                         "bring it back with `atlas-registry revise reinstate`", path=tp.code)
+
+
 def _plan_native(s: Session, result: ValidationResult) -> set[str]:
     """Scans to add; refuses a known scan whose files differ."""
     new: set[str] = set()
@@ -331,6 +338,7 @@ def _plan_native(s: Session, result: ValidationResult) -> set[str]:
         if tp is None:
             new.add(sid)
             continue
+        _refuse_withdrawn(tp)
         if result.report.files and _current_native_signature(s, tp) != _record_signature(rec):
             raise AtlasError(
                 "ING002",
@@ -447,6 +455,8 @@ def _plan_standard(s: Session, result: ValidationResult) -> set[str]:
     if missing:
         raise AtlasError("ING003", f"standardized files for scans not in the registry: {', '.join(missing[:5])}"
                          + (" …" if len(missing) > 5 else "") + "; ingest the native archive first", path=missing[0])
+    for tp in tps.values():
+        _refuse_withdrawn(tp)
     changed: set[str] = set()
     for sid, rec in result.scans.items():
         tp = tps[sid]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 HEMISPHERES = ("left", "right", "other")
@@ -37,6 +37,8 @@ REVISION_KINDS = (
     "correct_metadata",
     "exclude_scan",
     "include_scan",
+    "withdraw_scan",  # 0005
+    "reinstate_scan",  # 0005
 )
 ISSUE_STATUS = ("open", "closed")
 RELEASE_STATUS = ("draft", "built", "published")
@@ -47,6 +49,14 @@ AUDIT_KINDS = ("store", "scrub", "skip", "refuse", "info")
 def _in(col: str, values: tuple[str, ...], nullable: bool = False) -> str:
     body = f"{col} IN ({', '.join(repr(v) for v in values)})"
     return f"{col} IS NULL OR {body}" if nullable else body
+
+
+def _bytewise(length: int | None = None):
+    """A string type that compares byte-wise on every backend, as SQLite's default (``BINARY``) and
+    DuckDB do: ``COLLATE "C"`` on PostgreSQL, whatever the database's collation (also the fast
+    path of its sorts and comparisons)."""
+    kind = String if length else Text
+    return kind(length).with_variant(kind(length, collation="C"), "postgresql")
 
 
 def _fk(target: str, *, nullable: bool = False, index: bool = True, ondelete: str | None = None):
@@ -141,6 +151,9 @@ class Timepoint(SQLModel, table=True):
     exclusion_reason: Optional[str] = Field(default=None, max_length=32)
     exclusion_note: Optional[str] = Field(default=None, sa_type=Text)
     primary_chosen_by_neuroradiologist: bool = Field(default=False)
+    # withdrawn from every future release (consent withdrawn, found ineligible, a duplicate): out of
+    # the current-state tables and of new builds, still in the releases that published it (0005)
+    withdrawn: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class StoredObject(SQLModel, table=True):
@@ -340,12 +353,17 @@ class ReleaseScan(SQLModel, table=True):
         UniqueConstraint("release_id", "timepoint_id", name="uq_release_scan"),
         # a release's membership and standardized subset from the index alone (0004)
         Index("ix_release_scan_membership", "release_id", "timepoint_id", "in_standard"),
+        # joins of release_scans with scans on the scan code, from the index alone (0005)
+        Index("ix_release_scan_scan", "scan", "release_id", "in_standard"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     release_id: int = _fk("release.id")
     timepoint_id: int = _fk("timepoint.id")
     in_standard: bool = Field(default=False)
+    # the scan as the release holds it, so that ``release_scans`` lists a scan withdrawn since (0005)
+    scan: str = Field(sa_type=_bytewise(13))
+    cohort: str = Field(sa_type=_bytewise(5))
 
 
 class ReleaseItem(SQLModel, table=True):
@@ -403,14 +421,6 @@ class AuditEvent(SQLModel, table=True):
 # above whenever a change to the registry touches it. The columns are those of the views
 # (:data:`atlas_registry.views.STORED`) plus the keys; the indexes serve the typical queries
 # (counts by cohort x hemisphere x location, volumes by territory, PVH x location, joins on scan).
-
-
-def _bytewise(length: int | None = None):
-    """A string type that compares byte-wise on every backend, as SQLite's default (``BINARY``) and
-    DuckDB do: ``COLLATE "C"`` on PostgreSQL, whatever the database's collation (also the fast
-    path of its sorts and comparisons)."""
-    kind = String if length else Text
-    return kind(length).with_variant(kind(length, collation="C"), "postgresql")
 
 
 class _ScanKey(SQLModel):

@@ -313,7 +313,8 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
     conn = s.connection()  # thousands of rows: one executemany each, not one ORM object per row
     if view.scans:
         conn.execute(insert(ReleaseScan.__table__), [
-            {"release_id": rel.id, "timepoint_id": ids[sc.code], "in_standard": sc.in_standard} for sc in view.scans])
+            {"release_id": rel.id, "timepoint_id": ids[sc.code], "in_standard": sc.in_standard, "scan": sc.code,
+             "cohort": sc.cohort} for sc in view.scans])
     if entries:
         conn.execute(insert(ReleaseItem.__table__), [
             {"release_id": rel.id, "archive": e.archive, "path": e.path, "size_bytes": e.size, "sha256": e.sha256,

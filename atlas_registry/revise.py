@@ -26,7 +26,8 @@ Rule codes: ``REV001`` unknown scan, ``REV002`` no issue cited, ``REV003`` issue
 ``REV004`` nothing would change, ``REV005`` no such lesion, ``REV006`` unknown field or bad value,
 ``REV007`` a given file cannot be read, ``REV008`` the scan is already excluded/included (or has no
 standardized files to include), ``REV009`` a standard-space mask given for a scan without a
-standard-space T1, ``REV010`` neither a reason nor an issue given; validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…``).
+standard-space T1, ``REV010`` neither a reason nor an issue given, ``REV011`` the scan is withdrawn
+(only ``reinstate`` applies), ``REV012`` reinstating a scan that is not withdrawn; validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…``).
 """
 
 from __future__ import annotations
@@ -416,6 +417,9 @@ def _revise(ws: Workspace, scan_code: str, kind: str, change, *, issue: int | No
         reason = (reason or "").strip() or (iss.title if iss else "")
         if not reason:
             raise AtlasError("REV010", "say why (--reason) or cite an issue (--issue N)", path=tp.code)
+        if tp.withdrawn and kind != "reinstate_scan":
+            raise AtlasError("REV011", f"{tp.code} is withdrawn; `atlas-registry revise reinstate` brings it back first",
+                             path=tp.code)
         scan = _load(s, tp, ObjectStore(ws.objects_dir))
         details = {"scan": tp.code, **change(scan)}
         files_change = any(l.files or l.removed for l in scan.lesions)
@@ -427,14 +431,14 @@ def _revise(ws: Workspace, scan_code: str, kind: str, change, *, issue: int | No
             renumbered = []
         if renumbered:
             details["renumbered"] = renumbered
-        if not (files_change or renumbered or scan.report_changed or "status" in details
+        if not (files_change or renumbered or scan.report_changed or "status" in details or "withdrawn" in details
                 or any(l.note_changed for l in scan.kept)):
             raise AtlasError("REV004", f"nothing to change: {tp.code} already is as requested", path=tp.code)
         rev = Revision(kind=kind, issue_id=iss.id if iss else None, timepoint_id=tp.id, author=author or operator(),
                        reason=reason, created_at=now())
         s.add(rev)
         s.flush()
-        if "status" not in details:
+        if "status" not in details and "withdrawn" not in details:
             _check_and_write(ws, s, scan, rev, details, standard=scan.t1_std is not None and files_change)
         rev.details = json.dumps(details, sort_keys=True)
         s.add(rev)
@@ -652,6 +656,31 @@ def include_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: 
         return {"status": {"from": before, "to": _status(tp)}, "before": state}
 
     return _revise(ws, scan, "include_scan", change, issue=issue, reason=reason, author=author)
+
+
+def withdraw_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,
+                  author: str | None = None) -> RevisionOutcome:
+    """Withdraw ``scan`` from every future release: consent withdrawn, found ineligible, a duplicate of
+    another scan. It leaves the ``scans`` and ``lesions`` views and every new build; the releases that
+    published it keep it (they are rebuilt from their stored membership), and its files and history
+    stay in the registry. :func:`reinstate_scan` undoes it."""
+    def change(sc: _Scan) -> dict:
+        sc.tp.withdrawn = True
+        return {"withdrawn": {"from": False, "to": True}}
+
+    return _revise(ws, scan, "withdraw_scan", change, issue=issue, reason=reason, author=author)
+
+
+def reinstate_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,
+                   author: str | None = None) -> RevisionOutcome:
+    """Bring a withdrawn ``scan`` back: it is in the views and the next builds again, as it was."""
+    def change(sc: _Scan) -> dict:
+        if not sc.tp.withdrawn:
+            raise AtlasError("REV012", f"{sc.tp.code} is not withdrawn", path=sc.tp.code)
+        sc.tp.withdrawn = False
+        return {"withdrawn": {"from": True, "to": False}}
+
+    return _revise(ws, scan, "reinstate_scan", change, issue=issue, reason=reason, author=author)
 
 
 def _status(tp: Timepoint) -> str:

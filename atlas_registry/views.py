@@ -136,6 +136,9 @@ _FROM = {
     ),
 }
 _WHERE = {LESIONS: "l.retired_rev_id IS NULL"}
+# Since 0005 a withdrawn scan (``timepoint.withdrawn``) is in no view but ``release_scans`` of the
+# releases that published it. The migrations before 0005 pass ``withdrawal=False`` (no such column).
+_NOT_WITHDRAWN = "NOT t.withdrawn"
 _SPEC = {
     SCANS: _SCAN_KEY + _SCAN_COUNTS + _SCAN_FACTS,
     LESIONS: _SCAN_KEY + _LESION_OWN + _SCAN_FACTS,
@@ -162,7 +165,13 @@ _KEY_EXPR = {"timepoint_id": "t.id", "lesion_id": "l.id"}
 # subquery, not a join: a query that does not ask for the column does not read timepoint_id, and
 # covering indexes still answer it alone.
 _FROM_SCAN = "(SELECT sc.{col} FROM scan_current sc WHERE sc.timepoint_id = o.timepoint_id)"
-_RELEASE_SCAN_CURRENT = (  # membership joined to scan_current (scan code and cohort)
+_RELEASE_SCAN_CURRENT = (  # membership as stored with the release (scan code and cohort since 0005)
+    "SELECT rl.name AS release, rl.version AS version, rl.status AS status, rs.scan AS scan, rs.cohort AS cohort,"
+    " rs.in_standard AS in_standard\n"
+    "FROM release_scan rs\n"
+    "JOIN release rl ON rl.id = rs.release_id"
+)
+_RELEASE_SCAN_CURRENT_0003 = (  # 0003-0004: membership joined to scan_current (scan code and cohort)
     "SELECT rl.name AS release, rl.version AS version, rl.status AS status, sc.scan AS scan, sc.cohort AS cohort,"
     " rs.in_standard AS in_standard\n"
     "FROM release_scan rs\n"
@@ -182,36 +191,39 @@ def releases_sql(dialect: str, timepoint_id: str) -> str:
     return _RELEASES[_dialect(dialect)].format(tp=timepoint_id)
 
 
-def source_sql(view: str, dialect: str, *, stored: bool = False, where: str | None = None) -> str:
+def source_sql(view: str, dialect: str, *, stored: bool = False, where: str | None = None,
+               withdrawal: bool = True) -> str:
     """The SELECT that computes ``view`` from the normalized tables on ``dialect`` (``sqlite`` |
     ``postgresql``): the view itself on the JOINS layer, or (``stored``) the rows of its
     current-state table: the key columns :data:`KEYS`, then the columns :data:`STORED`. ``where``:
-    an extra condition, on the timepoint as ``t``."""
+    an extra condition, on the timepoint as ``t``; ``withdrawal``: leave withdrawn scans out (the
+    schema since 0005)."""
     rel = releases_sql(dialect, "t.id")
     exprs = [f"{_KEY_EXPR[k]} AS {k}" for k in KEYS[view]] if stored else []
     exprs += [f"{expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view]
               if not stored or col in STORED[view]]
-    conds = [c for c in (_WHERE.get(view), where) if c]
+    conds = [c for c in (_WHERE.get(view), _NOT_WITHDRAWN if withdrawal and view != RELEASE_SCANS else None, where)
+             if c]
     cols = ",\n".join(f"  {e}" for e in exprs)
     return f"SELECT\n{cols}\n{_FROM[view]}" + (f"\nWHERE {' AND '.join(conds)}" if conds else "")
 
 
-def select_sql(view: str, dialect: str, layer: str = CURRENT) -> str:
-    """The SELECT that defines ``view`` on ``dialect`` in ``layer``."""
+def select_sql(view: str, dialect: str, layer: str = CURRENT, *, withdrawal: bool = True) -> str:
+    """The SELECT that defines ``view`` on ``dialect`` in ``layer`` (``withdrawal``: as since 0005)."""
     if layer == JOINS:
-        return source_sql(view, dialect)
+        return source_sql(view, dialect, withdrawal=withdrawal)
     if layer != CURRENT:
         raise ValueError(f"no view layer {layer!r}")
     _dialect(dialect)
     if view == RELEASE_SCANS:
-        return _RELEASE_SCAN_CURRENT
+        return _RELEASE_SCAN_CURRENT if withdrawal else _RELEASE_SCAN_CURRENT_0003
     cols = ",\n".join(f"  {'o.' + c if c in STORED[view] else _FROM_SCAN.format(col=c)} AS {c}" for c in COLUMNS[view])
     return f"SELECT\n{cols}\nFROM {TABLES[view]} o"
 
 
-def create_statements(dialect: str, layer: str = CURRENT) -> list[str]:
+def create_statements(dialect: str, layer: str = CURRENT, *, withdrawal: bool = True) -> list[str]:
     """``CREATE VIEW`` statements for every view (drop them first with :func:`drop_statements`)."""
-    return [f"CREATE VIEW {view} AS\n{select_sql(view, dialect, layer)}" for view in VIEWS]
+    return [f"CREATE VIEW {view} AS\n{select_sql(view, dialect, layer, withdrawal=withdrawal)}" for view in VIEWS]
 
 
 def drop_statements(dialect: str) -> list[str]:
@@ -219,9 +231,9 @@ def drop_statements(dialect: str) -> list[str]:
     return [f"DROP VIEW IF EXISTS {view}" for view in reversed(VIEWS)]
 
 
-def install(conn, layer: str = JOINS) -> None:
+def install(conn, layer: str = JOINS, *, withdrawal: bool = True) -> None:
     """(Re)create every view of ``layer`` on a SQLAlchemy connection (used by the migrations:
     ``0002_views`` installs the JOINS layer, ``0003_current_state`` the CURRENT one)."""
     name = conn.dialect.name
-    for stmt in drop_statements(name) + create_statements(name, layer):
+    for stmt in drop_statements(name) + create_statements(name, layer, withdrawal=withdrawal):
         conn.exec_driver_sql(stmt)

@@ -163,7 +163,7 @@ def _export_parquet(sqlite_path: str, out: Path) -> None:
             cols = [d[0] for d in cur.description]
             data = list(zip(*cur.fetchall()))
             table = pa.table({c: pa.array(list(v)) for c, v in zip(cols, data)})
-            for flag in ("is_primary", "in_standard"):  # SQLite 0/1 -> Parquet booleans
+            for flag in ("is_primary", "in_standard", "withdrawn"):  # SQLite 0/1 -> Parquet booleans
                 if flag in cols:
                     table = table.set_column(cols.index(flag), flag, pa.array([bool(x) for x in table[flag].to_pylist()]))
             pq.write_table(table, out / folder / f"{name}.parquet")

@@ -485,7 +485,8 @@ class SqlRegistryBuilder:
                         voxel_y_mm=2.0, voxel_z_mm=2.0, dtype=str(t1_mni.dtype), affine="[]", created_rev_id=self.rev.id))
         for rel in releases:
             name, in_std = rel if isinstance(rel, tuple) else (rel, standard == "included")
-            s.add(ReleaseScan(release_id=self.release(name).id, timepoint_id=tp.id, in_standard=in_std))
+            s.add(ReleaseScan(release_id=self.release(name).id, timepoint_id=tp.id, in_standard=in_std, scan=code,
+                              cohort=cc))
         s.flush()
         return tp
 

@@ -137,3 +137,39 @@ def test_help_is_fast():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_withdrawal_migration_down_and_up_keeps_release_membership(workspace):
+    """0005 names the scans in release_scan (filled from the registry) and admits withdrawals; its
+    downgrade restores 0004 and keeps every release's membership."""
+    from atlas_registry.models import Release, ReleaseScan
+    from sqlmodel import Session
+
+    db.upgrade(workspace, "0004_covering_indexes")
+    eng = db.engine(workspace)
+    with eng.begin() as c:  # a release of one scan, written as 0004 knew it
+        c.execute(text("INSERT INTO cohort (id, code) VALUES (1, 'c0001')"))
+        c.execute(text("INSERT INTO subject (id, cohort_id, code, number) VALUES (1, 1, 'c0001s0001', 1)"))
+        c.execute(text("INSERT INTO timepoint (id, subject_id, code, number, standard_status, "
+                       "primary_chosen_by_neuroradiologist) VALUES (1, 1, 'c0001s0001t01', 1, 'pending', false)"))
+        c.execute(text("INSERT INTO release (id, name, version, status, spec) VALUES (1, 'R1.0', '1.0.0', 'built', '')"))
+        c.execute(text("INSERT INTO release_scan (id, release_id, timepoint_id, in_standard) VALUES (1, 1, 1, false)"))
+    db.upgrade(workspace)
+    eng.dispose()
+    with Session(db.engine(workspace)) as s:
+        rs = s.get(ReleaseScan, 1)
+        assert (rs.scan, rs.cohort) == ("c0001s0001t01", "c0001") and s.get(Release, 1).name == "R1.0"
+    with db.engine(workspace).connect() as c:
+        assert c.execute(text("SELECT release, scan, cohort FROM release_scans")).all() == [
+            ("R1.0", "c0001s0001t01", "c0001")]
+    assert "ix_release_scan_scan" in {ix["name"] for ix in inspect(db.engine(workspace)).get_indexes("release_scan")}
+    assert _diff(workspace) == []
+    db.downgrade(workspace, "0004_covering_indexes")
+    db.engine(workspace).dispose()
+    with db.engine(workspace).connect() as c:
+        assert c.execute(text("SELECT release, scan, cohort FROM release_scans")).all() == [
+            ("R1.0", "c0001s0001t01", "c0001")]
+        cols = {col["name"] for col in inspect(c).get_columns("release_scan")}
+    assert "scan" not in cols
+    db.upgrade(workspace)
+    assert _diff(workspace) == []

@@ -325,3 +325,66 @@ def test_concurrent_revisions_are_serialized(ingested_two):
     raw_new = {f["file"]: f for f in first.details["files"]}[f"{TWO_LESIONS}_LesionRaw_1.voi"]["new"]
     assert {f["file"]: f for f in second.details["files"]}[f"{TWO_LESIONS}_LesionRaw_1.voi"]["old"] == raw_new
     assert current[(1, "raw_voi", "native")].created_rev_id == second.revision
+
+
+def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path, capsys):
+    """A withdrawn scan leaves the views and every later release; the published release keeps it and
+    is rebuilt byte-identical; ingest does not bring it back; reinstating does, as it was."""
+    from atlas_registry import status
+
+    ws = ingested_two
+    scan = TWO_LESIONS
+    lesions = current_state(ws, "SELECT n_lesions FROM scans WHERE scan = :scan", scan)
+    release.build(ws, "R1.1", tmp_path / "R1.1")
+    release.publish(ws, "R1.1")
+    r11 = tree(tmp_path / "R1.1")
+    before = status.status(ws).content
+
+    issue = tracker.open_issue(ws, scan, "Participant withdrew consent", url="https://github.com/npnl/ATLAS/issues/77")
+    out = revise.withdraw_scan(ws, scan, issue=issue.number)
+    assert out.kind == "withdraw_scan" and tracker.show_issue(ws, issue.number).status == "closed"
+    assert current_state(ws, "SELECT COUNT(*) FROM scans WHERE scan = :scan", scan) == 0
+    assert current_state(ws, "SELECT COUNT(*) FROM lesions WHERE scan = :scan", scan) == 0
+    assert current_state(ws, "SELECT COUNT(*) FROM release_scans WHERE scan = :scan AND release = 'R1.1'", scan) == 1
+    after = status.status(ws).content
+    assert (after["scans"], after["lesions"]) == (before["scans"] - 1, before["lesions"] - lesions)
+
+    with pytest.raises(AtlasError) as e:  # nothing else applies to a withdrawn scan
+        revise.exclude_scan(ws, scan, issue=tracker.open_issue(ws, scan, "exclude it").number)
+    assert e.value.code == "REV011"
+    with pytest.raises(AtlasError) as e:
+        revise.withdraw_scan(ws, scan, issue=tracker.open_issue(ws, scan, "withdraw it again").number)
+    assert e.value.code == "REV011"
+
+    release.build(ws, "R1.2", tmp_path / "R1.2")
+    assert fixity.verify(tmp_path / "R1.2", ws=ws).ok
+    assert not any(scan in str(p) for p in (tmp_path / "R1.2" / "icpsr").rglob("*"))
+    d = release.diff(ws, "R1.1", "R1.2")
+    [change] = [c for c in d.scans if c.scan == scan]
+    assert change.status == "removed" and [c.kind for c in change.changes] == ["withdraw_scan"]
+    assert issue.number in d.issues
+    changes = (tmp_path / "R1.2" / "bids" / "CHANGES").read_text().split("\n\n")[0]
+    assert f"Participant withdrew consent (issue #{issue.number}, https://github.com/npnl/ATLAS/issues/77): " \
+           "scan withdrawn" in changes
+    again = release.build(ws, "R1.1", tmp_path / "R1.1-again")  # the published release still holds it
+    assert again.reproduced and tree(tmp_path / "R1.1-again") == r11
+
+    snap = snapshot(ws)  # its folder is still in the source: ingest refuses rather than resurrect it
+    with pytest.raises(AtlasError) as e:
+        from atlas_registry.ingest import ingest_path
+
+        ingest_path(ws, synth_two_cohorts / "native", workers=1)
+    assert e.value.code == "ING006" and e.value.path == scan
+    assert snapshot(ws) == snap
+
+    back = tracker.open_issue(ws, scan, "Consent withdrawal was recorded against the wrong scan")
+    revise.reinstate_scan(ws, scan, issue=back.number)
+    assert current_state(ws, "SELECT n_lesions FROM scans WHERE scan = :scan", scan) == lesions
+    assert status.status(ws).content == before
+    with pytest.raises(AtlasError) as e:
+        revise.reinstate_scan(ws, scan, issue=tracker.open_issue(ws, scan, "reinstate it twice").number)
+    assert e.value.code == "REV012"
+    assert [h.kind for h in scan_history(ws, scan)][-2:] == ["withdraw_scan", "reinstate_scan"]
+    assert main(["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "history", scan]) == 0
+    text = capsys.readouterr().out
+    assert "withdrawn from every future release" in text and "reinstated" in text

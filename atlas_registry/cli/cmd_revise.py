@@ -120,3 +120,20 @@ def include_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str
     from ..revise import include_scan
 
     _done(include_scan(workspace(), scan, issue=issue, reason=reason), format)
+
+
+@revise_app.command("withdraw")
+def withdraw_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
+    """Withdraw SCAN from every future release (consent withdrawn, ineligible, a duplicate); published
+    releases keep it."""
+    from ..revise import withdraw_scan
+
+    _done(withdraw_scan(workspace(), scan, issue=issue, reason=reason), format)
+
+
+@revise_app.command("reinstate")
+def reinstate_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
+    """Bring a withdrawn SCAN back into the registry's views and the next releases."""
+    from ..revise import reinstate_scan
+
+    _done(reinstate_scan(workspace(), scan, issue=issue, reason=reason), format)

@@ -413,6 +413,8 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
         tp, sub, coh, pid = tps[tp_id]
         if membership is not None and tp.code not in membership:
             continue
+        if membership is None and tp.withdrawn:  # withdrawn: in no release built from now on
+            continue
         t1 = img_by.get((tp_id, "native"))
         if t1 is None:  # the scan did not exist at this revision
             continue

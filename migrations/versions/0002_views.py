@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    views.install(op.get_bind())
+    views.install(op.get_bind(), withdrawal=False)  # the schema of 0002: no timepoint.withdrawn
 
 
 def downgrade() -> None:

@@ -108,12 +108,12 @@ def upgrade() -> None:
     bind = op.get_bind()
     for table in SOURCES:  # planner statistics first: without them PostgreSQL may join badly
         bind.exec_driver_sql(f"ANALYZE {table}")
-    facts.refresh(bind)
-    views.install(bind, views.CURRENT)
+    facts.refresh(bind, withdrawal=False)  # the schema of 0003: no timepoint.withdrawn yet
+    views.install(bind, views.CURRENT, withdrawal=False)
 
 
 def downgrade() -> None:
-    views.install(op.get_bind(), views.JOINS)
+    views.install(op.get_bind(), views.JOINS, withdrawal=False)
     for name, table, _cols, _unique in reversed(INDEXES):
         op.drop_index(name, table_name=table)
     op.drop_table("lesion_current")
