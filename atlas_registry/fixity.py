@@ -92,7 +92,7 @@ def _read_manifest(root: Path, out: FixityReport) -> dict | None:
         out.report.extend([error("REL030", f"not JSON: {e}", path=MANIFEST)])
         return None
     problem = next(iter(sorted(jsonschema.Draft202012Validator(load_schema(SCHEMA)).iter_errors(doc),
-                               key=lambda e: list(e.absolute_path))), None)
+                               key=lambda e: [str(p) for p in e.absolute_path])), None)
     if problem is not None:
         where = "/".join(str(p) for p in problem.absolute_path) or "(top)"
         out.report.extend([error("REL030", f"not a valid manifest at {where}: {problem.message} ({SCHEMA})",
@@ -115,13 +115,19 @@ def _on_disk(root: Path) -> dict[str, os.stat_result]:
     return found
 
 
-def _sha256(path: Path, advance=None) -> str:
+def _sha256(path: Path, advance=None) -> str | OSError:
+    """The file's SHA-256, or the error that kept it from being read (it went away, or became a
+    symbolic link, since the walk: never followed)."""
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-            if advance:
-                advance(len(block))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb", buffering=0) as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+                if advance:
+                    advance(len(block))
+    except OSError as e:
+        return e
     return h.hexdigest()
 
 
@@ -203,7 +209,9 @@ def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int
     out.report.files = len(listed)
     out.bytes = sum(e["size"] for _, e in todo)
     for path, digest, entry in _hash_all(root, todo, workers, progress, out.bytes):
-        if digest != entry["sha256"]:
+        if isinstance(digest, OSError):
+            out.report.extend([error("REL031", f"could not be read ({digest.strerror or digest})", path=path)])
+        elif digest != entry["sha256"]:
             out.report.extend([error("REL032", f"sha256 {digest[:12]}…, manifest says {entry['sha256'][:12]}…",
                                      path=path)])
     _registry_check(ws, doc, out)

@@ -180,3 +180,23 @@ def test_a_downloaded_release_needs_no_workspace(built, copy, tmp_path, capsys, 
     assert doc["summary"]["errors"] == 0 and doc["summary"]["release"] == "T1.0"
     assert [f["code"] for f in doc["findings"]] == ["REL036"]
     assert not home.exists() and not (tmp_path / "atlas-workspace").exists()
+
+
+def test_a_file_that_goes_away_or_becomes_a_link_during_the_check(copy, tmp_path, monkeypatch):
+    """Between the walk and the hashing, one file is deleted and one replaced by a link to a copy of
+    itself: both are named, neither is followed, the check does not crash."""
+    doc = manifest(copy)
+    gone, linked = doc["files"][3]["path"], doc["files"][4]["path"]
+    real_walk = fixity._on_disk
+
+    def walk_then_change(root):
+        found = real_walk(root)
+        (root / gone).unlink()
+        shutil.copyfile(root / linked, tmp_path / "same-bytes")
+        (root / linked).unlink()
+        (root / linked).symlink_to(tmp_path / "same-bytes")
+        return found
+
+    monkeypatch.setattr(fixity, "_on_disk", walk_then_change)
+    result = fixity.verify(copy)
+    assert [(f.code, f.path) for f in result.report.errors] == sorted([("REL031", gone), ("REL031", linked)])
