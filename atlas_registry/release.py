@@ -168,7 +168,9 @@ def plan(ws: Workspace, name: str, *, specs: Path | None = None) -> Plan:
             exclusions=_exclusions(view), previous=prev.name if prev else None,
             added=sorted(codes - set(prev.membership)) if prev else [],
             removed=sorted(set(prev.membership) - codes) if prev else [],
-            changes=changelog.changes_between(s, prev.last_revision_id, view.revision, codes) if prev else [],
+            # the revisions of its scans and of the previous release's scans it no longer holds (withdrawals)
+            changes=changelog.changes_between(s, prev.last_revision_id, view.revision,
+                                              codes | set(prev.membership)) if prev else [],
             open_issues=[{"number": i.id, "scan": code, "title": i.title} for i, code in opened if code in codes],
         )
 

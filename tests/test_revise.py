@@ -361,6 +361,8 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
         revise.withdraw_scan(ws, scan, issue=tracker.open_issue(ws, scan, "withdraw it again").number)
     assert e.value.code == "REV011"
 
+    planned = release.plan(ws, "R1.2")
+    assert planned.removed == [scan] and [(c.kind, c.scan) for c in planned.changes] == [("withdraw_scan", scan)]
     release.build(ws, "R1.2", tmp_path / "R1.2")
     assert fixity.verify(tmp_path / "R1.2", ws=ws).ok
     assert not any(scan in str(p) for p in (tmp_path / "R1.2" / "icpsr").rglob("*"))
