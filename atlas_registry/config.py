@@ -46,3 +46,12 @@ class Workspace:
         self.home.mkdir(parents=True, exist_ok=True)
         self.objects_dir.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def migrations_dir() -> Path:
+    """The Alembic migrations: the repository's ``migrations/``, or the copy packaged with the wheel."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "migrations", here / "_migrations"):
+        if (cand / "env.py").exists():
+            return cand
+    raise FileNotFoundError("Alembic migrations folder not found")

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, create_engine
 from sqlmodel import Session
 
-from .config import Workspace
+from .config import Workspace, migrations_dir
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -52,14 +52,6 @@ def session(ws: Workspace) -> Iterator[Session]:
         except BaseException:
             s.rollback()
             raise
-
-
-def migrations_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "migrations", here / "_migrations"):
-        if (cand / "env.py").exists():
-            return cand
-    raise FileNotFoundError("Alembic migrations folder not found")
 
 
 def alembic_config(url: str):

@@ -139,6 +139,18 @@ def test_help_is_fast():
     assert out.stdout.strip() == ""
 
 
+def test_version_names_the_schema_head_without_the_heavy_stack():
+    from importlib.metadata import version
+
+    code = ("import sys\nfrom atlas_registry.cli import main\nmain(['--version'])")
+    out = subprocess.run([sys.executable, "-c", code + "\n"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"atlas-registry {version('atlas-registry')} (registry schema {db.head_revision()})"
+    probe = code.replace("main(['--version'])", "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+                         "print(','.join(m for m in ('sqlalchemy','nibabel','pandas') if m in sys.modules), file=sys.stderr)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stderr.strip() == ""
+
+
 def test_withdrawal_migration_down_and_up_keeps_release_membership(workspace):
     """0005 names the scans in release_scan (filled from the registry) and admits withdrawals; its
     downgrade restores 0004 and keeps every release's membership."""

@@ -28,11 +28,34 @@ app = typer.Typer(
 _state: dict = {"home": None, "db": None, "debug": False}
 
 
+def _version(value: bool) -> None:
+    """``--version``: the program's version and the newest registry schema it knows (no heavy imports)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("atlas-registry")
+    except PackageNotFoundError:
+        v = "unknown (not installed)"
+    heads = sorted(p.stem for p in _migration_files())
+    typer.echo(f"atlas-registry {v} (registry schema {heads[-1] if heads else 'unknown'})")
+    raise typer.Exit(0)
+
+
+def _migration_files():
+    from ..config import migrations_dir
+
+    return [p for p in (migrations_dir() / "versions").glob("[0-9]*.py")]
+
+
 @app.callback()
 def _root(
     home: str = typer.Option(None, "--home", help="Workspace folder (env ATLAS_REGISTRY_HOME; default ./atlas-workspace)."),
     db: str = typer.Option(None, "--db", help="SQLAlchemy URL of the registry (env ATLAS_REGISTRY_DB; default SQLite in the workspace)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and the registry schema it writes, and exit."),
 ):
     _state.update(home=home, db=db, debug=debug or _state["debug"])
 
