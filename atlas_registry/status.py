@@ -38,7 +38,8 @@ class Status:
             f"registry   {self.registry} (schema {self.schema}, {up})",
             f"store      {st['objects']} object(s), {st['bytes'] / 1e6:.1f} MB",
             f"content    {c['cohorts']} cohort(s), {c['subjects']} subject(s), {c['scans']} scan(s), "
-            f"{c['lesions']} lesion(s); standardized subset: {std}",
+            f"{c['lesions']} lesion(s){f' ({w} withdrawn scan(s) not counted)' if (w := c['withdrawn']) else ''}; "
+            f"standardized subset: {std}",
         ]
         newest = rv.get("newest")
         lines.append(f"revisions  {rv['count']}" + (
@@ -80,6 +81,7 @@ def status(ws: Workspace) -> Status:
             "cohorts": int(one("SELECT COUNT(*) FROM cohort")[0]),
             "subjects": int(one("SELECT COUNT(*) FROM subject")[0]),
             "scans": int(scans), "lesions": int(lesions),
+            "withdrawn": int(one("SELECT COUNT(*) FROM timepoint WHERE withdrawn")[0]),
             "standard_status": {k: int(v) for k, v in c.execute(text(
                 "SELECT standard_status, COUNT(*) FROM scan_current GROUP BY standard_status"))},
         }

@@ -348,6 +348,7 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     assert current_state(ws, "SELECT COUNT(*) FROM release_scans WHERE scan = :scan AND release = 'R1.1'", scan) == 1
     after = status.status(ws).content
     assert (after["scans"], after["lesions"]) == (before["scans"] - 1, before["lesions"] - lesions)
+    assert (before["withdrawn"], after["withdrawn"]) == (0, 1)
     from atlas_registry import query  # docs/sql.md: scans a release published, withdrawn since
 
     r = query.run(ws, "SELECT rs.release, rs.scan, rs.cohort FROM release_scans rs LEFT JOIN scans s "
