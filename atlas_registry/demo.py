@@ -100,7 +100,7 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int]:
         ws, scan, "Primary lesion mask over-traced by one voxel at its boundary",
         body="The raw VOI extends one voxel beyond the lesion into normal-appearing tissue on every side.",
         url="https://github.com/npnl/ATLAS/issues/1", file_kind="LesionRaw.voi")
-    number = getattr(issue, "number", None) or getattr(issue, "id")
+    number = issue.number
     replace_mask(ws, scan, 0, MaskFiles(raw=niio.encode_voi(eroded.astype(np.uint8), t1)), issue=number,
                  reason="remove the over-traced boundary layer of the primary lesion")
     return scan, number

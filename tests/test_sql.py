@@ -411,7 +411,9 @@ def test_release_lockdown_alone_refuses(release, stmt):
     marker = TMP / f"atlas-sql-test-{uuid.uuid4().hex}"
     con = query.release_connection(folder)
     try:
-        with pytest.raises(Exception):
+        import duckdb
+
+        with pytest.raises(duckdb.Error):
             con.execute(stmt.format(marker=marker)).fetchall()
     finally:
         con.close()
