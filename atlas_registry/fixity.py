@@ -43,6 +43,7 @@ class FixityReport:
     version: str | None = None
     manifest_sha256: str | None = None
     bytes: int = 0
+    against: str = MANIFEST  # what the files were checked against
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,7 @@ class FixityReport:
         lines = [f.line() for f in self.report.sorted()]
         what = f"{self.release} ({self.version})" if self.release else self.root
         verdict = "intact" if self.ok else f"{len(self.report.errors)} error(s)"
-        lines.append(f"{what}: {self.report.files} file(s), {self.bytes / 1e6:.1f} MB checked against {MANIFEST}"
+        lines.append(f"{what}: {self.report.files} file(s), {self.bytes / 1e6:.1f} MB checked against {self.against}"
                      + (f" (sha256 {self.manifest_sha256})" if self.manifest_sha256 else "")
                      + f": {verdict}, {len(self.report.warnings)} warning(s)")
         return "\n".join(lines)
@@ -208,7 +209,7 @@ def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int
         out.report.extend([error("REL033", f"{kind} not listed in {MANIFEST}", path=path)])
     out.report.files = len(listed)
     out.bytes = sum(e["size"] for _, e in todo)
-    for path, digest, entry in _hash_all(root, todo, workers, progress, out.bytes):
+    for path, digest, entry in hash_all(root, todo, workers, progress, out.bytes):
         if isinstance(digest, OSError):
             out.report.extend([error("REL031", f"could not be read ({digest.strerror or digest})", path=path)])
         elif digest != entry["sha256"]:
@@ -224,7 +225,7 @@ def _regular(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def _hash_all(root: Path, todo, workers: int | None, progress: bool, total: int):
+def hash_all(root: Path, todo, workers: int | None, progress: bool, total: int):
     """(path, SHA-256, entry) of every file in ``todo``, hashed by threads (hashlib releases the GIL),
     with a progress bar in bytes on stderr when ``progress``."""
     workers = workers or min(8, os.cpu_count() or 1)

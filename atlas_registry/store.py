@@ -5,7 +5,8 @@ folder, fsync, ``os.replace``), so a kill never leaves a partial object under a 
 Objects are read-only (mode 0444): release builds hard-link them (:mod:`atlas_registry.export.output`),
 so a file of a build and the object it came from are one inode, and neither may change.
 The registry table ``stored_object`` records what the registry points at; files present in the
-store but not in the table are harmless leftovers that ``gc`` may remove.
+store but not in the table are harmless leftovers of interrupted writes, which ``atlas-registry store
+verify`` (:mod:`atlas_registry.store_check`) reports beside missing, damaged or writable objects.
 """
 
 from __future__ import annotations

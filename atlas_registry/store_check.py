@@ -1,0 +1,90 @@
+"""Fixity of the object store: every object the registry records is there, whole and read-only.
+
+Release builds hard-link store objects, so an object damaged in place damages every build that
+holds it; the registry's own history (retired masks, earlier T1s) lives nowhere else. ``atlas-registry
+store verify`` reads every object back: present, its recorded size, the SHA-256 it is stored under.
+A finding names the object and the scans and files that use it (current or retired rows alike).
+
+Rule codes: ``STO001`` an object the registry records is missing, ``STO002`` its size or SHA-256
+differs (damaged), ``STO003`` (warning) an object is writable (mode not 0444: a hard link in a
+release folder could change it), ``STO004`` (info) a file in the store that the registry does not
+record (left by an interrupted ingest or revision; harmless).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from sqlalchemy import text
+
+from . import db
+from .config import Workspace
+from .findings import error, info, warning
+from .fixity import FixityReport, hash_all
+from .store import OBJECT_MODE, ObjectStore
+from .tracker import require_registry
+
+_USERS = (  # every row that points at an object, with the scan and the file name it was stored under
+    "SELECT i.sha256, t.code, i.source_name FROM image i JOIN timepoint t ON t.id = i.timepoint_id",
+    "SELECT m.sha256, t.code, m.source_name FROM lesion_mask m JOIN lesion l ON l.id = m.lesion_id"
+    " JOIN timepoint t ON t.id = l.timepoint_id",
+)
+
+
+def _recorded(ws: Workspace) -> tuple[dict[str, int], dict[str, list[tuple[str, str]]]]:
+    """(SHA-256 -> size) of ``stored_object``, and (SHA-256 -> [(scan, file)]) of its users."""
+    users: dict[str, list[tuple[str, str]]] = {}
+    with db.engine(ws).connect() as c:
+        sizes = {sha: int(n) for sha, n in c.execute(text("SELECT sha256, size_bytes FROM stored_object"))}
+        for sql in _USERS:
+            for sha, scan, name in c.execute(text(sql)):
+                users.setdefault(sha, []).append((scan, name))
+    return sizes, users
+
+
+def _used_by(users: list[tuple[str, str]]) -> tuple[str | None, str]:
+    """The first scan using an object, and a phrase naming up to three of its files."""
+    if not users:
+        return None, "used by no image or mask row"
+    names = sorted(set(users))
+    shown = ", ".join(f"{scan}/{name}" for scan, name in names[:3])
+    return names[0][0], f"used by {shown}" + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+
+
+def verify_store(ws: Workspace, *, workers: int | None = None, progress: bool = False) -> FixityReport:
+    """Check the object store of ``ws`` against the registry's ``stored_object`` table."""
+    require_registry(ws)
+    store = ObjectStore(ws.objects_dir)
+    out = FixityReport(str(store.root), against="the registry (stored_object)")
+    sizes, users = _recorded(ws)
+    present = set(store.list())
+    todo = []
+    for sha in sorted(sizes):
+        rel = os.path.relpath(store.path_of(sha), store.root)
+        scan, used = _used_by(users.get(sha, []))
+        if sha not in present:
+            out.report.extend([error("STO001", f"missing from the store; {used}", subject=scan, path=rel)])
+            continue
+        st = store.path_of(sha).lstat()
+        if st.st_size != sizes[sha]:
+            out.report.extend([error("STO002", f"{st.st_size} bytes, recorded {sizes[sha]}; {used}", subject=scan,
+                                     path=rel)])
+            continue
+        if stat.S_IMODE(st.st_mode) & 0o222:
+            out.report.extend([warning("STO003", f"writable (mode {stat.S_IMODE(st.st_mode):o}, objects are "
+                                       f"{OBJECT_MODE:o}); {used}", subject=scan, path=rel)])
+        todo.append((rel, {"sha256": sha, "size": sizes[sha], "used": used, "scan": scan}))
+    for sha in sorted(present - set(sizes)):
+        out.report.extend([info("STO004", "not recorded by the registry (left by an interrupted write)",
+                                path=os.path.relpath(store.path_of(sha), store.root))])
+    out.report.files = len(sizes)
+    out.bytes = sum(e["size"] for _, e in todo)
+    for rel, digest, entry in hash_all(store.root, todo, workers, progress, out.bytes):
+        if isinstance(digest, OSError):
+            out.report.extend([error("STO001", f"could not be read ({digest.strerror or digest}); {entry['used']}",
+                                     subject=entry["scan"], path=rel)])
+        elif digest != entry["sha256"]:
+            out.report.extend([error("STO002", f"damaged: its bytes hash to {digest[:12]}…; {entry['used']}",
+                                     subject=entry["scan"], path=rel)])
+    return out
