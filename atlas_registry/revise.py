@@ -60,6 +60,7 @@ from .models import (
     Revision,
     ScanReport,
     Scanner,
+    Subject,
     Timepoint,
 )
 from .naming import STANDARD_SPACE, VARIANTS, native_relpath, standard_relpath
@@ -392,7 +393,9 @@ def _validate(root: Path, sid: str):
 
 # -- the revision --------------------------------------------------------------------------------
 
-def _issue_for(s: Session, tp: Timepoint, number: int | None) -> Issue | None:
+def _issue_for(s: Session, tp: Timepoint, number: int | None, accept: set[int] | None = None) -> Issue | None:
+    """The issue a revision of ``tp`` cites: it must be about ``tp`` (or, ``accept``, one of those
+    timepoints: a subject's scans withdrawn together)."""
     if number is None:
         published = s.exec(select(Release.name).where(Release.status == "published").order_by(Release.id)).first()
         if published is not None:
@@ -400,7 +403,7 @@ def _issue_for(s: Session, tp: Timepoint, number: int | None) -> Issue | None:
                              "resolves (--issue N; open one with `atlas-registry issue open`)", path=tp.code)
         return None
     issue = tracker.get_issue(s, number)
-    if issue.timepoint_id != tp.id:
+    if issue.timepoint_id not in (accept or {tp.id}):
         other = s.get(Timepoint, issue.timepoint_id).code
         raise AtlasError("REV003", f"issue #{number} is about {other}, not {tp.code}", path=tp.code)
     return issue
@@ -414,39 +417,49 @@ def _revise(ws: Workspace, scan_code: str, kind: str, change, *, issue: int | No
         db.write_lock(s)
         tp = tracker.timepoint(s, scan_code, "REV001")
         iss = _issue_for(s, tp, issue)
-        reason = (reason or "").strip() or (iss.title if iss else "")
-        if not reason:
-            raise AtlasError("REV010", "say why (--reason) or cite an issue (--issue N)", path=tp.code)
-        if tp.withdrawn and kind != "reinstate_scan":
-            raise AtlasError("REV011", f"{tp.code} is withdrawn; `atlas-registry revise reinstate` brings it back first",
-                             path=tp.code)
-        scan = _load(s, tp, ObjectStore(ws.objects_dir))
-        details = {"scan": tp.code, **change(scan)}
-        files_change = any(l.files or l.removed for l in scan.lesions)
-        if files_change:
-            renumbered = _renumber(scan)
-        else:  # numbers only move when masks do
-            for l in scan.lesions:
-                l.number = l.row.number
-            renumbered = []
-        if renumbered:
-            details["renumbered"] = renumbered
-        if not (files_change or renumbered or scan.report_changed or "status" in details or "withdrawn" in details
-                or any(l.note_changed for l in scan.kept)):
-            raise AtlasError("REV004", f"nothing to change: {tp.code} already is as requested", path=tp.code)
-        rev = Revision(kind=kind, issue_id=iss.id if iss else None, timepoint_id=tp.id, author=author or operator(),
-                       reason=reason, created_at=now())
-        s.add(rev)
-        s.flush()
-        if "status" not in details and "withdrawn" not in details:
-            _check_and_write(ws, s, scan, rev, details, standard=scan.t1_std is not None and files_change)
-        rev.details = json.dumps(details, sort_keys=True)
-        s.add(rev)
-        if iss is not None and iss.status == "open":
-            tracker.mark_closed(iss, f"resolved by revision {rev.id}")
-            s.add(iss)
-        facts.refresh(s, [tp.id])  # the current-state rows of the scan (flushes first)
-        return RevisionOutcome(revision=rev.id, kind=kind, scan=tp.code, issue=iss.id if iss else None, details=details)
+        return _apply(ws, s, tp, kind, change, iss, _reason(tp, reason, iss), author)
+
+
+def _reason(tp: Timepoint, reason: str | None, iss: Issue | None) -> str:
+    reason = (reason or "").strip() or (iss.title if iss else "")
+    if not reason:
+        raise AtlasError("REV010", "say why (--reason) or cite an issue (--issue N)", path=tp.code)
+    return reason
+
+
+def _apply(ws: Workspace, s: Session, tp: Timepoint, kind: str, change, iss: Issue | None, reason: str,
+           author: str | None) -> RevisionOutcome:
+    """One revision of ``tp`` in the locked session ``s``."""
+    if tp.withdrawn and kind != "reinstate_scan":
+        raise AtlasError("REV011", f"{tp.code} is withdrawn; `atlas-registry revise reinstate` brings it back first",
+                         path=tp.code)
+    scan = _load(s, tp, ObjectStore(ws.objects_dir))
+    details = {"scan": tp.code, **change(scan)}
+    files_change = any(l.files or l.removed for l in scan.lesions)
+    if files_change:
+        renumbered = _renumber(scan)
+    else:  # numbers only move when masks do
+        for l in scan.lesions:
+            l.number = l.row.number
+        renumbered = []
+    if renumbered:
+        details["renumbered"] = renumbered
+    if not (files_change or renumbered or scan.report_changed or "status" in details or "withdrawn" in details
+            or any(l.note_changed for l in scan.kept)):
+        raise AtlasError("REV004", f"nothing to change: {tp.code} already is as requested", path=tp.code)
+    rev = Revision(kind=kind, issue_id=iss.id if iss else None, timepoint_id=tp.id, author=author or operator(),
+                   reason=reason, created_at=now())
+    s.add(rev)
+    s.flush()
+    if "status" not in details and "withdrawn" not in details:
+        _check_and_write(ws, s, scan, rev, details, standard=scan.t1_std is not None and files_change)
+    rev.details = json.dumps(details, sort_keys=True)
+    s.add(rev)
+    if iss is not None and iss.status == "open":
+        tracker.mark_closed(iss, f"resolved by revision {rev.id}")
+        s.add(iss)
+    facts.refresh(s, [tp.id])  # the current-state rows of the scan (flushes first)
+    return RevisionOutcome(revision=rev.id, kind=kind, scan=tp.code, issue=iss.id if iss else None, details=details)
 
 
 def _check_and_write(ws: Workspace, s: Session, scan: _Scan, rev: Revision, details: dict, *, standard: bool) -> None:
@@ -658,17 +671,39 @@ def include_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: 
     return _revise(ws, scan, "include_scan", change, issue=issue, reason=reason, author=author)
 
 
+def _withdraw(sc: _Scan) -> dict:
+    sc.tp.withdrawn = True
+    return {"withdrawn": {"from": False, "to": True}}
+
+
+def withdraw_subject(ws: Workspace, subject: str, *, issue: int | None = None, reason: str | None = None,
+                     author: str | None = None) -> list[RevisionOutcome]:
+    """Withdraw every scan of ``subject`` (``cXXXXsXXXX``) still in the registry, one revision each,
+    in one transaction (all or none): a participant withdraws consent for every session. The issue
+    cited may be about any of the subject's scans."""
+    tracker.require_registry(ws)
+    with db.session(ws) as s:
+        db.write_lock(s)
+        tps = s.exec(select(Timepoint).join(Subject, Subject.id == Timepoint.subject_id)
+                     .where(Subject.code == subject).order_by(Timepoint.code)).all()
+        if not tps:
+            raise AtlasError("REV001", f"no subject {subject!r} in the registry", path=subject)
+        todo = [tp for tp in tps if not tp.withdrawn]
+        if not todo:
+            raise AtlasError("REV011", f"every scan of {subject} is withdrawn already", path=subject)
+        iss = _issue_for(s, todo[0], issue, accept={tp.id for tp in tps})
+        why = _reason(todo[0], reason, iss)
+        return [_apply(ws, s, tp, "withdraw_scan", _withdraw, iss, why, author) for tp in todo]
+
+
 def withdraw_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,
                   author: str | None = None) -> RevisionOutcome:
     """Withdraw ``scan`` from every future release: consent withdrawn, found ineligible, a duplicate of
     another scan. It leaves the ``scans`` and ``lesions`` views and every new build; the releases that
     published it keep it (they are rebuilt from their stored membership), and its files and history
-    stay in the registry. :func:`reinstate_scan` undoes it."""
-    def change(sc: _Scan) -> dict:
-        sc.tp.withdrawn = True
-        return {"withdrawn": {"from": False, "to": True}}
-
-    return _revise(ws, scan, "withdraw_scan", change, issue=issue, reason=reason, author=author)
+    stay in the registry. :func:`reinstate_scan` undoes it; :func:`withdraw_subject` withdraws every
+    scan of a participant at once."""
+    return _revise(ws, scan, "withdraw_scan", _withdraw, issue=issue, reason=reason, author=author)
 
 
 def reinstate_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,

@@ -396,3 +396,29 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     assert main(["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "history", scan]) == 0
     text = capsys.readouterr().out
     assert "withdrawn from every future release" in text and "reinstated" in text
+
+
+def test_withdraw_every_scan_of_a_subject(ingested_two, capsys):
+    """A participant withdraws consent: every session goes, one revision each, citing one issue about
+    any of them; an issue about someone else is refused."""
+    ws = ingested_two
+    subject, scans = "c0001s0015", ["c0001s0015t01", "c0001s0015t02"]
+    other = tracker.open_issue(ws, TWO_LESIONS, "Someone else's problem")
+    with pytest.raises(AtlasError) as e:
+        revise.withdraw_subject(ws, subject, issue=other.number)
+    assert e.value.code == "REV003"
+    assert all(current_state(ws, "SELECT COUNT(*) FROM scans WHERE scan = :scan", sc) == 1 for sc in scans)
+
+    issue = tracker.open_issue(ws, scans[1], "Participant withdrew consent for every session")
+    assert main(["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "revise", "withdraw", subject,
+                 "--issue", str(issue.number), "--format", "json"]) == 0
+    outcomes = json.loads(capsys.readouterr().out)
+    assert [(o["scan"], o["kind"], o["issue"]) for o in outcomes] == [(sc, "withdraw_scan", issue.number) for sc in scans]
+    assert all(current_state(ws, "SELECT COUNT(*) FROM scans WHERE scan = :scan", sc) == 0 for sc in scans)
+    assert tracker.show_issue(ws, issue.number).status == "closed"
+    with pytest.raises(AtlasError) as e:
+        revise.withdraw_subject(ws, subject, reason="again")
+    assert e.value.code == "REV011"
+    with pytest.raises(AtlasError) as e:
+        revise.withdraw_subject(ws, "c0001s0999", reason="nobody")
+    assert e.value.code == "REV001"

@@ -123,11 +123,24 @@ def include_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str
 
 
 @revise_app.command("withdraw")
-def withdraw_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
-    """Withdraw SCAN from every future release (consent withdrawn, ineligible, a duplicate); published
-    releases keep it."""
-    from ..revise import withdraw_scan
+def withdraw_cmd(scan: str = typer.Argument(..., help="a scan cXXXXsXXXXtXX, or a subject cXXXXsXXXX: all its scans"),
+                 issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
+    """Withdraw SCAN (or every scan of a subject, at once) from every future release: consent
+    withdrawn, ineligible, a duplicate. Published releases keep it."""
+    import re
 
+    from ..revise import withdraw_scan, withdraw_subject
+
+    if re.fullmatch(r"c\d{4}s\d{4}", scan):
+        outcomes = withdraw_subject(workspace(), scan, issue=issue, reason=reason)
+        if format == "json":
+            import json
+
+            typer.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
+            return
+        for o in outcomes:
+            _done(o, format)
+        return
     _done(withdraw_scan(workspace(), scan, issue=issue, reason=reason), format)
 
 
