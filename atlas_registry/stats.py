@@ -203,8 +203,8 @@ def _overlap_sources(ws: Workspace, release: str | None) -> list[tuple[str, str]
             " JOIN timepoint t ON t.id = l.timepoint_id"
             f" WHERE {alive.format(t='m')} AND m.space = :space AND m.variant = 'smooth_nii'"
         )
-        if release is None:
-            sql += " AND t.standard_status = 'included'"
+        if release is None:  # the current standardized subset: withdrawn scans are in no current view
+            sql += " AND t.standard_status = 'included' AND NOT t.withdrawn"
         else:
             sql += (" AND t.id IN (SELECT rs.timepoint_id FROM release_scan rs JOIN release r ON r.id = rs.release_id"
                     " WHERE r.name = :rel AND rs.in_standard = :yes)")

@@ -349,6 +349,10 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     after = status.status(ws).content
     assert (after["scans"], after["lesions"]) == (before["scans"] - 1, before["lesions"] - lesions)
     assert (before["withdrawn"], after["withdrawn"]) == (0, 1)
+    from atlas_registry import stats  # the overlap map of the current subset leaves it out, R1.1's keeps it
+
+    assert scan not in [c for c, _ in stats._overlap_sources(ws, None)]
+    assert scan in [c for c, _ in stats._overlap_sources(ws, "R1.1")]
     from atlas_registry import query  # docs/sql.md: scans a release published, withdrawn since
 
     r = query.run(ws, "SELECT rs.release, rs.scan, rs.cohort FROM release_scans rs LEFT JOIN scans s "
