@@ -27,7 +27,7 @@ class HistoryEntry:
     reason: str
     issue: dict | None  # number, title, url, status
     changes: list[str]  # one human line per change
-    first_release: str | None  # first published release containing this revision
+    first_release: str | None  # first published release reflecting this revision
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -79,17 +79,18 @@ def scan_history(ws: Workspace, scan: str) -> list[HistoryEntry]:
     require_registry(ws)
     with db.session(ws) as s:
         tp = timepoint(s, scan, "HIS001")
-        # published releases that hold this scan, oldest content first
-        published = s.exec(select(Release).join(ReleaseScan, ReleaseScan.release_id == Release.id)
-                           .where(Release.status == "published", ReleaseScan.timepoint_id == tp.id)
+        # published releases, oldest content first, and those that hold this scan
+        published = s.exec(select(Release).where(Release.status == "published", Release.last_revision_id.is_not(None))
                            .order_by(Release.last_revision_id, Release.id)).all()
+        holding = set(s.exec(select(ReleaseScan.release_id).where(ReleaseScan.timepoint_id == tp.id)).all())
         out = []
         for r in revisions_of(s, tp):
             issue = s.get(Issue, r.issue_id) if r.issue_id else None
             details = json.loads(r.details or "{}")
             changes = _INGEST_LINES.get(r.kind) or describe(details)
-            first = next((rel.name for rel in published if rel.last_revision_id is not None
-                          and rel.last_revision_id >= r.id), None)
+            # the first published release that reflects it: holds the scan, or (a withdrawal) no longer does
+            first = next((rel.name for rel in published if rel.last_revision_id >= r.id
+                          and (rel.id in holding) != (r.kind == "withdraw_scan")), None)
             out.append(HistoryEntry(
                 revision=r.id, kind=r.kind, at=r.created_at, author=r.author, reason=r.reason,
                 issue={"number": issue.id, "title": issue.title, "url": issue.url, "status": issue.status}

@@ -369,6 +369,8 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     planned = release.plan(ws, "R1.2")
     assert planned.removed == [scan] and [(c.kind, c.scan) for c in planned.changes] == [("withdraw_scan", scan)]
     release.build(ws, "R1.2", tmp_path / "R1.2")
+    assert [h.first_release for h in scan_history(ws, scan)][-1] is None  # built, not yet published
+    release.publish(ws, "R1.2")
     assert fixity.verify(tmp_path / "R1.2", ws=ws).ok
     assert not any(scan in str(p) for p in (tmp_path / "R1.2" / "icpsr").rglob("*"))
     d = release.diff(ws, "R1.1", "R1.2")
@@ -396,7 +398,9 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     with pytest.raises(AtlasError) as e:
         revise.reinstate_scan(ws, scan, issue=tracker.open_issue(ws, scan, "reinstate it twice").number)
     assert e.value.code == "REV012"
-    assert [h.kind for h in scan_history(ws, scan)][-2:] == ["withdraw_scan", "reinstate_scan"]
+    hist = scan_history(ws, scan)  # the withdrawal is in R1.2, the first published release without the scan
+    assert [(h.kind, h.first_release) for h in hist][-2:] == [("withdraw_scan", "R1.2"), ("reinstate_scan", None)]
+    assert hist[0].first_release == "R1.1"
     assert main(["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "history", scan]) == 0
     text = capsys.readouterr().out
     assert "withdrawn from every future release" in text and "reinstated" in text
