@@ -12,8 +12,8 @@ Rule codes: ``REL030`` manifest missing, unreadable or not valid against
 ``schemas/release-manifest.schema.json``; ``REL031`` a listed file is missing; ``REL032`` a file's
 size or SHA-256 differs; ``REL033`` a file is not in the manifest; ``REL034`` a listed path is unsafe
 or not a regular file; ``REL035`` the manifest differs from the one the registry stored (error for a
-published release, warning for a release only built); ``REL036`` (info) the registry does not know
-the release, so only the folder's own manifest was checked.
+published release, warning for a release only built); ``REL036`` (info) there is no registry, it cannot
+be read, or it does not know the release: only the folder's own manifest was checked.
 """
 
 from __future__ import annotations
@@ -134,10 +134,10 @@ def _sha256(path: Path, advance=None) -> str | OSError:
 
 def _registry_check(ws: Workspace | None, doc: dict, out: FixityReport) -> None:
     """REL035/REL036: the manifest against the one the registry stored for the release."""
-    stored = _stored_manifest(ws, doc["release"]) if ws is not None else None
-    if stored is None:
-        out.report.extend([info("REL036", f"release {doc['release']} is not in this registry: checked against the "
-                                f"folder's own {MANIFEST} only", path=MANIFEST)])
+    stored = _stored_manifest(ws, doc["release"]) if ws is not None else "there is no registry here"
+    if isinstance(stored, str):
+        out.report.extend([info("REL036", f"{stored}: checked against the folder's own {MANIFEST} only",
+                                path=MANIFEST)])
         return
     status, sha = stored
     if sha == out.manifest_sha256:
@@ -150,9 +150,9 @@ def _registry_check(ws: Workspace | None, doc: dict, out: FixityReport) -> None:
                                    f"(status {status}, registry sha256 {sha})", path=MANIFEST)])
 
 
-def _stored_manifest(ws: Workspace, name: str) -> tuple[str, str] | None:
-    """(status, manifest SHA-256) of release ``name`` in the registry, or None when there is no
-    registry (nothing is created), it cannot be reached, or it has no such release."""
+def _stored_manifest(ws: Workspace, name: str) -> tuple[str, str] | str:
+    """(status, manifest SHA-256) of release ``name`` in the registry, or why there is none to
+    compare with: no registry (nothing is created), unreachable, or no such release built."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
@@ -160,16 +160,18 @@ def _stored_manifest(ws: Workspace, name: str) -> tuple[str, str] | None:
     from . import db
 
     if db.sqlite_file_missing(ws):
-        return None
+        return "there is no registry here"
     eng = create_engine(ws.url, poolclass=NullPool)
     try:
         with eng.connect() as c:
             row = c.execute(text("SELECT status, manifest_sha256 FROM release WHERE name = :n"), {"n": name}).first()
-    except SQLAlchemyError:
-        return None
+    except SQLAlchemyError as e:
+        return f"the registry could not be read ({type(getattr(e, 'orig', None) or e).__name__})"
     finally:
         eng.dispose()
-    return (row[0], row[1]) if row is not None and row[1] else None
+    if row is None or not row[1]:
+        return f"release {name} is not in this registry"
+    return row[0], row[1]
 
 
 def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int | None = None,

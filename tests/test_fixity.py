@@ -200,3 +200,12 @@ def test_a_file_that_goes_away_or_becomes_a_link_during_the_check(copy, tmp_path
     monkeypatch.setattr(fixity, "_on_disk", walk_then_change)
     result = fixity.verify(copy)
     assert [(f.code, f.path) for f in result.report.errors] == sorted([("REL031", gone), ("REL031", linked)])
+
+
+def test_an_unreachable_registry_is_said_not_hidden(copy, tmp_path):
+    from atlas_registry.config import Workspace
+
+    ws = Workspace(tmp_path / "ws", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    result = fixity.verify(copy, ws=ws)
+    [f] = result.report.findings
+    assert result.ok and f.code == "REL036" and f.message.startswith("the registry could not be read")
