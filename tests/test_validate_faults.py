@@ -317,6 +317,11 @@ def qform_shifted(root, ids):
     niio.save_nifti(nib.Nifti1Image(np.asarray(img.dataobj), None, hdr), p)
 
 
+def duplicate_t1(root, ids):
+    """One scan's T1 copied over another's (the same scan under two identifiers)."""
+    shutil.copyfile(path(root, ids.single), path(root, ids.multi))
+
+
 def not_mm(root, ids):
     p = path(root, ids.single)
     img = load(p)
@@ -462,6 +467,7 @@ NATIVE = {
     "no-sform-qform": (no_orientation, "IMG004", "error", 1),
     "units-not-mm": (not_mm, "IMG005", "error", 1),
     "qform-disagrees-with-sform": (qform_shifted, "IMG010", "error", 1),
+    "same-t1-under-two-scans": (duplicate_t1, "IMG011", "error", 1),
     "wrong-voxel-size-for-scanner": (wrong_voxel_size, "IMG006", "error", 1),
     "sidecar-field-strength": (sidecar_wrong_field, "IMG007", "error", 1),
     "sidecar-not-json": (sidecar_not_json, "IMG009", "error", 1),

@@ -69,6 +69,9 @@ _RULES = [
          "apart at a corner of the grid): tools that read the qform (ITK, ANTs, ITK-SNAP) and tools that read "
          "the sform (FSL, SPM, nibabel) would put the image, and its masks, in different places",
          "a qform shifted 4 mm from the sform"),
+    Rule("IMG011", "error", "two scans hold the same T1, byte for byte: one scan registered under two "
+         "identifiers (a duplicate across cohorts or timepoints)",
+         "`c0009s0004t01.nii.gz` copied over `c0009s0006t01.nii.gz`"),
     # -- masks ------------------------------------------------------------------------------
     Rule("MASK001", "error", "a mask holds values other than 0 and 1", "a smoothed mask saved as probabilities"),
     Rule("MASK002", "error", "a mask is empty", "an all-zero `_LesionRaw.voi`"),

@@ -336,4 +336,21 @@ def _cross_findings(inv: inventory.Inventory, meta: vmeta.Loaded, outcomes: list
         for rel, value in sorted(o.field_strengths.items()):
             out.extend(images.field_findings(rec.scan_id, rel, value, scanner))
     out.extend(vmeta.cross_findings(inv, meta, {o.scan_id: o.record for o in outcomes}))
+    out.extend(_duplicate_t1s(outcomes))
+    return out
+
+
+def _duplicate_t1s(outcomes: list[ScanOutcome]) -> list:
+    """IMG011: a T1 whose bytes are another scan's T1 (every scan but the first, in scan order)."""
+    first: dict[str, str] = {}
+    out = []
+    for o in sorted(outcomes, key=lambda o: o.scan_id):
+        t1 = o.record.t1
+        if t1 is None:
+            continue
+        if t1.sha256 in first:
+            out.append(rules.make("IMG011", f"the same file as the T1 of {first[t1.sha256]} (sha256 {t1.sha256[:12]}): "
+                                  "one scan under two identifiers?", subject=o.scan_id, path=t1.relpath))
+        else:
+            first[t1.sha256] = o.scan_id
     return out
