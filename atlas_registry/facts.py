@@ -42,7 +42,7 @@ def _connection(sess: Session | Connection) -> Connection:
     return sess
 
 
-def _chunks(values: Iterable) -> list[list]:
+def chunks(values: Iterable) -> list[list]:
     """The distinct ``values``, sorted, in lists of at most :data:`CHUNK`."""
     values = sorted(set(values))
     return [values[k:k + CHUNK] for k in range(0, len(values), CHUNK)]
@@ -76,7 +76,7 @@ def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = No
         for stmt in _refresh_statements(conn.dialect.name, False, withdrawal):
             conn.execute(stmt)
         return
-    for chunk in _chunks(int(i) for i in timepoint_ids):
+    for chunk in chunks(int(i) for i in timepoint_ids):
         for stmt in _refresh_statements(conn.dialect.name, True, withdrawal):
             conn.execute(stmt, {"ids": chunk})
 
@@ -85,7 +85,7 @@ def refresh_scans(sess: Session | Connection, codes: Iterable[str]) -> None:
     """:func:`refresh` of the scans ``cXXXXsXXXXtXX`` in ``codes``."""
     conn = _connection(sess)
     find = text("SELECT id FROM timepoint WHERE code IN :codes").bindparams(bindparam("codes", expanding=True))
-    refresh(conn, [i for chunk in _chunks(codes) for i in conn.execute(find, {"codes": chunk}).scalars()])
+    refresh(conn, [i for chunk in chunks(codes) for i in conn.execute(find, {"codes": chunk}).scalars()])
 
 
 def refresh_releases(sess: Session | Connection) -> None:

@@ -346,7 +346,23 @@ def _plan_native(s: Session, result: ValidationResult) -> set[str]:
                 "`atlas-registry issue open` and `atlas-registry revise`",
                 path=sid,
             )
+    _refuse_duplicates(s, {sid: result.scans[sid] for sid in new})
     return new
+
+
+def _refuse_duplicates(s: Session, new: dict) -> None:
+    """ING007: a new scan whose T1 is, byte for byte, the T1 of a scan already registered (the same
+    scan under a second identifier; validation's IMG011 catches it within one archive)."""
+    shas = {rec.t1.sha256: sid for sid, rec in new.items() if rec.t1 is not None}
+    if not shas:
+        return
+    for chunk in facts.chunks(sorted(shas)):
+        row = s.exec(select(Image.sha256, Timepoint.code).join(Timepoint, Timepoint.id == Image.timepoint_id)
+                     .where(Image.space == "native", Image.sha256.in_(chunk)).order_by(Timepoint.code)).first()
+        if row is not None:
+            sid = shas[row[0]]
+            raise AtlasError("ING007", f"its T1 is the T1 of {row[1]}, already in the registry (sha256 "
+                             f"{row[0][:12]}): the same scan under a second identifier?", path=sid)
 
 
 def _get_or_create_cohort(s: Session, code: str, cache: dict) -> Cohort:

@@ -264,3 +264,36 @@ def test_ingest_records_the_verdicts_of_its_validation(ingested_two):
     std = {i.sha256 for i in images if i.space != "native"}
     assert std and {v.split()[1] for v in known if v.startswith("face ")} == std
     assert {v.split()[1] for v in known if v.startswith("header ")} == {i.sha256 for i in images} | set(masks)
+
+
+def test_a_scan_already_registered_under_another_identifier_is_refused(ingested_two, synth_two_cohorts, tmp_path):
+    """A later delivery holds a registered scan again under a new identifier (its files, its sheet rows,
+    renamed): it passes validation on its own, and ingest refuses it (ING007) with nothing written."""
+    from atlas_registry import metadata as md
+    from atlas_registry.validate.runner import validate_path
+    from conftest import write_metadata_tables
+
+    ws = ingested_two
+    old, new = "c0009s0004t01", "c0009s0099t01"
+    root = tmp_path / "delivery"
+    shutil.copytree(synth_two_cohorts / "native", root)
+    for d in (root / "c0009").iterdir():
+        if d.name != old:
+            shutil.rmtree(d)
+    folder = (root / "c0009" / old).rename(root / "c0009" / new)
+    for f in folder.iterdir():
+        f.rename(folder / f.name.replace(old, new))
+    frames = md.read_metadata(root)
+    for name in ("scans", "lesions"):
+        df = frames[name]
+        df = df[~df["Scan ID"].str.startswith("c0009") | (df["Scan ID"] == old)].copy()
+        df.loc[df["Scan ID"] == old, "Scan ID"] = new
+        frames[name] = df
+    write_metadata_tables(root, frames)
+    assert validate_path(root / "c0009", workers=1).report.ok  # nothing wrong with the delivery itself
+
+    before = snapshot(ws)
+    with pytest.raises(AtlasError) as e:
+        ingest_path(ws, root / "c0009", workers=1)
+    assert e.value.code == "ING007" and e.value.path == new and old in str(e.value)
+    assert snapshot(ws) == before
