@@ -18,7 +18,6 @@ be read, or it does not know the release: only the folder's own manifest was che
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from .config import Workspace
 from .findings import Report, error, info, warning
+from .store import sha256_bytes, sha256_file
 
 MANIFEST = "MANIFEST.json"
 SCHEMA = "release-manifest.schema.json"
@@ -78,9 +78,7 @@ def unsafe(path: str) -> str | None:
 
 def _read_manifest(root: Path, out: FixityReport) -> dict | None:
     """The parsed manifest, or None with a REL030 finding."""
-    import jsonschema
-
-    from .metadata import load_schema
+    from .metadata import schema_problem
 
     path = root / MANIFEST
     if not path.is_file() or path.is_symlink():
@@ -92,14 +90,13 @@ def _read_manifest(root: Path, out: FixityReport) -> dict | None:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         out.report.extend([error("REL030", f"not JSON: {e}", path=MANIFEST)])
         return None
-    problem = next(iter(sorted(jsonschema.Draft202012Validator(load_schema(SCHEMA)).iter_errors(doc),
-                               key=lambda e: [str(p) for p in e.absolute_path])), None)
+    problem = schema_problem(doc, SCHEMA, "/")
     if problem is not None:
-        where = "/".join(str(p) for p in problem.absolute_path) or "(top)"
-        out.report.extend([error("REL030", f"not a valid manifest at {where}: {problem.message} ({SCHEMA})",
+        where, message = problem
+        out.report.extend([error("REL030", f"not a valid manifest at {where or '(top)'}: {message} ({SCHEMA})",
                                  path=MANIFEST)])
         return None
-    out.manifest_sha256 = hashlib.sha256(data).hexdigest()
+    out.manifest_sha256 = sha256_bytes(data)
     out.release, out.version = doc["release"], doc["version"]
     return doc
 
@@ -119,17 +116,10 @@ def _on_disk(root: Path) -> dict[str, os.stat_result]:
 def _sha256(path: Path, advance=None) -> str | OSError:
     """The file's SHA-256, or the error that kept it from being read (it went away, or became a
     symbolic link, since the walk: never followed)."""
-    h = hashlib.sha256()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with open(fd, "rb", buffering=0) as f:
-            while block := f.read(CHUNK):
-                h.update(block)
-                if advance:
-                    advance(len(block))
+        return sha256_file(path, CHUNK, follow=False, advance=advance)
     except OSError as e:
         return e
-    return h.hexdigest()
 
 
 def _registry_check(ws: Workspace | None, doc: dict, out: FixityReport) -> None:

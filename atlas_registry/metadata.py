@@ -110,6 +110,16 @@ def load_schema(name: str) -> dict:
         raise AtlasError("SCHEMA001", f"no JSON Schema {fname}", path=str(path)) from None
 
 
+def schema_problem(doc, name: str, sep: str = "/") -> tuple[str, str] | None:
+    """The first place (in document order) where ``doc`` breaks the JSON Schema ``name``, as
+    (location joined by ``sep``, or ``""`` at the top; message), or None when it is valid."""
+    import jsonschema
+
+    errors = jsonschema.Draft202012Validator(load_schema(name)).iter_errors(doc)
+    first = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
+    return None if first is None else (sep.join(str(p) for p in first.absolute_path), first.message)
+
+
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
 

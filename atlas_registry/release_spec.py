@@ -99,15 +99,12 @@ def _check_schema(d: dict, origin: str) -> None:
     """REL007: anything ``schemas/release-spec.schema.json`` does not allow (an unknown key such as a
     misspelt ``cohort``, which would otherwise be ignored and release every cohort; a string where a
     list is expected; a voxel size that is not a number)."""
-    import jsonschema
+    from .metadata import schema_problem
 
-    from .metadata import load_schema
-
-    validator = jsonschema.Draft202012Validator(load_schema("release-spec.schema.json"))
-    problem = next(iter(sorted(validator.iter_errors(d), key=lambda e: list(map(str, e.absolute_path)))), None)
+    problem = schema_problem(d, "release-spec.schema.json", ".")
     if problem is not None:
-        where = ".".join(str(p) for p in problem.absolute_path) or "(top level)"
-        raise AtlasError("REL007", f"release specification at {where}: {problem.message} "
+        where, message = problem
+        raise AtlasError("REL007", f"release specification at {where or '(top level)'}: {message} "
                          "(schemas/release-spec.schema.json)", path=origin)
 
 

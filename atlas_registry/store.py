@@ -21,11 +21,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20, *, follow: bool = True, advance=None) -> str:
+    """SHA-256 of a file, read in ``chunk``-byte blocks; ``follow=False``: a symbolic link is refused
+    (OSError), not followed; ``advance(n)``: called after each block (a progress bar)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
+    with open(fd, "rb", buffering=0) as f:
         while block := f.read(chunk):
             h.update(block)
+            if advance:
+                advance(len(block))
     return h.hexdigest()
 
 
