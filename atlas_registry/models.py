@@ -10,7 +10,8 @@ Vocabulary (checked by constraints):
 History is never overwritten. Rows that a revision can change (images, lesions, lesion masks,
 annotations, scan reports) carry ``created_rev_id`` (the revision that made them) and
 ``retired_rev_id`` (the revision that replaced or removed them; NULL while current). A published
-release is frozen as its ``release_item`` rows (path, size, SHA-256, source revision).
+release is frozen as its ``release_item`` rows (path, size, SHA-256, source revision) and its
+``release_scan`` rows (membership, standardized subset and exclusion reasons, public labels, as built).
 """
 
 from __future__ import annotations
@@ -364,6 +365,13 @@ class ReleaseScan(SQLModel, table=True):
     # the scan as the release holds it, so that ``release_scans`` lists a scan withdrawn since (0005)
     scan: str = Field(sa_type=_bytewise(13))
     cohort: str = Field(sa_type=_bytewise(5))
+    # the scan as the build saw it, so that a rebuild reads it as published whatever the registry's
+    # current state says (0006): why it is not in the standardized subset (a code of
+    # ``export.view.EXCLUSION_CODES``, NULL when it is, or for releases built before 0006) and the
+    # subject's public label
+    exclusion_reason: Optional[str] = Field(default=None, max_length=32)
+    exclusion_note: Optional[str] = Field(default=None, sa_type=Text)
+    public_label: Optional[str] = Field(default=None, max_length=32)
 
 
 class ReleaseItem(SQLModel, table=True):

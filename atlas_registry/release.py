@@ -9,10 +9,13 @@
   the scan list and standardized subset (the *membership*) and the newest revision, then the view
   at that revision with that membership, so build and rebuild run the same code on the same input.
 * :func:`publish` — freezes a built release: ``release.status = published``; its membership
-  (``release_scan``) and manifest (``release_item``, ``manifest_sha256``, ``last_revision_id``) were
-  stored by the build and are never rewritten. Rebuilding a published release reads the registry
-  as of its last revision with its stored membership and must reproduce the stored manifest exactly,
-  or fails naming the first differing file (``REL021``) and leaves nothing at ``DIR``.
+  (``release_scan``: scans, standardized subset, exclusion reasons and public labels as the build read
+  them) and manifest (``release_item``, ``manifest_sha256``, ``last_revision_id``) were stored by the
+  build and are never rewritten. Rebuilding a published release reads the registry as of its last
+  revision with its stored membership (:func:`export.view.recorded_view`: nothing from the registry's
+  current state) and must reproduce the stored manifest exactly, or fails naming the first differing
+  file (``REL021``) and leaves nothing at ``DIR``. ``release plan`` of a published release shows it the
+  same way: as it was published.
 * :func:`diff` — files and scans added, removed or changed between two releases, with the issues
   behind each change.
 
@@ -20,7 +23,8 @@
 the manifest must not become the crosswalk (``release_item.timepoint_id`` keeps it in the registry).
 
 Rule codes: ``REL010`` no such release in the registry, ``REL011`` not built yet, ``REL012`` already
-published, ``REL013`` the registry or specification changed since the build, ``REL014`` version not
+published, ``REL013`` the registry or specification changed since the build, or another release was published
+since, ``REL014`` version not
 above the published ones, ``REL015`` the output folder exists, ``REL016`` name mismatch between
 specification and request, ``REL021`` a rebuild differs from the published manifest.
 """
@@ -32,6 +36,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import func, insert
@@ -75,12 +80,13 @@ def _frozen(rel: Release | None) -> bool:
 
 
 def _view(s: Session, spec: ReleaseSpec, rel: Release | None):
-    """The release's view: as published (its revision, its membership), or the registry now read
-    through the same two arguments."""
+    """The release's view: as published (its revision, its membership as recorded), or the registry now
+    read through the same two arguments."""
     from .export import build_view
+    from .export.view import recorded_view
 
     if _frozen(rel):
-        return build_view(s, spec, as_of_revision=rel.last_revision_id, membership=changelog.membership(s, rel.id))
+        return recorded_view(s, spec, rel)
     first = build_view(s, spec)
     if first.revision is None:
         return first
@@ -159,8 +165,12 @@ def plan(ws: Workspace, name: str, *, specs: Path | None = None) -> Plan:
         for sc in view.scans:
             cohorts[sc.cohort] = cohorts.get(sc.cohort, 0) + 1
         codes = set(ed.membership)
-        opened = s.exec(select(Issue, Timepoint.code).join(Timepoint, Timepoint.id == Issue.timepoint_id)
-                        .where(Issue.status == "open").order_by(Issue.id)).all()
+        if _frozen(rel):  # the issues of its scans open at its revision
+            opened = [(i.number, i.scan, i.title) for i in view.issues if i.status == "open"]
+        else:
+            opened = [(i.id, code, i.title) for i, code in s.exec(
+                select(Issue, Timepoint.code).join(Timepoint, Timepoint.id == Issue.timepoint_id)
+                .where(Issue.status == "open").order_by(Issue.id)).all()]
         return Plan(
             name=spec.name, version=spec.version, date=spec.date, status=rel.status if rel else "new",
             revision=view.revision, n_scans=len(view.scans), n_subjects=len({sc.subject for sc in view.scans}),
@@ -171,7 +181,7 @@ def plan(ws: Workspace, name: str, *, specs: Path | None = None) -> Plan:
             # the revisions of its scans and of the previous release's scans it no longer holds (withdrawals)
             changes=changelog.changes_between(s, prev.last_revision_id, view.revision,
                                               codes | set(prev.membership)) if prev else [],
-            open_issues=[{"number": i.id, "scan": code, "title": i.title} for i, code in opened if code in codes],
+            open_issues=[{"number": n, "scan": code, "title": title} for n, code, title in opened if code in codes],
         )
 
 
@@ -316,7 +326,9 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
     if view.scans:
         conn.execute(insert(ReleaseScan.__table__), [
             {"release_id": rel.id, "timepoint_id": ids[sc.code], "in_standard": sc.in_standard, "scan": sc.code,
-             "cohort": sc.cohort} for sc in view.scans])
+             "cohort": sc.cohort, "public_label": sc.public_label,
+             "exclusion_reason": None if sc.in_standard else sc.exclusion_reason,
+             "exclusion_note": None if sc.in_standard else sc.exclusion_note} for sc in view.scans])
     if entries:
         conn.execute(insert(ReleaseItem.__table__), [
             {"release_id": rel.id, "archive": e.archive, "path": e.path, "size_bytes": e.size, "sha256": e.sha256,
@@ -363,6 +375,10 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOu
         if spec.source_text != rel.spec:
             raise AtlasError("REL013", f"the specification of {name} changed since it was built; build it again")
         published = s.exec(select(Release).where(Release.status == "published")).all()
+        since = [r for r in published if rel.built_at is not None and _utc(r.published_at) >= _utc(rel.built_at)]
+        if since:  # its CHANGES, notes and tables list the releases published before its build
+            raise AtlasError("REL013", f"release {since[0].name} was published after {name} was built; build it "
+                             "again, then publish")
         higher = [r for r in published if semver(r.version) >= semver(rel.version)]
         if higher:
             raise AtlasError("REL014", f"version {rel.version} is not above published {higher[0].name} "
@@ -376,6 +392,10 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOu
         n_scans = s.exec(select(func.count()).select_from(ReleaseScan).where(ReleaseScan.release_id == rel.id)).one()
         return PublishOutcome(rel.name, rel.version, rel.last_revision_id, rel.manifest_sha256, n_files, n_scans,
                               prev.name if prev else None)
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 # -- diff ----------------------------------------------------------------------------------------

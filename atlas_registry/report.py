@@ -155,6 +155,7 @@ def _load(ws: Workspace, release: str | None) -> _Data:
 
     from . import changelog, db
     from .export import build_view
+    from .export.view import recorded_view
     from .models import Release, Revision
     from .release_spec import ReleaseSpec, parse_spec
     from .tracker import require_registry
@@ -173,7 +174,7 @@ def _load(ws: Workspace, release: str | None) -> _Data:
             if rel.status == "draft" or rel.manifest_sha256 is None:
                 raise AtlasError("REP002", f"release {release} has not been built: it has no membership yet")
             spec, status = parse_spec(rel.spec, rel.name), rel.status
-            view = build_view(s, spec, as_of_revision=rel.last_revision_id, membership=changelog.membership(s, rel.id))
+            view = recorded_view(s, spec, rel)  # as its build read it (published: as published)
         revision_at = None
         if view.revision is not None:
             revision_at = _utc(s.exec(select(Revision.created_at).where(Revision.id == view.revision)).one())

@@ -185,3 +185,53 @@ def test_withdrawal_migration_down_and_up_keeps_release_membership(workspace):
     assert "scan" not in cols
     db.upgrade(workspace)
     assert _diff(workspace) == []
+
+
+def test_frozen_release_scan_migration_down_and_up(workspace):
+    """0006 records in release_scan what a build read from the current state (exclusion reason and note,
+    public label): upgrading fills the labels of existing releases from public_id; downgrading drops the
+    columns and keeps every release's membership."""
+    from atlas_registry.models import ReleaseScan
+    from sqlmodel import Session
+
+    db.upgrade(workspace, "0005_withdrawal")
+    eng = db.engine(workspace)
+    with eng.begin() as c:  # a published release of two scans of one subject, written as 0005 knew it
+        c.execute(text("INSERT INTO cohort (id, code) VALUES (1, 'c0001')"))
+        c.execute(text("INSERT INTO subject (id, cohort_id, code, number) VALUES (1, 1, 'c0001s0001', 1)"))
+        c.execute(text("INSERT INTO public_id (id, subject_id, label, created_at) "
+                       "VALUES (1, 1, 'a7kq2mzp', '2026-01-02 00:00:00')"))
+        for n in (1, 2):
+            c.execute(text(f"INSERT INTO timepoint (id, subject_id, code, number, standard_status, withdrawn, "
+                           f"primary_chosen_by_neuroradiologist) VALUES ({n}, 1, 'c0001s0001t0{n}', {n}, 'pending', "
+                           "false, false)"))
+        c.execute(text("INSERT INTO release (id, name, version, status, spec) "
+                       "VALUES (1, 'R1.0', '1.0.0', 'published', '')"))
+        for n in (1, 2):
+            c.execute(text(f"INSERT INTO release_scan (id, release_id, timepoint_id, in_standard, scan, cohort) "
+                           f"VALUES ({n}, 1, {n}, false, 'c0001s0001t0{n}', 'c0001')"))
+    db.upgrade(workspace)
+    eng.dispose()
+    assert _diff(workspace) == []
+    with Session(db.engine(workspace)) as s:
+        rows = [s.get(ReleaseScan, n) for n in (1, 2)]
+        assert [(r.scan, r.public_label, r.exclusion_reason, r.exclusion_note) for r in rows] == [
+            ("c0001s0001t01", "a7kq2mzp", None, None), ("c0001s0001t02", "a7kq2mzp", None, None)]
+        rows[0].exclusion_reason, rows[0].exclusion_note = "pending", "not yet processed"
+        s.add(rows[0])
+        s.commit()
+    db.engine(workspace).dispose()
+    db.downgrade(workspace, "0005_withdrawal")
+    db.engine(workspace).dispose()
+    assert db.current_revision(workspace) == "0005_withdrawal"
+    with db.engine(workspace).connect() as c:
+        assert c.execute(text("SELECT release, scan FROM release_scans ORDER BY scan")).all() == [
+            ("R1.0", "c0001s0001t01"), ("R1.0", "c0001s0001t02")]
+        cols = {col["name"] for col in inspect(c).get_columns("release_scan")}
+    assert not cols & {"exclusion_reason", "exclusion_note", "public_label"} and {"scan", "in_standard"} <= cols
+    db.upgrade(workspace)
+    db.engine(workspace).dispose()
+    assert _diff(workspace) == []
+    with db.engine(workspace).connect() as c:
+        assert c.execute(text("SELECT public_label FROM release_scan ORDER BY id")).scalars().all() == [
+            "a7kq2mzp", "a7kq2mzp"]

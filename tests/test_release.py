@@ -202,6 +202,47 @@ def test_next_release_diff_changes_and_plan(export_ws_fresh, release_specs, tmp_
     assert e.value.code == "REL010"
 
 
+def test_publish_refuses_a_build_older_than_another_publication(export_ws_fresh, release_specs, tmp_path):
+    """A build lists the releases published before it (CHANGES, notes, tables): one published after it
+    was built would be missing from it, and present in every rebuild."""
+    ws = export_ws_fresh
+    release.build(ws, "T1.1", tmp_path / "v2", specs=release_specs)
+    release.build(ws, "T1.0", tmp_path / "v1", specs=release_specs)
+    release.publish(ws, "T1.0", specs=release_specs)
+    assert "1.0.0 2020-03-04" not in (tmp_path / "v2" / "bids" / "CHANGES").read_text()
+    with pytest.raises(AtlasError) as e:
+        release.publish(ws, "T1.1", specs=release_specs)
+    assert e.value.code == "REL013" and "T1.0 was published after T1.1 was built" in str(e.value)
+    release.build(ws, "T1.1", tmp_path / "v2", specs=release_specs, force=True)
+    release.publish(ws, "T1.1", specs=release_specs)
+    assert "1.0.0 2020-03-04" in (tmp_path / "v2" / "bids" / "CHANGES").read_text()
+    again = release.build(ws, "T1.1", tmp_path / "v2-again", specs=release_specs)
+    assert again.reproduced and tree(tmp_path / "v2-again") == tree(tmp_path / "v2")
+
+
+def test_release_recorded_before_0006_rebuilds_from_history(export_ws_fresh, release_specs, tmp_path):
+    """The build records each scan's exclusion reason and note and public label; a release published
+    before migration 0006 has none recorded, and is rebuilt from the registry's history as before."""
+    ws = export_ws_fresh
+    first = release.build(ws, "T1.0", tmp_path / "v1", specs=release_specs)
+    release.publish(ws, "T1.0", specs=release_specs)
+    with Session(db.engine(ws)) as s:
+        rows = s.exec(select(ReleaseScan)).all()
+        assert sorted((r.scan, r.exclusion_reason) for r in rows if not r.in_standard) == [
+            ("c0001s0001t01", "low_resolution"), ("c0001s0002t01", "low_resolution"),
+            ("c0003s0003t01", "registration_failed")]
+        assert all(r.exclusion_reason is None and r.exclusion_note is None for r in rows if r.in_standard)
+        assert all(r.exclusion_note for r in rows if not r.in_standard)
+        assert len({r.public_label for r in rows}) == 5 and all(r.public_label.startswith("a") for r in rows)
+        for r in rows:
+            r.exclusion_reason = r.exclusion_note = r.public_label = None
+            s.add(r)
+        s.commit()
+    again = release.build(ws, "T1.0", tmp_path / "v1-again", specs=release_specs)
+    assert again.reproduced and again.manifest_sha256 == first.manifest_sha256
+    assert tree(tmp_path / "v1-again") == tree(tmp_path / "v1")
+
+
 def test_version_must_increase(export_ws_fresh, release_specs, tmp_path):
     ws = export_ws_fresh
     release.build(ws, "T1.1", tmp_path / "v2", specs=release_specs)

@@ -11,8 +11,16 @@ the specification and it had a native T1 at ``R``.
 The standardized subset (the BIDS archive) is every scan whose timepoint is ``included`` in the
 standardized set (see :func:`_status_at` for older revisions), whose scanner voxel size is at most
 ``spec.standard.max_voxel_mm`` on every axis (in template-grid units, see :func:`_grid_scale`), and
-that has a standard-space T1 and a standard-space mask for each of its lesions. ``membership`` (scan code -> in_standard), when given, fixes the scan list and
-the subset instead: that is how a published release is rebuilt from its ``release_scan`` rows.
+that has a standard-space T1 and a standard-space mask for each of its lesions. ``membership``
+(scan code -> in_standard, or a :class:`Member`), when given, fixes the scan list and the subset instead:
+that is how a built or published release is read again, by :func:`recorded_view`, from its
+``release_scan`` rows.
+
+A recorded release is frozen: what it read from rows that only hold the current state (a scan's state in the
+standardized subset, which ``ingest standard``, ``exclude`` and ``include`` overwrite, and the subject's public
+label) is taken from what its build recorded (:class:`Member`), never from the registry as it is now; every
+other row is versioned and read as of the release's revision, and the earlier releases it names are those
+published before it was built.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -60,6 +69,19 @@ EXCLUSION_CODES = {
 _VOXEL_TOLERANCE = 1e-6
 TEMPLATE_VOXEL_MM = 1.0  # the MNI152 2009 template grid (197 x 233 x 189 at 1 mm)
 NATIVE_ID_RE = re.compile(r"c\d{4}s\d{4}(?:t\d{2})?")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A scan as a built release holds it (its ``release_scan`` row): in the standardized subset or not, and
+    why not (a code of :data:`EXCLUSION_CODES` and the note the build gave), and the subject's public label.
+    ``None`` where the build did not record it (releases built before migration 0006): then it is worked
+    out from the registry (the history of the subset's state, the subject's ``public_id``)."""
+
+    in_standard: bool
+    exclusion_reason: str | None = None
+    exclusion_note: str | None = None
+    public_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -345,9 +367,28 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
+def recorded_membership(sess: Session, release_id: int) -> dict[str, Member]:
+    """The scans of a built (or published) release as its build recorded them, by scan code."""
+    rows = sess.exec(select(ReleaseScan.scan, ReleaseScan.in_standard, ReleaseScan.exclusion_reason,
+                            ReleaseScan.exclusion_note, ReleaseScan.public_label)
+                     .where(ReleaseScan.release_id == release_id)).all()
+    return {code: Member(bool(std), reason, note, label) for code, std, reason, note, label in rows}
+
+
+def recorded_view(sess: Session, spec: ReleaseSpec, rel: Release) -> ReleaseView:
+    """A built or published release as its build read it: the registry as of its last revision, its
+    recorded membership, and the releases published before it was built."""
+    return build_view(sess, spec, as_of_revision=rel.last_revision_id,
+                      membership=recorded_membership(sess, rel.id), earlier_than=rel.built_at or rel.published_at)
+
+
 def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None = None,
-               membership: dict[str, bool] | None = None) -> ReleaseView:
-    """The release ``spec`` as the registry stood at ``as_of_revision`` (``None``: now)."""
+               membership: Mapping[str, bool | Member] | None = None,
+               earlier_than: datetime | None = None) -> ReleaseView:
+    """The release ``spec`` as the registry stood at ``as_of_revision`` (``None``: now). ``earlier_than``:
+    only releases published before then are earlier releases (the build time of a recorded release)."""
+    if membership is not None:
+        membership = {code: m if isinstance(m, Member) else Member(bool(m)) for code, m in membership.items()}
     newest = sess.exec(select(func.max(Revision.id))).one()
     rev = newest if as_of_revision is None else int(as_of_revision)
     if rev is not None and newest is not None and rev > newest:
@@ -387,7 +428,7 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
                                                .order_by(Revision.id)).all():
         toggles[tp_id].append((rid, kind, details))
 
-    earlier = _earlier_releases(sess, spec, rev)
+    earlier = _earlier_releases(sess, spec, rev, earlier_than)
     member_of: dict[int, list[str]] = defaultdict(list)
     if earlier:
         for name, tp_id in sess.exec(select(Release.name, ReleaseScan.timepoint_id)
@@ -411,14 +452,16 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
     scans: list[ScanView] = []
     for tp_id in tp_ids:
         tp, sub, coh, pid = tps[tp_id]
-        if membership is not None and tp.code not in membership:
+        member = membership.get(tp.code) if membership is not None else None
+        if membership is not None and member is None:
             continue
         if membership is None and tp.withdrawn:  # withdrawn: in no release built from now on
             continue
         t1 = img_by.get((tp_id, "native"))
         if t1 is None:  # the scan did not exist at this revision
             continue
-        if pid is None:
+        label = member.public_label if member is not None and member.public_label else pid.label if pid else None
+        if label is None:
             raise AtlasError("EXP003", f"subject {sub.code} has no public ID", path=tp.code)
         sc = scanners.get(tp.scanner_id)
         scanner = (ScannerInfo(sc.field_strength_t, sc.manufacturer, sc.model, (sc.voxel_x_mm, sc.voxel_y_mm, sc.voxel_z_mm))
@@ -441,18 +484,20 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
         status, reason, note = _status_at(tp, toggles.get(tp_id, []), rev)
         voxels = scanner.voxel_mm if scanner else (t1.voxel_x_mm, t1.voxel_y_mm, t1.voxel_z_mm)
         in_std, reason, note = _classify(spec, status, reason, note, voxels, has_std, grid_scale)
-        if membership is not None:
-            wanted = bool(membership[tp.code])
+        if member is not None:
+            wanted = member.in_standard
             if wanted and not has_std:
                 raise AtlasError("EXP004", f"{tp.code} is in the release's standardized subset but has no "
                                  f"standard-space files at revision {rev}", path=tp.code)
-            if in_std and not wanted:
+            if not wanted and member.exclusion_reason is not None:  # as the build recorded it
+                reason, note = member.exclusion_reason, member.exclusion_note
+            elif in_std and not wanted:
                 reason, note = "membership", None
             in_std = wanted
         if in_std:
             reason = note = None
         scans.append(ScanView(
-            code=tp.code, cohort=coh.code, subject=sub.code, public_label=pid.label, timepoint=tp.number,
+            code=tp.code, cohort=coh.code, subject=sub.code, public_label=label, timepoint=tp.number,
             scanner=scanner, report=report, in_standard=in_std, exclusion_reason=reason,
             exclusion_note=note or (EXCLUSION_CODES.get(reason) if reason else None),
             t1_native=_image(t1, sizes[t1.sha256]), t1_standard=_image(t1s, sizes[t1s.sha256]) if in_std else None,
@@ -517,11 +562,14 @@ def _revisions(sess: Session, rev: int, codes: dict[int, str], in_release: set[s
     return tuple(out)
 
 
-def _earlier_releases(sess: Session, spec: ReleaseSpec, rev: int) -> list[Release]:
-    """Published releases other than this one whose content predates ``rev``."""
+def _earlier_releases(sess: Session, spec: ReleaseSpec, rev: int, earlier_than: datetime | None) -> list[Release]:
+    """Published releases other than this one whose content predates ``rev`` (and that were published
+    before ``earlier_than``, when given)."""
     rows = sess.exec(select(Release).where(Release.status == "published", Release.name != spec.name)
                      .order_by(Release.id)).all()
-    return [r for r in rows if r.last_revision_id is None or r.last_revision_id <= rev]
+    cutoff = _utc(earlier_than)
+    return [r for r in rows if (r.last_revision_id is None or r.last_revision_id <= rev)
+            and (cutoff is None or _utc(r.published_at) < cutoff)]
 
 
 def _releases(sess: Session, spec: ReleaseSpec, rev: int, scans: list[ScanView],
