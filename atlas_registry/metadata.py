@@ -75,6 +75,15 @@ YES_NO = ("Yes", "No")
 REGISTRATION_FAILURES_COLUMNS = (SCAN_ID, "Exclusion", "Reason")
 EXCLUSIONS = ("registration failure", "low resolution")
 
+# Limits of a metadata file (META016), checked before or while reading, never after: ATLAS R1.1 has
+# 304 scans and 521 lesions in a 60 kB workbook, ATLAS 2.0 1,271 scans.
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a workbook or CSV on disk
+MAX_WORKBOOK_BYTES = 256 * 1024 * 1024  # the parts of a workbook, uncompressed (as its zip directory declares)
+MAX_WORKBOOK_PARTS = 1000
+MAX_ROWS = 100_000  # rows of one table (sheet or CSV), the column names and empty rows included
+MAX_COLUMNS = 256
+MAX_CELL_CHARS = 32_767  # the most a spreadsheet cell holds (Excel)
+
 # Workbook files carry no time of writing: the same tables give the same bytes.
 WORKBOOK_TIMESTAMP = "2018-02-20T00:00:00Z"
 _ZIP_DATE = (2018, 2, 20, 0, 0, 0)
@@ -179,17 +188,31 @@ def _cell(v):
     return v
 
 
+def _text_cells(ws, values: list) -> list:
+    """Cells of one row: every string an inline string (``t="inlineStr"``), never a formula or an
+    error value: openpyxl would otherwise make ``=…`` a live formula (``<f>``) and ``#N/A`` an error."""
+    from openpyxl.cell.cell import Cell
+
+    out = []
+    for v in values:
+        c = Cell(ws, value=v)
+        if isinstance(v, str):
+            c.data_type = "s"
+        out.append(c)
+    return out
+
+
 def workbook_bytes(frames: dict[str, pd.DataFrame]) -> bytes:
-    """One sheet per table, text as text and numbers as numbers; deterministic bytes."""
+    """One sheet per table, text as text (never a formula) and numbers as numbers; deterministic bytes."""
     from openpyxl import Workbook
 
     wb = Workbook()
     wb.remove(wb.active)
     for name, df in frames.items():
         ws = wb.create_sheet(name)
-        ws.append(list(df.columns))
+        ws.append(_text_cells(ws, [str(c) for c in df.columns]))
         for row in df.itertuples(index=False):
-            ws.append([_cell(v) for v in row])
+            ws.append(_text_cells(ws, [_cell(v) for v in row]))
     buf = io.BytesIO()
     wb.save(buf)
     return _deterministic_zip(buf.getvalue())
@@ -241,21 +264,73 @@ def _text(v) -> str:
         return str(int(v)) if v.is_integer() else repr(v)
     if hasattr(v, "isoformat"):
         return v.isoformat()
-    return str(v)
+    if isinstance(v, (str, int)):
+        return str(v)
+    # an array or data-table formula (openpyxl objects): its text, or at least a formula marker, so that
+    # the formula rule (META015) refuses it rather than the cell reading as something harmless
+    text = str(getattr(v, "text", "") or "")
+    return text if text.startswith("=") else f"={type(v).__name__}"
+
+
+def _limit(message: str, path: Path) -> AtlasError:
+    return AtlasError("META016", f"{message}; not read", path=str(path))
+
+
+def _check_size(path: Path) -> None:
+    """META016 for a file larger than :data:`MAX_FILE_BYTES`, before a byte of it is read."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise AtlasError("META002", f"cannot read the file ({e.strerror or e})", path=str(path)) from None
+    if size > MAX_FILE_BYTES:
+        raise _limit(f"file of {size:,} bytes is larger than the limit of {MAX_FILE_BYTES:,} bytes", path)
+
+
+def _check_workbook_parts(path: Path) -> None:
+    """META016 for a workbook whose zip directory declares more parts, or more bytes uncompressed,
+    than the limits (a zip bomb). Reading a part never yields more than its declared size: Python's
+    zipfile stops there and checks the CRC."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        raise AtlasError("META002", f"cannot read the workbook ({type(e).__name__}: {e})", path=str(path)) from None
+    if len(infos) > MAX_WORKBOOK_PARTS:
+        raise _limit(f"workbook of {len(infos):,} parts (at most {MAX_WORKBOOK_PARTS:,})", path)
+    total = sum(i.file_size for i in infos)
+    if total > MAX_WORKBOOK_BYTES:
+        raise _limit(f"workbook inflates to {total:,} bytes (at most {MAX_WORKBOOK_BYTES:,})", path)
+
+
+def _check_row(row: list[str], n: int, path: Path, where: str) -> None:
+    if n > MAX_ROWS:
+        raise _limit(f"{where}has more than {MAX_ROWS:,} rows", path)
+    if len(row) > MAX_COLUMNS and any(c != "" for c in row[MAX_COLUMNS:]):
+        raise _limit(f"{where}row {n} has more than {MAX_COLUMNS} columns", path)
+    if any(len(c) > MAX_CELL_CHARS for c in row):
+        raise _limit(f"{where}row {n} has a cell longer than {MAX_CELL_CHARS:,} characters", path)
 
 
 def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
     from openpyxl import load_workbook
 
+    _check_size(path)
+    _check_workbook_parts(path)
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
+        # data_only=False: a formula cell reads as its formula ("=..."), never as the value a spreadsheet
+        # program cached for it (or as an empty cell when none was cached), so META015 sees every formula
+        wb = load_workbook(path, read_only=True, data_only=False)
     except Exception as e:  # noqa: BLE001 - zip, XML and openpyxl errors are one problem for people
         raise AtlasError("META002", f"cannot read the workbook ({type(e).__name__}: {e})", path=str(path)) from None
     out = {}
     try:
         for ws in wb.worksheets:
-            rows = [[_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
-            rows = [r for r in rows if any(c != "" for c in r)]
+            rows = []
+            for n, r in enumerate(ws.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1), start=1):
+                row = [_text(v) for v in r]
+                _check_row(row, n, path, f"sheet {ws.title!r} ")
+                if any(c != "" for c in row):
+                    rows.append(row[:MAX_COLUMNS])
             if not rows:
                 out[ws.title] = pd.DataFrame(dtype=str)
                 continue
@@ -265,18 +340,26 @@ def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
             width = len(header)
             body = [(r + [""] * width)[:width] for r in body]
             out[ws.title] = pd.DataFrame(body, columns=header, dtype=str)
+    except AtlasError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a part that lies about its size or CRC fails only while read
+        raise AtlasError("META002", f"cannot read the workbook ({type(e).__name__}: {e})", path=str(path)) from None
     finally:
         wb.close()
     return out
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    _check_size(path)
+    rows = []
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.reader(f))
+            for n, r in enumerate(csv.reader(f), start=1):
+                _check_row(r, n, path, "")
+                if any(c != "" for c in r):
+                    rows.append(r)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise AtlasError("META002", f"cannot read the CSV ({e})", path=str(path)) from None
-    rows = [r for r in rows if any(c != "" for c in r)]
     if not rows:
         return pd.DataFrame(dtype=str)
     header, body = rows[0], rows[1:]

@@ -8,7 +8,8 @@ build with ``AtlasError(<rule>, message, path=<file in the release>)``:
 * every standardized T1 of the BIDS archive: no face left (DEID008, :func:`anatomy.face_signal`);
 * every per-scan JSON sidecar: identifying keys and values (DEID003, DEID004);
 * every table (participants/sessions TSV, the metadata workbook and CSVs, Parquet tables): column names
-  (DEID006) and cell text (DEID007) of participant-level columns;
+  (DEID006) and cell text (DEID007) of participant-level columns, and no cell or column name a
+  spreadsheet program could evaluate as a formula (META015, :mod:`atlas_registry.validate.formulas`);
 * every text file of a public archive (BIDS, Parquet): no native identifier ``cXXXXsXXXX`` (EXP010) --
   the crosswalk from public labels to native identifiers never leaves the registry.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from .. import verdicts
 from ..errors import AtlasError
-from ..validate import deid
+from ..validate import deid, formulas
 from .view import NATIVE_ID_RE
 
 GATE_VERSION = verdicts.RULESET
@@ -150,11 +151,17 @@ class Gate:
                                      subject=None))
 
     def table(self, relpath: str, sheet: str, columns, rows, *, text_columns=None) -> None:
-        """DEID006 on the column names; DEID007 on the cells of ``text_columns`` (default: all).
+        """DEID006 on the column names; DEID007 on the cells of ``text_columns`` (default: all);
+        META015 on every cell and column name a spreadsheet program could evaluate (numbers pass in the
+        columns that are not ``text_columns``).
 
         ``rows`` are dicts by column name."""
         _raise(deid.column_findings(columns, sheet=sheet, relpath=relpath))
+        _raise(formulas.column_findings(columns, sheet=sheet, relpath=relpath))
         cols = list(columns if text_columns is None else text_columns)
+        numeric = frozenset(columns) - frozenset(cols)
+        _raise(formulas.findings(((i, None, {c: row.get(c) for c in columns}) for i, row in enumerate(rows, start=2)),
+                                 sheet=sheet, relpath=relpath, numeric=numeric))
 
         def cells():
             for i, row in enumerate(rows, start=2):

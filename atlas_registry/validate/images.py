@@ -7,6 +7,8 @@ per file); none of them keeps the voxel array.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import rules
@@ -28,8 +30,10 @@ def decode(data: bytes, relpath: str, subject: str | None):
     try:
         return niio.decode(data, relpath), []
     except AtlasError as e:
-        return None, [rules.make(e.code if e.code in rules.RULES else "IMG001", e.args[0], subject=subject,
-                                 path=relpath)]
+        code = e.code if e.code in rules.RULES else "IMG001"
+        if code == "IMG001" and "invalid intercept" in e.args[0]:  # nibabel refuses a non-finite scl_inter
+            code = "IMG003"
+        return None, [rules.make(code, e.args[0], subject=subject, path=relpath)]
 
 
 def geometry_findings(img, relpath: str, subject: str | None) -> list:
@@ -98,11 +102,27 @@ def stored(img) -> tuple[float, float, int]:
     return float(hdr["scl_slope"]), float(hdr["scl_inter"]), int(hdr["vox_offset"])
 
 
+def raw_scale(img) -> tuple[float, float]:
+    """``(scl_slope, scl_inter)`` exactly as the file stores them. nibabel reads a NaN, infinite or
+    zero ``scl_slope`` as "no scaling" (1, 0), so :func:`stored` cannot tell them apart; the bytes of
+    the header (offset 112, two float32 in the header's byte order) can."""
+    fobj = getattr(img.file_map.get("image"), "fileobj", None) if hasattr(img, "file_map") else None
+    if hasattr(fobj, "getbuffer"):
+        block = bytes(fobj.getbuffer()[112:120])
+        if len(block) == 8:
+            slope, inter = np.frombuffer(block, dtype=img.header.endianness + "f4")
+            return float(slope), float(inter)
+    return stored(img)[:2]
+
+
 def finite_findings(img, arr: np.ndarray, relpath: str, subject: str | None) -> list:
-    """IMG003 for NaN/Inf voxels in a float image, or a non-finite scale factor."""
-    slope, inter, _ = stored(img)
-    if np.isinf(slope) or np.isinf(inter):
-        return [rules.make("IMG003", "scale factor scl_slope/scl_inter is infinite", subject=subject, path=relpath)]
+    """IMG003 for NaN/Inf voxels in a float image, or a scale factor that is NaN, infinite or (for
+    ``scl_slope``) zero: readers disagree on what such a file means (nibabel and the NIfTI standard
+    read it as unscaled, others multiply by it), so it is refused rather than guessed at."""
+    slope, inter = raw_scale(img)
+    if not math.isfinite(slope) or slope == 0 or not math.isfinite(inter):
+        return [rules.make("IMG003", f"scale factor scl_slope {slope:g} / scl_inter {inter:g}: scl_slope must be "
+                           "finite and non-zero, scl_inter finite", subject=subject, path=relpath)]
     if arr.dtype.kind in "fc" and arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         n = int(np.count_nonzero(~np.isfinite(arr)))
         return [rules.make("IMG003", f"{n} voxel(s) are NaN or infinite", subject=subject, path=relpath)]

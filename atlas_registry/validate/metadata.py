@@ -16,7 +16,7 @@ from .. import metadata as md
 from .. import naming
 from ..errors import AtlasError
 from ..records import LesionMeta, MetadataRecords, RegistrationFailure, ScanMeta, ScannerMeta
-from . import deid, rules
+from . import deid, formulas, rules
 
 _LOST_ZEROS = re.compile(r"^c(\d{1,4})s(\d{1,4})t(\d{1,2})$")
 _COHORT_LOST_ZEROS = re.compile(r"^c(\d{1,4})$")
@@ -122,6 +122,8 @@ def _check_table(name: str, df, relpath: str, cohort: str | None, findings: list
     missing = [c for c in schema.get("required", []) if c not in columns]
     for c in missing:
         findings.append(rules.make("META003", f"sheet {name!r}: required column {c!r} is missing", path=relpath))
+    findings.extend(formulas.column_findings(columns, sheet=name, relpath=relpath))
+    numeric = _numeric_columns(props)
     rows = []
     for i, rec in enumerate(df.to_dict(orient="records")):
         cells = {}
@@ -134,10 +136,21 @@ def _check_table(name: str, df, relpath: str, cohort: str | None, findings: list
             cells[str(col)] = value
         if _in_scope(cells, cohort):
             rows.append((i + 2, cells))
+            raw = {str(c): "" if t is None else str(t) for c, t in rec.items()}  # as found, before normalizing
+            findings.extend(formulas.findings([(i + 2, _subject(cells), raw)], sheet=name, relpath=relpath,
+                                              numeric=numeric))
     table = _Table(name, relpath, columns, rows)
     findings.extend(deid.cell_findings(((n, _subject(c), c) for n, c in rows), sheet=name, relpath=relpath))
     findings.extend(_schema_findings(table, props, set(missing)))
     return table
+
+
+def _numeric_columns(props: dict) -> frozenset[str]:
+    """The columns whose schema type is a number (where ``-3`` is a number, not a formula)."""
+    def numeric(kind) -> bool:
+        kinds = kind if isinstance(kind, list) else [kind]
+        return "string" not in kinds and any(k in ("integer", "number") for k in kinds)
+    return frozenset(c for c, p in props.items() if numeric(p.get("type", "string")))
 
 
 def _subject(cells: dict, raw: dict | None = None) -> str | None:
@@ -214,8 +227,11 @@ def _csv_agreement(root: Path, frames: dict, inv) -> list:
         return []
     try:
         csvs = md.read_metadata(root, source="csv")
-    except AtlasError:
-        return []
+    except AtlasError as e:  # the CSVs are deposited too: one that cannot be read (or is too large) is refused
+        if e.code == "META001":  # no CSVs: the workbook alone is fine
+            return []
+        rel = _relpath(inv, Path(e.path) if e.path else root)
+        return [rules.make(e.code if e.code in rules.RULES else "META002", e.args[0], path=rel)]
     out = []
     for name, df in sorted(csvs.items()):
         rel = _relpath(inv, root / naming.METADATA_CSV[name])
@@ -230,6 +246,9 @@ def _csv_agreement(root: Path, frames: dict, inv) -> list:
             continue
         rows = [(i + 2, _subject(r), r) for i, r in enumerate(df.to_dict(orient="records"))]
         out.extend(deid.cell_findings(rows, sheet=name, relpath=rel))
+        out.extend(formulas.column_findings([str(c) for c in df.columns], sheet=name, relpath=rel))
+        out.extend(formulas.findings(rows, sheet=name, relpath=rel, numeric=_numeric_columns(
+            md.load_schema(name)["properties"])))
     return out
 
 
@@ -322,9 +341,7 @@ def cross_findings(inv, meta: Loaded, scans: dict) -> list:
     out = []
     folders = {f.scan_id: f.relpath for f in inv.scans}
     label = _sheet_path(inv)
-    for sid in sorted(set(rec.scans) - set(folders)):
-        out.append(rules.make("META007", f"scan {sid} is in the scans sheet but has no folder "
-                              f"{naming.parse_scan_id(sid).cohort_code}/{sid}/", subject=sid, path=label))
+    out.extend(_completeness(inv, meta, set(folders), label))
     lesion_rows: dict[str, dict[int, LesionMeta]] = {}
     for (sid, n), lm in rec.lesions.items():
         lesion_rows.setdefault(sid, {})[n] = lm
@@ -354,8 +371,26 @@ def cross_findings(inv, meta: Loaded, scans: dict) -> list:
     return out
 
 
-def _sheet_path(inv) -> str:
-    return naming.METADATA_WORKBOOK if (inv.root / naming.METADATA_WORKBOOK).is_file() else naming.METADATA_CSV["scans"]
+def _sheet_path(inv, table: str = "scans") -> str:
+    return naming.METADATA_WORKBOOK if (inv.root / naming.METADATA_WORKBOOK).is_file() else naming.METADATA_CSV[table]
+
+
+def _completeness(inv, meta: Loaded, folders: set[str], label: str) -> list:
+    """META007 for rows of the scans or lesions sheet whose scan has no folder, META017 for lesion rows
+    whose scan has no scans row: every row in scope (the whole root, or the rows of the validated
+    cohort), valid or not, must belong to a scan that is there in both tables and on disk."""
+    scan_rows = {k[0] for k in meta.rows.get("scans", set()) if naming.SCAN_RE.match(k[0])}
+    lesion_rows = {k[0] for k in meta.rows.get("lesions", set()) if naming.SCAN_RE.match(k[0])}
+    lesion_label = _sheet_path(inv, "lesions") if label != naming.METADATA_WORKBOOK else label
+    out = []
+    for sheet, sids, where in (("scans", scan_rows, label), ("lesions", lesion_rows, lesion_label)):
+        for sid in sorted(sids - folders):
+            out.append(rules.make("META007", f"scan {sid} is in the {sheet} sheet but has no folder "
+                                  f"{naming.parse_scan_id(sid).cohort_code}/{sid}/", subject=sid, path=where))
+    for sid in sorted(lesion_rows - scan_rows):
+        out.append(rules.make("META017", f"the lesions sheet has rows for scan {sid}, which has no row in the "
+                              "scans sheet", subject=sid, path=lesion_label))
+    return out
 
 
 def _count_findings(sid: str, scan, rows: dict[int, LesionMeta], meta: Loaded, label: str) -> list:
@@ -403,7 +438,7 @@ def _registration_failures(inv, out: Loaded) -> None:
     try:
         df = md.read_registration_failures(inv.root)
     except AtlasError as e:
-        out.findings.append(rules.make("META013", e.args[0], path=rel))
+        out.findings.append(rules.make("META016" if e.code == "META016" else "META013", e.args[0], path=rel))
         return
     if df is None:
         out.findings.append(rules.make("META013", f"a standardized root must list its excluded scans in {rel}",
@@ -415,9 +450,11 @@ def _registration_failures(inv, out: Loaded) -> None:
         out.findings.append(rules.make("META013", f"columns {cols} are not {list(md.REGISTRATION_FAILURES_COLUMNS)}",
                                        path=rel))
         return
+    out.findings.extend(formulas.column_findings(cols, sheet=rel, relpath=rel))
     rows = []
     for i, r in enumerate(df.to_dict(orient="records")):
         cells = {k: str(v) for k, v in r.items()}
+        out.findings.extend(formulas.findings([(i + 2, None, cells)], sheet=rel, relpath=rel))
         for col in cols:
             value, quirk = _normalize(col, cells[col])
             if quirk:

@@ -53,8 +53,8 @@ _RULES = [
          "stream, an unparsable NIfTI-1 header or voxel data shorter than the header says",
          "a `.nii.gz` or `.voi` cut short"),
     Rule("IMG002", "error", "the image is not 3-D", "a 4-D T1 of shape 64x64x40x2"),
-    Rule("IMG003", "error", "the image holds NaN or infinite values (or a non-finite scale factor)",
-         "a float32 T1 with NaN voxels"),
+    Rule("IMG003", "error", "the image holds NaN or infinite values, or a scale factor that is NaN, infinite or "
+         "(scl_slope) zero, on a T1 or a mask alike", "a float32 T1 with NaN voxels; `scl_slope = NaN` on a mask"),
     Rule("IMG004", "error", "no valid orientation: neither sform nor qform set, a singular or non-finite affine, "
          "or non-positive voxel sizes", "`sform_code = qform_code = 0`"),
     Rule("IMG005", "error", "the spatial unit is not millimetres", "`xyzt_units` spatial part unknown (0) or metre"),
@@ -64,7 +64,9 @@ _RULES = [
          "`MagneticFieldStrength: 3` in a 1.5 T cohort"),
     Rule("IMG008", "error", "a standardized image is not on the template grid (197x233x189, 1 mm)",
          "a standardized T1 of shape 182x218x182"),
-    Rule("IMG009", "error", "a JSON sidecar is not a readable JSON object", "a truncated `c0001s0004t01.json`"),
+    Rule("IMG009", "error", "a JSON sidecar is not a readable JSON object, or an allowed key holds a value of "
+         "another shape than `schemas/native-sidecar.schema.json` says", "a truncated `c0001s0004t01.json`; "
+         "`\"EchoTime\": {\"value\": 2.9}`"),
     Rule("IMG010", "error", "sform and qform are both set and place the image differently (more than 1 mm "
          "apart at a corner of the grid): tools that read the qform (ITK, ANTs, ITK-SNAP) and tools that read "
          "the sform (FSL, SPM, nibabel) would put the image, and its masks, in different places",
@@ -72,6 +74,8 @@ _RULES = [
     Rule("IMG011", "error", "two scans hold the same T1, byte for byte: one scan registered under two "
          "identifiers (a duplicate across cohorts or timepoints)",
          "`c0009s0004t01.nii.gz` copied over `c0009s0006t01.nii.gz`"),
+    Rule("IMG012", "error", "a JSON sidecar exceeds a limit: larger than 256 KiB (not read), or nested deeper "
+         "than 8 levels (not parsed)", "a sidecar of 200,000 nested `[`"),
     # -- masks ------------------------------------------------------------------------------
     Rule("MASK001", "error", "a mask holds values other than 0 and 1", "a smoothed mask saved as probabilities"),
     Rule("MASK002", "error", "a mask is empty", "an all-zero `_LesionRaw.voi`"),
@@ -100,7 +104,8 @@ _RULES = [
     Rule("META005", "error", "a value is outside its enumeration or grade range", "`PVH` = 5"),
     Rule("META006", "warning", "a known quirk was accepted and normalized (leading space, identifier that "
          "lost its leading zeros)", "`Session` = ` t01`, `Subject` = `4`"),
-    Rule("META007", "error", "a scan in the sheet has no files", "a row for c0001s0099t01 without its folder"),
+    Rule("META007", "error", "a scan in the scans or lesions sheet has no folder (every row in scope: the "
+         "whole root, or the validated cohort's rows)", "a row for c0001s0099t01 without its folder"),
     Rule("META008", "error", "files without a metadata row (scan or lesion)",
          "folder c0001s0004t01 with no row in the scans sheet"),
     Rule("META009", "error", "lesion counts or lesion rows do not match the masks present",
@@ -114,6 +119,16 @@ _RULES = [
          "`registration_failures.csv` lists a scan that has standardized files"),
     Rule("META014", "error", "the workbook and the CSV tables beside it disagree",
          "`ATLAS_scans.csv` edited after `ATLAS_metadata.xlsx` was written"),
+    Rule("META015", "error", "a metadata cell (or column name) that a spreadsheet program could evaluate as a "
+         "formula: it starts, after any white space, with `=`, `+`, `-`, `@`, a tab or a carriage return (or "
+         "a full-width form of one), or holds a DDE reference; a number in a numeric column is a number",
+         "`Notes` = `=cmd|' /C calc'!A0`, `Notes` = `@SUM(1)`, `Tracer` = ` -1+2`"),
+    Rule("META016", "error", "a metadata file exceeds a limit (checked before or while reading, never after): "
+         "larger than 64 MiB, a workbook whose parts inflate to more than 256 MiB or number more than 1,000, "
+         "a table of more than 100,000 rows or 256 columns, a cell of more than 32,767 characters",
+         "a 1 GB `ATLAS_scans.csv`; an `ATLAS_metadata.xlsx` whose sheet inflates to 300 MB"),
+    Rule("META017", "error", "a lesions row names a scan that has no row in the scans sheet",
+         "lesion rows for c0099s0001t01, which is in neither the scans sheet nor a folder"),
     # -- de-identification ------------------------------------------------------------------
     Rule("DEID001", "error", "a NIfTI header text field (descrip, aux_file, db_name, intent_name, data_type) "
          "carries text that is not on the allow-list (info `scrubbed` with --scrub-headers)",
@@ -128,6 +143,9 @@ _RULES = [
          "`Notes` = `ask jdoe@example.org`"),
     Rule("DEID008", "error", "a standardized T1 is not defaced (signal in the face region)",
          "a standardized T1 with the face intact"),
+    Rule("DEID009", "error", "a JSON sidecar key is not on the allow-list of acquisition parameters "
+         "(`schemas/native-sidecar.schema.json`; identifying keys are DEID003)", "`\"ImageComments\"`, "
+         "`\"ReferringClinic\"` in `c0001s0004t01.json`"),
 ]
 
 RULES: dict[str, Rule] = {r.code: r for r in _RULES}

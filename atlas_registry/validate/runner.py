@@ -10,7 +10,6 @@ report does not depend on the order the workers finish in.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 from ..findings import Report
 from ..naming import STANDARD_SPACE
 from ..records import FileRecord, ImageRecord, MaskRecord, ScanRecord, ValidationResult
-from . import deid, images, inventory, rules
+from . import deid, images, inventory, rules, sidecars
 from . import masks as vmasks
 from . import metadata as vmeta
 from . import naming as vnaming
@@ -66,7 +65,7 @@ class _ScanCheck:
         order = {"t1": 0, "lesion": 1, "sidecar": 2}
         for f in sorted(self.folder.files, key=lambda f: (order[f.kind], f.lesion, f.variant or "", f.relpath)):
             self.out.files += 1
-            data = self.read(f.relpath)
+            data = self.read(f.relpath, limit=sidecars.MAX_BYTES + 1 if f.kind == "sidecar" else None)
             if data is None:
                 continue
             base = dict(relpath=f.relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -77,9 +76,14 @@ class _ScanCheck:
         self.scan_checks()
         return self.out
 
-    def read(self, relpath: str) -> bytes | None:
+    def read(self, relpath: str, limit: int | None = None) -> bytes | None:
+        """The file's bytes (at most ``limit`` of them), or None after an IMG001 finding."""
         try:
-            data = (self.root / relpath).read_bytes()
+            if limit is None:
+                data = (self.root / relpath).read_bytes()
+            else:
+                with open(self.root / relpath, "rb") as fh:
+                    data = fh.read(limit)
         except OSError as e:
             self.add("IMG001", f"cannot read file ({e.strerror or e})", relpath)
             return None
@@ -90,15 +94,10 @@ class _ScanCheck:
 
     def sidecar(self, data: bytes, base: dict) -> None:
         rel = base["relpath"]
-        try:
-            obj = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            self.add("IMG009", f"sidecar is not valid JSON ({e})", rel)
+        obj, found = sidecars.read(data, relpath=rel, subject=self.sid)
+        self.out.findings.extend(found)
+        if obj is None:
             return
-        if not isinstance(obj, dict):
-            self.add("IMG009", f"sidecar holds a JSON {type(obj).__name__}, not an object", rel)
-            return
-        self.out.findings.extend(deid.sidecar_findings(obj, relpath=rel, subject=self.sid))
         if "MagneticFieldStrength" in obj:
             self.out.field_strengths[rel] = obj["MagneticFieldStrength"]
         self.out.record.sidecars.append(FileRecord(**base))
