@@ -104,6 +104,14 @@ def csv_only_formula(root, ids):
     (root / "ATLAS_scans.csv").write_bytes(md.csv_bytes(frames["scans"]))
 
 
+def csv_control_character(root, ids):
+    """A BEL in Notes (only CSVs can carry it: a workbook cannot hold it at all)."""
+    (root / naming.METADATA_WORKBOOK).unlink()
+    frames = md.read_metadata(root, source="csv")
+    set_cell(frames, "scans", ids.single, "Notes", "ok\x07")
+    (root / "ATLAS_scans.csv").write_bytes(md.csv_bytes(frames["scans"]))
+
+
 FAULTS = {
     # name: (breaker, code)
     "t1-scl-slope-nan": (t1_slope_nan, "IMG003"),
@@ -126,6 +134,7 @@ FAULTS = {
     "column-name-formula": (formula_column, "META015"),
     "workbook-live-formula": (live_formula_cell, "META015"),
     "csv-only-formula": (csv_only_formula, "META015"),
+    "csv-control-character": (csv_control_character, "META018"),
 }
 
 
@@ -206,20 +215,23 @@ def test_workbook_writes_text_as_inline_strings_never_formulas():
     assert [c.value for c in cells] == values and {c.data_type for c in cells} == {"s"}
 
 
-def test_gate_refuses_a_formula_that_reached_the_registry(export_ws_fresh, export_spec, tmp_path):
+@pytest.mark.parametrize("notes, code", [("=cmd|' /C calc'!A0", "META015"), ("ok\x07", "META018")])
+def test_gate_refuses_a_cell_that_reached_the_registry(export_ws_fresh, export_spec, tmp_path, notes, code):
+    """A value that got into the registry some other way cannot leave as a formula (nor crash the
+    workbook writer): the build stops with the rule code."""
     from test_export_deid import _tp, build
 
     from atlas_registry.models import ScanReport
 
     with Session(db.engine(export_ws_fresh)) as s:
         r = s.exec(select(ScanReport).where(ScanReport.timepoint_id == _tp("c0001s0002t01"))).one()
-        r.notes = "=cmd|' /C calc'!A0"
+        r.notes = notes
         s.add(r)
         s.commit()
     with pytest.raises(AtlasError) as e:
         build(export_ws_fresh, export_spec, tmp_path / "out")
-    assert (e.value.code, e.value.path) == ("META015", "icpsr/native/ATLAS_scans.csv")
-    assert "cmd|" not in str(e.value)
+    assert (e.value.code, e.value.path) == (code, "icpsr/native/ATLAS_scans.csv")
+    assert notes not in str(e.value)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("ATLAS_metadata.xlsx"))
 
 

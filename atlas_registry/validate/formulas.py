@@ -12,6 +12,10 @@ Sheets start a formula with, or that makes them treat the rest as one (OWASP "CS
 and, anywhere in the cell, a Dynamic Data Exchange reference ``application|topic!item``
 (``cmd|' /C calc'!A0``), which Excel runs even inside a longer formula.
 
+A cell (or column name) holding a control character that a workbook cannot hold at all (U+0000–U+0008,
+U+000B, U+000C, U+000E–U+001F: not allowed in XML) is refused too (META018): the workbook exporter
+could not write it.
+
 Numeric columns: a cell that is a plain decimal number (``-3``, ``+1.5``, ``2e-3``) is a number, not
 a formula, and is accepted; anything else there that starts with a trigger is refused like text.
 Text columns (``Notes``, ``Tracer``, ...) accept no trigger at all, numbers included: a curator writes
@@ -30,6 +34,15 @@ _INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 # application|topic!item, the topic optionally quoted: cmd|' /C calc'!A0, msexcel|'\..\cmd.exe'!''
 _DDE = re.compile(r"[\w.\\/$-]+\s*\|\s*(?:'[^']*'|\"[^\"]*\"|[^\s|!]+)\s*!")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def control(text) -> str | None:
+    """The first control character of ``text`` that a workbook (XML) cannot hold, as ``U+XXXX``."""
+    m = _CONTROL.search(str(text)) if text is not None else None
+    return f"U+{ord(m.group()):04X}" if m else None
 
 
 def trigger(text: str) -> str | None:
@@ -65,23 +78,33 @@ def cell_trigger(text, *, numeric: bool) -> str | None:
 
 
 def findings(rows, *, sheet: str, relpath: str, numeric=frozenset()) -> list:
-    """META015 for each cell that a spreadsheet program could evaluate.
+    """META015 for each cell that a spreadsheet program could evaluate, META018 for each cell holding a
+    control character a workbook cannot hold.
 
     ``rows`` yields ``(row_number, subject, {column: text})``; ``numeric``: the columns whose
     numbers are numbers. The message names the cell, never its text."""
     out = []
     for rownum, subject, cells in rows:
         for col, text in cells.items():
-            why = cell_trigger(text, numeric=col in numeric)
-            if why:
-                out.append(rules.make("META015", f"sheet {sheet!r} row {rownum} column {col!r}: the cell {why}; "
-                                      "a spreadsheet program could evaluate it as a formula", subject=subject,
-                                      path=relpath))
+            where = f"sheet {sheet!r} row {rownum} column {col!r}"
+            if why := cell_trigger(text, numeric=col in numeric):
+                out.append(rules.make("META015", f"{where}: the cell {why}; a spreadsheet program could evaluate "
+                                      "it as a formula", subject=subject, path=relpath))
+            if ch := control(text):
+                out.append(rules.make("META018", f"{where}: the cell holds the control character {ch}, which a "
+                                      "workbook cannot hold", subject=subject, path=relpath))
     return out
 
 
 def column_findings(columns, *, sheet: str, relpath: str) -> list:
-    """META015 for a column name (a header cell) that a spreadsheet program could evaluate."""
-    return [rules.make("META015", f"sheet {sheet!r} row 1 (column names): column {str(c)!r} {why}; a spreadsheet "
-                       "program could evaluate it as a formula", path=relpath)
-            for c in columns if (why := trigger(str(c)))]
+    """META015 (META018) for a column name, a header cell, that a spreadsheet program could evaluate (that
+    holds a control character)."""
+    out = []
+    for i, c in enumerate(columns, start=1):
+        if why := trigger(str(c)):
+            out.append(rules.make("META015", f"sheet {sheet!r} row 1 column {i} (a column name) {why}; a "
+                                  "spreadsheet program could evaluate it as a formula", path=relpath))
+        if ch := control(c):
+            out.append(rules.make("META018", f"sheet {sheet!r} row 1 column {i} (a column name) holds the control "
+                                  f"character {ch}, which a workbook cannot hold", path=relpath))
+    return out

@@ -129,6 +129,8 @@ _RULES = [
          "a 1 GB `ATLAS_scans.csv`; an `ATLAS_metadata.xlsx` whose sheet inflates to 300 MB"),
     Rule("META017", "error", "a lesions row names a scan that has no row in the scans sheet",
          "lesion rows for c0099s0001t01, which is in neither the scans sheet nor a folder"),
+    Rule("META018", "error", "a metadata cell (or column name) holds a control character that a workbook "
+         "cannot hold (U+0000-U+0008, U+000B, U+000C, U+000E-U+001F)", "`Notes` = `ok\\x07`"),
     # -- de-identification ------------------------------------------------------------------
     Rule("DEID001", "error", "a NIfTI header text field (descrip, aux_file, db_name, intent_name, data_type) "
          "carries text that is not on the allow-list (info `scrubbed` with --scrub-headers)",
