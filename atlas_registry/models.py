@@ -498,3 +498,41 @@ class LesionCurrent(_ScanFacts, _ScanKey, table=True):
     mask_location: Optional[str] = Field(default=None, sa_type=_bytewise(16))
     volume_mm3: Optional[float] = None
     voxel_count: Optional[int] = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The intake crosswalk (restricted: in no view, no export). A site's subject identifier and session
+# label are kept only as keyed digests (HMAC-SHA-256 with the workspace's intake key), so the
+# registry holds no hospital number, yet the same site subject gets the same number in every later
+# delivery and a session seen before keeps its timepoint (:mod:`atlas_registry.intake.crosswalk`).
+
+
+class IntakeSubject(SQLModel, table=True):
+    __tablename__ = "intake_subject"
+    __table_args__ = (
+        UniqueConstraint("cohort", "site_key", name="uq_intake_subject_key"),
+        UniqueConstraint("cohort", "number", name="uq_intake_subject_number"),
+        CheckConstraint("number >= 1", name="ck_intake_subject_number"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cohort: str = Field(max_length=5)
+    site_key: str = Field(max_length=64, description="HMAC-SHA-256 of the site subject identifier")
+    number: int
+    created_at: datetime
+
+
+class IntakeSession(SQLModel, table=True):
+    __tablename__ = "intake_session"
+    __table_args__ = (
+        UniqueConstraint("cohort", "subject_number", "session_key", name="uq_intake_session_key"),
+        UniqueConstraint("cohort", "subject_number", "timepoint", name="uq_intake_session_timepoint"),
+        CheckConstraint("timepoint >= 1", name="ck_intake_session_timepoint"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cohort: str = Field(max_length=5)
+    subject_number: int
+    session_key: str = Field(max_length=64, description="HMAC-SHA-256 of the site session label")
+    timepoint: int
+    created_at: datetime
