@@ -93,8 +93,10 @@ def clean_t1(img: nib.Nifti1Image, source: str) -> nib.Nifti1Image:
         img = img.slicer[..., 0]
     if len(img.shape) != 3:
         raise AtlasError("INTK008", f"the T1 is not 3-D (shape {tuple(img.shape)})", path=source)
-    slope, inter = img.dataobj.slope, img.dataobj.inter
-    if (slope in (None, 1.0) or np.isnan(slope)) and (inter in (None, 0.0) or np.isnan(inter)):
+    slope, inter = getattr(img.dataobj, "slope", None), getattr(img.dataobj, "inter", None)
+    if not hasattr(img.dataobj, "get_unscaled"):
+        data = np.asanyarray(img.dataobj)
+    elif (slope is None or np.isnan(slope) or slope == 1.0) and (inter is None or np.isnan(inter) or inter == 0.0):
         data = np.asanyarray(img.dataobj.get_unscaled())
     else:
         data = np.asanyarray(img.dataobj, dtype=np.float32)

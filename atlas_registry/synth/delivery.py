@@ -95,7 +95,10 @@ def write_delivery(native_root, cohort: str, out, kind: str = "nifti", seed: int
             niio.save_nifti(t1, _mk(out / t1_path))
             mask_dir = base
         tracer, reviewer = lesion_rows[0]["Tracer"], lesion_rows[0]["Reviewer"]
-        rows.append(_t1_row(subject, session, rec, scanner, t1_path, tracer, reviewer))
+        row = _t1_row(subject, session, rec, scanner, t1_path, tracer, reviewer)
+        if kind == "dicom":  # the scanner comes from the headers' allow-listed keys
+            row.update(manufacturer="", model="", field_strength="")
+        rows.append(row)
         for les in lesion_rows:
             n = int(les["Lesion"])
             raw = niio.load(native_root / naming.native_relpath(sid, "lesion", "raw_voi", n))
@@ -105,6 +108,8 @@ def write_delivery(native_root, cohort: str, out, kind: str = "nifti", seed: int
                          "hemisphere": les["Hemisphere"], "location": les["Location"], "tracer": les["Tracer"],
                          "reviewer": les["Reviewer"]})
     niio.write_atomic(out / "MAP.csv", _map_csv(rows))
+    niio.write_atomic(out.parent / f"{out.name}.identifiers.json",
+                      (json.dumps(sorted(idents), indent=1) + "\n").encode("utf-8"))
     return {"map": rows, "identifiers": sorted(idents), "scans": where}
 
 
