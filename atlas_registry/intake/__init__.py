@@ -17,6 +17,7 @@ import importlib
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -140,14 +141,25 @@ def run(delivery_root, cohort: str, out, ws: Workspace, map_path=None, progress:
         ordered = sorted(scans, key=lambda s: first.scan_id(s.subject, s.session))
         if progress:
             progress(0, len(ordered) + 1, "")
-        for n, s in enumerate(ordered, 1):
-            sid = first.scan_id(s.subject, s.session)
-            w = write_scan(tmp, sid, s, s.load())
-            scan_rows.append(w.scan_row)
-            lesion_rows.extend(w.lesion_rows)
-            zooms = zooms or w.zooms
-            if progress:
-                progress(n, len(ordered) + 1, sid)
+        threads = max(1, workers or len(os.sched_getaffinity(0)))
+
+        def one(s):  # converters, zlib and numpy release the GIL: threads overlap the scans
+            return write_scan(tmp, first.scan_id(s.subject, s.session), s, s.load())
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = [pool.submit(one, s) for s in ordered]
+            try:
+                for n, (s, fut) in enumerate(zip(ordered, futures), 1):
+                    w = fut.result()  # in scan order: the same refusal whatever finishes first
+                    scan_rows.append(w.scan_row)
+                    lesion_rows.extend(w.lesion_rows)
+                    zooms = zooms or w.zooms
+                    if progress:
+                        progress(n, len(ordered) + 1, first.scan_id(s.subject, s.session))
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
         scanner = next((s.scanner for s in ordered if s.scanner), {})
         missing = [k for k in ("manufacturer", "model", "field_strength") if not scanner.get(k)]
         if missing:
