@@ -30,6 +30,7 @@ def runs(quick: bool) -> list[list[str]]:
         *([] if quick else [["synth.py", "--scale", "full", "--runs", "1"]]),
         ["validate.py", "--scale", scale, "--runs", "1" if not quick else "3"],
         ["release.py", "--scale", scale, "--runs", "3"],
+        ["intake.py", "--scale", scale, "--scans", "300", "--runs", "1"],
         ["peers.py", "--scale", "small", "--runs", "3"],
         ["sql.py"],
     ]
@@ -59,6 +60,13 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                         floor, "≤ 1.5× floor", mark(r["validate_ratio"] <= 1.5)))
             out.append((f"ingest native + standard, {scale} scale", f"{r['ingest_s']:.1f} s ({r['ingest_ratio']:.2f}×)",
                         floor, "≤ 2× floor", mark(r["ingest_ratio"] <= 2.0)))
+    for scale in ("small", "full"):
+        r = load(f"intake-{scale}")
+        if r:
+            out.append((f"intake of a DICOM delivery ({r['scans']} scans, {r['dicom_files']} files), {scale} scale",
+                        f"{r['intake_s']:.1f} s ({r['ratio']:.2f}×)",
+                        f"dcm2niix alone on the {r['series_converted']} T1 series ({r['procs']} at once): "
+                        f"{r['dcm2niix_s']:.1f} s", "≤ 1.5× dcm2niix", mark(r["ratio"] <= 1.5)))
     for scale in ("small", "full"):
         r = load(f"release-{scale}") or (load("release") if scale == "full" else None)
         if r and r.get("scale", scale) == scale:

@@ -189,3 +189,26 @@ def test_intake_requires_the_registry(tmp_path, delivery):
         run(root, "c0012", tmp_path / "native", Workspace(tmp_path / "nows"))
     assert e.value.code == "INTK012"
     assert not (tmp_path / "native").exists()
+
+
+def test_cli_intake_json_and_one_line_refusals(registry, delivery, tmp_path, capsys, monkeypatch):
+    import json
+
+    from atlas_registry.cli import main
+    from atlas_registry.metadata import schema_problem
+
+    root, info = delivery
+    args = ["--home", str(registry.home)] + (["--db", registry.db] if registry.db else [])
+    assert main(args + ["intake", str(root), "--cohort", "c0012", "--out", str(tmp_path / "n"), "--plan"]) == 0
+    assert not (tmp_path / "n").exists()
+    capsys.readouterr()
+    assert main(args + ["intake", str(root), "--cohort", "c0012", "--out", str(tmp_path / "n"), "--workers", "1",
+                        "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert schema_problem(doc, "intake-result.schema.json") is None
+    assert len(doc["scans"]) == 6 and doc["kind"] == "nifti"
+    assert not any(i in json.dumps(doc) for i in info["identifiers"])
+    assert main(args + ["intake", str(root), "--cohort", "c0012", "--out", str(tmp_path / "n")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error [INTK011]")
+    assert main(args + ["intake", str(root), "--cohort", "12", "--out", str(tmp_path / "m")]) == 2

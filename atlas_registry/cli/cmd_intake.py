@@ -51,10 +51,14 @@ def intake_cmd(
             bar.update(task, completed=done, total=total, description=label)
 
         res = run(delivery, cohort, out, ws, map_path=map_path, progress=progress, workers=workers or None)
+    from collections import Counter
+
+    reasons = dict(sorted(Counter(s["reason"].split(" (")[0] for s in res.skipped).items()))
     if format == "json":
         typer.echo(json.dumps({"kind": res.kind, "cohort": res.cohort, "out": str(res.out), "scans": res.scans,
                                "new_subjects": res.new_subjects, "new_sessions": res.new_sessions,
-                               "skipped": len(res.skipped), "warnings": res.warnings}, sort_keys=True))
+                               "skipped": len(res.skipped), "skipped_reasons": reasons,
+                               "warnings": res.warnings}, sort_keys=True))
         return
     typer.echo(f"intake of {delivery} ({res.kind}): {len(res.scans)} scan(s) of cohort {res.cohort} written to "
                f"{res.out}; {res.new_subjects} new subject(s), {res.new_sessions} new session(s), "
