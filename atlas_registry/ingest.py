@@ -134,18 +134,22 @@ class _Writer:
         self.out = IngestOutcome(status="committed", run_id=None, kind=result.kind, report=result.report)
 
     # -- files ---------------------------------------------------------------------------
-    def _load(self, rec) -> tuple[str, bytes, bool]:
-        """Read one validated file (verifying it did not change) and scrub it if asked."""
-        data = (self.result.root / rec.relpath).read_bytes()
-        if sha256_bytes(data) != rec.sha256:
-            raise AtlasError("ING004", "file changed between validation and ingest", path=rec.relpath)
-        scrubbed = False
-        if self.scrub and rec.relpath.endswith((".nii.gz", ".voi")):
-            from .validate.deid import scrub_nifti_bytes
+    def _load(self, rec) -> bytes:
+        """The canonical form (:mod:`canonical`) of one validated file, re-read from the delivery:
+        the delivery must still be the bytes validated and its canonical form the one validated."""
+        from .canonical import MAX_FILE_BYTES, encode_file
+        from .store import read_regular
 
-            new = scrub_nifti_bytes(data, rec.relpath)
-            scrubbed, data = new != data, new
-        return (sha256_bytes(data) if scrubbed else rec.sha256), data, scrubbed
+        try:
+            data = read_regular(self.result.root / rec.relpath, MAX_FILE_BYTES)
+        except (OSError, ValueError) as e:
+            raise AtlasError("ING004", f"file changed between validation and ingest ({e})", path=rec.relpath) from None
+        if sha256_bytes(data) != (rec.source_sha256 or rec.sha256):
+            raise AtlasError("ING004", "file changed between validation and ingest", path=rec.relpath)
+        data = encode_file(data, rec.relpath)
+        if sha256_bytes(data) != rec.sha256:
+            raise AtlasError("ING004", "file's canonical form changed between validation and ingest", path=rec.relpath)
+        return data
 
     def prefetch(self, recs: list) -> None:
         """Store many files at once: read/verify/write in threads, one query for the objects the
@@ -162,26 +166,27 @@ class _Writer:
         new_rows: dict[str, dict] = {}
 
         def one(rec) -> tuple:
-            """(record, SHA-256 recorded, size or None if already stored, scrubbed?, written now?)"""
-            if not self.scrub and rec.sha256 in existing and self.store.has(rec.sha256):
-                return rec, rec.sha256, None, False, False
-            sha, data, scrubbed = self._load(rec)
-            wrote = not self.store.has(sha)
-            if wrote:
-                self.store.put(data, sha, fsync=False)
-            return rec, sha, len(data), scrubbed, wrote
+            """(record, size or None if already stored, written now?)"""
+            if self.store.has(rec.sha256):
+                return rec, None, False
+            data = self._load(rec)
+            self.store.put(data, rec.sha256, fsync=False)
+            return rec, len(data), True
 
         with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
             results = list(pool.map(one, todo))
-        for rec, sha, size, scrubbed, wrote in results:
+        scrubbed = self.scrubbed_paths()
+        for rec, size, wrote in results:
+            sha = rec.sha256
             if wrote:
                 self.new_objects.append(sha)
-            if isinstance(rec, (ImageRecord, MaskRecord)) and not scrubbed:  # stored as validated
+            if isinstance(rec, (ImageRecord, MaskRecord)):  # the canonical form has no header text by construction
                 self.verdicts.add(f"header {sha}")
                 if isinstance(rec, ImageRecord) and rec.defaced:
                     self.verdicts.add(f"face {sha}")
-            if scrubbed:
-                self.events.append(("scrub", rec.relpath, "blanked header text fields / dropped extensions"))
+            if rec.relpath in scrubbed:
+                self.events.append(("scrub", rec.relpath, "stored the canonical form: header text fields blanked, "
+                                    "extensions dropped"))
                 self.out.scrubbed += 1
             self.sha_of[rec.relpath] = sha
             if sha in existing or sha in new_rows or sha in self.known_objects:
@@ -194,6 +199,11 @@ class _Writer:
         if new_rows:
             self.s.execute(insert(StoredObject), [new_rows[k] for k in sorted(new_rows)])
         self.known_objects |= existing | set(new_rows)
+
+    def scrubbed_paths(self) -> set[str]:
+        """Files whose header text or extensions validation reported as scrubbed (``--scrub-headers``)."""
+        return {f.path for f in self.result.report.findings
+                if f.severity == "info" and f.code in ("DEID001", "DEID002") and f.path}
 
     def put_file(self, rec) -> str:
         """Copy one validated file into the store; returns the SHA-256 the registry records."""

@@ -48,34 +48,38 @@ os.umask(_UMASK)
 def decode(data: bytes, name: str) -> nib.Nifti1Image:
     """Parse the bytes of a NIfTI-1 file (``.nii.gz``, ``.voi`` or ``.nii``) named ``name``.
 
-    The gzip stream is inflated once, in memory; the image returned reads its voxels from that
-    buffer.  As with any nibabel load, ``img.header`` has ``scl_slope``/``scl_inter`` reset to NaN
-    (scaling lives in ``img.dataobj``); use :func:`read_header` for the fields exactly as stored.  A truncated or corrupt gzip stream, an unparsable header or voxel data shorter than the
-    header promises raise ``AtlasError("IMG001", ..., path=name)``.
+    The gzip stream is inflated once, in memory, strictly and within what the header declares
+    (:func:`canonical.inflate`: ``IMG013`` container extras, ``IMG014`` inflating past the declared
+    size, ``IMG015`` a layout with bytes the header does not account for); the image returned reads
+    its voxels from that buffer.  As with any nibabel load, ``img.header`` has
+    ``scl_slope``/``scl_inter`` reset to NaN (scaling lives in ``img.dataobj``); use
+    :func:`read_header` for the fields exactly as stored.  A truncated or corrupt gzip stream, an
+    unparsable header or voxel data shorter than the header promises raise
+    ``AtlasError("IMG001", ..., path=name)``.
     """
+    return decode_raw(data, name)[0]
+
+
+def decode_raw(data: bytes, name: str) -> tuple[nib.Nifti1Image, bytes]:
+    """:func:`decode`, and the inflated bytes the image was read from."""
+    from . import canonical
+
     if data[:2] == GZIP_MAGIC:
-        try:
-            raw = gz.decompress(data)
-        except gz.ERRORS as e:  # BadGzipFile is an OSError
-            raise AtlasError("IMG001", f"corrupt or truncated gzip stream ({e})", path=name) from None
+        raw = canonical.inflate(data, name)
     elif str(name).endswith(".nii") and not str(name).endswith(".gz"):
         raw = bytes(data)
     else:
         raise AtlasError("IMG001", "not a gzip stream (a .nii.gz or .voi file must be gzip-compressed)", path=name)
-    if len(raw) < 348:
-        raise AtlasError("IMG001", "file shorter than a NIfTI-1 header", path=name)
+    needed = canonical.declared_size(raw, name)
+    canonical.check_layout(raw, name)
     try:
-        hdr = nib.Nifti1Header.from_fileobj(io.BytesIO(raw[:348]), check=False)
-        if int(hdr["sizeof_hdr"]) != 348 or hdr["magic"].item().rstrip(b"\0") not in (b"n+1", b"ni1"):
-            raise ValueError("no NIfTI-1 header (sizeof_hdr/magic)")
         with nib.imageglobals.LoggingOutputSuppressor():
-            needed = int(hdr["vox_offset"]) + int(np.prod(hdr.get_data_shape(), dtype=np.int64)) * hdr.get_data_dtype().itemsize
             img = nib.Nifti1Image.from_bytes(raw)
     except Exception as e:  # nibabel raises several types (HeaderDataError, ImageFileError, ValueError)
         raise AtlasError("IMG001", f"not a readable NIfTI-1 image ({type(e).__name__}: {e})", path=name) from None
     if len(raw) < needed:
         raise AtlasError("IMG001", f"voxel data truncated ({len(raw)} of {needed} bytes)", path=name)
-    return img
+    return img, raw
 
 
 def load(path: str | os.PathLike) -> nib.Nifti1Image:

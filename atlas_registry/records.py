@@ -16,8 +16,9 @@ from .findings import Report
 @dataclass
 class FileRecord:
     relpath: str  # POSIX path relative to the validated root
-    sha256: str  # of the file bytes as found (compressed)
-    size: int
+    sha256: str  # of the bytes the store keeps: the canonical form (canonical.py)
+    size: int  # of the canonical form
+    source_sha256: str = field(default="", compare=False, kw_only=True)  # of the file bytes as delivered
 
 
 @dataclass

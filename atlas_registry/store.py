@@ -37,6 +37,28 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20, *, follow: bool =
 OBJECT_MODE = 0o444
 
 
+def read_regular(path: str | os.PathLike, limit: int, *, truncate: bool = False) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes (with ``truncate``:
+    its first ``limit`` bytes, whatever its size).
+
+    Opened without blocking (a named pipe put in its place since the folder was listed cannot hang
+    the reader) and checked on the open descriptor; raises ``OSError`` (``EINVAL`` for a special
+    file) or ``ValueError`` (too large) before reading anything."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(22, "not a regular file (named pipe, socket or device)")
+        if st.st_size > limit and not truncate:
+            raise ValueError(f"{st.st_size:,} bytes, more than the {limit:,} allowed")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, rename); ``mode``: the
     file's permissions (default: the temporary file's, 0600).

@@ -83,14 +83,16 @@ def test_load_of_missing_file_is_img001(tmp_path):
 
 def test_decode_inflates_once(monkeypatch):
     data = niio.encode_nifti(_t1())
+    from atlas_registry import canonical
+
     calls = []
-    real = niio.gz.decompress
+    real = canonical._decompressobj
 
-    def counting(b, *a, **k):
-        calls.append(len(b))
-        return real(b, *a, **k)
+    def counting():
+        calls.append(1)
+        return real()
 
-    monkeypatch.setattr(niio.gz, "decompress", counting)
+    monkeypatch.setattr(canonical, "_decompressobj", counting)
     img = niio.decode(data, "x.nii.gz")
     np.asarray(img.dataobj)
     assert len(calls) == 1

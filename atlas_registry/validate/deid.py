@@ -1,6 +1,7 @@
-"""De-identification rules (fail closed) and the header scrubber used by ``ingest --scrub-headers``.
+"""De-identification rules (fail closed).
 
-* NIfTI header text fields and extensions (:func:`header_findings`, :func:`scrub_nifti_bytes`);
+* NIfTI header text fields and extensions (:func:`header_findings`; what the store keeps has
+  neither: :mod:`atlas_registry.canonical`);
 * JSON sidecars (:func:`sidecar_findings`);
 * free text that carries HIPAA Safe Harbor identifiers (:func:`phi_kinds`) in file names, sheet
   columns and cells (:func:`name_findings`, :func:`column_findings`, :func:`cell_findings`);
@@ -146,48 +147,14 @@ def header_findings(block: bytes, extension_codes: list[int], vox_offset: int = 
     return out
 
 
-def _endian(block: bytes) -> str | None:
-    if struct.unpack("<i", block[:4])[0] == 348:
-        return "<"
-    if struct.unpack(">i", block[:4])[0] == 348:
-        return ">"
-    return None
-
-
-def scrub_nifti_bytes(data: bytes, name: str) -> bytes:
-    """Blank the header text fields that are not on the allow-list and drop header extensions.
-
-    Works on the bytes: the voxel data is copied unchanged. Returns ``data`` itself when there is
-    nothing to scrub (or the file is not a NIfTI-1 single file); otherwise the scrubbed file,
-    gzip-compressed again when it was compressed (deterministically: no timestamp)."""
-    compressed = data[:2] == b"\x1f\x8b"
-    try:
-        raw = gz.decompress(data) if compressed else data
-    except gz.ERRORS:
-        return data
-    if len(raw) < 352 or raw[344:348] != b"n+1\x00":
-        return data
-    end = _endian(raw)
-    if end is None:
-        return data
-    mask = "_Lesion" in name
-    hdr = bytearray(raw[:348])
-    changed = False
-    for field, (off, n) in HEADER_TEXT_FIELDS.items():
-        if not text_allowed(field, _field_text(bytes(hdr[off:off + n])), mask=mask):
-            hdr[off:off + n] = b"\x00" * n
-            changed = True
-    vox_offset = int(struct.unpack(end + "f", bytes(hdr[108:112]))[0])
-    tail = raw[352:]
-    if raw[348:352] != b"\x00\x00\x00\x00" or vox_offset > 352:
-        # drop the extensions (and anything else between the header and the voxels)
-        tail = raw[max(352, vox_offset):]
-        hdr[108:112] = struct.pack(end + "f", 352.0)
-        changed = True
-    if not changed:
-        return data
-    out = bytes(hdr) + b"\x00\x00\x00\x00" + tail
-    return gzip.compress(out, compresslevel=6, mtime=0) if compressed else out
+def container_findings(fname: str, *, relpath: str, subject: str | None, scrub: bool) -> list:
+    """DEID001 for a gzip header file name (``FNAME``) that carries an identifier: the canonical
+    form never keeps it, but the delivery is refused (or, with ``scrub``, told) all the same."""
+    if not fname or not (kinds := sorted(set(phi_kinds(fname)) | set(phi_kinds(_name_text(fname))))):
+        return []
+    return [rules.make("DEID001", f"{'scrubbed: ' if scrub else ''}gzip header file name (FNAME, {len(fname)} "
+                       f"character(s)) carries {', '.join(kinds)}", subject=subject, path=relpath,
+                       severity="info" if scrub else None)]
 
 
 # -- JSON sidecars ----------------------------------------------------------------------------

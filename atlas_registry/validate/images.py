@@ -23,17 +23,19 @@ FORMS_TOL_MM = 1.0
 
 
 def decode(data: bytes, relpath: str, subject: str | None):
-    """``(image, findings)``: the decoded image, or ``None`` and an IMG001 finding."""
+    """``(image, inflated bytes, findings)``: the decoded image and the bytes it was read from, or
+    ``None``, ``b""`` and the finding (IMG001, or the strict reader's IMG013-IMG015)."""
     from .. import niio
     from ..errors import AtlasError
 
     try:
-        return niio.decode(data, relpath), []
+        img, raw = niio.decode_raw(data, relpath)
+        return img, raw, []
     except AtlasError as e:
         code = e.code if e.code in rules.RULES else "IMG001"
         if code == "IMG001" and "invalid intercept" in e.args[0]:  # nibabel refuses a non-finite scl_inter
             code = "IMG003"
-        return None, [rules.make(code, e.args[0], subject=subject, path=relpath)]
+        return None, b"", [rules.make(code, e.args[0], subject=subject, path=relpath)]
 
 
 def geometry_findings(img, relpath: str, subject: str | None) -> list:

@@ -122,6 +122,23 @@ def _escapes(inv: Inventory, scope: Path, p: Path) -> bool:
     return False
 
 
+def _special(inv: Inventory, p: Path, subject: str | None = None) -> bool:
+    """Record NAME015 for a named pipe, socket or device (never opened: reading a pipe can block
+    forever, a device can be endless); True when ``p`` is one."""
+    import stat
+
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return False  # a dangling link: left to the checks that open files (IMG001)
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return False
+    kind = "named pipe" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or special file"
+    inv.findings.append(rules.make("NAME015", f"a {kind} stands here; only regular files are read (not opened)",
+                                   subject=subject, path=_rel(inv, p)))
+    return True
+
+
 def _odd(inv: Inventory, p: Path, message: str, *, code="NAME005", subject=None) -> None:
     rel = _rel(inv, p)
     inv.findings.append(rules.make(code, message, subject=subject, path=rel))
@@ -133,7 +150,7 @@ def _odd(inv: Inventory, p: Path, message: str, *, code="NAME005", subject=None)
 def _walk_root(inv: Inventory, root: Path) -> None:
     allowed = STANDARD_ROOT_FILES if inv.kind == "standard" else NATIVE_ROOT_FILES
     for p in _listdir(root):
-        if _escapes(inv, root, p):
+        if _escapes(inv, root, p) or _special(inv, p):
             continue
         if p.is_dir() and naming.COHORT_RE.match(p.name):
             _walk_cohort(inv, root, p)
@@ -147,7 +164,7 @@ def _walk_root(inv: Inventory, root: Path) -> None:
 
 def _walk_cohort(inv: Inventory, scope: Path, cohort_dir: Path) -> None:
     for p in _listdir(cohort_dir):
-        if _escapes(inv, scope, p):
+        if _escapes(inv, scope, p) or _special(inv, p):
             continue
         if not p.is_dir():
             _odd(inv, p, "file directly in a cohort folder (files belong in scan folders); not read")
@@ -167,7 +184,7 @@ def _walk_cohort(inv: Inventory, scope: Path, cohort_dir: Path) -> None:
 def _walk_scan(inv: Inventory, scope: Path, scan_dir: Path, folder: ScanFolder) -> None:
     parse = naming.parse_standard_name if inv.kind == "standard" else naming.parse_native_name
     for p in _listdir(scan_dir):
-        if _escapes(inv, scope, p):
+        if _escapes(inv, scope, p) or _special(inv, p, folder.scan_id):
             continue
         if p.is_dir():
             _odd(inv, p, "folder inside a scan folder; not read", subject=folder.scan_id)

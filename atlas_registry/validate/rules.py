@@ -48,6 +48,8 @@ _RULES = [
          "`c0001/c0001s0004t01/` and `c0002/c0001s0004t01/`"),
     Rule("NAME014", "error", "nothing to validate: the path is not a native root, cohort folder or "
          "standardized root", "an empty folder"),
+    Rule("NAME015", "error", "a special file (named pipe, socket, device) stands where a file is expected; it "
+         "is never opened", "a FIFO named `c0001s0004t01.nii.gz`"),
     # -- images -----------------------------------------------------------------------------
     Rule("IMG001", "error", "a file cannot be read: I/O error, not gzip-compressed, a truncated or corrupt gzip "
          "stream, an unparsable NIfTI-1 header or voxel data shorter than the header says",
@@ -76,6 +78,15 @@ _RULES = [
          "`c0009s0004t01.nii.gz` copied over `c0009s0006t01.nii.gz`"),
     Rule("IMG012", "error", "a JSON sidecar exceeds a limit: larger than 256 KiB (not read), or nested deeper "
          "than 8 levels (not parsed)", "a sidecar of 200,000 nested `[`"),
+    Rule("IMG013", "error", "the gzip container holds something the reader does not use: an extra field "
+         "(FEXTRA), a comment (FCOMMENT), reserved flag bits, a second gzip member or bytes after the stream",
+         "a `.nii.gz` with a gzip comment, or a second member appended"),
+    Rule("IMG014", "error", "the image would inflate past what its header declares (a decompression bomb), or "
+         "the header declares more than 512 MiB of voxel data; refused before it is read to the end",
+         "a 3 MB `.nii.gz` that inflates to 3 GiB"),
+    Rule("IMG015", "error", "the NIfTI-1 layout carries bytes the header does not account for: the two-file "
+         "magic `ni1` in a single file, or bytes after the voxel data",
+         "text appended after the voxels inside the gzip stream"),
     # -- masks ------------------------------------------------------------------------------
     Rule("MASK001", "error", "a mask holds values other than 0 and 1", "a smoothed mask saved as probabilities"),
     Rule("MASK002", "error", "a mask is empty", "an all-zero `_LesionRaw.voi`"),

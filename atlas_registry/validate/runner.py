@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import canonical
 from ..findings import Report
 from ..naming import STANDARD_SPACE
 from ..records import FileRecord, ImageRecord, MaskRecord, ScanRecord, ValidationResult
@@ -68,7 +69,8 @@ class _ScanCheck:
             data = self.read(f.relpath, limit=sidecars.MAX_BYTES + 1 if f.kind == "sidecar" else None)
             if data is None:
                 continue
-            base = dict(relpath=f.relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+            sha = hashlib.sha256(data).hexdigest()
+            base = dict(relpath=f.relpath, sha256=sha, size=len(data), source_sha256=sha)
             if f.kind == "sidecar":
                 self.sidecar(data, base)
             else:
@@ -77,15 +79,20 @@ class _ScanCheck:
         return self.out
 
     def read(self, relpath: str, limit: int | None = None) -> bytes | None:
-        """The file's bytes (at most ``limit`` of them), or None after an IMG001 finding."""
+        """The file's bytes (at most ``limit`` of them when given), or None after a finding: IMG001
+        (unreadable, empty, not a regular file) or IMG014 (larger than any image may be)."""
+        from ..store import read_regular
+
         try:
             if limit is None:
-                data = (self.root / relpath).read_bytes()
+                data = read_regular(self.root / relpath, canonical.MAX_FILE_BYTES)
             else:
-                with open(self.root / relpath, "rb") as fh:
-                    data = fh.read(limit)
+                data = read_regular(self.root / relpath, limit, truncate=True)
         except OSError as e:
             self.add("IMG001", f"cannot read file ({e.strerror or e})", relpath)
+            return None
+        except ValueError as e:
+            self.add("IMG014", f"file is too large to be an image ({e})", relpath)
             return None
         if not data:
             self.add("IMG001", "file is empty", relpath)
@@ -100,16 +107,24 @@ class _ScanCheck:
             return
         if "MagneticFieldStrength" in obj:
             self.out.field_strengths[rel] = obj["MagneticFieldStrength"]
+        try:
+            _canonical(base, canonical.encode_json(obj))
+        except ValueError as e:  # NaN or infinity: not JSON (RFC 8259), though Python's parser reads it
+            self.add("IMG009", f"sidecar holds a value JSON does not allow ({e})", rel)
+            return
         self.out.record.sidecars.append(FileRecord(**base))
 
     def nifti(self, f: inventory.InvFile, data: bytes, base: dict) -> None:
         rel, sid = f.relpath, self.sid
-        img, found = images.decode(data, rel, sid)
+        img, raw, found = images.decode(data, rel, sid)
         self.out.findings.extend(found)
         if img is None:
             return
         hdr = img.header
         is_mask = f.kind == "lesion"
+        if data[:2] == b"\x1f\x8b":
+            fname = canonical.gzip_header(data, rel)[1]
+            self.out.findings.extend(deid.container_findings(fname, relpath=rel, subject=sid, scrub=self.scrub))
         self.out.findings.extend(deid.header_findings(
             hdr.binaryblock, [int(e.get_code()) for e in hdr.extensions], images.stored(img)[2], relpath=rel,
             subject=sid, mask=is_mask, scrub=self.scrub))
@@ -125,6 +140,8 @@ class _ScanCheck:
             return  # IMG002 already said so; nothing below makes sense on a 4-D array
         if self.kind == "standard":
             self.out.findings.extend(images.template_findings(img, rel, sid))
+        _canonical(base, canonical.encode_image(img, raw, voi=rel.endswith(".voi")))
+        del raw
         if is_mask:
             self.mask(f, data, img, arr, base)
         else:
@@ -193,6 +210,11 @@ class _ScanCheck:
                 smoothed = smoothed[:1]
             for s in smoothed:
                 self.out.findings.extend(vmasks.smoothing_findings(raw.crop, s.crop, raw.zooms, s.relpath, self.sid))
+
+
+def _canonical(base: dict, data: bytes) -> None:
+    """Record the SHA-256 and size of the canonical form the store will keep (:mod:`canonical`)."""
+    base["sha256"], base["size"] = hashlib.sha256(data).hexdigest(), len(data)
 
 
 def _same_grid(a: _Mask, b: _Mask) -> bool:
@@ -292,7 +314,7 @@ def validate_path(path: Path, *, workers: int | None = None, progress: bool = Fa
 
     ``workers``: processes (default: every core). ``progress``: a progress bar on stderr.
     ``scrub_headers``: header text and extensions are reported as info ``scrubbed`` findings
-    (ingest blanks them with :func:`deid.scrub_nifti_bytes`) instead of errors. ``metadata``: a
+    (the canonical form ingest stores has neither: :mod:`canonical`) instead of errors. ``metadata``: a
     workbook, CSV folder or root to read the metadata from instead of the one beside the scans.
     """
     inv = inventory.build(Path(path))
