@@ -166,12 +166,9 @@ def tree(root: Path) -> dict[str, str]:
 # -- the report of the small synthetic release -----------------------------------------------------
 
 def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
-    started = time.monotonic()
     summary = make_report(ingested_small, tmp_path / "report")
-    built = time.monotonic() - started
     counts = (summary.scans, summary.lesions, summary.standard, summary.excluded, summary.thumbnails)
     assert counts == (304, 521, 229, 75, 304)
-    assert built < 45, f"report of 304 scans took {built:.1f} s"
     index = summary.index
     page = index.read_text(encoding="utf-8")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", page, re.I), "nothing from elsewhere"

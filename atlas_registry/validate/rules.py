@@ -73,8 +73,9 @@ _RULES = [
          "apart at a corner of the grid): tools that read the qform (ITK, ANTs, ITK-SNAP) and tools that read "
          "the sform (FSL, SPM, nibabel) would put the image, and its masks, in different places",
          "a qform shifted 4 mm from the sform"),
-    Rule("IMG011", "error", "two scans hold the same T1, byte for byte: one scan registered under two "
-         "identifiers (a duplicate across cohorts or timepoints)",
+    Rule("IMG011", "error", "two scans hold the same T1 (the same canonical form: voxels, geometry and scaling, "
+         "whatever their header text or gzip stream): one scan under two identifiers (a duplicate across "
+         "cohorts or timepoints)",
          "`c0009s0004t01.nii.gz` copied over `c0009s0006t01.nii.gz`"),
     Rule("IMG012", "error", "a JSON sidecar exceeds a limit: larger than 256 KiB (not read), or nested deeper "
          "than 8 levels (not parsed)", "a sidecar of 200,000 nested `[`"),

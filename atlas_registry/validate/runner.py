@@ -362,7 +362,7 @@ def _cross_findings(inv: inventory.Inventory, meta: vmeta.Loaded, outcomes: list
 
 
 def _duplicate_t1s(outcomes: list[ScanOutcome]) -> list:
-    """IMG011: a T1 whose bytes are another scan's T1 (every scan but the first, in scan order)."""
+    """IMG011: a T1 whose canonical form is another scan's T1's (every scan but the first, in scan order)."""
     first: dict[str, str] = {}
     out = []
     for o in sorted(outcomes, key=lambda o: o.scan_id):
@@ -370,7 +370,7 @@ def _duplicate_t1s(outcomes: list[ScanOutcome]) -> list:
         if t1 is None:
             continue
         if t1.sha256 in first:
-            out.append(rules.make("IMG011", f"the same file as the T1 of {first[t1.sha256]} (sha256 {t1.sha256[:12]}): "
+            out.append(rules.make("IMG011", f"the same image as the T1 of {first[t1.sha256]} (sha256 {t1.sha256[:12]}): "
                                   "one scan under two identifiers?", subject=o.scan_id, path=t1.relpath))
         else:
             first[t1.sha256] = o.scan_id

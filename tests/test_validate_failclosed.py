@@ -344,3 +344,14 @@ def test_bomb_is_refused_within_memory_bound(validate_native, tmp_path):
         assert peak_kib < 2 * 1024 * 1024 // 2, f"peak RSS {peak_kib} KiB"  # under 1 GiB, target 2 GB
     objects = tmp_path / "ws" / "objects"
     assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_reexported_copy_of_a_t1_is_one_scan_under_two_ids(validate_native, capsys):
+    """IMG011 compares canonical forms: a copy with other header text and another gzip stream is
+    still the same image (before, only byte-identical files were caught)."""
+    ids = ids_of(validate_native)
+    raw = inflate(path(validate_native, ids.single))
+    set_field(raw, 148, b"re-exported")
+    rewrite(path(validate_native, ids.multi), raw, flags=FNAME, fname=b"copy.nii")
+    status, report = run(validate_native, capsys, "--scrub-headers")
+    assert "IMG011" in codes(report) and status == 1
