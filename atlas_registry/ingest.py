@@ -109,22 +109,35 @@ def ingest_path(
     from .validate.runner import validate_path
 
     path = Path(path)
-    if result is None:
-        kwargs = {"workers": workers, "progress": progress, "scrub_headers": scrub_headers}
+    if result is not None:
+        if not result.report.ok:
+            raise IngestRefused(result.report, str(path))
+        db.upgrade(ws)
+        return _write(ws, result, scrub_headers=scrub_headers)
+    import shutil
+    import tempfile
+
+    ws.home.mkdir(parents=True, exist_ok=True)
+    spool = Path(tempfile.mkdtemp(prefix=".ingest-spool-", dir=ws.home))
+    try:
+        kwargs = {"workers": workers, "progress": progress, "scrub_headers": scrub_headers, "spool": spool}
         if metadata is not None:
             kwargs["metadata"] = Path(metadata)
         result = validate_path(path, **kwargs)
-    if not result.report.ok:
-        raise IngestRefused(result.report, str(path))
-    db.upgrade(ws)
-    return _write(ws, result, scrub_headers=scrub_headers)
+        if not result.report.ok:
+            raise IngestRefused(result.report, str(path))
+        db.upgrade(ws)
+        return _write(ws, result, scrub_headers=scrub_headers, spool=spool)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 class _Writer:
     """Holds the open session, the store and the counters of one ingest."""
 
-    def __init__(self, ws: Workspace, sess: Session, result: ValidationResult, scrub: bool):
-        self.ws, self.s, self.result, self.scrub = ws, sess, result, scrub
+    def __init__(self, ws: Workspace, sess: Session, result: ValidationResult, scrub: bool,
+                 spool: Path | None = None):
+        self.ws, self.s, self.result, self.scrub, self.spool = ws, sess, result, scrub, spool
         self.store = ObjectStore(ws.objects_dir)
         self.new_objects: list[str] = []
         self.events: list[tuple[str, str | None, str]] = []
@@ -169,6 +182,13 @@ class _Writer:
             """(record, size or None if already stored, written now?)"""
             if self.store.has(rec.sha256):
                 return rec, None, False
+            if self.spool is not None:  # the canonical bytes validation made: moved, not encoded again
+                try:
+                    size = (self.spool / rec.sha256).stat().st_size
+                    self.store.adopt(self.spool / rec.sha256, rec.sha256)
+                    return rec, size, True
+                except FileNotFoundError:  # another record of the same content took it
+                    pass
             data = self._load(rec)
             self.store.put(data, rec.sha256, fsync=False)
             return rec, len(data), True
@@ -253,10 +273,11 @@ def insert_all(s: Session, model, rows: list[dict]) -> None:
         s.execute(insert(model), rows)
 
 
-def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool) -> IngestOutcome:
+def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool,
+           spool: Path | None = None) -> IngestOutcome:
     with db.session(ws) as s:
         db.write_lock(s)
-        w = _Writer(ws, s, result, scrub_headers)
+        w = _Writer(ws, s, result, scrub_headers, spool)
         try:
             if result.kind == "standard":
                 changed = _plan_standard(s, result)

@@ -103,6 +103,17 @@ class ObjectStore:
             atomic_write(dest, data, fsync=fsync, mode=OBJECT_MODE)
         return sha
 
+    def adopt(self, path: str | os.PathLike, sha: str) -> None:
+        """Move the file ``path``, which the caller wrote and knows to hold ``sha``, into the store
+        (a rename on the same file system; an existing object is kept and ``path`` removed)."""
+        dest = self.path_of(sha)
+        if dest.exists():
+            os.unlink(path)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, OBJECT_MODE)
+        os.replace(path, dest)
+
     @staticmethod
     def sync() -> None:
         """Flush every object written with ``fsync=False`` to disk."""

@@ -52,8 +52,8 @@ class _Mask:
 class _ScanCheck:
     """The checks of one scan folder (runs in a worker process)."""
 
-    def __init__(self, root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool):
-        self.root, self.kind, self.folder, self.scrub = root, kind, folder, scrub
+    def __init__(self, root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool, spool: Path | None = None):
+        self.root, self.kind, self.folder, self.scrub, self.spool = root, kind, folder, scrub, spool
         self.sid = folder.scan_id
         self.out = ScanOutcome(folder.scan_id, folder.relpath, ScanRecord(folder.scan_id))
         self.t1 = None  # (shape, affine) of the decoded T1
@@ -108,7 +108,7 @@ class _ScanCheck:
         if "MagneticFieldStrength" in obj:
             self.out.field_strengths[rel] = obj["MagneticFieldStrength"]
         try:
-            _canonical(base, canonical.encode_json(obj))
+            _canonical(base, canonical.encode_json(obj), self.spool)
         except ValueError as e:  # NaN or infinity: not JSON (RFC 8259), though Python's parser reads it
             self.add("IMG009", f"sidecar holds a value JSON does not allow ({e})", rel)
             return
@@ -140,7 +140,7 @@ class _ScanCheck:
             return  # IMG002 already said so; nothing below makes sense on a 4-D array
         if self.kind == "standard":
             self.out.findings.extend(images.template_findings(img, rel, sid))
-        _canonical(base, canonical.encode_image(img, raw, voi=rel.endswith(".voi")))
+        _canonical(base, canonical.encode_image(img, raw, voi=rel.endswith(".voi")), self.spool)
         del raw
         if is_mask:
             self.mask(f, data, img, arr, base)
@@ -212,18 +212,24 @@ class _ScanCheck:
                 self.out.findings.extend(vmasks.smoothing_findings(raw.crop, s.crop, raw.zooms, s.relpath, self.sid))
 
 
-def _canonical(base: dict, data: bytes) -> None:
-    """Record the SHA-256 and size of the canonical form the store will keep (:mod:`canonical`)."""
+def _canonical(base: dict, data: bytes, spool: Path | None) -> None:
+    """Record the SHA-256 and size of the canonical form the store will keep (:mod:`canonical`);
+    with a ``spool`` folder (ingest), also leave the bytes there for ingest to move into the store."""
     base["sha256"], base["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    if spool is not None and not (spool / base["sha256"]).exists():
+        from ..store import atomic_write
+
+        atomic_write(spool / base["sha256"], data, fsync=False)
 
 
 def _same_grid(a: _Mask, b: _Mask) -> bool:
     return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=vmasks.AFFINE_TOL)
 
 
-def check_scan(root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool) -> ScanOutcome:
+def check_scan(root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool,
+               spool: Path | None = None) -> ScanOutcome:
     """Every file-level and scan-level check of one scan folder."""
-    return _ScanCheck(root, kind, folder, scrub).run()
+    return _ScanCheck(root, kind, folder, scrub, spool).run()
 
 
 # -- orchestration ----------------------------------------------------------------------------
@@ -244,7 +250,8 @@ def _warm() -> None:
     anatomy.regions()
 
 
-def _run_scans(inv: inventory.Inventory, workers: int, progress: bool, scrub: bool) -> list[ScanOutcome]:
+def _run_scans(inv: inventory.Inventory, workers: int, progress: bool, scrub: bool,
+               spool: Path | None = None) -> list[ScanOutcome]:
     folders = inv.scans
     total = sum(len(f.files) for f in folders)
     bar = _progress(progress, total)
@@ -252,7 +259,7 @@ def _run_scans(inv: inventory.Inventory, workers: int, progress: bool, scrub: bo
     try:
         if workers <= 1 or len(folders) <= 1:
             for folder in folders:
-                outcomes.append(check_scan(inv.root, inv.kind, folder, scrub))
+                outcomes.append(check_scan(inv.root, inv.kind, folder, scrub, spool))
                 bar.advance(len(folder.files))
         else:
             from concurrent.futures import as_completed
@@ -262,7 +269,7 @@ def _run_scans(inv: inventory.Inventory, workers: int, progress: bool, scrub: bo
             try:
                 # largest folders first, so that no worker is left with a big one at the end
                 order = sorted(folders, key=lambda f: -len(f.files))
-                futures = [ex.submit(check_scan, inv.root, inv.kind, f, scrub) for f in order]
+                futures = [ex.submit(check_scan, inv.root, inv.kind, f, scrub, spool) for f in order]
                 for fut in as_completed(futures):
                     outcomes.append(fut.result())
                     bar.advance(outcomes[-1].files)
@@ -309,13 +316,15 @@ def _progress(enabled: bool, total: int):
 
 
 def validate_path(path: Path, *, workers: int | None = None, progress: bool = False, scrub_headers: bool = False,
-                  metadata: Path | None = None) -> ValidationResult:
+                  metadata: Path | None = None, spool: Path | None = None) -> ValidationResult:
     """Validate a native root, a cohort folder or a standardized root; writes nothing.
 
     ``workers``: processes (default: every core). ``progress``: a progress bar on stderr.
     ``scrub_headers``: header text and extensions are reported as info ``scrubbed`` findings
     (the canonical form ingest stores has neither: :mod:`canonical`) instead of errors. ``metadata``: a
     workbook, CSV folder or root to read the metadata from instead of the one beside the scans.
+    ``spool``: a folder where the canonical form of every file is left, named by its SHA-256
+    (ingest moves them into the store instead of encoding every file a second time).
     """
     inv = inventory.build(Path(path))
     report = Report(files=inv.files)
@@ -326,7 +335,7 @@ def validate_path(path: Path, *, workers: int | None = None, progress: bool = Fa
     report.files += meta.files
     result.metadata = meta.records
     result.registration_failures, result.low_resolution = meta.registration_failures, meta.low_resolution
-    outcomes = _run_scans(inv, workers or os.cpu_count() or 1, progress, scrub_headers)
+    outcomes = _run_scans(inv, workers or os.cpu_count() or 1, progress, scrub_headers, spool)
     for o in outcomes:
         report.extend(o.findings)
         result.scans.setdefault(o.scan_id, o.record)
