@@ -327,21 +327,19 @@ def test_bomb_is_refused_within_memory_bound(validate_native, tmp_path):
     p = path(validate_native, ids.single, "lesion", "raw_voi")
     p.write_bytes(bomb(bytes(inflate(p)), 3 << 30))
     assert p.stat().st_size < 8 << 20
-    script = (
-        "import resource, sys\n"
-        "from atlas_registry.cli import main\n"
-        "rc = main(sys.argv[1:])\n"
-        "peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "print('PEAK', peak, file=sys.stderr)\n"
-        "sys.exit(rc)\n")
+    # The command runs as a grandchild of a small process: the high-water mark of a process started
+    # straight from this (large) test process would count this process's own memory too.
+    script = ("import resource, subprocess, sys\n"
+              "rc = subprocess.run([sys.executable, '-m', 'atlas_registry', *sys.argv[1:]]).returncode\n"
+              "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+              "sys.exit(rc)\n")
     for args in (["validate", str(validate_native)],
                  ["--home", str(tmp_path / "ws"), "ingest", str(validate_native)]):
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600)
         assert done.returncode == 1, done.stderr
         assert "IMG014" in done.stdout + done.stderr
         peak_kib = int(done.stderr.split("PEAK")[1].split()[0])
-        assert peak_kib < 2 * 1024 * 1024 // 2, f"peak RSS {peak_kib} KiB"  # under 1 GiB, target 2 GB
+        assert peak_kib < 1024 * 1024, f"peak RSS {peak_kib} KiB"  # under 1 GiB (target: about 2 GB)
     objects = tmp_path / "ws" / "objects"
     assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
 

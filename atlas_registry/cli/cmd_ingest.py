@@ -14,7 +14,7 @@ from . import app, workspace
 def ingest_cmd(
     path: Path = typer.Argument(..., help="native root, cohort folder or standardized root"),
     metadata: Path = typer.Option(None, "--metadata", help="metadata workbook (.xlsx) or folder of CSVs, if not inside PATH"),
-    scrub_headers: bool = typer.Option(False, "--scrub-headers", help="blank NIfTI header text and drop extensions on the way into the store (recorded in the audit log)"),
+    scrub_headers: bool = typer.Option(False, "--scrub-headers", help="accept NIfTI header text and extensions instead of refusing them; the store keeps neither (audit log)"),
     workers: int = typer.Option(None, "--workers", help="processes for validation [default: all cores]"),
     format: str = typer.Option("text", "--format", help="text|json"),
 ):

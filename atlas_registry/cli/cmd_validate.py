@@ -17,7 +17,7 @@ def validate_cmd(
     metadata: Path = typer.Option(None, "--metadata", help="metadata workbook (.xlsx) or folder of CSVs, if not inside PATH"),
     workers: int = typer.Option(None, "--workers", help="processes [default: all cores]"),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="progress bar on stderr [default: on a terminal]"),
-    scrub_headers: bool = typer.Option(False, "--scrub-headers", help="report header text and extensions as info, as `ingest --scrub-headers` would scrub them"),
+    scrub_headers: bool = typer.Option(False, "--scrub-headers", help="report header text and extensions as info, as `ingest --scrub-headers` accepts them"),
 ):
     """Validate PATH against every rule (docs/validation-rules.md). Exit 1 when any error is found."""
     import sys
