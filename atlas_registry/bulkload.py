@@ -406,9 +406,13 @@ def load(ws: Workspace, n_scans: int, n_lesions: int | None = None, seed: int = 
             with conn.begin():
                 loaded = _write(raw, bp, gen, dialect)
                 facts.refresh(conn)
+                conn.exec_driver_sql(db.BUMP_COUNTER)
         finally:
             if dialect == "sqlite":
                 raw.cursor().execute("PRAGMA cache_size=-2000")
     if analyze:
         _analyze(eng, loaded + list(views.TABLES.values()))
+    from . import snapshot
+
+    snapshot.after_commit(ws)
     return bp

@@ -42,16 +42,38 @@ def engine(ws: Workspace) -> Engine:
     return engine_for(ws.url)
 
 
+#: Raise the registry's change counter (the row of ``registry_state``, migration 0006).
+BUMP_COUNTER = "UPDATE registry_state SET change_counter = change_counter + 1 WHERE id = 1"
+
+
+def _note_flush(sess: Session, _ctx) -> None:
+    sess.info["atlas_wrote"] = True
+
+
 @contextmanager
 def session(ws: Workspace) -> Iterator[Session]:
-    """A session whose work is committed on success and rolled back on any error."""
+    """A session whose work is committed on success and rolled back on any error.
+
+    A session that wrote (flushed rows, or took :func:`write_lock`) raises the registry's change
+    counter in the same transaction, and after the commit refreshes the SQL snapshot of the
+    registry (:func:`atlas_registry.snapshot.after_commit`; a failure there leaves the snapshot
+    stale, which the next query notices and rebuilds)."""
     with Session(engine(ws), expire_on_commit=False) as s:
+        event.listen(s, "after_flush", _note_flush)
         try:
             yield s
+            s.flush()
+            wrote = s.info.get("atlas_wrote") or s.info.get("atlas_locked")
+            if wrote and not s.info.get("atlas_counted"):
+                s.connection().exec_driver_sql(BUMP_COUNTER)
             s.commit()
         except BaseException:
             s.rollback()
             raise
+    if wrote:
+        from . import snapshot
+
+        snapshot.after_commit(ws, None if s.info.get("atlas_full") else s.info.get("atlas_touched"))
 
 
 def alembic_config(url: str):
@@ -104,12 +126,16 @@ def write_lock(sess: Session) -> None:
     """Serialize writers: the registry's one write lock, held until the transaction ends.
 
     SQLite: ``BEGIN IMMEDIATE`` takes the database write lock now (not at the first write).
-    PostgreSQL: a transaction-scoped advisory lock. Ingest and revisions take it before they
+    Then, on both backends, the change counter is raised (:data:`BUMP_COUNTER`): on PostgreSQL
+    the row lock this takes on ``registry_state`` is the writers' lock. Only a role that may
+    ``UPDATE`` that table can take it (a reader role cannot: ``init --reader-role``), unlike an
+    advisory lock, which any role can take and hold. Ingest and revisions take it before they
     look at what the registry already holds, so two concurrent writers never both insert.
     """
     conn = sess.connection()
     if conn.dialect.name == "sqlite":
         if not conn.connection.dbapi_connection.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7271930001)")
+    if not sess.info.get("atlas_counted"):
+        conn.exec_driver_sql(BUMP_COUNTER)
+    sess.info["atlas_locked"] = sess.info["atlas_counted"] = True

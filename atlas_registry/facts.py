@@ -34,6 +34,16 @@ CHUNK = 900
 _DIFFERS = {"sqlite": "IS NOT", "postgresql": "IS DISTINCT FROM"}
 
 
+def _note(sess: Session | Connection, timepoint_ids) -> None:
+    """Tell the session which scans' rows changed (None: possibly all), so that the SQL snapshot
+    refreshed after its commit replaces only those (:func:`atlas_registry.snapshot.after_commit`)."""
+    if isinstance(sess, Session):
+        if timepoint_ids is None:
+            sess.info["atlas_full"] = True
+        else:
+            sess.info.setdefault("atlas_touched", set()).update(int(i) for i in timepoint_ids)
+
+
 def _connection(sess: Session | Connection) -> Connection:
     """The connection of ``sess`` with the session's pending changes flushed to it."""
     if isinstance(sess, Session):
@@ -72,6 +82,8 @@ def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = No
     A timepoint id that matches no timepoint, or a withdrawn scan, leaves no rows. ``withdrawal``:
     False for the migrations before 0005, whose schema has no ``timepoint.withdrawn``."""
     conn = _connection(sess)
+    timepoint_ids = None if timepoint_ids is None else list(timepoint_ids)
+    _note(sess, timepoint_ids)
     if timepoint_ids is None:
         for stmt in _refresh_statements(conn.dialect.name, False, withdrawal):
             conn.execute(stmt)
@@ -85,13 +97,16 @@ def refresh_scans(sess: Session | Connection, codes: Iterable[str]) -> None:
     """:func:`refresh` of the scans ``cXXXXsXXXXtXX`` in ``codes``."""
     conn = _connection(sess)
     find = text("SELECT id FROM timepoint WHERE code IN :codes").bindparams(bindparam("codes", expanding=True))
-    refresh(conn, [i for chunk in chunks(codes) for i in conn.execute(find, {"codes": chunk}).scalars()])
+    ids = [i for chunk in chunks(codes) for i in conn.execute(find, {"codes": chunk}).scalars()]
+    _note(sess, ids)
+    refresh(conn, ids)
 
 
 def refresh_releases(sess: Session | Connection) -> None:
     """Recompute the ``releases`` column (call it when a release is published). It is stored once
     per scan (``lesions`` reads it from there); only rows whose list changes are written."""
     conn = _connection(sess)
+    _note(sess, None)
     dialect = conn.dialect.name
     scans = views.TABLES[views.SCANS]
     conn.execute(text(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 HEMISPHERES = ("left", "right", "other")
@@ -536,3 +536,20 @@ class IntakeSession(SQLModel, table=True):
     session_key: str = Field(max_length=64, description="HMAC-SHA-256 of the site session label")
     timepoint: int
     created_at: datetime
+
+
+class RegistryState(SQLModel, table=True):
+    """One row (``id = 1``): the registry's identity and its change counter (0008).
+
+    ``change_counter`` grows by one with every committed write (:func:`atlas_registry.db.session`),
+    so a copy of the registry's state (the SQL snapshot, :mod:`atlas_registry.snapshot`) knows
+    whether it is current with one read. On PostgreSQL the row is also the writers' lock
+    (``SELECT ... FOR UPDATE``, :func:`atlas_registry.db.write_lock`): a role without ``UPDATE`` on
+    this table can neither take nor hold it.
+    """
+
+    __tablename__ = "registry_state"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    registry_id: str = Field(sa_type=String(32))
+    change_counter: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,41 +1,36 @@
-"""Read-only SQL against the registry, whatever the query says.
+"""Read-only SQL: one query, in a locked-down in-process DuckDB, never on the registry's connection.
 
-Layers, each enough on its own for the common cases, together for the rest:
+``atlas-registry sql`` runs on the SQL snapshot of the registry (:mod:`atlas_registry.snapshot`: the
+views ``scans``, ``lesions`` and ``release_scans`` as a DuckDB file, checked against the registry's
+change counter and rebuilt when stale); ``sql --release NAME`` on the Parquet files of a release the
+registry knows (``--release-dir DIR``: of a release folder given explicitly). Same engine, same
+dialect, same tables. Layers:
 
-1. :func:`check_statement` tokenizes the text (string literals, quoted identifiers, comments and
-   PostgreSQL dollar quotes are skipped, so a ``;`` inside them is not a separator) and refuses a
-   second statement, any statement that is not a query (``SELECT``, ``WITH``, ``VALUES``,
-   ``TABLE``, ``EXPLAIN``, ``SHOW`` on PostgreSQL, ``PRAGMA name`` / ``PRAGMA name(arg)`` on
-   SQLite), write keywords anywhere (a data-modifying ``WITH``, ``SELECT ... FOR UPDATE``) and
-   functions with side effects (``set_config``, ``nextval``, large objects, advisory locks,
-   server files, replication slots, functions that run a query given as text, ...).
-2. SQLite: the file is opened read-only (``file:...?mode=ro``), ``PRAGMA query_only=ON``, and an
-   authorizer denies every action but reading, selecting, calling harmless functions and
-   read-only pragmas; a progress handler enforces the time limit.
-3. PostgreSQL: a fresh connection (never pooled), ``SET TRANSACTION READ ONLY`` with
-   ``statement_timeout`` and ``lock_timeout``; the transaction is always rolled back and the
-   connection closed, so session settings cannot leak.
-4. A release (``--release NAME``): its Parquet files are loaded into an in-memory DuckDB database
-   that is then locked (``enable_external_access = false``, ``lock_configuration = true``): a
-   query can neither read nor write any file, and nothing it does outlives the call.
+1. :func:`check_statement` tokenizes the text (literals, quoted identifiers and comments skipped; a
+   ``--`` comment ends at ``\n`` or ``\r``) and refuses a second statement, anything but a query and
+   write keywords; then DuckDB's own parser must find exactly one ``SELECT`` or ``EXPLAIN``.
+2. The connection: the snapshot is opened read-only (a release's Parquet files are loaded into an
+   in-memory database first); then ``enable_external_access = false`` (no file outside, no
+   ``COPY``, ``ATTACH``, ``read_csv``, ...), no extension installed or loaded, a memory limit, a
+   bounded number of threads and temporary disk, and ``lock_configuration = true``, so no
+   statement can change any of that.
+3. Limits: a finite positive time limit (at most :data:`MAX_TIMEOUT_S`), enforced by
+   ``interrupt()`` from a timer; at most ``limit`` rows are returned (:data:`DEFAULT_LIMIT`, at most
+   :data:`MAX_LIMIT`), and the result says when it was cut.
 
-PostgreSQL lets a superuser do some things even in a read-only transaction (write a server file
-with ``COPY``, reset statistics, create replication slots): layer 1 refuses them, but for users
-you do not trust, point ``--db`` at a role that only has ``SELECT``.
-
-Refusals are :class:`~atlas_registry.errors.AtlasError` with codes ``SQL001``..``SQL009``.
+Nothing a query does reaches the registry: the snapshot is a copy, replaced (never modified) by
+writers. Refusals are :class:`~atlas_registry.errors.AtlasError` with codes ``SQL001``..``SQL014``.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Workspace
-from .errors import AtlasError
+from .errors import AtlasError, UsageError
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -100,9 +95,9 @@ def tokenize(sql: str, dialect: str = "postgresql") -> list[Token]:
         ch = sql[i]
         if ch.isspace():
             i += 1
-        elif sql.startswith("--", i):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j + 1
+        elif sql.startswith("--", i):  # ends at a line feed or a carriage return (PostgreSQL, DuckDB)
+            ends = [j for j in (sql.find("\n", i), sql.find("\r", i)) if j >= 0]
+            i = min(ends) + 1 if ends else n
         elif sql.startswith("/*", i):
             depth, j = 1, i + 2
             while j < n and depth:  # PostgreSQL nests block comments, SQLite does not
@@ -212,85 +207,86 @@ class Result:
     columns: list[str]
     rows: list[tuple]
     elapsed_s: float
+    truncated: bool = False  # more rows than the limit: the first ``limit`` are in ``rows``
+    limit: int | None = None
 
 
-def _sqlite_path(ws: Workspace) -> str:
-    from sqlalchemy.engine import make_url
-
-    path = make_url(ws.url).database
-    if not path or path == ":memory:":
-        raise AtlasError("SQL009", "the registry is an in-memory SQLite database; nothing to query")
-    return path
-
-
-# sqlite3 authorizer action codes that a query needs.
-_SQLITE_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+MAX_TIMEOUT_S = 600.0
+DEFAULT_LIMIT = 10_000
+MAX_LIMIT = 1_000_000
+MEMORY_LIMIT = "1GB"
+THREADS = 2
+MAX_TEMP = "2GB"
+# DuckDB statement types a query may be (its own parser's verdict).
+_QUERY_TYPES = ("SELECT", "EXPLAIN")
 
 
-def _sqlite_authorizer(action, arg1, arg2, _db, _source):
-    if action == sqlite3.SQLITE_FUNCTION:
-        name = (arg2 or "").lower()
-        if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-    if action in _SQLITE_ALLOWED:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA:
-        name = (arg1 or "").lower()
-        if name in SQLITE_PRAGMAS and (arg2 is None or name in SQLITE_PRAGMAS_WITH_ARG):
-            return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
+def check_timeout(timeout_s) -> float:
+    """``timeout_s`` if it is a finite number of seconds in (0, :data:`MAX_TIMEOUT_S`]; else a usage error."""
+    import math
+
+    try:
+        t = float(timeout_s)
+    except (TypeError, ValueError):
+        t = math.nan
+    if not math.isfinite(t) or t <= 0 or t > MAX_TIMEOUT_S:
+        raise UsageError("SQL011", f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
+                                   f"not {timeout_s!r}")
+    return t
 
 
-def connect_sqlite_readonly(path: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> sqlite3.Connection:
-    """A read-only SQLite connection: ``mode=ro``, ``query_only``, an authorizer and a deadline
-    (checked by a progress handler from the moment of the call)."""
-    from pathlib import Path
-    from urllib.parse import quote
-
-    if not Path(path).is_file():
-        raise AtlasError("SQL009", f"no registry database at {path}")
-    conn = sqlite3.connect(f"file:{quote(str(Path(path).absolute()))}?mode=ro", uri=True, timeout=5)
-    for pragma in ("query_only=ON", "cache_size=-65536", "mmap_size=268435456", "temp_store=MEMORY"):
-        conn.execute(f"PRAGMA {pragma}")
-    conn.set_authorizer(_sqlite_authorizer)
-    deadline = time.monotonic() + timeout_s
-    conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
-    return conn
+def check_limit(limit) -> int:
+    """``limit`` if it is a whole number of rows in [1, :data:`MAX_LIMIT`]; else a usage error."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise UsageError("SQL012", f"--limit must be a whole number of rows from 1 to {MAX_LIMIT}, not {limit!r}")
+    return limit
 
 
-def begin_pg_readonly(cur, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-    """Start the read-only transaction a query runs in (PostgreSQL): read only, time limits, and
-    memory for sorts and hashes of analytic queries (no spill to disk at registry sizes) and no JIT
-    (its compile time exceeds what it saves on queries of this size), and parallel workers only for
-    queries large enough to repay starting them: on two cores, a count over 250,000 lesions took
-    22-40 ms with two workers (their start-up varies) and a steady 32 ms without."""
-    cur.execute("SET TRANSACTION READ ONLY")
-    cur.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-    cur.execute("SET LOCAL lock_timeout = 5000")
-    cur.execute("SET LOCAL idle_in_transaction_session_timeout = 60000")
-    cur.execute("SET LOCAL work_mem = '64MB'")
-    cur.execute("SET LOCAL jit = off")
-    cur.execute("SET LOCAL parallel_setup_cost = 10000")
+def _config(ws: Workspace | None) -> dict:
+    cfg = {"autoload_known_extensions": False, "autoinstall_known_extensions": False,
+           "allow_community_extensions": False, "allow_unsigned_extensions": False,
+           "memory_limit": MEMORY_LIMIT, "threads": THREADS, "max_temp_directory_size": MAX_TEMP}
+    if ws is not None:
+        cfg["temp_directory"] = str(ws.home / "sql" / "tmp")
+    return cfg
 
 
-def _pg_connect(url: str):
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    eng = create_engine(url, poolclass=NullPool)
-    raw = eng.raw_connection()
-    return eng, raw
+def _lock(con) -> None:
+    """No file access from here on, and no configuration change (order matters)."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
-def _refusal(exc: Exception) -> AtlasError:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    low = msg.lower()
-    if "interrupted" in low or "statement timeout" in low or "canceling statement" in low:
-        return AtlasError("SQL007", f"query stopped at the time limit: {msg}")
-    if any(k in low for k in ("read-only", "readonly", "not authorized", "permission denied", "query_only")):
-        return AtlasError("SQL006", f"refused by the database (read-only): {msg}")
-    return AtlasError("SQL008", f"query failed: {msg}")
+def _duckdb_error(e: Exception) -> bool:
+    return "duckdb" in type(e).__module__
+
+
+def registry_connection(ws: Workspace):
+    """A locked DuckDB connection on a current snapshot of the registry of ``ws`` (rebuilt first
+    when it is missing or behind the registry's change counter)."""
+    import duckdb
+
+    from . import snapshot
+
+    state = snapshot.registry_state(ws)
+    file = snapshot.path(ws)
+    for attempt in range(2):
+        if file.is_file():
+            try:
+                con = duckdb.connect(str(file), read_only=True, config=_config(ws))
+                _lock(con)
+            except duckdb.Error:
+                con = None
+            if con is not None:
+                try:
+                    row = con.execute(f"SELECT registry_id, change_counter FROM {snapshot.INFO}").fetchone()
+                except duckdb.Error:
+                    row = None
+                if attempt or (row and snapshot.State(row[0], int(row[1])) == state):
+                    return con
+                con.close()
+        snapshot.build(ws)
+    raise AtlasError("SQL009", f"the SQL snapshot {file} could not be opened")  # pragma: no cover
 
 
 def release_dir(ws: Workspace, name: str):
@@ -302,9 +298,32 @@ def release_dir(ws: Workspace, name: str):
     return ws.home / "releases" / name
 
 
-def release_connection(folder, required: tuple[str, ...] = ()):
+_RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def known_release(ws: Workspace, name: str) -> tuple[Path, dict]:
+    """The folder of release ``name``, which the registry must know (built or published), and its
+    row (name, version, status). Anything else, ``../x`` included, is refused (``SQL009``)."""
+    if not _RELEASE_NAME.fullmatch(name or "") or ".." in name:
+        raise AtlasError("SQL009", f"no release named {name!r} (a release name; for a folder use --release-dir)")
+    from sqlalchemy import text
+
+    from . import db
+
+    if db.sqlite_file_missing(ws):
+        raise AtlasError("SQL009", f"no registry database at {ws.url}")
+    with db.engine(ws).connect() as c:
+        row = c.execute(text("SELECT name, version, status FROM release WHERE name = :n"), {"n": name}).one_or_none()
+    if row is None or row.status not in ("built", "published"):
+        raise AtlasError("SQL009", f"the registry knows no built release named {name!r}")
+    return release_dir(ws, name), {"release": row.name, "version": row.version, "status": row.status}
+
+
+def release_connection(folder, required: tuple[str, ...] = (), about: dict | None = None, ws: Workspace | None = None):
     """An in-memory DuckDB database holding every ``*.parquet`` of ``folder`` as a table named
-    after the file, then locked: no access to files or extensions, no configuration changes."""
+    after the file, and the view ``release_scans`` (the release's own membership: ``about`` gives
+    its release, version and status), then locked: no access to files or extensions, no
+    configuration changes."""
     import duckdb
 
     folder = Path(folder)
@@ -312,85 +331,120 @@ def release_connection(folder, required: tuple[str, ...] = ()):
     missing = [n for n in required if not (folder / f"{n}.parquet").is_file()]
     if not files or missing:
         raise AtlasError("SQL009", f"no {', '.join(f'{n}.parquet' for n in missing) or 'Parquet files'} in {folder}")
-    con = duckdb.connect(":memory:")
-    for f in files:
-        name = f.stem.replace('"', '""')
-        con.execute(f"CREATE TABLE \"{name}\" AS SELECT * FROM read_parquet('{str(f).replace(chr(39), chr(39) * 2)}')")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    con = duckdb.connect(":memory:", config=_config(ws))
+    try:
+        for f in files:
+            name = f.stem.replace('"', '""')
+            con.execute(f"CREATE TABLE \"{name}\" AS SELECT * FROM read_parquet(?)", [str(f)])
+        if (folder / "scans.parquet").is_file() and not (folder / "release_scans.parquet").is_file():
+            about = about or {"release": folder.parent.name, "version": None, "status": None}
+            lit = {k: "NULL" if v is None else "'" + str(v).replace("'", "''") + "'" for k, v in about.items()}
+            con.execute(f"CREATE VIEW release_scans AS SELECT CAST({lit['release']} AS VARCHAR) AS release,"
+                        f" CAST({lit['version']} AS VARCHAR) AS version, CAST({lit['status']} AS VARCHAR) AS status,"
+                        " scan, cohort, standard_status = 'included' AS in_standard FROM scans")
+        _lock(con)
+    except duckdb.Error as e:
+        con.close()
+        raise AtlasError("SQL009", f"cannot read the Parquet files of {folder}: {' '.join(str(e).split())}") from None
     return con
 
 
-def run_release(ws: Workspace, name: str, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                max_rows: int | None = None) -> Result:
-    """Run one query on release ``name``'s Parquet files (DuckDB, in memory, locked down)."""
+def _refusal(exc: Exception) -> AtlasError:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    low = msg.lower()
+    if "interrupt" in low:
+        return AtlasError("SQL007", f"query stopped at the time limit: {msg}")
+    if "out of memory" in low or "memory limit" in low or "temp_directory" in low:
+        return AtlasError("SQL013", f"query needs more memory than it may use ({MEMORY_LIMIT}): {msg}")
+    if any(k in low for k in ("read-only", "read only", "permission", "disabled by configuration", "locked")):
+        return AtlasError("SQL006", f"refused (read-only, no file access): {msg}")
+    return AtlasError("SQL008", f"query failed: {msg}")
+
+
+def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> Result:
+    """Run one query on the locked DuckDB connection ``con``, with the time limit and row cap."""
     import threading
 
+    timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
     stmt = check_statement(sql, "duckdb")
     start = time.perf_counter()
-    con = release_connection(release_dir(ws, name) / "parquet")
+    try:
+        parsed = con.extract_statements(stmt)
+    except Exception as e:
+        if _duckdb_error(e):
+            raise _refusal(e) from None
+        raise
+    if len(parsed) != 1:
+        raise AtlasError("SQL002", f"one statement per call: DuckDB reads {len(parsed)}")
+    kind = str(parsed[0].type).rsplit(".", 1)[-1]
+    if kind not in _QUERY_TYPES:
+        raise AtlasError("SQL003", f"only queries are allowed; refused a {kind} statement")
     timer = threading.Timer(timeout_s, con.interrupt)
+    timer.daemon = True
     timer.start()
     try:
         cur = con.execute(stmt)
-        rows = cur.fetchmany(max_rows) if max_rows else cur.fetchall()
+        rows = cur.fetchmany(limit + 1)
         cols = [d[0] for d in cur.description or ()]
-    except Exception as e:  # duckdb.Error; imported lazily
-        if "duckdb" in type(e).__module__:
+    except MemoryError:
+        raise AtlasError("SQL013", f"the result does not fit in memory; ask for fewer rows (--limit) or "
+                                   f"aggregate") from None
+    except Exception as e:
+        if _duckdb_error(e):
             raise _refusal(e) from None
         raise
     finally:
         timer.cancel()
-        con.close()
-    return Result(cols, rows, time.perf_counter() - start)
+    truncated = len(rows) > limit
+    return Result(cols, rows[:limit], time.perf_counter() - start, truncated, limit)
 
 
-def dialect_of(ws: Workspace) -> str:
-    return "sqlite" if ws.is_sqlite else "postgresql"
-
-
-def run(ws: Workspace, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, max_rows: int | None = None) -> Result:
-    """Run one read-only query on the registry of ``ws``; nothing can be changed."""
-    stmt = check_statement(sql, dialect_of(ws))
-    return execute_readonly(ws, stmt, timeout_s=timeout_s, max_rows=max_rows)
-
-
-def execute_readonly(ws: Workspace, stmt: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                     max_rows: int | None = None) -> Result:
-    """Run ``stmt`` on a read-only connection (layers 2 and 3 only: no statement check)."""
-    start = time.perf_counter()
-    if dialect_of(ws) == "sqlite":
-        conn = connect_sqlite_readonly(_sqlite_path(ws), timeout_s)
-        try:
-            cur = conn.execute(stmt)
-            rows = cur.fetchmany(max_rows) if max_rows else cur.fetchall()
-            cols = [d[0] for d in cur.description or ()]
-        except sqlite3.Error as e:
-            raise _refusal(e) from None
-        finally:
-            conn.close()
-        return Result(cols, rows, time.perf_counter() - start)
-    eng, raw = _pg_connect(ws.url)
+def run(ws: Workspace, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> Result:
+    """Run one read-only query on the registry of ``ws`` (its SQL snapshot, made current first)."""
+    timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
+    check_statement(sql, "duckdb")
+    con = registry_connection(ws)
     try:
-        pg = raw.driver_connection
-        pg.autocommit = False
-        with pg.cursor() as cur:
-            try:
-                begin_pg_readonly(cur, timeout_s)
-                cur.execute(stmt)
-                rows = (cur.fetchmany(max_rows) if max_rows else cur.fetchall()) if cur.description else []
-                cols = [d.name for d in cur.description or ()]
-            except Exception as e:  # psycopg.Error; imported lazily
-                if type(e).__module__.startswith("psycopg"):
-                    raise _refusal(e) from None
-                raise
-        return Result(cols, rows, time.perf_counter() - start)
+        return execute(con, sql, timeout_s=timeout_s, limit=limit)
     finally:
-        try:
-            raw.driver_connection.rollback()
-        finally:
-            raw.close()
-            eng.dispose()
+        con.close()
+
+
+def run_release(ws: Workspace, name: str | None, sql: str, *, folder=None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                limit: int = DEFAULT_LIMIT) -> Result:
+    """Run one query on the Parquet files of release ``name`` (known to the registry) or of the
+    release folder ``folder`` given explicitly (DuckDB, in memory, locked down)."""
+    timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
+    check_statement(sql, "duckdb")
+    if folder is not None:
+        folder = Path(folder)
+        con = release_connection(folder / "parquet" if (folder / "parquet").is_dir() else folder,
+                                 about={"release": folder.name, "version": None, "status": None}, ws=ws)
+    else:
+        where, about = known_release(ws, name)
+        con = release_connection(where / "parquet", about=about, ws=ws)
+    try:
+        return execute(con, sql, timeout_s=timeout_s, limit=limit)
+    finally:
+        con.close()
+
+
+def fetch(ws: Workspace, sql: str, release: str | Path | None = None, required: tuple[str, ...] = ()) -> list[tuple]:
+    """Every row of a trusted query (the statistics' own SQL) on the registry's snapshot or on a
+    release's Parquet files (by name: the registry must know it; or a release folder given as a
+    :class:`~pathlib.Path`), with no row cap."""
+    if release is None:
+        con = registry_connection(ws)
+    elif isinstance(release, Path):
+        con = release_connection(release / "parquet" if (release / "parquet").is_dir() else release, required=required,
+                                 about={"release": release.name, "version": None, "status": None}, ws=ws)
+    else:
+        where, about = known_release(ws, release)
+        con = release_connection(where / "parquet", required=required, about=about, ws=ws)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -251,9 +251,9 @@ class _Figures:
     thumbs: dict[str, tuple[str, int, int]]  # scan code -> (src, width, height)
 
 
-def _stats_source(ws: Workspace, view, work: Path) -> tuple[Workspace, str | None]:
+def _stats_source(ws: Workspace, view, work: Path) -> tuple[Workspace, Path | None]:
     """Where :mod:`stats` reads from: the registry, or (for a release) the release's ``scans`` and
-    ``lesions`` Parquet tables written from its view, in a scratch workspace."""
+    ``lesions`` Parquet tables written from its view, in a scratch folder (given as a path)."""
     if view.name == CURRENT:
         return ws, None
     from .export import parquet
@@ -264,7 +264,7 @@ def _stats_source(ws: Workspace, view, work: Path) -> tuple[Workspace, str | Non
     folder.mkdir(parents=True)
     for name in ("scans", "lesions"):
         (folder / f"{name}.parquet").write_bytes(parquet.to_bytes(parquet.table(view, name)))
-    return scratch, view.name
+    return scratch, folder.parent
 
 
 def _figures(ws: Workspace, data: _Data, out: Path, work: Path, progress: bool) -> _Figures:

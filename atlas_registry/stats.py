@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .config import Workspace
 from .errors import AtlasError
-from .query import execute_readonly, release_connection, release_dir
+from . import query
 
 TABLE1_COLUMNS = ("cohort", "scans", "single_left", "single_right", "single_other", "multiple")
 TABLE2_COLUMNS = ("cohort", "cortical_left", "cortical_right", "subcortical_left", "subcortical_right", "other")
@@ -60,19 +60,16 @@ PAPER_VOLUME = {"mean": 2.128e4, "sd": 3.898e4, "min": 10.0, "max": 2.838e5}
 STANDARD_SPACE = "MNI152NLin2009aSym"
 
 
-def fetch(ws: Workspace, sql: str, release: str | None = None) -> list[tuple]:
-    """Rows of ``sql`` (written on the views) from the registry, or from a release's Parquet
-    (found at :func:`release_dir`)."""
-    if release is None:
-        return execute_readonly(ws, sql).rows
+def fetch(ws: Workspace, sql: str, release: str | Path | None = None) -> list[tuple]:
+    """Rows of ``sql`` (written on the views) from the registry's SQL snapshot, or from the Parquet
+    files of a release the registry knows (or of a release folder given as a path)
+    (:func:`atlas_registry.query.fetch`: the same DuckDB)."""
     try:
-        con = release_connection(release_dir(ws, release) / "parquet", required=("scans", "lesions"))
+        return query.fetch(ws, sql, release, required=("scans", "lesions"))
     except AtlasError as e:
+        if release is None or e.code != "SQL009":
+            raise
         raise AtlasError("STAT001", f"release {release!r}: {e}") from None
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def paper_tables(ws: Workspace, release: str | None = None) -> dict:

@@ -107,6 +107,7 @@ def open_issue(ws: Workspace, scan: str, title: str, *, body: str | None = None,
     if url is not None and not url.startswith(("http://", "https://")):
         raise AtlasError("ISS007", f"--url must be the http(s) address of the public tracker's issue, not {url!r}")
     with db.session(ws) as s:
+        s.info["atlas_touched"] = set()  # nothing the SQL views show
         tp = timepoint(s, scan)
         issue = Issue(timepoint_id=tp.id, file_kind=check_file_kind(scan, file_kind), title=title, body=body,
                       url=url, status="open", opened_by=author or operator(), opened_at=now())
@@ -119,6 +120,7 @@ def close_issue(ws: Workspace, number: int, reason: str) -> IssueView:
     require_registry(ws)
     reason = _nonempty(reason, "the reason")
     with db.session(ws) as s:
+        s.info["atlas_touched"] = set()  # nothing the SQL views show
         issue = get_issue(s, number)
         if issue.status == "closed":
             raise AtlasError("ISS004", f"issue #{number} is already closed ({issue.close_reason})")

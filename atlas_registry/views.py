@@ -153,6 +153,15 @@ RELEASE_SCAN_COLUMNS = COLUMNS[RELEASE_SCANS]
 #: One line of documentation per column of each view.
 DESCRIPTIONS: dict[str, dict[str, str]] = {view: {c: d for c, _, d in spec} for view, spec in _SPEC.items()}
 
+#: The SQL type of each view column in DuckDB (the SQL snapshot, :mod:`atlas_registry.snapshot`),
+#: as the release's Parquet files type them (:mod:`atlas_registry.export.parquet`); others VARCHAR.
+DUCKDB_TYPES: dict[str, str] = {
+    "timepoint": "INTEGER", "n_lesions": "INTEGER", "pvh": "INTEGER", "dwmh": "INTEGER", "lesion": "INTEGER",
+    "voxel_count": "BIGINT", "primary_volume_mm3": "DOUBLE", "total_volume_mm3": "DOUBLE", "volume_mm3": "DOUBLE",
+    "field_strength_t": "DOUBLE", "voxel_x_mm": "DOUBLE", "voxel_y_mm": "DOUBLE", "voxel_z_mm": "DOUBLE",
+    "is_primary": "BOOLEAN", "in_standard": "BOOLEAN",
+}
+
 #: The layers (see the module documentation).
 JOINS, CURRENT = "joins", "current"
 #: The current-state table behind a view, its key columns and the view columns it stores: all but

@@ -532,9 +532,10 @@ class SqlRegistryBuilder:
 
     def commit(self):
         """Refresh the current-state tables (as every writer of the registry does) and commit."""
-        from atlas_registry import facts
+        from atlas_registry import db, facts
 
         facts.refresh(self.s)
+        self.s.connection().exec_driver_sql(db.BUMP_COUNTER)  # a committed write, as db.session counts it
         self.s.commit()
         self.s.close()
         return self.ws
@@ -735,6 +736,7 @@ def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_ur
         s.add(ScanReport(timepoint_id=tp.id, created_rev_id=rev.id,
                          **{k: fields.get(k, getattr(old, k)) for k in REPORT_COLUMNS}))
         facts.refresh(s, [tp.id])  # keep the scans/lesions views current, as revise does
+        s.connection().exec_driver_sql(db.BUMP_COUNTER)  # a committed write, as db.session counts it
         s.commit()
         return rev.id
 

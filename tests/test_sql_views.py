@@ -129,13 +129,21 @@ def _doc_examples() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_docs_examples_run(sql_registry):
+def test_docs_examples_run(sql_registry, release_parquet):
+    """Every example of docs/sql.md runs on the registry (SQLite and PostgreSQL) and on a release,
+    and the registry's answer restricted to the release's scans is the release's answer where the
+    example reads only ``scans``/``lesions``."""
     ws, _ = sql_registry
+    rel = release_parquet(ws, "R1.1", "R1.1")
     examples = _doc_examples()
-    assert len(examples) >= 8
+    assert len(examples) >= 12
     for sql in examples:
         r = query.run(ws, sql)
-        assert r.columns, sql
+        assert r.columns and not r.truncated, sql
+        assert query.run_release(rel, "R1.1", sql).columns == r.columns, sql
+    n = query.run(ws, "SELECT COUNT(*) FROM release_scans WHERE release = 'R1.1' AND in_standard").rows
+    assert len(query.run(ws, next(e for e in examples if "rs.release = 'R1.1'" in e)).rows) == n[0][0] > 0
+    assert len(query.run_release(rel, "R1.1", next(e for e in examples if "rs.release = 'R1.1'" in e)).rows) == n[0][0]
 
 
 def test_downgrade_drops_the_views_and_upgrade_restores_them(registry):
@@ -161,29 +169,25 @@ def _nearest_rank(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p * len(ordered))) - 1]
 
 
-def test_docs_quartiles_window_and_standard_forms_agree(sql_registry):
-    """The window form of docs/sql.md gives the nearest-rank quartiles; the documented standard
-    form (``percentile_disc``) gives the same rows on PostgreSQL, and on DuckDB (what ``sql
-    --release`` runs) over the same lesions."""
-    import duckdb
-
+def test_docs_quartiles_are_nearest_rank_on_every_path(sql_registry, release_parquet):
+    """``percentile_disc(p) WITHIN GROUP (ORDER BY volume_mm3)`` (docs/sql.md) gives the nearest-rank
+    quartiles on a SQLite registry, a PostgreSQL registry and a release alike."""
     ws, _ = sql_registry
-    window = next(e for e in _doc_examples() if "CUME_DIST" in e)
-    standard = re.findall(r"```sql postgresql\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
-    assert len(standard) == 1 and "percentile_disc" in standard[0]
-    got = query.run(ws, window).rows
-    lesions = query.run(ws, "SELECT vascular_territory, volume_mm3 FROM lesions").rows
-    by_territory: dict = {}
-    for territory, volume in lesions:
-        if volume is not None:
-            by_territory.setdefault(territory, []).append(volume)
-    want = [(t, len(v), _nearest_rank(v, 0.25), _nearest_rank(v, 0.5), _nearest_rank(v, 0.75))
-            for t, v in sorted(by_territory.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
-    assert len(want) >= 3
-    assert [tuple(r) for r in got] == want
-    if query.dialect_of(ws) == "postgresql":
-        assert [tuple(r) for r in query.run(ws, standard[0]).rows] == want
-    con = duckdb.connect()
-    con.execute("CREATE TABLE lesions (vascular_territory VARCHAR, volume_mm3 DOUBLE)")
-    con.executemany("INSERT INTO lesions VALUES (?, ?)", lesions)
-    assert [tuple(r) for r in con.execute(standard[0]).fetchall()] == want
+    rel = release_parquet(ws, "R1.1", "R1.1")
+    standard = next(e for e in _doc_examples() if "percentile_disc" in e)
+
+    def want(rows):
+        by_territory: dict = {}
+        for territory, volume in rows:
+            if volume is not None:
+                by_territory.setdefault(territory, []).append(volume)
+        return [(t, len(v), _nearest_rank(v, 0.25), _nearest_rank(v, 0.5), _nearest_rank(v, 0.75))
+                for t, v in sorted(by_territory.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
+
+    with db.engine(ws).connect() as c:  # the registry's own rows, not through the code under test
+        lesions = c.execute(text("SELECT vascular_territory, volume_mm3 FROM lesions")).all()
+        in_r11 = c.execute(text("SELECT l.vascular_territory, l.volume_mm3 FROM lesions l JOIN release_scans rs"
+                                " ON rs.scan = l.scan WHERE rs.release = 'R1.1'")).all()
+    assert len(want(lesions)) >= 3
+    assert [tuple(r) for r in query.run(ws, standard).rows] == want(lesions)
+    assert [tuple(r) for r in query.run_release(rel, "R1.1", standard).rows] == want(in_r11)
