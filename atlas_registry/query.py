@@ -9,7 +9,7 @@ dialect, same tables. Layers:
 1. :func:`check_statement` tokenizes the text (literals, quoted identifiers and comments skipped; a
    ``--`` comment ends at ``\n`` or ``\r``) and refuses a second statement, anything but a query and
    write keywords; then DuckDB's own parser must find exactly one ``SELECT`` or ``EXPLAIN``.
-2. The connection: the snapshot is opened read-only (a release's Parquet files are loaded into an
+2. The connection: the snapshot is attached read-only to a new in-memory database (a release's Parquet files are loaded into an
    in-memory database first); then ``enable_external_access = false`` (no file outside, no
    ``COPY``, ``ATTACH``, ``read_csv``, ...), no extension installed or loaded, a memory limit, a
    bounded number of threads and temporary disk, and ``lock_configuration = true``, so no
@@ -25,6 +25,7 @@ writers. Refusals are :class:`~atlas_registry.errors.AtlasError` with codes ``SQ
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,31 +262,62 @@ def _duckdb_error(e: Exception) -> bool:
     return "duckdb" in type(e).__module__
 
 
+# Open snapshots, one per file, kept for the next query of this process while the registry's change
+# counter stays the same: the locked database instance and its buffers are reused (each query gets
+# a connection of its own on it, :func:`registry_connection`). A query can create nothing that
+# outlives it there (the statement checks refuse it; the attached snapshot is read-only).
+_OPEN: dict[str, tuple] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def close_cached() -> None:
+    """Close the snapshots kept open by :func:`registry_connection` (they are reopened on demand)."""
+    with _OPEN_LOCK:
+        for _state, con in _OPEN.values():
+            con.close()
+        _OPEN.clear()
+
+
+def _session(con):
+    cur = con.cursor()
+    cur.execute("USE registry")
+    return cur
+
+
 def registry_connection(ws: Workspace):
-    """A locked DuckDB connection on a current snapshot of the registry of ``ws`` (rebuilt first
-    when it is missing or behind the registry's change counter)."""
+    """A connection (close it after use) to a locked DuckDB database holding a current snapshot of
+    the registry of ``ws``: one read of the registry's change counter; the snapshot is (re)attached
+    when the counter moved, and rebuilt first when it is missing or behind the counter."""
     import duckdb
 
     from . import snapshot
 
     state = snapshot.registry_state(ws)
     file = snapshot.path(ws)
-    for attempt in range(2):
-        if file.is_file():
-            try:
-                con = duckdb.connect(str(file), read_only=True, config=_config(ws))
-                _lock(con)
-            except duckdb.Error:
-                con = None
-            if con is not None:
+    key = str(file)
+    with _OPEN_LOCK:
+        hit = _OPEN.pop(key, None)
+        if hit is not None:
+            if hit[0] == state:
+                _OPEN[key] = hit
+                return _session(hit[1])
+            hit[1].close()
+        for attempt in range(2):
+            con, have = None, None
+            if file.is_file():
                 try:
+                    con = snapshot.attach(file, _config(ws))
+                    _lock(con)
                     row = con.execute(f"SELECT registry_id, change_counter FROM {snapshot.INFO}").fetchone()
+                    have = snapshot.State(row[0], int(row[1])) if row else None
                 except duckdb.Error:
-                    row = None
-                if attempt or (row and snapshot.State(row[0], int(row[1])) == state):
-                    return con
+                    pass
+            if con is not None and have is not None and (have == state or attempt):
+                _OPEN[key] = (have, con)
+                return _session(con)
+            if con is not None:
                 con.close()
-        snapshot.build(ws)
+            snapshot.build(ws)
     raise AtlasError("SQL009", f"the SQL snapshot {file} could not be opened")  # pragma: no cover
 
 
@@ -363,8 +395,6 @@ def _refusal(exc: Exception) -> AtlasError:
 
 def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> Result:
     """Run one query on the locked DuckDB connection ``con``, with the time limit and row cap."""
-    import threading
-
     timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
     stmt = check_statement(sql, "duckdb")
     start = time.perf_counter()

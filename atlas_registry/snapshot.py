@@ -243,6 +243,23 @@ def _write_info(con, state: State) -> None:
                 [state.registry_id, state.change_counter, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())])
 
 
+def attach(file: Path, config: dict | None = None):
+    """A new in-memory DuckDB database with the snapshot ``file`` attached read-only as its default
+    catalog ``registry``. Not ``duckdb.connect(file)``: within one process that returns the
+    database instance already open on that path, if any (the file it opened, maybe replaced since,
+    and only with the same configuration)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config=config or {})
+    try:
+        con.execute(f"ATTACH '{str(file).replace(chr(39), chr(39) * 2)}' AS registry (READ_ONLY)")
+        con.execute("USE registry")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def read_state(file: Path) -> State | None:
     """The state a snapshot file was taken at (None: no file, or not a snapshot)."""
     import duckdb
@@ -250,7 +267,7 @@ def read_state(file: Path) -> State | None:
     if not file.is_file():
         return None
     try:
-        con = duckdb.connect(str(file), read_only=True)
+        con = attach(file)
     except duckdb.Error:
         return None
     try:

@@ -4,9 +4,11 @@ PostgreSQL registries, against DuckDB directly on the same snapshot file, and th
 A registry of 100,000 synthetic metadata-only scans and 250,000 lesions is bulk loaded
 (:mod:`atlas_registry.bulkload`) into SQLite and into PostgreSQL. For each, the four benchmark
 queries run through :func:`atlas_registry.query.run` exactly as ``sql`` runs them: the freshness
-check (one read of the registry's change counter), opening the snapshot read-only, locking the
-connection down, the statement checks, the time limit and row cap; beside it, DuckDB directly on
-the same snapshot file (one connection kept open, no checks). Median of ``--runs`` runs after a
+check (one read of the registry's change counter), a connection on the locked snapshot (kept open
+by the process while the counter does not move), the statement checks, the time limit and row cap;
+beside it, DuckDB directly on the same snapshot file (one connection kept open, no checks). Also
+reported, not a target: the first query of a process (attaching and locking the snapshot, cold
+buffers), what a one-off ``atlas-registry sql`` pays on top of starting Python. Median of ``--runs`` runs after a
 warm-up, interleaved query by query; both must return the same rows.
 
 Upkeep of the snapshot (:mod:`atlas_registry.snapshot`): a full build (the first query, or after a
@@ -104,14 +106,18 @@ def _queries(ws, runs: int) -> dict:
         for name, sql in QUERIES.items():
             ms, res = _median_ms(lambda: query.run(ws, sql, limit=query.MAX_LIMIT), runs)
             dms, drows = _median_ms(lambda: direct.execute(sql).fetchall(), runs)
+            cold, _ = _median_ms(lambda: (query.close_cached(), query.run(ws, sql, limit=query.MAX_LIMIT)), runs)
             out[name] = {"ms": round(ms, 2), "duckdb_direct_ms": round(dms, 2), "ratio": round(ms / max(dms, 1e-3), 2),
+                         "first_query_of_a_process_ms": round(cold, 2),
                          "rows": len(res.rows), "same_answer": res.rows == drows,
                          "load_average": round(os.getloadavg()[0], 1)}
             out[name]["meets_target"] = out[name]["ms"] <= TARGET_MS and out[name]["ratio"] <= TARGET_RATIO
-            print(f"  {name}: {ms:.1f} ms, DuckDB directly {dms:.1f} ms", file=sys.stderr)
+            print(f"  {name}: {ms:.1f} ms, DuckDB directly {dms:.1f} ms, first query of a process {cold:.1f} ms",
+                  file=sys.stderr)
         # the parts of the path: the freshness check and opening + locking the snapshot
         out["_freshness_check_ms"] = round(_median_ms(lambda: snapshot.registry_state(ws), runs)[0], 2)
-        out["_open_and_lock_ms"] = round(_median_ms(lambda: query.registry_connection(ws).close(), runs)[0], 2)
+        out["_open_and_lock_ms"] = round(_median_ms(lambda: (query.close_cached(),
+                                                             query.registry_connection(ws).close()), runs)[0], 2)
     finally:
         direct.close()
     return out
