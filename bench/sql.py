@@ -9,7 +9,7 @@ by the process while the counter does not move), the statement checks, the time 
 beside it, DuckDB directly on the same snapshot file (one connection kept open, no checks). Also
 reported, not a target: the first query of a process (attaching and locking the snapshot, cold
 buffers), what a one-off ``atlas-registry sql`` pays on top of starting Python. Median of ``--runs`` runs after a
-warm-up, interleaved query by query; both must return the same rows.
+warm-up, the two run in turn; both must return the same rows.
 
 Upkeep of the snapshot (:mod:`atlas_registry.snapshot`): a full build (the first query, or after a
 release is published); the refresh after a one-scan revision (the revision's transaction raises the
@@ -85,6 +85,19 @@ def _median_ms(fn, runs: int) -> tuple[float, object]:
     return statistics.median(samples), out
 
 
+def _interleaved(fns, runs: int) -> list[tuple[float, object]]:
+    """Median ms and last result of each of ``fns``, run in turn ``runs`` times after a warm-up (so
+    that the machine's load falls on each alike)."""
+    outs = [fn() for fn in fns]
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            outs[k] = fn()
+            samples[k].append((time.perf_counter() - t0) * 1000)
+    return [(statistics.median(x), o) for x, o in zip(samples, outs)]
+
+
 def _load(ws, scans: int, lesions: int) -> float:
     from atlas_registry import bulkload, db
 
@@ -104,8 +117,8 @@ def _queries(ws, runs: int) -> dict:
     out = {}
     try:
         for name, sql in QUERIES.items():
-            ms, res = _median_ms(lambda: query.run(ws, sql, limit=query.MAX_LIMIT), runs)
-            dms, drows = _median_ms(lambda: direct.execute(sql).fetchall(), runs)
+            (ms, res), (dms, drows) = _interleaved([lambda: query.run(ws, sql, limit=query.MAX_LIMIT),
+                                                    lambda: direct.execute(sql).fetchall()], runs)
             cold, _ = _median_ms(lambda: (query.close_cached(), query.run(ws, sql, limit=query.MAX_LIMIT)), runs)
             out[name] = {"ms": round(ms, 2), "duckdb_direct_ms": round(dms, 2), "ratio": round(ms / max(dms, 1e-3), 2),
                          "first_query_of_a_process_ms": round(cold, 2),
