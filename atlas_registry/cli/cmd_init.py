@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 
 @app.command("init")
 def init_cmd(
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Create the registry (or upgrade it to the newest schema). Running it again is a no-op."""
     import json
@@ -22,7 +22,7 @@ def init_cmd(
     after = db.current_revision(ws)
     result = {"url": _redact(ws.url), "home": str(ws.home), "from": before, "to": after, "changed": before != after}
     if format == "json":
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps(result, indent=2))
     elif before == after:
         typer.echo(f"registry at {result['url']} is already at schema {after}")
     else:
