@@ -32,6 +32,9 @@ _state: dict = {"home": None, "db": None, "debug": False}
 #: ``--format`` of a command whose result is text or (indented, schema-backed) JSON.
 TextJson = Literal["text", "json"]
 
+#: The code of a malformed command line (exit 2): docs/codes.md.
+USAGE_CODE = "CLI001"
+
 #: The options every command accepts, before or after the subcommand.
 GLOBAL_OPTIONS = ("home", "db", "debug")
 
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     except cex.UsageError as e:
         where = e.ctx.command_path if e.ctx is not None else "atlas-registry"
         message = e.format_message().replace("Value error, ", "").rstrip(".")  # typer >= 0.22 words it so
-        print(f"error [CLI001] {message} (see {where} --help)", file=sys.stderr)
+        print(f"error [{USAGE_CODE}] {message} (see {where} --help)", file=sys.stderr)
         code = 2
     except cex.ClickException as e:
         e.show()
