@@ -44,9 +44,9 @@ from sqlmodel import Session, delete, select
 
 from . import changelog, db, facts
 from .changelog import Change, Edition, semver
+from .clock import now
 from .config import Workspace
 from .errors import AtlasError
-from .ingest import now
 from .models import Issue, Release, ReleaseItem, ReleaseScan, Revision, Timepoint
 from .release_spec import ReleaseSpec, load_spec, parse_spec
 from .store import atomic_write, sha256_bytes
