@@ -12,7 +12,8 @@ release_app = typer.Typer(help="Plan, build, publish and compare releases (speci
                           no_args_is_help=True)
 app.add_typer(release_app, name="release")
 
-SPECS = typer.Option(None, "--specs", help="folder of release specifications (default: the project's releases/)")
+SPECS = typer.Option(None, "--specs", help="folder of release specifications NAME.toml (default: the project's "
+                     "releases/); once built, the registry keeps the specification")
 FORMAT = format_option()
 
 
