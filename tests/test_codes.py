@@ -14,7 +14,7 @@ from atlas_registry.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = ("docs/validation-rules.md", "docs/codes.md")
 CODE_LITERAL = re.compile(r"""["']([A-Z]{2,6}\d{3})["']""")
-DOC_ROW = re.compile(r"^\| `([A-Z]{2,6}\d{3})` \|", re.MULTILINE)
+DOC_ROW = re.compile(r"^\| `?([A-Z]{2,6}\d{3})`? \|", re.MULTILINE)  # a table row naming a code
 
 
 def _used() -> dict[str, list[str]]:
