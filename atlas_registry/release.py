@@ -402,6 +402,7 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOu
         spec = _file_spec(name, specs)  # the build stored its specification: the file is optional now
         if spec is not None and spec.source_text != rel.spec:
             raise AtlasError("REL013", f"the specification of {name} changed since it was built; build it again")
+        spec = spec or parse_spec(rel.spec, rel.name)
         published = s.exec(select(Release).where(Release.status == "published")).all()
         since = [r for r in published if rel.built_at is not None and _utc(r.published_at) >= _utc(rel.built_at)]
         if since:  # its CHANGES, notes and tables list the releases published before its build
