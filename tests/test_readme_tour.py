@@ -56,6 +56,7 @@ _NORMALIZE = [
     (re.compile(r"HASH…(?=.)"), "HASH"),  # a hash shortened in the middle of a line
     (re.compile(r"\bin \d+(\.\d+)? s\b"), "in N s"),
     (re.compile(r"\d+(\.\d+)? MB\b"), "N MB"),
+    (re.compile(r"\b\d+ (release-level )?(files|file\(s\))"), r"N \1\2"),  # release files: the exporters' business
     (re.compile(r"(sqlite:///)?/\S*?/(atlas-workspace|report)\b"), r"ROOT/\2"),
     (re.compile(r"\bby [\w.-]+"), "by USER"),  # the operator: who ran the command
 ]
