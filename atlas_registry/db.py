@@ -7,11 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, create_engine
 from sqlmodel import Session
 
 from .config import Workspace, migrations_dir
+from .errors import AtlasError
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -23,17 +24,52 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _what_to_check(url) -> str:
+    if url.get_backend_name() == "sqlite":
+        return f"check that {url.database} can be opened: its folder exists and is writable, and it is a file"
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return (f"check that the server at {where} is running and accepts connections, that the database "
+            f"{url.database!r} exists (createdb, then atlas-registry init) and the user and password "
+            "in --db / ATLAS_REGISTRY_DB")
+
+
+def unreachable(url: str, reason: str) -> AtlasError:
+    """``DB001``: the registry database cannot be reached or opened, in one line with what to check."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    reason = " ".join(reason.split())
+    return AtlasError("DB001", f"cannot connect to the registry {u.render_as_string(hide_password=True)}: "
+                               f"{reason} ({_what_to_check(u)})")
+
+
+def _connect_failed(ctx) -> Exception | None:
+    """``handle_error``: a failure to connect at all (server down or refusing, no such database or
+    role, a wrong password, an SQLite file that cannot be opened) becomes ``DB001`` instead of a
+    multi-line ``OperationalError``; errors of a working connection are left alone."""
+    if ctx.connection is not None or getattr(ctx, "is_pre_ping", False):
+        return None
+    if not isinstance(ctx.sqlalchemy_exception, (exc.OperationalError, exc.InterfaceError)):
+        return None
+    return unreachable(str(ctx.engine.url), str(ctx.original_exception))
+
+
 @lru_cache(maxsize=16)
 def engine_for(url: str) -> Engine:
-    """One engine per URL (cached). SQLite gets foreign keys, WAL and a busy timeout."""
+    """One engine per URL (cached). SQLite gets foreign keys, WAL and a busy timeout. A database
+    that cannot be reached is one line: :func:`unreachable` (``DB001``)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise unreachable(url, f"cannot create the folder {Path(path).parent}: {e.strerror or e}") from None
         eng = create_engine(url, connect_args={"timeout": 30})
         event.listen(eng, "connect", _sqlite_pragmas)
     else:
         eng = create_engine(url, pool_pre_ping=True)
+    event.listen(eng, "handle_error", _connect_failed)
     return eng
 
 

@@ -13,17 +13,16 @@ Order of work, so that a refusal or a kill never leaves anything half-written:
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from . import db, facts, public_ids, verdicts
+from .clock import now, operator
 from .config import Workspace
 from .errors import AtlasError
 from .findings import Report
@@ -75,17 +74,6 @@ class IngestOutcome:
         d = {k: v for k, v in self.__dict__.items() if k != "report"}
         d["validation"] = self.report.to_dict()["summary"]
         return d
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def operator() -> str:
-    try:
-        return os.environ.get("ATLAS_REGISTRY_USER") or getpass.getuser()
-    except Exception:  # noqa: BLE001
-        return "unknown"
 
 
 _MEDIA = {".voi": "application/x-mricron-voi", ".gz": "application/x-nifti-gz", ".json": "application/json"}

@@ -26,7 +26,8 @@ Rule codes: ``REL010`` no such release in the registry, ``REL011`` not built yet
 published, ``REL013`` the registry or specification changed since the build, or another release was published
 since, ``REL014`` version not
 above the published ones, ``REL015`` the output folder exists, ``REL016`` name mismatch between
-specification and request, ``REL021`` a rebuild differs from the published manifest.
+specification and request, ``REL017`` the output folder is inside the folder of specifications,
+``REL021`` a rebuild differs from the published manifest.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ from sqlmodel import Session, delete, select
 
 from . import changelog, db, facts
 from .changelog import Change, Edition, semver
+from .clock import now
 from .config import Workspace
 from .errors import AtlasError
-from .ingest import now
 from .models import Issue, Release, ReleaseItem, ReleaseScan, Revision, Timepoint
 from .release_spec import ReleaseSpec, load_spec, parse_spec
 from .store import atomic_write, sha256_bytes
@@ -63,7 +64,8 @@ def _release_row(s: Session, name: str) -> Release | None:
 
 
 def _spec_for(s: Session, name: str, specs: Path | None) -> tuple[ReleaseSpec, Release | None]:
-    """The specification of ``name``: the stored one once published, else ``releases/<name>.toml``."""
+    """The specification of ``name``: the stored one once published; else the file
+    (``--specs``/``releases/<name>.toml``), or, when there is no file, the one stored by the last build."""
     rel, spec = _release_row(s, name), None
     if rel is None:  # not recorded under that name: read the file (``name`` may be a path)
         spec = load_spec(name, specs)
@@ -72,7 +74,21 @@ def _spec_for(s: Session, name: str, specs: Path | None) -> tuple[ReleaseSpec, R
         rel = _release_row(s, spec.name)
     if _frozen(rel):
         return parse_spec(rel.spec, rel.name), rel
-    return spec or load_spec(name, specs), rel
+    if spec is None:
+        spec = _file_spec(name, specs)
+    if spec is None:  # built before: the registry keeps the specification it was built from
+        spec = parse_spec(rel.spec, rel.name)
+    return spec, rel
+
+
+def _file_spec(name: str, specs: Path | None) -> ReleaseSpec | None:
+    """The specification file of ``name``, or ``None`` when there is none (``REL000``)."""
+    try:
+        return load_spec(name, specs)
+    except AtlasError as e:
+        if e.code != "REL000":
+            raise
+        return None
 
 
 def _frozen(rel: Release | None) -> bool:
@@ -275,6 +291,17 @@ def _install(tmp: Path, out: Path, force: bool) -> None:
         os.replace(tmp, out)  # replaces an empty folder
 
 
+def _outside_specs(out: Path, specs: Path | None) -> None:
+    """REL017: a release is never built into the folder of release specifications (the clone's
+    ``releases/``), where it would sit among, or replace, the files it was built from."""
+    from .release_spec import releases_dir
+
+    folder = Path(specs or releases_dir()).resolve()
+    if out.resolve() == folder or out.resolve().is_relative_to(folder):
+        raise AtlasError("REL017", f"{out} is inside the folder of release specifications {folder}; "
+                         "build elsewhere (default: <home>/releases/NAME)", path=str(out))
+
+
 def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | None = None,
           cache_dir: str | os.PathLike | None = None, force: bool = False, progress: bool = False) -> BuildOutcome:
     """Build release ``name`` into ``out`` atomically; record it (unless published: then verify it)."""
@@ -282,6 +309,7 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
     from .export.determinism import FILE_MODE
 
     out = Path(out).absolute()
+    _outside_specs(out, specs)
     _occupied(out, force)
     require_registry(ws)
     with db.session(ws) as s:
@@ -371,9 +399,10 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOu
         if newest != rel.last_revision_id:
             raise AtlasError("REL013", f"the registry changed since {name} was built (revision {newest}, built at "
                              f"{rel.last_revision_id}); build it again, then publish")
-        spec = load_spec(name, specs)
-        if spec.source_text != rel.spec:
+        spec = _file_spec(name, specs)  # the build stored its specification: the file is optional now
+        if spec is not None and spec.source_text != rel.spec:
             raise AtlasError("REL013", f"the specification of {name} changed since it was built; build it again")
+        spec = spec or parse_spec(rel.spec, rel.name)
         published = s.exec(select(Release).where(Release.status == "published")).all()
         since = [r for r in published if rel.built_at is not None and _utc(r.published_at) >= _utc(rel.built_at)]
         if since:  # its CHANGES, notes and tables list the releases published before its build

@@ -25,7 +25,7 @@ it holds an earlier report (``REP003`` otherwise).
 
 Rule codes: ``REP001`` no such release, ``REP002`` the release was never built (no membership),
 ``REP003`` the output folder holds something other than a report, ``REP004`` a thumbnail could not
-be drawn, ``REP010`` unknown ``--format`` (command line).
+be drawn (docs/codes.md).
 """
 
 from __future__ import annotations

@@ -43,10 +43,11 @@ import numpy as np
 from sqlmodel import Session, select
 
 from . import db, facts, tracker
+from .clock import now, operator
 from .config import Workspace
 from .errors import AtlasError
 from .findings import Report
-from .ingest import _Writer, now, operator
+from .ingest import _Writer
 from .models import (
     HEMISPHERES,
     LOCATIONS,

@@ -357,4 +357,4 @@ def format_json(obj) -> str:
             return [clean(x) for x in v]
         return v
 
-    return json.dumps(clean(obj))
+    return json.dumps(clean(obj), indent=2)

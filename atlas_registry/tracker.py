@@ -18,9 +18,9 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from . import db
+from .clock import now, operator
 from .config import Workspace
 from .errors import AtlasError
-from .ingest import now, operator
 from .models import ISSUE_STATUS, Issue, Revision, Timepoint
 from .naming import is_scan_id, parse_native_name, parse_standard_name
 

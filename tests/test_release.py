@@ -262,3 +262,39 @@ def test_a_release_built_elsewhere_is_found_by_sql_release(export_ws_fresh, rele
     capsys.readouterr()
     assert main(home + ["sql", "SELECT COUNT(*) AS n FROM scans", "--release", "T1.0", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == ["n", "6"]
+
+
+def test_specification_is_stored_by_the_first_build(export_ws_fresh, release_specs, tmp_path):
+    """Once built, plan, publish and rebuilds read the specification from the registry: the file is
+    no longer needed (a changed file is still refused at publish: REL013)."""
+    ws = export_ws_fresh
+    a = release.build(ws, "T1.0", tmp_path / "a", specs=release_specs)
+    empty = tmp_path / "no-specs"
+    empty.mkdir()
+    assert release.plan(ws, "T1.0", specs=empty).version == "1.0.0"
+    assert main(["--home", str(ws.home), "release", "publish", "T1.0", "--specs", str(empty)]) == 0
+    again = release.build(ws, "T1.0", tmp_path / "b", specs=empty)
+    assert again.reproduced and again.manifest_sha256 == a.manifest_sha256
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    with pytest.raises(AtlasError) as e:  # never built: the file is needed
+        release.plan(ws, "T1.1", specs=empty)
+    assert e.value.code == "REL000"
+
+
+def test_built_specification_changed_is_refused_at_publish(export_ws_fresh, release_specs, tmp_path):
+    ws = export_ws_fresh
+    release.build(ws, "T1.0", tmp_path / "a", specs=release_specs)
+    spec = release_specs / "T1.0.toml"
+    spec.write_text(spec.read_text().replace('date = "2020-03-04"', 'date = "2020-03-05"'))
+    with pytest.raises(AtlasError) as e:
+        release.publish(ws, "T1.0", specs=release_specs)
+    assert e.value.code == "REL013"
+
+
+def test_build_refuses_the_specifications_folder(export_ws_fresh, release_specs):
+    before = sorted(p.name for p in release_specs.iterdir())
+    for out in (release_specs, release_specs / "T1.0"):
+        with pytest.raises(AtlasError) as e:
+            release.build(export_ws_fresh, "T1.0", out, specs=release_specs)
+        assert e.value.code == "REL017"
+    assert sorted(p.name for p in release_specs.iterdir()) == before

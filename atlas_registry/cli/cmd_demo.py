@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
 from . import app, workspace
@@ -9,7 +11,7 @@ from . import app, workspace
 
 @app.command("demo")
 def demo_cmd(
-    scale: str = typer.Option("small", "--scale", help="small (quick) | full (real resolution)"),
+    scale: Literal["small", "full"] = typer.Option("small", "--scale", help="small: quick; full: real resolution"),
     seed: int = typer.Option(0, "--seed", help="seed of the synthetic data"),
     workers: int = typer.Option(None, "--workers", help="processes [default: all cores]"),
 ):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 
 @app.command("history")
 def history_cmd(
     scan: str = typer.Argument(..., help="the scan cXXXXsXXXXtXX"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Show every revision of SCAN (oldest first): who, when, why, which issue, what changed."""
     import json

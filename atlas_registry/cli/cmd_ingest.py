@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, progress_option, want_progress, workspace
 
 
 @app.command("ingest")
@@ -16,18 +16,18 @@ def ingest_cmd(
     metadata: Path = typer.Option(None, "--metadata", help="metadata workbook (.xlsx) or folder of CSVs, if not inside PATH"),
     scrub_headers: bool = typer.Option(False, "--scrub-headers", help="accept NIfTI header text and extensions instead of refusing them; the store keeps neither (audit log)"),
     workers: int = typer.Option(None, "--workers", help="processes for validation [default: all cores]"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
+    progress: bool = progress_option(),
 ):
     """Validate PATH and, when nothing is wrong, store every file and row at once."""
     import json
-    import sys
 
     from ..ingest import IngestRefused, ingest_path
 
     ws = workspace()
     try:
         out = ingest_path(ws, path, metadata=metadata, scrub_headers=scrub_headers, workers=workers,
-                          progress=format == "text" and sys.stderr.isatty())
+                          progress=want_progress(progress, format))
     except IngestRefused as e:
         if format == "json":
             typer.echo(e.report.to_json())

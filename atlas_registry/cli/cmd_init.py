@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 
 @app.command("init")
 def init_cmd(
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
     reader_role: str = typer.Option(None, "--reader-role", help="PostgreSQL: also create (or update) this "
                                     "least-privilege role for direct clients (SELECT on the views only)."),
 ):
@@ -28,7 +28,7 @@ def init_cmd(
 
         result["reader_role"] = roles.create(ws, reader_role).to_dict()
     if format == "json":
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps(result, indent=2))
     elif before == after:
         typer.echo(f"registry at {result['url']} is already at schema {after}")
     else:

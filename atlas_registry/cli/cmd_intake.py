@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 
 @app.command("intake")
@@ -15,23 +15,20 @@ def intake_cmd(
     map_path: str = typer.Option(None, "--map", help="MAP.csv [default: MAP.csv at the top of the delivery]."),
     plan_only: bool = typer.Option(False, "--plan", help="Print the series/files chosen and skipped; write nothing."),
     workers: int = typer.Option(0, "--workers", help="Processes for the final validation [default: all cores]."),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Make a site's delivery an ATLAS native cohort: identifiers assigned, headers left behind."""
     import json
     from pathlib import Path
 
-    from ..errors import UsageError
     from ..intake import plan, run
 
-    if format not in ("text", "json"):
-        raise UsageError("INTK003", f"unknown format {format!r} (text|json)")
     ws = workspace()
     if plan_only:
         kind, scans, skipped = plan(Path(delivery), Path(map_path) if map_path else None, ws)
         rows = [{"subject": s.subject, "session": s.session, "t1": s.source} for s in scans]
         if format == "json":
-            typer.echo(json.dumps({"kind": kind, "scans": rows, "skipped": skipped}, sort_keys=True))
+            typer.echo(json.dumps({"kind": kind, "scans": rows, "skipped": skipped}, sort_keys=True, indent=2))
             return
         typer.echo(f"{kind} delivery: {len(scans)} scan(s)")
         for r in rows:
@@ -58,7 +55,7 @@ def intake_cmd(
         typer.echo(json.dumps({"kind": res.kind, "cohort": res.cohort, "out": str(res.out), "scans": res.scans,
                                "new_subjects": res.new_subjects, "new_sessions": res.new_sessions,
                                "skipped": len(res.skipped), "skipped_reasons": reasons,
-                               "warnings": res.warnings}, sort_keys=True))
+                               "warnings": res.warnings}, sort_keys=True, indent=2))
         return
     typer.echo(f"intake of {delivery} ({res.kind}): {len(res.scans)} scan(s) of cohort {res.cohort} written to "
                f"{res.out}; {res.new_subjects} new subject(s), {res.new_sessions} new session(s), "

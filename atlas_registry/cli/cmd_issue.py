@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 issue_app = typer.Typer(help="Issues reported against a scan or one of its files (cited by revisions).",
                         no_args_is_help=True)
@@ -41,7 +41,7 @@ def open_cmd(
     file: str = typer.Option(None, "--file", help="t1|t1_standard|lesion|lesion_standard|metadata or a file name of the scan"),
     body: str = typer.Option(None, "--body"),
     url: str = typer.Option(None, "--url", help="URL of the issue on the public tracker"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Open an issue against SCAN (and optionally one of its files)."""
     from ..tracker import open_issue
@@ -53,7 +53,7 @@ def open_cmd(
 def list_cmd(
     status: str = typer.Option(None, "--status", help="open|closed"),
     scan: str = typer.Option(None, "--scan"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """List issues (oldest first)."""
     from ..tracker import list_issues
@@ -62,7 +62,7 @@ def list_cmd(
 
 
 @issue_app.command("show")
-def show_cmd(number: int = typer.Argument(...), format: str = typer.Option("text", "--format", help="text|json")):
+def show_cmd(number: int = typer.Argument(...), format: TextJson = format_option()):
     """Show issue NUMBER with the revisions that cite it."""
     from ..tracker import show_issue
 
@@ -73,7 +73,7 @@ def show_cmd(number: int = typer.Argument(...), format: str = typer.Option("text
 def close_cmd(
     number: int = typer.Argument(...),
     reason: str = typer.Option(..., "--reason"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Close issue NUMBER without a revision (e.g. not a problem, duplicate)."""
     from ..tracker import close_issue

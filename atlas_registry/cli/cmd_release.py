@@ -6,14 +6,15 @@ from pathlib import Path
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, progress_option, want_progress, workspace
 
 release_app = typer.Typer(help="Plan, build, publish and compare releases (specifications in releases/*.toml).",
                           no_args_is_help=True)
 app.add_typer(release_app, name="release")
 
-SPECS = typer.Option(None, "--specs", help="folder of release specifications (default: the project's releases/)")
-FORMAT = typer.Option("text", "--format", help="text|json")
+SPECS = typer.Option(None, "--specs", help="folder of release specifications NAME.toml (default: the project's "
+                     "releases/); once built, the registry keeps the specification")
+FORMAT = format_option()
 
 
 def _json(obj) -> None:
@@ -23,7 +24,7 @@ def _json(obj) -> None:
 
 
 @release_app.command("plan")
-def plan_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: str = FORMAT):
+def plan_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: TextJson = FORMAT):
     """What release NAME would publish, and every change since the previous published release."""
     from ..release import plan
 
@@ -39,10 +40,10 @@ def build_cmd(
     cache: Path = typer.Option(None, "--cache", help="cache of derived files (default: <home>/cache)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="derive every file afresh"),
     force: bool = typer.Option(False, "--force", help="replace OUT if it exists"),
-    format: str = FORMAT,
+    format: TextJson = FORMAT,
+    progress: bool = progress_option(),
 ):
     """Build release NAME into OUT atomically (a published release is rebuilt and checked)."""
-    import sys
 
     from ..release import build
 
@@ -50,7 +51,7 @@ def build_cmd(
     cache_dir = None if no_cache else (cache or ws.home / "cache")
     out = out or ws.home / "releases" / name
     o = build(ws, name, out, specs=specs, cache_dir=cache_dir, force=force,
-              progress=format == "text" and sys.stderr.isatty())
+              progress=want_progress(progress, format))
     _remember_location(ws, name, Path(o.out))
     if format == "json":
         _json(o.to_dict())
@@ -61,7 +62,7 @@ def build_cmd(
 
 
 @release_app.command("publish")
-def publish_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: str = FORMAT):
+def publish_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: TextJson = FORMAT):
     """Freeze the built release NAME: its content can no longer change."""
     from ..release import publish
 
@@ -75,7 +76,7 @@ def publish_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: st
 
 
 @release_app.command("diff")
-def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...), format: str = FORMAT):
+def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...), format: TextJson = FORMAT):
     """Scans and files added, removed or changed from release A to B, with the issues behind them."""
     from ..release import diff
 
@@ -86,28 +87,22 @@ def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...), format:
 @release_app.command("verify")
 def verify_cmd(
     target: str = typer.Argument(..., help="a release folder, or the name of a release built in this workspace"),
-    format: str = FORMAT,
+    format: TextJson = FORMAT,
     workers: int = typer.Option(None, "--workers", help="hashing threads [default: cores, at most 8]"),
-    progress: bool = typer.Option(None, "--progress/--no-progress", help="progress bar on stderr [default: on a terminal]"),
+    progress: bool = progress_option(),
 ):
     """Check a release folder (built, copied or downloaded) against its MANIFEST.json: every file
     present with its size and SHA-256, nothing unlisted, and the manifest the one the registry
     published. Exit 1 on any error."""
-    import sys
 
-    from ..errors import UsageError
     from ..fixity import verify
     from ..query import release_dir
 
-    if format not in ("text", "json"):
-        raise UsageError("USAGE", f"--format must be text or json, not {format!r}")
     ws = workspace()
     folder = Path(target)
     if not folder.exists() and "/" not in target:
         folder = release_dir(ws, target)
-    if progress is None:
-        progress = format == "text" and sys.stderr.isatty()
-    result = verify(folder, ws=ws, workers=workers, progress=progress)
+    result = verify(folder, ws=ws, workers=workers, progress=want_progress(progress, format))
     _json(result.to_dict()) if format == "json" else typer.echo(result.to_text())
     return 0 if result.ok else 1
 

@@ -6,28 +6,25 @@ from pathlib import Path
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, progress_option, want_progress, workspace
 
 
 @app.command("report")
 def report_cmd(
     out: Path = typer.Option(..., "--out", help="folder to write (index.html + img/); replaces an earlier report"),
     release: str = typer.Option(None, "--release", help="report on this built release (default: the registry now)"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
+    progress: bool = progress_option(),
 ):
     """Tables 1-2 beside the paper, lesion volumes, overlap map, exclusions, validation, changes and
     a thumbnail of every scan, as one static HTML page."""
     import json
-    import sys
 
-    from ..errors import UsageError
     from ..report import make_report
 
-    if format not in ("text", "json"):
-        raise UsageError("REP010", f"unknown format {format!r} (text|json)")
-    r = make_report(workspace(), out, release=release, progress=format == "text" and sys.stderr.isatty())
+    r = make_report(workspace(), out, release=release, progress=want_progress(progress, format))
     if format == "json":
-        typer.echo(json.dumps(r.to_dict(), sort_keys=True))
+        typer.echo(json.dumps(r.to_dict(), sort_keys=True, indent=2))
     else:
         typer.echo(f"report of {release or 'the registry'} written to {r.index}: {r.scans} scans, {r.lesions} lesions, "
                    f"{r.standard} standardized, {r.excluded} excluded, {r.thumbnails} thumbnails in {r.seconds:.1f} s")

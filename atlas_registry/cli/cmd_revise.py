@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 revise_app = typer.Typer(help="Correct a scan: masks, lesions, metadata, standardized-subset membership. "
                               "Every revision is validated like ingest and never overwrites history.",
@@ -15,7 +15,7 @@ app.add_typer(revise_app, name="revise")
 
 ISSUE = typer.Option(None, "--issue", help="the issue this revision resolves (required once a release is published)")
 REASON = typer.Option(None, "--reason", help="why (default: the issue's title)")
-FORMAT = typer.Option("text", "--format", help="text|json")
+FORMAT = format_option()
 SMOOTH_VOI = typer.Option(None, "--smooth-voi", help="smoothed VOI (default: derived from the raw VOI)")
 SMOOTH_NII = typer.Option(None, "--smooth-nii", help="smoothed NIfTI (default: derived from the raw VOI)")
 STANDARD = typer.Option(None, "--standard", help="standard-space mask (default: resampled from the native one)")
@@ -41,7 +41,7 @@ def mask_cmd(
     raw: Path = typer.Option(..., "--raw", help="the corrected raw VOI"),
     lesion: int = typer.Option(0, "--lesion", help="lesion number (0 = primary)"),
     smooth_voi: Path = SMOOTH_VOI, smooth_nii: Path = SMOOTH_NII, standard: Path = STANDARD,
-    issue: int = ISSUE, reason: str = REASON, format: str = FORMAT,
+    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
 ):
     """Replace the mask of a lesion of SCAN (primary or secondary)."""
     from ..revise import MaskFiles, replace_mask
@@ -59,7 +59,7 @@ def add_cmd(
     tracer: str = typer.Option(..., "--tracer", help="code of who traced it (T01..)"),
     reviewer: str = typer.Option(..., "--reviewer", help="code of who reviewed it (T01..)"),
     smooth_voi: Path = SMOOTH_VOI, smooth_nii: Path = SMOOTH_NII, standard: Path = STANDARD,
-    issue: int = ISSUE, reason: str = REASON, format: str = FORMAT,
+    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
 ):
     """Add a secondary lesion to SCAN (numbered by size; others renumber)."""
     from ..revise import MaskFiles, add_lesion
@@ -73,7 +73,7 @@ def add_cmd(
 def remove_cmd(
     scan: str = typer.Argument(...),
     lesion: int = typer.Option(..., "--lesion", help="lesion number (0 = primary: the largest secondary is promoted)"),
-    issue: int = ISSUE, reason: str = REASON, format: str = FORMAT,
+    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
 ):
     """Remove a lesion of SCAN (retired, not deleted)."""
     from ..revise import remove_lesion
@@ -86,7 +86,7 @@ def metadata_cmd(
     scan: str = typer.Argument(...),
     set_: list[str] = typer.Option(..., "--set", help="FIELD=VALUE (repeatable; empty VALUE clears)"),
     lesion: int = typer.Option(None, "--lesion", help="correct this lesion's annotation instead of the scan report"),
-    issue: int = ISSUE, reason: str = REASON, format: str = FORMAT,
+    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
 ):
     """Correct scan report fields (stroke_type, primary_location, primary_hemisphere, vascular_territory,
     pvh, dwmh, notes) or, with --lesion, annotation fields (hemisphere, location, tracer, reviewer)."""
@@ -106,7 +106,7 @@ def metadata_cmd(
 def exclude_cmd(
     scan: str = typer.Argument(...),
     note: str = typer.Option(None, "--note", help="why it leaves the standardized subset (default: the reason)"),
-    issue: int = ISSUE, reason: str = REASON, format: str = FORMAT,
+    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
 ):
     """Exclude SCAN from the standardized subset."""
     from ..revise import exclude_scan
@@ -115,7 +115,7 @@ def exclude_cmd(
 
 
 @revise_app.command("include")
-def include_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
+def include_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT):
     """Re-include SCAN in the standardized subset."""
     from ..revise import include_scan
 
@@ -124,7 +124,7 @@ def include_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str
 
 @revise_app.command("withdraw")
 def withdraw_cmd(scan: str = typer.Argument(..., help="a scan cXXXXsXXXXtXX, or a subject cXXXXsXXXX: all its scans"),
-                 issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
+                 issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT):
     """Withdraw SCAN (or every scan of a subject, at once) from every future release: consent
     withdrawn, ineligible, a duplicate. Published releases keep it."""
     import re
@@ -145,7 +145,7 @@ def withdraw_cmd(scan: str = typer.Argument(..., help="a scan cXXXXsXXXXtXX, or 
 
 
 @revise_app.command("reinstate")
-def reinstate_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: str = FORMAT):
+def reinstate_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT):
     """Bring a withdrawn SCAN back into the registry's views and the next releases."""
     from ..revise import reinstate_scan
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
-from . import app, workspace
+from . import app, format_option, workspace
 
 
 @app.command("sql")
 def sql_cmd(
     query: str = typer.Argument(..., help="One SQL query (SELECT/WITH/VALUES/FROM/DESCRIBE/EXPLAIN; DuckDB's dialect, "
                                           "see docs/sql.md for the tables)."),
-    format: str = typer.Option("table", "--format", help="table|csv|json"),
+    format: Literal["table", "csv", "json"] = format_option("table", "output: an aligned table, CSV or JSON"),
     release: str = typer.Option(None, "--release", help="Query this release (known to the registry): its Parquet files."),
     release_dir: str = typer.Option(None, "--release-dir", help="Query the Parquet files of this release folder."),
     timeout: str = typer.Option("30", "--timeout", help="Stop the query after this many seconds (above 0, at most 600)."),

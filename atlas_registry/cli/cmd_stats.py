@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import app, workspace
+from . import TextJson, app, format_option, workspace
 
 stats_app = typer.Typer(help="Statistics as the data descriptor reports them (Tables 1-2, volumes, overlap map).",
                         no_args_is_help=True)
@@ -14,12 +14,9 @@ _RELEASE_PARQUET = "Compute from this release's Parquet files (DuckDB)."
 
 
 def _emit(format: str, compute, render) -> None:
-    """Check ``--format``, compute the result, print it as text (``render``) or JSON."""
+    """Compute the result, print it as text (``render``) or indented JSON."""
     from .. import stats
-    from ..errors import UsageError
 
-    if format not in ("text", "json"):
-        raise UsageError("STAT010", f"unknown format {format!r} (text|json)")
     result = compute()
     typer.echo(stats.format_json(result) if format == "json" else render(result))
 
@@ -27,7 +24,7 @@ def _emit(format: str, compute, render) -> None:
 @stats_app.command("tables")
 def tables_cmd(
     release: str = typer.Option(None, "--release", help=_RELEASE_PARQUET),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Table 1 (scans: one lesion left/right/other, multiple) and Table 2 (lesions by location x hemisphere)."""
     from .. import stats
@@ -38,7 +35,7 @@ def tables_cmd(
 @stats_app.command("volumes")
 def volumes_cmd(
     release: str = typer.Option(None, "--release", help=_RELEASE_PARQUET),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Lesion volume mean ± SD, min, max: overall and per cohort, primary and all lesions."""
     from .. import stats
@@ -50,7 +47,7 @@ def volumes_cmd(
 def overlap_cmd(
     out: str = typer.Option(..., "--out", help="Output NIfTI (FILE.nii.gz); the PNG goes to FILE.png."),
     release: str = typer.Option(None, "--release", help="Only the standardized scans of this release."),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
 ):
     """Probabilistic overlap map of the primary lesions in MNI space (0-1) as NIfTI, plus a PNG."""
     from .. import stats

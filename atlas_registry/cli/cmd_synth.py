@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
-from . import app
+from . import TextJson, app, format_option, progress_option, want_progress
 
 
 @app.command("synth")
 def synth_cmd(
     out: str = typer.Argument(..., help="Output folder (created; must be empty unless --force)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
-    scale: str = typer.Option("small", "--scale", help="small (3 mm grids, seconds) | full (real resolution)."),
+    scale: Literal["small", "full"] = typer.Option("small", "--scale", help="small: 3 mm grids, seconds; full: real resolution."),
     cohorts: str = typer.Option("", "--cohorts", help="Comma-separated cohorts, e.g. c0001,c0009 [default: all 11]."),
     workers: int = typer.Option(0, "--workers", help="Worker processes [default: all cores]."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier synth output in OUT."),
     reliability: bool = typer.Option(True, "--reliability/--no-reliability", help="Also write the tracer reliability study."),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
+    show_progress: bool = progress_option(),
 ):
     """Synthetic ATLAS R1.1: native (ICPSR) and standardized layouts, metadata, reliability tracings."""
     import json
@@ -24,15 +27,13 @@ def synth_cmd(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..errors import UsageError
     from ..synth import generate
 
-    if format not in ("text", "json"):
-        raise UsageError("SYN010", f"unknown format {format!r} (text|json)")
     started = time.monotonic()
     # No auto-refresh thread: worker processes are forked while the bar is live.
     bar = Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                   TimeElapsedColumn(), auto_refresh=False, transient=format == "json")
+                   TimeElapsedColumn(), auto_refresh=False, transient=format == "json",
+                   disable=not want_progress(show_progress, format))
     with bar:
         task = bar.add_task("", total=None)
 
@@ -44,7 +45,7 @@ def synth_cmd(
                            overwrite=force, with_reliability=reliability, progress=progress)
     seconds = time.monotonic() - started
     if format == "json":
-        typer.echo(json.dumps({**summary, "out": out, "seconds": round(seconds, 1)}, sort_keys=True))
+        typer.echo(json.dumps({**summary, "out": out, "seconds": round(seconds, 1)}, sort_keys=True, indent=2))
         return
     vol = summary["lesion_volume_mm3"]
     typer.echo(

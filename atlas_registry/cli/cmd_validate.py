@@ -7,29 +7,23 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from . import TextJson, app, format_option, progress_option, want_progress
 
 
 @app.command("validate")
 def validate_cmd(
     path: Path = typer.Argument(..., help="native root, cohort folder or standardized root"),
-    format: str = typer.Option("text", "--format", help="text|json"),
+    format: TextJson = format_option(),
     metadata: Path = typer.Option(None, "--metadata", help="metadata workbook (.xlsx) or folder of CSVs, if not inside PATH"),
     workers: int = typer.Option(None, "--workers", help="processes [default: all cores]"),
-    progress: bool = typer.Option(None, "--progress/--no-progress", help="progress bar on stderr [default: on a terminal]"),
+    progress: bool = progress_option(),
     scrub_headers: bool = typer.Option(False, "--scrub-headers", help="report header text and extensions as info, as `ingest --scrub-headers` accepts them"),
 ):
     """Validate PATH against every rule (docs/validation-rules.md). Exit 1 when any error is found."""
-    import sys
 
-    from ..errors import UsageError
     from ..validate.runner import validate_path
 
-    if format not in ("text", "json"):
-        raise UsageError("USAGE", f"--format must be text or json, not {format!r}")
-    if progress is None:
-        progress = format == "text" and sys.stderr.isatty()
-    result = validate_path(path, workers=workers, progress=progress, scrub_headers=scrub_headers, metadata=metadata)
+    result = validate_path(path, workers=workers, progress=want_progress(progress, format), scrub_headers=scrub_headers, metadata=metadata)
     report = result.report
     typer.echo(report.to_json() if format == "json" else report.to_text())
     return 0 if report.ok else 1
