@@ -52,7 +52,7 @@ def test_layout_and_counts(built):
                  "sessions.json"):
         assert (out / "bids" / name).is_file(), name
     assert (out / "bids/CHANGES").read_text() == CHANGES == (out / "icpsr/CHANGES").read_text()
-    assert sorted(p.name for p in (out / "packages").iterdir()) == ["atlas-T1.0-icpsr", "atlas-T1.0-icpsr.zip"]
+    assert sorted(p.name for p in (out / "packages").iterdir()) == ["atlas-T1.0-icpsr"]  # the zip: at publication
     assert {p.name for p in (out / "parquet").iterdir()} == {
         f"{t}.parquet" for t in ("scans", "lesions", "images", "scanners", "issues", "revisions", "releases")
     } | {"schema.json"}
@@ -131,15 +131,22 @@ def test_participants_tsv(built):
     assert len(sessions) == 1 and sessions[0].read_text().splitlines()[1].startswith("ses-1\t")
 
 
-def test_bagit_bag_and_deterministic_zip(built):
+def test_bagit_bag_and_deterministic_zip(built, tmp_path):
     import bagit
+
+    from atlas_registry.export.bag import write_deposit_zip
 
     view, out, entries = built
     bag = bagit.Bag(str(out / "packages/atlas-T1.0-icpsr"))
     bag.validate()
     assert bag.info["Bagging-Date"] == "2020-03-04"
     assert len(bag.payload_entries()) == sum(1 for e in entries if e.archive == "icpsr")
-    with zipfile.ZipFile(out / "packages/atlas-T1.0-icpsr.zip") as z:
+    members = [e.path[len("packages/atlas-T1.0-icpsr/"):] for e in entries
+               if e.path.startswith("packages/atlas-T1.0-icpsr/")]
+    size, sha = write_deposit_zip(out, "T1.0", "2020-03-04", members, tmp_path / "deposit.zip")
+    assert (size, sha) == ((tmp_path / "deposit.zip").stat().st_size, sha256_file(tmp_path / "deposit.zip"))
+    assert write_deposit_zip(out, "T1.0", "2020-03-04", members[::-1], tmp_path / "again.zip") == (size, sha)
+    with zipfile.ZipFile(tmp_path / "deposit.zip") as z:
         infos = z.infolist()
         names = [i.filename for i in infos]
         assert names == sorted(names) and names[0] == "atlas-T1.0-icpsr/"

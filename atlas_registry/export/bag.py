@@ -1,4 +1,4 @@
-"""The ICPSR deposit package (``out/packages/``): a BagIt bag of the ICPSR archive and one zip of it.
+"""The ICPSR deposit package (``out/packages/``): a BagIt bag of the ICPSR archive, zipped at publication.
 
 ``packages/<bag>/`` is a BagIt 0.97 bag (``bagit.txt``, ``bag-info.txt``, ``manifest-sha256.txt``,
 ``tagmanifest-sha256.txt``, ``data/`` = the ICPSR archive). It is written directly rather than with
@@ -7,12 +7,16 @@ sorted) and so that nothing is hashed twice: the payload manifest is made from t
 already knows. Payload files are hard links to the ICPSR files of the same build (no second copy on
 disk; a copy where links are not possible). ``bagit.Bag(path).validate()`` accepts it (tested).
 
-``packages/<bag>.zip`` holds the bag under ``<bag>/``: entries sorted, fixed dates and permissions,
-already-compressed files stored as they are. Every file is read once and the zip's SHA-256 is
-computed as it is written (:func:`~.determinism.write_zip`).
+A build writes the bag as a folder and no zip (:func:`write_packages`): a curator iterating on a
+release does not pay for a zip of the whole archive on every build. ``release publish`` writes
+``packages/<bag>.zip`` once (:func:`write_deposit_zip`): the bag under ``<bag>/``, entries sorted,
+fixed dates and permissions, already-compressed files stored as they are; every file is read once and
+the zip's SHA-256 is computed as it is written (:func:`~.determinism.write_zip`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from .. import __version__
 from .determinism import write_zip
@@ -27,7 +31,7 @@ def bag_name(view: ReleaseView) -> str:
 
 
 def write_packages(output: Output, view: ReleaseView) -> None:
-    """Bag and zip the ICPSR archive already written under ``output`` (call after ``output.wait(files=True)``)."""
+    """Bag the ICPSR archive already written under ``output`` (call after ``output.wait(files=True)``)."""
     spec = view.spec
     name = bag_name(view)
     base = f"packages/{name}"
@@ -61,6 +65,15 @@ def write_packages(output: Output, view: ReleaseView) -> None:
         tagman.append(f"{ent.sha256}  {fname}\n")
     output.write_text(f"{base}/tagmanifest-sha256.txt", "".join(sorted(tagman, key=lambda l: l.split()[1])),
                       archive="packages")
-    members = sorted(e.path[len(base) + 1:] for e in output.entries if e.path.startswith(base + "/"))
-    size, sha = write_zip(output.path(f"{base}.zip"), output.path(base), members, spec.date, prefix=f"{name}/")
-    output.record_file(f"{base}.zip", size, sha, archive="packages", rev=view.revision)
+
+
+def deposit_zip_path(name: str) -> str:
+    """Where publication puts the deposit zip of release ``name`` (relative to the release folder)."""
+    return f"packages/atlas-{name}-icpsr.zip"
+
+
+def write_deposit_zip(root: Path, name: str, day: str, members: list[str], dest: Path) -> tuple[int, str]:
+    """Zip the bag ``root/packages/atlas-<name>-icpsr/`` (its files ``members``, relative to the bag)
+    into ``dest``; returns the zip's size and SHA-256 (computed as it is written)."""
+    bag = f"atlas-{name}-icpsr"
+    return write_zip(dest, Path(root) / "packages" / bag, sorted(members), day, prefix=f"{bag}/")
