@@ -420,3 +420,53 @@ def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, c
     assert checked() > len(derived) + sum(1 for v in before if v.startswith("face "))
     assert {v for v in verdicts.load(ingested_two.verdicts_dir) if v.startswith("face ")} == {
         v for v in before if v.startswith("face ")}
+
+
+def test_the_restricted_archive_links_to_the_public_ones_and_they_cannot_link_back(built):
+    """#18.1: icpsr/crosswalk.csv pairs native identifiers with public labels; DuckDB joins it to the
+    Parquet scans and pandas to BIDS participants.tsv; no public file names it or a native identifier."""
+    import duckdb
+    import pandas as pd
+
+    view, out, _ = built
+    cw = pd.read_csv(out / "icpsr/crosswalk.csv", dtype=str)
+    assert list(cw.columns) == ["scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan",
+                                "in_bids"]
+    assert sorted(cw.scan_id) == sorted(s.code for s in view.scans)
+    con = duckdb.connect()
+    joined = con.execute(f"SELECT c.scan_id, p.scan FROM read_csv('{out}/icpsr/crosswalk.csv', all_varchar=true) c "
+                         f"JOIN read_parquet('{out}/parquet/scans.parquet') p ON p.scan = c.public_scan").fetchall()
+    assert len(joined) == len(view.scans)
+    parts = pd.read_csv(out / "bids/participants.tsv", sep="\t", dtype=str)
+    linked = cw[cw.in_bids == "yes"].merge(parts, on="participant_id")
+    assert set(linked.participant_id) == set(parts.participant_id)
+    for s in view.standard_scans:  # the BIDS file of each native scan, found through the crosswalk
+        row = cw[cw.scan_id == s.code].iloc[0]
+        assert (out / "bids" / row.participant_id / row.session_id / "anat").is_dir()
+    icpsr_readme, bids_readme = (out / "icpsr/README.md").read_text(), (out / "bids/README").read_text()
+    assert "crosswalk.csv" in icpsr_readme and "re-identify" in icpsr_readme
+    assert "Linking to the restricted (ICPSR) archive" in bids_readme and "re-identify" in bids_readme
+    assert not any(p.name == "crosswalk.csv" for p in (out / "bids").rglob("*"))
+    assert not any(p.name == "crosswalk.csv" for p in (out / "parquet").rglob("*"))
+
+
+def test_the_bids_readme_snippet_loads_every_image_with_pybids(built):
+    """#18.2: the README's pybids snippet, run as written (path replaced), finds every T1w and mask;
+    pybids' defaults find none (what the README warns about)."""
+    import contextlib
+    import io
+
+    from bids import BIDSLayout
+
+    view, out, _ = built
+    readme = (out / "bids/README").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0].replace("path/to/bids", str(out / "bids"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README snippet", "exec"), {})
+    n = len(view.standard_scans)
+    n_subjects = len({s.public_label for s in view.standard_scans})
+    assert printed.getvalue().strip() == (f"{n_subjects} subjects, {n} T1w images, {n} lesion masks, "
+                                          f"{n} primary lesion masks")
+    default = BIDSLayout(out / "bids")
+    assert default.get(suffix="T1w", extension=".nii.gz") == [] and default.get(suffix="mask") == []

@@ -30,6 +30,7 @@ from ..errors import AtlasError
 from ..store import sha256_bytes
 from . import ddi
 from .determinism import json_bytes
+from .icpsr import linking_sections
 from .view import LesionInfo, ReleaseView, ScanView
 
 BIDS_VERSION = "1.10.0"
@@ -252,6 +253,25 @@ def dataset_description(view: ReleaseView) -> dict:
     return d
 
 
+def pybids_sections(space: str) -> list[str]:
+    """Markdown lines: how to load the dataset with pybids (a test runs the snippet on a build)."""
+    return ["## Loading with pybids", "",
+            "This is a derivative dataset (`DatasetType` `derivative`; every image has a `space-` entity). With "
+            "its default settings pybids validates files as raw BIDS and indexes none of the images or masks here, "
+            "without a warning. Load it as a derivative, without raw-BIDS validation:", "",
+            "```python",
+            "from bids import BIDSLayout",
+            "",
+            'layout = BIDSLayout("path/to/bids", is_derivative=True, validate=False)',
+            f't1w = layout.get(suffix="T1w", space="{space}", extension=".nii.gz", return_type="filename")',
+            f'masks = layout.get(suffix="mask", label="L", desc="{UNION_DESC}", extension=".nii.gz", '
+            'return_type="filename")',
+            'primary = layout.get(suffix="mask", desc="primary", extension=".nii.gz", return_type="filename")',
+            'print(len(layout.get_subjects()), "subjects,", len(t1w), "T1w images,", len(masks), "lesion masks,",',
+            '      len(primary), "primary lesion masks")',
+            "```", ""]
+
+
 def readme(view: ReleaseView, release_notes: str = "") -> str:
     spec, space = view.spec, view.spec.standard.space
     n_sub = len({s.public_label for s in view.standard_scans})
@@ -273,6 +293,8 @@ def readme(view: ReleaseView, release_notes: str = "") -> str:
         "* `participants.tsv` (described by `participants.json`): cohort, scanner, the neuroradiologist's "
         "report and lesion counts; `n/a` marks a missing value. Subjects with several sessions have "
         "`sub-<label>/sub-<label>_sessions.tsv`.", "",
+        *pybids_sections(space),
+        *linking_sections(public=True),
         *ddi.terms_sections(spec), *ddi.closing_sections(spec, release_notes),
     ]
     return "\n".join(parts)

@@ -258,10 +258,56 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
         "value labels.",
         "* `codebook.xml` (DDI Codebook 2.5) and `codebook.md` — every variable with its label, categories and "
         "summary statistics.",
+        "* `crosswalk.csv` — native identifier ↔ public label of every scan (see below).",
         "* `CHANGES` — what changed in each release.", "",
+        *linking_sections(public=False),
         *ddi.closing_sections(spec, release_notes),
     ]
     return "\n".join(parts)
+
+
+# -- the crosswalk to the public archives ----------------------------------------------------------
+
+CROSSWALK = "icpsr/crosswalk.csv"
+CROSSWALK_COLUMNS = ("scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan", "in_bids")
+
+
+def crosswalk_csv(view: ReleaseView) -> bytes:
+    """Native identifier <-> public label of every scan (restricted archive only, never public)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CROSSWALK_COLUMNS)
+    for s in sorted(view.scans, key=lambda s: s.code):
+        w.writerow([s.code, s.subject, s.cohort, s.bids_subject, s.bids_session, s.public_scan,
+                    "yes" if s.in_standard else "no"])
+    return buf.getvalue().encode("utf-8")
+
+
+def linking_sections(public: bool) -> list[str]:
+    """Markdown lines: how the restricted (ICPSR) and public (BIDS, Parquet) archives are linked."""
+    why = ("The public archives cannot carry this table: the native identifiers are the contributing sites' "
+           "codes, which the sites can trace back to a patient's records, so pairing them with the public labels "
+           "would re-identify every public scan. The crosswalk is therefore only in the restricted ICPSR archive, "
+           "released under its data use agreement.")
+    if public:
+        return ["## Linking to the restricted (ICPSR) archive", "",
+                "Subjects here carry public, pseudonymous labels (`sub-<label>`, stable across releases). The "
+                "native-space archive at ICPSR (data use agreement required) names the same scans by the sites' "
+                "native identifiers (`cXXXXsXXXXtXX`) and holds `crosswalk.csv`, one row per scan: `scan_id` (native), "
+                "`participant_id` and `session_id` (as here), `public_scan` (`sub-<label>_ses-<n>`, the `scan` key of "
+                "the Parquet tables). Join on `participant_id` and `session_id`.", "", why, ""]
+    return ["## Linking to the public archives (BIDS, Parquet)", "",
+            "`crosswalk.csv` pairs every scan's native identifier with its public label, one row per scan: "
+            "`scan_id` and `subject_id` (native, as in `native/`), `cohort`, `participant_id` and `session_id` (the "
+            "BIDS `sub-<label>` and `ses-<n>`: `participants.tsv`, `sub-<label>/ses-<n>/`), `public_scan` "
+            "(`sub-<label>_ses-<n>`, the `scan` key of the Parquet tables) and `in_bids` (whether the scan is in the "
+            "standardized subset, the BIDS archive). For example, in Python: "
+            "`crosswalk.merge(participants, on=\"participant_id\")`; in DuckDB: "
+            "`SELECT * FROM 'crosswalk.csv' c JOIN 'scans.parquet' p ON p.scan = c.public_scan`.", "", why,
+            "Keep `crosswalk.csv` with the rest of this archive, under the same terms.", ""]
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -274,9 +320,34 @@ def _scan_files(s: ScanView):
             yield native_relpath(s.code, "lesion", m.variant, les.number), m, True
 
 
+TABLES_RECIPE = "icpsr-tables-1"
+
+
+def _recipe() -> str:
+    """What the table files' bytes depend on besides their rows: this code and the writers' versions."""
+    import openpyxl
+    import pyreadstat
+
+    from ..release import _source_sha256
+
+    return f"{TABLES_RECIPE}:{_source_sha256()}:{pyreadstat.__version__}:{openpyxl.__version__}"
+
+
+def _rows_key(cache, what: str, day: str, title: str, tabs) -> str:
+    """Cache key of a table file: the recipe, the release date and title, and every row."""
+    import json
+
+    data = json.dumps({n: [[c.name for c in cols], rows] for n, (cols, rows) in tabs.items()}, default=str,
+                      sort_keys=True)
+    return cache.key(_recipe(), what, day, title, data)
+
+
 def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "") -> None:
+    """Write ``icpsr/``. The SPSS, Stata and xlsx files (the slow ones) come from the export cache when
+    their rows, the release date and title and the code are those of an earlier build."""
     day = view.spec.date
     rev = view.revision
+    cache = output.cache
     for s in view.scans:
         for rel, ref, is_mask in _scan_files(s):
             path = f"{NATIVE}/{rel}"
@@ -289,14 +360,23 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         gate.table(f"{NATIVE}/{csv_name}", name, [c.name for c in cols], rows,
                    text_columns=[c.name for c in cols if not c.numeric])
         output.write(f"{NATIVE}/{csv_name}", metadata.csv_bytes(_frame(cols, rows)), archive="icpsr", rev=rev)
-        sav, dta = stat_files(cols, rows, day, f"{view.spec.title}: {name}")
+        title = f"{view.spec.title}: {name}"
+        key = _rows_key(cache, "sav+dta", day, title, {name: (cols, rows)})
+        sav = cache.get(key + ".sav") if cache.root is not None else None
+        dta = cache.get(key + ".dta") if sav is not None else None
+        if sav is None or dta is None:
+            sav, dta = stat_files(cols, rows, day, title)
+            cache.put(key + ".sav", sav)
+            cache.put(key + ".dta", dta)
         stem = csv_name.rsplit(".", 1)[0]
         output.write(f"{STAT_DIR}/{stem}.sav", sav, archive="icpsr", rev=rev)
         output.write(f"{STAT_DIR}/{stem}.dta", dta, archive="icpsr", rev=rev)
         files.append(ddi.DataFile(f"F{i}", csv_name, f"native/{csv_name}", TABLE_DESCRIPTIONS[name],
                                   tuple(c.variable() for c in cols), tuple(rows)))
-    output.write(f"{NATIVE}/{METADATA_WORKBOOK}", workbook(tabs, day), archive="icpsr", rev=rev)
+    xlsx = cache.get_or_make(_rows_key(cache, "xlsx", day, "", tabs), lambda: workbook(tabs, day))
+    output.write(f"{NATIVE}/{METADATA_WORKBOOK}", xlsx, archive="icpsr", rev=rev)
     output.write("icpsr/codebook.xml", ddi.codebook_xml(view.spec, files, revision=rev), archive="icpsr")
     output.write_text("icpsr/codebook.md", ddi.codebook_markdown(view.spec, files, revision=rev), archive="icpsr")
+    output.write(CROSSWALK, crosswalk_csv(view), archive="icpsr", rev=rev)
     output.write_text("icpsr/README.md", readme(view, tabs, release_notes), archive="icpsr")
     output.write_text("icpsr/CHANGES", changes, archive="icpsr")
