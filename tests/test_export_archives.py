@@ -470,3 +470,35 @@ def test_the_bids_readme_snippet_loads_every_image_with_pybids(built):
                                           f"{n} primary lesion masks")
     default = BIDSLayout(out / "bids")
     assert default.get(suffix="T1w", extension=".nii.gz") == [] and default.get(suffix="mask") == []
+
+
+def test_bids_says_what_made_it_and_where_it_lies(built, export_spec):
+    """#18.5: GeneratedBy lists the pipeline of the specification (with versions) before the packager;
+    SourceDatasets names the source, not the release; SpatialReference is the template at the written
+    resolution; sessions.json has its own text; the official validator: 0 errors, 0 warnings."""
+    import subprocess
+    import sys
+
+    import nibabel as nib
+
+    view, out, _ = built
+    desc = json.loads((out / "bids/dataset_description.json").read_text())
+    assert [g["Name"] for g in desc["GeneratedBy"]] == [p["name"] for p in export_spec.standard.pipeline] + [
+        "atlas-registry"]
+    assert all(g["Version"] for g in desc["GeneratedBy"])
+    assert desc["SourceDatasets"] == [{"DOI": "doi:10.0000/native", "Version": "1.0.0"}]
+    assert all(export_spec.name not in json.dumps(sd) for sd in desc["SourceDatasets"])
+    for side in (out / "bids").rglob("*_T1w.json"):
+        t1 = nib.load(side.with_name(side.name.replace(".json", ".nii.gz")))
+        res = {round(float(z), 3) for z in t1.header.get_zooms()[:3]}
+        meta = json.loads(side.read_text())
+        assert res == {1.0} and meta["SpatialReference"].endswith("tpl-MNI152NLin2009aSym_res-1_T1w.nii.gz")
+        assert meta["Sources"] == [meta["SpatialReference"]]
+    sessions = json.loads((out / "bids/sessions.json").read_text())
+    participants = json.loads((out / "bids/participants.json").read_text())
+    assert sessions["pvh"]["Description"].endswith("At this session.")
+    assert sessions["Description"] != participants["Description"]
+    exe = Path(sys.executable).parent / "bids-validator-deno"
+    r = subprocess.run([str(exe), str(out / "bids"), "--format", "json"], capture_output=True, text=True, timeout=600)
+    issues = json.loads(r.stdout)["issues"]["issues"]
+    assert r.returncode == 0 and sorted({(i["severity"], i["code"]) for i in issues}) == []

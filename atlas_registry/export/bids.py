@@ -34,8 +34,19 @@ from .icpsr import linking_sections
 from .view import LesionInfo, ReleaseView, ScanView
 
 BIDS_VERSION = "1.10.0"
-TEMPLATE_URL = {"MNI152NLin2009aSym": "https://templateflow.s3.amazonaws.com/tpl-MNI152NLin2009aSym/"
-                                      "tpl-MNI152NLin2009aSym_res-1_T1w.nii.gz"}
+TEMPLATEFLOW = "https://templateflow.s3.amazonaws.com"
+TEMPLATE_RESOLUTIONS = {"MNI152NLin2009aSym": {1.0: "1", 2.0: "2"}}  # TemplateFlow res- labels by voxel mm
+
+
+def template_reference(space: str, voxel_mm) -> str:
+    """BIDS ``SpatialReference`` of an image in ``space`` at ``voxel_mm``: the TemplateFlow template at
+    that resolution, or the space label where TemplateFlow has no such resolution."""
+    res = TEMPLATE_RESOLUTIONS.get(space, {})
+    iso = {round(float(v), 3) for v in voxel_mm}
+    label = res.get(iso.pop()) if len(iso) == 1 else None
+    if label is None:
+        return space
+    return f"{TEMPLATEFLOW}/tpl-{space}/tpl-{space}_res-{label}_T1w.nii.gz"
 UNION_DESC = "T1lesion"
 UNION_RECIPE = "bids-union-mask-1"
 NA = "n/a"
@@ -146,8 +157,10 @@ def _levels(values) -> dict:
     return {v: v for v in sorted({str(v) for v in values if v not in (None, "")})}
 
 
-def column_descriptions(view: ReleaseView, scans: list[ScanView]) -> dict:
-    first = "At the subject's first session in this dataset; sub-<label>_sessions.tsv gives every session."
+def column_descriptions(view: ReleaseView, scans: list[ScanView], *, sessions: bool = False) -> dict:
+    """Column dictionaries of participants.tsv, or (``sessions``) of sub-<label>_sessions.tsv."""
+    first = ("At this session." if sessions else
+             "At the subject's first session in this dataset; sub-<label>_sessions.tsv gives every session.")
     sites = {c.code: c.site or f"cohort {c.code}" for c in view.cohorts}
     d = {
         "participant_id": {"Description": "Public, pseudonymous subject label (not the native identifier)."},
@@ -235,14 +248,19 @@ def participants(view: ReleaseView) -> tuple[list[dict], dict[str, list[dict]]]:
 
 def dataset_description(view: ReleaseView) -> dict:
     spec = view.spec
+    made = [{"Name": p["name"], "Version": p["version"], "Description": p["description"],
+             **({"CodeURL": p["code_url"]} if p.get("code_url") else {})} for p in spec.standard.pipeline]
+    sources = [{**({"URL": d["url"]} if d.get("url") else {}), **({"DOI": d["doi"]} if d.get("doi") else {}),
+                "Version": d["version"]} for d in spec.standard.source_datasets]
     d = {
         "Name": spec.title,
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "atlas-registry", "Version": __version__,
-                         "Description": f"release {spec.name} (version {spec.version}, registry revision "
-                                        f"{view.revision})"}],
-        "SourceDatasets": [{"URL": url, "Version": spec.version} for url in spec.references[:1]],
+        "GeneratedBy": [*made, {"Name": "atlas-registry", "Version": __version__,
+                                "Description": f"packaging of release {spec.name} (version {spec.version}, "
+                                               f"registry revision {view.revision}): selection, union masks, "
+                                               "sidecars and tables"}],
+        "SourceDatasets": sources,
         "License": spec.license or "n/a",
         "Authors": list(spec.authors),
         "HowToAcknowledge": spec.how_to_cite,
@@ -323,16 +341,21 @@ def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: 
     cols = column_descriptions(view, list(view.standard_scans))
     gate.table("bids/participants.tsv", "participants", PARTICIPANT_COLUMNS, rows, text_columns=TEXT_COLUMNS)
     doc("participants.tsv", _tsv(PARTICIPANT_COLUMNS, rows).encode(), rev=view.revision)
-    pj = {"Description": "One row per subject of the standardized subset.",
-          **{c: cols[c] for c in PARTICIPANT_COLUMNS}}
-    doc("participants.json", pj)
+    # the column dictionary, with the top-level Description the BIDS schema recommends for tabular sidecars
+    # (without it the official validator warns SIDECAR_KEY_RECOMMENDED)
+    doc("participants.json", {"Description": "One row per subject of the standardized subset: cohort, scanner, the "
+                                             "neuroradiologist's report and lesion counts at the first session.",
+                              **{c: cols[c] for c in PARTICIPANT_COLUMNS}})
     for sub, srows in sessions.items():
         gate.table(f"bids/{sub}/{sub}_sessions.tsv", "sessions", SESSION_COLUMNS, srows, text_columns=TEXT_COLUMNS)
         doc(f"{sub}/{sub}_sessions.tsv", _tsv(SESSION_COLUMNS, srows).encode(), rev=view.revision)
-    if sessions:  # one description for every sub-<label>_sessions.tsv (inheritance principle)
-        sj = {"Description": "One row per session (timepoint) of a subject scanned more than once.",
-              **{c: cols[c] for c in SESSION_COLUMNS}}
-        doc("sessions.json", sj)
+    if sessions:  # one column dictionary for every sub-<label>_sessions.tsv (inheritance principle)
+        scols = column_descriptions(view, list(view.standard_scans), sessions=True)
+        scols["session_id"] = {"Description": "Session label ses-<n>: the timepoint number of the scan; one row "
+                                              "per session of a subject scanned more than once."}
+        doc("sessions.json", {"Description": "One row per session (timepoint) of a subject scanned more than once: "
+                                             "scanner, the neuroradiologist's report and lesion counts at that "
+                                             "session.", **{c: scols[c] for c in SESSION_COLUMNS}})
 
     for s in view.standard_scans:
         _write_scan(output, gate, store, s, space, t1_paths, doc)
@@ -355,9 +378,14 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     path = store.path_of(s.t1_standard.sha256)
     gate.nifti("bids/" + t1, path, s.t1_standard.sha256, mask=False)
     output.submit(gate.defaced, "bids/" + t1, path, s.t1_standard.sha256)
+    template = template_reference(space, s.t1_standard.voxel_mm)
     t1_side = {"SkullStripped": False, "Defaced": True, "IntensityNormalized": True,
-               "Description": f"T1-weighted MRI, defaced, intensity-normalized, linearly registered to {space}.",
-               "SpatialReference": TEMPLATE_URL.get(space, space)}
+               "Description": f"T1-weighted MRI, defaced, intensity-normalized, linearly registered to {space}. "
+                              "Derived from the native-space T1 of the restricted archive (not named here: "
+                              "see README) and the template it was registered to (Sources).",
+               "SpatialReference": template, "Sources": [template] if template.startswith("http") else []}
+    if not t1_side["Sources"]:
+        del t1_side["Sources"]
     doc(_sidecar(t1), t1_side, rev=s.t1_standard.created_rev_id, scan=s.code)
 
     lesion_paths = []
