@@ -54,7 +54,7 @@ def test_layout_and_counts(built):
     assert (out / "bids/CHANGES").read_text() == CHANGES == (out / "icpsr/CHANGES").read_text()
     assert sorted(p.name for p in (out / "packages").iterdir()) == ["atlas-T1.0-icpsr"]  # the zip: at publication
     assert {p.name for p in (out / "parquet").iterdir()} == {
-        f"{t}.parquet" for t in ("scans", "lesions", "images", "scanners", "issues", "revisions", "releases")
+        f"{t}.parquet" for t in ("scans", "lesions", "images", "masks", "scanners", "issues", "revisions", "releases")
     } | {"schema.json"}
 
 
@@ -502,3 +502,37 @@ def test_bids_says_what_made_it_and_where_it_lies(built, export_spec):
     r = subprocess.run([str(exe), str(out / "bids"), "--format", "json"], capture_output=True, text=True, timeout=600)
     issues = json.loads(r.stdout)["issues"]["issues"]
     assert r.returncode == 0 and sorted({(i["severity"], i["code"]) for i in issues}) == []
+
+
+def test_parquet_types_keys_and_one_row_per_mask_file(built):
+    """#18.7 with pyarrow and DuckDB: list and date types, non-null keys, one row per BIDS mask file
+    whose path, size and SHA-256 are those of the file."""
+    import datetime
+
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    view, out, entries = built
+    pdir = out / "parquet"
+    scans = pq.read_table(pdir / "scans.parquet")
+    assert scans.schema.field("releases").type == pa.list_(pa.string())
+    assert scans.column("releases").to_pylist()[0] == ["T1.0"]
+    rel = pq.read_table(pdir / "releases.parquet")
+    assert rel.schema.field("date").type == pa.date32() and rel.column("date").to_pylist() == [datetime.date(2020, 3, 4)]
+    for name, keys in (("scans", ("scan", "subject", "cohort")), ("lesions", ("scan", "lesion")),
+                       ("masks", ("scan", "path", "sha256")), ("releases", ("name",))):
+        sch = pq.read_schema(pdir / f"{name}.parquet")
+        assert all(not sch.field(k).nullable for k in keys), name
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT path, size_bytes, sha256, lesion, lesion_desc FROM read_parquet('{pdir}/masks.parquet') "
+                       "ORDER BY path").fetchall()
+    by_path = {e.path: e for e in entries}
+    mask_files = sorted(e.path for e in entries if e.path.startswith("bids/") and e.path.endswith("_mask.nii.gz"))
+    assert [r[0] for r in rows] == mask_files
+    for path, size, sha, lesion, desc in rows:
+        assert (size, sha) == (by_path[path].size, by_path[path].sha256) == ((out / path).stat().st_size,
+                                                                              sha256_file(out / path))
+        assert f"desc-{desc}_" in path and (lesion is None) == (desc == "T1lesion")
+    assert con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir}/scans.parquet') "
+                       "WHERE list_contains(releases, 'T1.0')").fetchone()[0] == len(view.scans)

@@ -51,15 +51,16 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
     done = False
     try:
         bids_paths: dict[str, str] = {}
+        masks: list = []
         if "bids" in archives:
             say(f"bids: {len(view.standard_scans)} scans")
-            bids_paths = write_bids(output, view, gate, changes=changes, release_notes=release_notes)
+            bids_paths = write_bids(output, view, gate, changes=changes, release_notes=release_notes, masks=masks)
         if "icpsr" in archives:
             say(f"icpsr: {len(view.scans)} scans")
             write_icpsr(output, view, gate, changes=changes, release_notes=release_notes)
         if "parquet" in archives:
             say("parquet")
-            write_parquet(output, view, gate, bids_paths=bids_paths)
+            write_parquet(output, view, gate, bids_paths=bids_paths, masks=masks)
         output.wait(files="icpsr" in archives)  # the checks of standardized T1s run on while the bag is made
         if "icpsr" in archives:
             say("packages: bag")

@@ -21,6 +21,7 @@ identifier appears in any name or text (checked by the de-identification gate).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
@@ -320,8 +321,10 @@ def readme(view: ReleaseView, release_notes: str = "") -> str:
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "") -> dict[str, str]:
-    """Write ``bids/``; returns scan code -> path of its T1 in the archive (for the Parquet images table)."""
+def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "",
+               masks: list | None = None) -> dict[str, str]:
+    """Write ``bids/``; returns scan code -> path of its T1 in the archive (for the Parquet images table).
+    ``masks``, when given, receives one :class:`MaskFile` per mask file written (for the Parquet masks table)."""
     space = view.spec.standard.space
     store = output.store
     t1_paths: dict[str, str] = {}
@@ -358,19 +361,37 @@ def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: 
                                              "session.", **{c: scols[c] for c in SESSION_COLUMNS}})
 
     for s in view.standard_scans:
-        _write_scan(output, gate, store, s, space, t1_paths, doc)
+        _write_scan(output, gate, store, s, space, t1_paths, doc, masks if masks is not None else [])
     return t1_paths
 
 
-def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> None:
+@dataclass(frozen=True)
+class MaskFile:
+    """A mask file of the BIDS archive: ``sha256``/``size`` known, or (a union mask computed in the
+    background) ``pending``, a future giving (size, sha256)."""
+
+    scan: str  # native code (the Parquet table names the public one)
+    lesion: int | None  # None: the union of every lesion of the scan
+    desc: str
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    pending: object = None
+
+    def resolved(self) -> tuple[int, str]:
+        return self.pending.result() if self.pending is not None else (self.size, self.sha256)
+
+
+def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> tuple[int, str]:
     """The union mask of a scan with several lesions (computed once per set of inputs, then cached)."""
     key = output.cache.key(UNION_RECIPE, *[l.standard.sha256 for l in s.lesions])
     data = output.cache.get_or_make(key, lambda: union_mask_bytes(output.store, s.lesions))
     gate.nifti(rel, data, sha256_bytes(data), mask=True)
-    output.write(rel, data, archive="bids", scan=s.code, rev=rev)
+    e = output.write(rel, data, archive="bids", scan=s.code, rev=rev)
+    return e.size, e.sha256
 
 
-def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, doc) -> None:
+def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, doc, masks: list) -> None:
     t1 = t1_path(s, space)
     t1_paths[s.code] = "bids/" + t1
     output.copy_object("bids/" + t1, s.t1_standard.sha256, s.t1_standard.size, archive="bids", scan=s.code,
@@ -394,6 +415,7 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
         lesion_paths.append(rel)
         m = les.standard
         output.copy_object("bids/" + rel, m.sha256, m.size, archive="bids", scan=s.code, rev=m.created_rev_id)
+        masks.append(MaskFile(s.code, les.number, lesion_desc(les.number), "bids/" + rel, m.size, m.sha256))
         gate.nifti("bids/" + rel, store.path_of(m.sha256), m.sha256, mask=True)
         what = "primary lesion" if les.is_primary else f"secondary lesion {les.number} (largest secondary first)"
         side = {"Type": "Lesion", "Description": f"Manually traced {what}, resampled to {space} (nearest neighbour).",
@@ -407,8 +429,10 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     if len(s.lesions) == 1:
         m = s.lesions[0].standard
         output.copy_object("bids/" + union, m.sha256, m.size, archive="bids", scan=s.code, rev=rev)
+        masks.append(MaskFile(s.code, None, UNION_DESC, "bids/" + union, m.size, m.sha256))
     else:
-        output.submit(_write_union, output, gate, s, "bids/" + union, rev)
+        fut = output.submit(_write_union, output, gate, s, "bids/" + union, rev)
+        masks.append(MaskFile(s.code, None, UNION_DESC, "bids/" + union, pending=fut))
     side = {"Type": "Lesion", "Description": "Every lesion of the scan in one mask (voxel-wise union of the "
                                              "per-lesion masks).",
             "Sources": [_uri(p) for p in lesion_paths], "SpatialReference": _uri(t1),
