@@ -329,7 +329,7 @@ def fingerprint(s: Session, name: str, spec_text: str) -> str:
     return h.hexdigest()
 
 
-def _holds_build(out: Path, rel: Release) -> bool:
+def _holds_build(out: Path, rel: Release) -> list[dict] | None:
     """Whether ``out`` holds exactly the recorded build of ``rel``: its ``MANIFEST.json`` (by SHA-256)
     and every listed file, regular, of the listed size, and nothing else (contents are not re-hashed:
     ``release verify`` does that)."""
@@ -338,15 +338,17 @@ def _holds_build(out: Path, rel: Release) -> bool:
     try:
         data = (out / MANIFEST).read_bytes()
         if sha256_bytes(data) != rel.manifest_sha256 or stat.S_ISLNK(os.lstat(out / MANIFEST).st_mode):
-            return False
-        files = {f["path"]: f["size"] for f in json.loads(data)["files"]}
+            return None
+        listed = json.loads(data)["files"]
+        files = {f["path"]: f["size"] for f in listed}
         tree = scan_tree(out)
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return None
     if tree is None:
-        return False
+        return None
     tree.pop(MANIFEST, None)
-    return len(tree) == len(files) and all(files.get(p) == st.st_size for p, st in tree.items())
+    same = len(tree) == len(files) and all(files.get(p) == st.st_size for p, st in tree.items())
+    return listed if same else None
 
 
 def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | None = None,
@@ -365,9 +367,9 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
     with db.session(ws) as s:
         spec0, rel0 = _spec_for(s, name, specs)
         fp = fingerprint(s, spec0.name, spec0.source_text)
-        if (occupied and not _frozen(rel0) and rel0 is not None and rel0.status == "built"
-                and rel0.build_fingerprint == fp and _holds_build(out, rel0)):
-            files = json.loads((out / MANIFEST).read_bytes())["files"]
+        files = (_holds_build(out, rel0) if occupied and not _frozen(rel0) and rel0 is not None
+                 and rel0.status == "built" and rel0.build_fingerprint == fp else None)
+        if files is not None:
             _remember_location(ws, spec0.name, out)
             return BuildOutcome(spec0.name, spec0.version, str(out), rel0.last_revision_id, len(files),
                                 sum(f["size"] for f in files), rel0.manifest_sha256, reproduced=False,
@@ -418,7 +420,9 @@ def _remember_location(ws: Workspace, name: str, out: Path) -> None:
     default = ws.home / "releases" / name
     pointer = ws.home / "releases" / f"{name}.location"
     if out.resolve() != default.resolve():
-        atomic_write(pointer, (str(out.resolve()) + "\n").encode())
+        text = (str(out.resolve()) + "\n").encode()
+        if not pointer.is_file() or pointer.read_bytes() != text:
+            atomic_write(pointer, text)
     elif pointer.exists():
         pointer.unlink()
 

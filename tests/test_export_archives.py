@@ -536,3 +536,39 @@ def test_parquet_types_keys_and_one_row_per_mask_file(built):
         assert f"desc-{desc}_" in path and (lesion is None) == (desc == "T1lesion")
     assert con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir}/scans.parquet') "
                        "WHERE list_contains(releases, 'T1.0')").fetchone()[0] == len(view.scans)
+
+
+def test_spss_measure_levels_formats_widths_and_labels(built, export_spec):
+    """#18.4 with pyreadstat: every variable has a measure level, whole numbers are F8.0, text widths
+    fit the longest value, the file label is a whole phrase, no variable name is cut."""
+    import pyreadstat
+
+    from atlas_registry import metadata
+    from atlas_registry.export import icpsr
+
+    view, out, _ = built
+    for table in ("scans", "lesions", "scanners"):
+        df, meta = pyreadstat.read_sav(str(out / f"icpsr/tables/ATLAS_{table}.sav"))
+        cols = {c.stat_name: c for c in icpsr.columns(table)}
+        assert list(meta.column_names) == [c.stat_name for c in icpsr.columns(table)]
+        assert set(meta.variable_measure.values()) <= {"nominal", "ordinal", "scale"}, meta.variable_measure
+        for name, fmt in meta.original_variable_types.items():
+            c = cols[name]
+            if c.numeric or c.categories:
+                assert fmt == ("F8.0" if c.integer else "F8.3"), (name, fmt)
+            else:
+                longest = max([1, *(len(str(v).encode()) for v in df[name])])
+                assert fmt == f"A{longest}", (name, fmt)
+        assert meta.file_label in icpsr.label_candidates(export_spec.title, export_spec.name, table)
+        assert len(meta.file_label.encode()) <= 64
+        assert len(metadata.COLUMNS[table]) == len(meta.column_names)
+    df, meta = pyreadstat.read_sav(str(out / "icpsr/tables/ATLAS_scans.sav"))
+    assert meta.variable_measure["pvh"] == "ordinal" and meta.variable_measure["stroke_type"] == "nominal"
+    assert meta.variable_measure["n_strokes_lh_cortical"] == "scale"
+    assert "primary_hemisphere" in meta.column_names  # not primary_stroke_location_hemisp
+    assert all(float(v).is_integer() for v in df["n_strokes_lh_cortical"].dropna())
+    _, smeta = pyreadstat.read_sav(str(out / "icpsr/tables/ATLAS_scanners.sav"))
+    assert smeta.original_variable_types["field_strength_t"] == "F8.3"
+    # a long title: a shorter whole phrase, not the title cut at 64 bytes
+    long = "Anatomical Tracings of Lesions After Stroke (ATLAS) Release 1.2"
+    assert icpsr.file_label(icpsr.label_candidates(long, "R1.2", "lesions"), 64) == "ATLAS R1.2: lesions table"

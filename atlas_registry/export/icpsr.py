@@ -66,6 +66,12 @@ LABELS = {
 }
 
 
+# Columns whose identifier would be longer than Stata allows: their SPSS/Stata names.
+SHORT_NAMES = {"Primary Stroke Location Hemisphere": "primary_hemisphere"}
+# Ordered grades (SPSS measure "ordinal").
+ORDINAL = ("PVH", "DWMH")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str  # sheet/CSV column (atlas_registry.metadata)
@@ -78,8 +84,29 @@ class Column:
 
     @property
     def stat_name(self) -> str:
+        """The SPSS/Stata variable name: the column as an identifier, never cut (Stata allows 32
+        characters and a value-label set needs one less: longer names have a chosen short form)."""
+        if self.name in SHORT_NAMES:
+            return SHORT_NAMES[self.name]
         s = re.sub(r"[^0-9A-Za-z]+", "_", self.name.replace("#", "n")).strip("_").lower()
-        return (s if s[:1].isalpha() else f"v_{s}")[:30]  # Stata: 32, and a value-label set needs one less
+        s = s if s[:1].isalpha() else f"v_{s}"
+        if len(s) > 31:
+            raise ValueError(f"column {self.name!r} needs a short SPSS/Stata name (SHORT_NAMES)")
+        return s
+
+    @property
+    def integer(self) -> bool:
+        """Whole numbers (counts, codes, grades): SPSS format F8.0."""
+        return self.numeric and self.unit is None or bool(self.categories)
+
+    @property
+    def measure(self) -> str:
+        """SPSS measurement level: ordered grades are ordinal, other codes and text nominal, the rest scale."""
+        if self.name in ORDINAL:
+            return "ordinal"
+        if self.categories or not self.numeric:
+            return "nominal"
+        return "scale"
 
     def variable(self) -> ddi.Variable:
         return ddi.Variable(self.name, self.stat_name, self.label, self.numeric, self.categories, self.unit,
@@ -215,19 +242,64 @@ def _coded(cols, rows):
     return pd.DataFrame(data), {k: v[:80] for k, v in names.items()}, labels
 
 
-def stat_files(cols, rows, day: str, title: str) -> tuple[bytes, bytes]:
-    """(``.sav``, ``.dta``) bytes of one table, with variable and value labels and the release date."""
+def file_label(candidates: list[str], limit: int) -> str:
+    """The first of ``candidates`` that fits in ``limit`` bytes (SPSS 64, Stata 80): a whole phrase,
+    never one cut in the middle; the last one is cut at a word boundary only if nothing fits."""
+    for c in candidates:
+        if len(c.encode("utf-8")) <= limit:
+            return c
+    words, out = candidates[-1].split(), ""
+    for w in words:
+        if len((out + " " + w).strip().encode("utf-8")) > limit:
+            break
+        out = (out + " " + w).strip()
+    return out
+
+
+def label_candidates(title: str, release: str, table: str) -> list[str]:
+    """File labels of a table, longest first: the title, its acronym (in parentheses), the release."""
+    m = re.search(r"\(([A-Z][A-Za-z0-9-]{1,15})\)", title)
+    out = [f"{title}: {table}"]
+    if m:
+        out.append(f"{m.group(1)} {release}: {table} table")
+    out.append(f"{release}: {table} table")
+    return out
+
+
+def _formats(cols, df) -> tuple[dict, dict, dict]:
+    """SPSS formats (F8.0 for whole numbers, F8.3 for measurements, A<w> for text), display widths and
+    measurement levels of every variable."""
+    fmt, width, measure = {}, {}, {}
+    for c in cols:
+        n = c.stat_name
+        if c.numeric or c.categories:
+            fmt[n] = "F8.0" if c.integer else "F8.3"
+            width[n] = 8
+        else:
+            w = max([1, *(len(str(v).encode("utf-8")) for v in df[n])])
+            fmt[n] = f"A{w}"
+            width[n] = min(max(w, len(n)), 60)
+        measure[n] = c.measure
+    return fmt, width, measure
+
+
+def stat_files(cols, rows, day: str, title: str, *, release: str = "", table: str = "") -> tuple[bytes, bytes]:
+    """(``.sav``, ``.dta``) bytes of one table, with variable and value labels, SPSS formats and
+    measurement levels, and the release date."""
     import os
     import tempfile
 
     import pyreadstat
 
     df, col_labels, value_labels = _coded(cols, rows)
+    fmt, width, measure = _formats(cols, df)
+    labels = label_candidates(title, release, table) if table else [title]
     with tempfile.TemporaryDirectory() as tmp:
         sav, dta = os.path.join(tmp, "t.sav"), os.path.join(tmp, "t.dta")
-        pyreadstat.write_sav(df, sav, file_label=title[:64], column_labels=col_labels,
-                             variable_value_labels=value_labels)
-        pyreadstat.write_dta(df, dta, file_label=title[:80], column_labels=col_labels,
+        pyreadstat.write_sav(df, sav, file_label=file_label(labels, 64), column_labels=col_labels,
+                             variable_value_labels=value_labels, variable_format=fmt,
+                             variable_display_width=width, variable_measure=measure)
+        pyreadstat.write_dta(df, dta, file_label=file_label(labels, 80), column_labels=col_labels,
                              variable_value_labels=value_labels, version=14)  # format 118: Stata 14 and later
         with open(sav, "rb") as f:
             sav_b = fix_sav_timestamp(f.read(), day)
@@ -360,12 +432,12 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         gate.table(f"{NATIVE}/{csv_name}", name, [c.name for c in cols], rows,
                    text_columns=[c.name for c in cols if not c.numeric])
         output.write(f"{NATIVE}/{csv_name}", metadata.csv_bytes(_frame(cols, rows)), archive="icpsr", rev=rev)
-        title = f"{view.spec.title}: {name}"
-        key = _rows_key(cache, "sav+dta", day, title, {name: (cols, rows)})
+        title = view.spec.title
+        key = _rows_key(cache, "sav+dta", day, f"{title}\x00{view.spec.name}\x00{name}", {name: (cols, rows)})
         sav = cache.get(key + ".sav") if cache.root is not None else None
         dta = cache.get(key + ".dta") if sav is not None else None
         if sav is None or dta is None:
-            sav, dta = stat_files(cols, rows, day, title)
+            sav, dta = stat_files(cols, rows, day, title, release=view.spec.name, table=name)
             cache.put(key + ".sav", sav)
             cache.put(key + ".dta", dta)
         stem = csv_name.rsplit(".", 1)[0]

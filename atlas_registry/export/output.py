@@ -124,18 +124,19 @@ def scan_tree(root: Path) -> dict[str, os.stat_result] | None:
     """Every regular file below ``root`` (relative POSIX path -> ``lstat``), or None when the tree
     holds a symbolic link or special file anywhere (such a tree is not built upon: it is replaced)."""
     found: dict[str, os.stat_result] = {}
-    stack = [("", Path(root))]
+    stack = [("", os.fspath(root))]
+    isdir, isreg = stat.S_ISDIR, stat.S_ISREG
     while stack:
         rel, d = stack.pop()
         with os.scandir(d) as it:
             for e in it:
+                if e.is_dir(follow_symlinks=False):  # from the directory entry: no stat
+                    stack.append((f"{rel}{e.name}/", e.path))
+                    continue
                 st = e.stat(follow_symlinks=False)
-                r = f"{rel}{e.name}"
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((r + "/", Path(e.path)))
-                elif stat.S_ISREG(st.st_mode):
-                    found[r] = st
-                else:
+                if isreg(st.st_mode):
+                    found[rel + e.name] = st
+                elif not isdir(st.st_mode):
                     return None
     return found
 
