@@ -52,7 +52,8 @@ def test_layout_and_counts(built):
                  "sessions.json"):
         assert (out / "bids" / name).is_file(), name
     assert (out / "bids/CHANGES").read_text() == CHANGES == (out / "icpsr/CHANGES").read_text()
-    assert sorted(p.name for p in (out / "packages").iterdir()) == ["atlas-T1.0-icpsr"]  # the zip: at publication
+    assert sorted(p.name for p in (out / "packages").iterdir()) == [  # one bag per archive; the zip: at publication
+        "atlas-T1.0-bids", "atlas-T1.0-icpsr", "atlas-T1.0-parquet"]
     assert {p.name for p in (out / "parquet").iterdir()} == {
         f"{t}.parquet" for t in ("scans", "lesions", "images", "masks", "scanners", "issues", "revisions", "releases")
     } | {"schema.json"}
@@ -409,7 +410,8 @@ def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, c
     out = release.build(ingested_two, "R1.1", tmp_path / "out", progress=True)
     store = ObjectStore(ingested_two.objects_dir)
     manifest = json.loads((Path(out.out) / "MANIFEST.json").read_text())["files"]
-    derived = [f for f in manifest if f["path"].endswith(".nii.gz") and not store.has(f["sha256"])]
+    derived = [f for f in manifest if f["path"].endswith(".nii.gz") and not store.has(f["sha256"])
+               and not f["path"].startswith("packages/")]  # (the BIDS bag links the same files)
     assert derived and all("desc-T1lesion" in f["path"] for f in derived)  # union masks: made by the build
     assert any(v.startswith("face ") for v in before)
     assert checked() == len(derived)  # everything ingest verified is known: no T1 inflated again
@@ -572,3 +574,22 @@ def test_spss_measure_levels_formats_widths_and_labels(built, export_spec):
     # a long title: a shorter whole phrase, not the title cut at 64 bytes
     long = "Anatomical Tracings of Lesions After Stroke (ATLAS) Release 1.2"
     assert icpsr.file_label(icpsr.label_candidates(long, "R1.2", "lesions"), 64) == "ATLAS R1.2: lesions table"
+
+
+def test_every_archive_is_a_bagit_1_0_bag_with_the_deposit_fields(built, export_spec):
+    """#18.6 with the bagit library: one valid BagIt 1.0 bag per archive, its payload the archive's
+    files, bag-info.txt with the specification's organization, contact and identifier."""
+    import bagit
+
+    view, out, entries = built
+    for archive in ("icpsr", "bids", "parquet"):
+        bag = bagit.Bag(str(out / f"packages/atlas-T1.0-{archive}"))
+        bag.validate()
+        assert bag.version_info == (1, 0) and (out / f"packages/atlas-T1.0-{archive}/bagit.txt").read_text().startswith(
+            "BagIt-Version: 1.0\n")
+        assert sorted(bag.payload_entries()) == sorted(
+            "data/" + e.path[len(archive) + 1:] for e in entries if e.archive == archive)
+        assert bag.info["Source-Organization"] == export_spec.deposit.source_organization == "Test Laboratory"
+        assert bag.info["Contact-Name"] == "Ada Lovelace" and bag.info["Contact-Email"] == "ada@example.org"
+        assert bag.info["External-Identifier"] == "T1.0 1.0.0 10.0000/test"
+        assert bag.info["Bagging-Date"] == export_spec.date  # the release date: the same bag on every rebuild

@@ -61,12 +61,14 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
         if "parquet" in archives:
             say("parquet")
             write_parquet(output, view, gate, bids_paths=bids_paths, masks=masks)
-        output.wait(files="icpsr" in archives)  # the checks of standardized T1s run on while the bag is made
-        if "icpsr" in archives:
-            say("packages: bag")
-            write_packages(output, view)
-            say("packages written; waiting for the last checks")
+        output.wait(files=True)  # the checks of standardized T1s run on while the first bags are made
+        say("packages: bags")
+        write_packages(output, view, [a for a in ("icpsr", "parquet") if a in archives])
+        say("packages: icpsr and parquet bagged; waiting for the last checks and union masks")
         output.wait()
+        if "bids" in archives:
+            write_packages(output, view, ["bids"])
+            output.wait()
         removed = output.prune({e.path for e in output.entries}) if existing else 0
         done = True
     finally:
