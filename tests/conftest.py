@@ -106,6 +106,15 @@ pipeline = [
 ]
 source_datasets = [{doi = "doi:10.0000/native", version = "1.0.0"}]
 
+[study]
+universe = "Adults after stroke in the test cohorts"
+unit_of_analysis = "scan and lesion"
+time_period = "2019"
+geography = ["Nowhere"]
+kind_of_data = "T1-weighted MRI and lesion masks"
+method = "Synthetic test data"
+keywords = ["stroke", "test"]
+
 [deposit]
 source_organization = "Test Laboratory"
 contact_name = "Ada Lovelace"

@@ -226,7 +226,7 @@ def test_ddi_codebook(built):
     assert root.tag == "{ddi:codebook:2_5}codeBook" and root.get("version") == "2.5"
     assert root.findtext("d:stdyDscr/d:citation/d:titlStmt/d:titl", namespaces=ns) == view.spec.title
     assert root.find("d:stdyDscr/d:citation/d:titlStmt/d:IDNo", ns).text == "T1.0"
-    assert len(root.findall("d:fileDscr", ns)) == 3
+    assert len(root.findall("d:fileDscr", ns)) == 11  # 3 tables x (csv, sav, dta), the workbook, the crosswalk
     pvh = next(v for v in root.findall("d:dataDscr/d:var", ns) if v.get("name") == "pvh")
     assert pvh.findtext("d:labl", namespaces=ns).startswith("periventricular")
     assert [c.findtext("d:catValu", namespaces=ns) for c in pvh.findall("d:catgry", ns)] == ["0", "1", "2", "3"]
@@ -593,3 +593,39 @@ def test_every_archive_is_a_bagit_1_0_bag_with_the_deposit_fields(built, export_
         assert bag.info["Contact-Name"] == "Ada Lovelace" and bag.info["Contact-Email"] == "ada@example.org"
         assert bag.info["External-Identifier"] == "T1.0 1.0.0 10.0000/test"
         assert bag.info["Bagging-Date"] == export_spec.date  # the release date: the same bag on every rebuild
+
+
+def test_ddi_codebook_describes_every_data_file_and_is_valid_ddi_2_5(built):
+    """#18.3: codebook.xml is valid against the official DDI-C 2.5 XSD (xmlschema, offline), has a file
+    description for every data file (CSV, SPSS, Stata, the workbook, the crosswalk), categories whose
+    values are the codes in the .sav/.dta files (pyreadstat), and a study description."""
+    import pyreadstat
+    import xmlschema
+
+    view, out, _ = built
+    xsd = xmlschema.XMLSchema(str(Path(__file__).parent / "ddi-codebook-2.5/schemas/codebook.xsd"))
+    xml = out / "icpsr/codebook.xml"
+    errors = [str(e)[:300] for e in xsd.iter_errors(str(xml))]
+    assert errors == []
+    ns = {"d": "ddi:codebook:2_5"}
+    root = ET.parse(xml).getroot()
+    uris = {f.get("URI") for f in root.findall("d:fileDscr", ns)}
+    data_files = {p.relative_to(out / "icpsr").as_posix() for p in (out / "icpsr").rglob("*")
+                  if p.suffix in (".csv", ".sav", ".dta", ".xlsx")}
+    assert uris == data_files and "crosswalk.csv" in uris and "tables/ATLAS_lesions.sav" in uris
+    ids = {f.get("ID"): f.get("URI") for f in root.findall("d:fileDscr", ns)}
+    for stem, table in (("ATLAS_scans", "scans"), ("ATLAS_lesions", "lesions"), ("ATLAS_scanners", "scanners")):
+        for ext, read in ((".sav", pyreadstat.read_sav), (".dta", pyreadstat.read_dta)):
+            _, meta = read(str(out / f"icpsr/tables/{stem}{ext}"))
+            for var in root.findall("d:dataDscr/d:var", ns):
+                files = {ids[i] for i in var.get("files").split()}
+                if f"tables/{stem}{ext}" not in files or not var.findall("d:catgry", ns):
+                    continue
+                cats = {float(c.find("d:catValu", ns).text): c.find("d:labl", ns).text
+                        for c in var.findall("d:catgry", ns)}
+                assert cats == meta.variable_value_labels[var.get("name")], (stem, ext, var.get("name"))
+    study = root.find("d:stdyDscr", ns)
+    for path in ("d:stdyInfo/d:subject/d:keyword", "d:stdyInfo/d:sumDscr/d:timePrd", "d:stdyInfo/d:sumDscr/d:nation",
+                 "d:stdyInfo/d:sumDscr/d:anlyUnit", "d:stdyInfo/d:sumDscr/d:universe",
+                 "d:stdyInfo/d:sumDscr/d:dataKind", "d:method/d:dataColl/d:collMode"):
+        assert (study.findtext(path, namespaces=ns) or "").strip(), path

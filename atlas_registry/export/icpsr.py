@@ -21,6 +21,8 @@ location, Fazekas grades) carry value labels.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -342,13 +344,16 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
 
 CROSSWALK = "icpsr/crosswalk.csv"
 CROSSWALK_COLUMNS = ("scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan", "in_bids")
+CROSSWALK_LABELS = {
+    "scan_id": "native scan identifier cXXXXsXXXXtXX", "subject_id": "native subject identifier cXXXXsXXXX",
+    "cohort": "cohort cXXXX", "participant_id": "public subject label sub-<label> (BIDS)",
+    "session_id": "BIDS session ses-<n> (timepoint)", "public_scan": "public scan sub-<label>_ses-<n> (Parquet scan)",
+    "in_bids": "in the standardized subset (BIDS archive): yes | no",
+}
 
 
 def crosswalk_csv(view: ReleaseView) -> bytes:
     """Native identifier <-> public label of every scan (restricted archive only, never public)."""
-    import csv
-    import io
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CROSSWALK_COLUMNS)
@@ -443,10 +448,24 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         stem = csv_name.rsplit(".", 1)[0]
         output.write(f"{STAT_DIR}/{stem}.sav", sav, archive="icpsr", rev=rev)
         output.write(f"{STAT_DIR}/{stem}.dta", dta, archive="icpsr", rev=rev)
+        forms = (
+            ddi.FileForm(f"F{i}sav", f"{stem}.sav", f"tables/{stem}.sav", ddi.MIME[".sav"],
+                         "SPSS system file: variables named as below, coded text as numbers with value labels"),
+            ddi.FileForm(f"F{i}dta", f"{stem}.dta", f"tables/{stem}.dta", ddi.MIME[".dta"],
+                         "Stata 14+ file: variables named as below, coded text as numbers with value labels"),
+            ddi.FileForm("Fxlsx", METADATA_WORKBOOK, f"native/{METADATA_WORKBOOK}", ddi.MIME[".xlsx"],
+                         "The metadata workbook: one sheet per table (scans, lesions, scanners), as the CSV files"),
+        )
         files.append(ddi.DataFile(f"F{i}", csv_name, f"native/{csv_name}", TABLE_DESCRIPTIONS[name],
-                                  tuple(c.variable() for c in cols), tuple(rows)))
+                                  tuple(c.variable() for c in cols), tuple(rows), forms))
     xlsx = cache.get_or_make(_rows_key(cache, "xlsx", day, "", tabs), lambda: workbook(tabs, day))
     output.write(f"{NATIVE}/{METADATA_WORKBOOK}", xlsx, archive="icpsr", rev=rev)
+    cw_rows = list(csv.DictReader(io.StringIO(crosswalk_csv(view).decode("utf-8"))))
+    files.append(ddi.DataFile(
+        f"F{len(files) + 1}", "crosswalk.csv", "crosswalk.csv",
+        "One row per scan: native identifier and public label (restricted: links to the public BIDS and Parquet "
+        "archives)", tuple(ddi.Variable(c, c, CROSSWALK_LABELS[c]) for c in CROSSWALK_COLUMNS), tuple(cw_rows),
+        coded=False))
     output.write("icpsr/codebook.xml", ddi.codebook_xml(view.spec, files, revision=rev), archive="icpsr")
     output.write_text("icpsr/codebook.md", ddi.codebook_markdown(view.spec, files, revision=rev), archive="icpsr")
     output.write(CROSSWALK, crosswalk_csv(view), archive="icpsr", rev=rev)
