@@ -28,7 +28,9 @@ def tree(root: Path) -> dict[str, str]:
 
 
 def inodes(root: Path) -> dict[str, int]:
-    return {p.relative_to(root).as_posix(): p.stat().st_ino for p in sorted(root.rglob("*")) if p.is_file()}
+    """Inode of every file but MANIFEST.json (rewritten by every build that runs)."""
+    return {p.relative_to(root).as_posix(): p.stat().st_ino for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "MANIFEST.json"}
 
 
 def test_build_writes_no_zip_publish_writes_it_once_and_records_it(export_ws_fresh, release_specs, tmp_path, capsys):
