@@ -21,12 +21,12 @@ Rule codes: ``REL030`` manifest missing, unreadable or not valid against
 ``schemas/release-manifest.schema.json``; ``REL031`` a listed file is missing; ``REL032`` a file's
 size or SHA-256 differs; ``REL033`` a file is not in the manifest; ``REL034`` a listed path is unsafe
 or not a regular file; ``REL035`` the manifest differs from the one the registry stored (error for a
-published release, warning for a release only built); ``REL036`` (warning) there is no registry, it
-cannot be read, or it does not know the release, and no expected manifest SHA-256 was given: only
-internal consistency was checked; ``REL037`` ``packages/SHA256SUMS`` is malformed, or a file it lists is
-missing or differs, or the deposit zip is not the one the registry recorded at publication;
-``REL038`` (warning) the registry recorded a deposit zip at publication that this folder does not hold;
-``REL039`` the manifest's SHA-256 is not the expected one.
+published release, warning for a release only built); ``REL036`` (warning) only part could be checked: there is no registry, it
+cannot be read, or it does not know the release, and no expected manifest SHA-256 was given (only
+internal consistency was checked), or the deposit zip the registry recorded at publication is not in
+the folder. ``packages/SHA256SUMS`` is held to the same rules as the manifest: malformed ``REL030``, a
+listed file missing ``REL031``, differing ``REL032``, a file listed in both ``REL034``; a deposit zip
+that is not the published one, or a manifest whose SHA-256 is not the expected one, ``REL035``.
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ def _sha256(path: Path, advance=None) -> str | OSError:
 
 def _registry_check(ws: Workspace | None, doc: dict, out: FixityReport, expected: str | None,
                     sums: dict[str, str] | None) -> None:
-    """REL035/REL036/REL037/REL038/REL039: the manifest against the one the registry stored for the
+    """REL035/REL036: the manifest against the one the registry stored for the
     release and against ``expected``; the deposit zip against the one recorded at publication."""
     if expected is not None:
         if expected.lower() != out.manifest_sha256:
-            out.report.extend([error("REL039", f"{MANIFEST} has sha256 {out.manifest_sha256}, expected {expected.lower()}"
+            out.report.extend([error("REL035", f"{MANIFEST} has sha256 {out.manifest_sha256}, expected {expected.lower()}"
                                      " (the published one): this is not the published release", path=MANIFEST)])
         else:
             out.anchored = True
@@ -162,10 +162,10 @@ def _registry_check(ws: Workspace | None, doc: dict, out: FixityReport, expected
         zpath, zsize, zsha = package
         name = zpath.removeprefix("packages/")
         if sums is None or name not in sums:
-            out.report.extend([warning("REL038", f"the deposit zip published for {doc['release']} ({zsize} bytes) is not "
+            out.report.extend([warning("REL036", f"the deposit zip published for {doc['release']} ({zsize} bytes) is not "
                                        "in this folder: only the release tree was checked", path=zpath)])
         elif sums[name] != zsha:
-            out.report.extend([error("REL037", f"deposit zip sha256 {sums[name][:12]}…, published {zsha[:12]}…",
+            out.report.extend([error("REL035", f"deposit zip sha256 {sums[name][:12]}…, published {zsha[:12]}…",
                                      path=zpath)])
     if sha == out.manifest_sha256:
         out.anchored = True
@@ -209,18 +209,18 @@ _SUM_LINE = re.compile(r"([0-9a-f]{64})  ([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 def _read_sums(root: Path, present: dict, out: FixityReport) -> dict[str, str] | None:
     """``packages/SHA256SUMS`` (name -> SHA-256 of a file of ``packages/``), or None when there is none;
-    REL037 for a malformed one."""
+    REL030 for a malformed one."""
     st = present.get(SUMS)
     if st is None:
         return None
     if not _regular(st):
-        out.report.extend([error("REL037", "not a regular file", path=SUMS)])
+        out.report.extend([error("REL030", "not a regular file", path=SUMS)])
         return {}
     sums: dict[str, str] = {}
     for n, line in enumerate((root / SUMS).read_bytes().decode("utf-8", "replace").splitlines(), start=1):
         m = _SUM_LINE.fullmatch(line)
         if m is None or m.group(2) in sums or m.group(2) == "SHA256SUMS":
-            out.report.extend([error("REL037", f"line {n} is not '<sha256>  <file name>' of a file of packages/ "
+            out.report.extend([error("REL030", f"line {n} is not '<sha256>  <file name>' of a file of packages/ "
                                      "listed once", path=SUMS)])
             continue
         sums[m.group(2)] = m.group(1)
@@ -268,9 +268,9 @@ def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int
             path = f"packages/{name}"
             st = present.get(path)
             if path in listed:
-                out.report.extend([error("REL037", f"listed in both {MANIFEST} and {SUMS}", path=path)])
+                out.report.extend([error("REL034", f"listed in both {MANIFEST} and {SUMS}", path=path)])
             elif st is None or not _regular(st):
-                out.report.extend([error("REL037", f"listed in {SUMS} but missing or not a regular file", path=path)])
+                out.report.extend([error("REL031", f"listed in {SUMS} but missing or not a regular file", path=path)])
             else:
                 published.add(path)
                 todo.append((path, {"sha256": sha, "size": st.st_size, "sums": True}))
@@ -280,11 +280,11 @@ def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int
     out.report.files = len(listed)
     out.bytes = sum(e["size"] for _, e in todo)
     for path, digest, entry in hash_all(root, todo, workers, progress, out.bytes):
-        code, against = ("REL037", SUMS) if entry.get("sums") else ("REL032", "manifest")
+        against = SUMS if entry.get("sums") else "manifest"
         if isinstance(digest, OSError):
             out.report.extend([error("REL031", f"could not be read ({digest.strerror or digest})", path=path)])
         elif digest != entry["sha256"]:
-            out.report.extend([error(code, f"sha256 {digest[:12]}…, {against} says {entry['sha256'][:12]}…",
+            out.report.extend([error("REL032", f"sha256 {digest[:12]}…, {against} says {entry['sha256'][:12]}…",
                                      path=path)])
     _registry_check(ws, doc, out, expected_manifest_sha256, sums)
     return out

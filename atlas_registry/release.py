@@ -31,7 +31,7 @@ Rule codes: ``REL010`` no such release in the registry, ``REL011`` not built yet
 published, ``REL013`` the registry or specification changed since the build, or another release was published
 since, ``REL014`` version not
 above the published ones, ``REL015`` the output folder exists, ``REL016`` name mismatch between
-specification and request, ``REL017`` the build folder to publish is missing or is not the recorded
+specification and request, ``REL011`` also when the folder to publish does not hold the recorded
 build, ``REL021`` a rebuild differs from the published manifest (or its deposit zip from the published one).
 """
 
@@ -524,7 +524,7 @@ def _write_publication(root: Path, spec: ReleaseSpec, manifest: bytes, progress:
         except FileNotFoundError:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != sizes[f"{base}/{m}"]:
-            raise AtlasError("REL017", "the build folder does not hold the recorded bag (missing, changed size or "
+            raise AtlasError("REL011", "the build folder does not hold the recorded bag (missing, changed size or "
                              "not a regular file); build the release again", path=f"{base}/{m}")
     tmp = root / f"{zip_rel}.tmp-{os.getpid()}"
     try:
@@ -595,10 +595,10 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | o
         try:
             manifest = (root / MANIFEST).read_bytes()
         except OSError:
-            raise AtlasError("REL017", f"no build of {name} here (give the folder it was built into)",
+            raise AtlasError("REL011", f"no build of {name} here (give the folder it was built into)",
                              path=str(root)) from None
         if sha256_bytes(manifest) != rel.manifest_sha256:
-            raise AtlasError("REL017", f"{MANIFEST} is not that of the recorded build of {name}; build it again",
+            raise AtlasError("REL011", f"{MANIFEST} is not that of the recorded build of {name}; build it again",
                              path=str(root / MANIFEST))
         zip_rel, size, sha = _write_publication(root, spec, manifest, progress)
         try:
