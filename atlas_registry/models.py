@@ -345,11 +345,11 @@ class Release(SQLModel, table=True):
     manifest_sha256: Optional[str] = Field(default=None, max_length=64)
     built_at: Optional[datetime] = None
     published_at: Optional[datetime] = None
-    # the deposit zip written at publication (0007): path in the release folder, size, SHA-256
+    # the deposit zip written at publication (0008): path in the release folder, size, SHA-256
     package_path: Optional[str] = Field(default=None, max_length=255)
     package_size: Optional[int] = Field(default=None, sa_type=BigInteger)
     package_sha256: Optional[str] = Field(default=None, max_length=64)
-    # SHA-256 of everything the latest build read (0007): an unchanged build does nothing
+    # SHA-256 of everything the latest build read (0008): an unchanged build does nothing
     build_fingerprint: Optional[str] = Field(default=None, max_length=64)
 
 

@@ -9,15 +9,15 @@
 
 Downgrading drops them (the zip stays in the build folder, no longer recorded).
 
-Revision ID: 0007_deposit_package
-Revises: 0006_frozen_release_scan
+Revision ID: 0008_deposit_package
+Revises: 0007_intake_crosswalk
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0007_deposit_package"
-down_revision = "0006_frozen_release_scan"
+revision = "0008_deposit_package"
+down_revision = "0007_intake_crosswalk"
 branch_labels = None
 depends_on = None
 
