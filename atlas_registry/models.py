@@ -19,7 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
+from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+                        false, text)
 from sqlmodel import Field, SQLModel
 
 HEMISPHERES = ("left", "right", "other")
@@ -344,6 +345,12 @@ class Release(SQLModel, table=True):
     manifest_sha256: Optional[str] = Field(default=None, max_length=64)
     built_at: Optional[datetime] = None
     published_at: Optional[datetime] = None
+    # the deposit zip written at publication (0008): path in the release folder, size, SHA-256
+    package_path: Optional[str] = Field(default=None, max_length=255)
+    package_size: Optional[int] = Field(default=None, sa_type=BigInteger)
+    package_sha256: Optional[str] = Field(default=None, max_length=64)
+    # SHA-256 of everything the latest build read (0008): an unchanged build does nothing
+    build_fingerprint: Optional[str] = Field(default=None, max_length=64)
 
 
 class ReleaseScan(SQLModel, table=True):

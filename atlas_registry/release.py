@@ -3,19 +3,24 @@
 * :func:`plan` — what a release would publish: scans, subset sizes, exclusion reasons, and every
   change since the previous published release with its issue.
 * :func:`build` — the archives (:func:`export.write_archives`: ``icpsr/``, ``bids/``, ``parquet/``,
-  ``packages/``) and ``MANIFEST.json`` (path, size, SHA-256, archive, source revision of every file),
-  written into a temporary folder beside ``DIR`` and renamed into place only when complete: a failed
-  or killed build leaves no ``DIR``. A build always reads the registry the way a rebuild will: first
+  ``packages/`` with the bag as a folder, no zip) and ``MANIFEST.json`` (path, size, SHA-256, archive,
+  source revision of every file), written into a temporary folder beside ``DIR`` and renamed into
+  place only when complete: a failed or killed build leaves no ``DIR``. A build into the folder of an
+  earlier build (``force``) starts from that tree and replaces only the files that differ; one whose
+  inputs (:func:`fingerprint`) and folder are those of the recorded build does nothing. A build always reads the registry the way a rebuild will: first
   the scan list and standardized subset (the *membership*) and the newest revision, then the view
   at that revision with that membership, so build and rebuild run the same code on the same input.
 * :func:`publish` — freezes a built release: ``release.status = published``; its membership
   (``release_scan``: scans, standardized subset, exclusion reasons and public labels as the build read
   them) and manifest (``release_item``, ``manifest_sha256``, ``last_revision_id``) were stored by the
-  build and are never rewritten. Rebuilding a published release reads the registry as of its last
-  revision with its stored membership (:func:`export.view.recorded_view`: nothing from the registry's
-  current state) and must reproduce the stored manifest exactly, or fails naming the first differing
-  file (``REL021``) and leaves nothing at ``DIR``. ``release plan`` of a published release shows it the
-  same way: as it was published.
+  build and are never rewritten. Publication writes the deposit zip once into the build folder, records
+  its size and SHA-256 (``package_*``), and writes ``packages/SHA256SUMS`` and
+  ``packages/RELEASE-NOTES.md`` (the manifest's and the zip's SHA-256, how to check a copy). Rebuilding
+  a published release reads the registry as of its last revision with its stored membership
+  (:func:`export.view.recorded_view`: nothing from the registry's current state) and must reproduce the
+  stored manifest (and the deposit zip) exactly, or fails naming the first differing file (``REL021``)
+  and leaves nothing at ``DIR``. ``release plan`` of a published release shows it the same way: as it
+  was published.
 * :func:`diff` — files and scans added, removed or changed between two releases, with the issues
   behind each change.
 
@@ -27,23 +32,26 @@ published, ``REL013`` the registry or specification changed since the build, or 
 since, ``REL014`` version not
 above the published ones, ``REL015`` the output folder exists, ``REL016`` name mismatch between
 specification and request, ``REL017`` the output folder is inside the folder of specifications,
-``REL021`` a rebuild differs from the published manifest.
+``REL011`` also when the folder to publish does not hold the recorded build, ``REL021`` a rebuild
+differs from the published manifest (or its deposit zip from the published one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import func, insert
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, SQLModel, delete, select
 
-from . import changelog, db, facts
+from . import __version__, changelog, db, facts
 from .changelog import Change, Edition, semver
 from .clock import now
 from .config import Workspace
@@ -213,6 +221,8 @@ class BuildOutcome:
     bytes: int
     manifest_sha256: str
     reproduced: bool  # a published release rebuilt and checked against its stored manifest
+    unchanged: bool = False  # inputs and folder were those of the recorded build: nothing was done
+    kept: int = 0  # files of the earlier build in the folder that already held the right bytes
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -302,37 +312,147 @@ def _outside_specs(out: Path, specs: Path | None) -> None:
                          "build elsewhere (default: <home>/releases/NAME)", path=str(out))
 
 
+# -- what a build reads, and whether a folder holds that build ---------------------------------------
+
+_SOURCE_SHA: list[str] = []
+
+
+def _source_sha256() -> str:
+    """SHA-256 of the package's source (every ``.py`` of atlas_registry): a changed exporter changes bytes."""
+    if not _SOURCE_SHA:
+        h = hashlib.sha256(__version__.encode())
+        pkg = Path(__file__).resolve().parent
+        for p in sorted(pkg.rglob("*.py")):
+            h.update(p.relative_to(pkg).as_posix().encode() + b"\x00" + p.read_bytes() + b"\x00")
+        _SOURCE_SHA.append(h.hexdigest())
+    return _SOURCE_SHA[0]
+
+
+def fingerprint(s: Session, name: str, spec_text: str) -> str:
+    """SHA-256 of everything a build of release ``name`` reads: the software, the specification, and
+    the registry's state — the newest revision (every change to scans, masks, metadata, the
+    standardized subset and withdrawals is one), the number and last id of every table's rows, the
+    issues (their text and status change without a revision) and the other releases (published ones
+    appear in CHANGES, the notes and the Parquet tables)."""
+    from sqlalchemy import text
+
+    h = hashlib.sha256()
+
+    def add(*parts) -> None:
+        h.update(json.dumps(parts, default=str, sort_keys=True).encode() + b"\n")
+
+    add("source", _source_sha256())
+    add("spec", name, spec_text)
+    conn = s.connection()
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name in ("release", "release_scan", "release_item") or "id" not in table.c:  # releases: below
+            continue
+        add(table.name, *conn.execute(text(f"SELECT COUNT(*), MAX(id) FROM {table.name}")).one())
+    for i in s.exec(select(Issue).order_by(Issue.id)).all():
+        add("issue", i.id, i.timepoint_id, i.file_kind, i.title, i.body, i.url, i.status, i.opened_at, i.closed_at)
+    for r in s.exec(select(Release).where(Release.name != name).order_by(Release.id)).all():
+        add("release", r.name, r.version, r.status, r.spec, r.last_revision_id, r.manifest_sha256,
+            r.previous_release_id, r.published_at)
+    return h.hexdigest()
+
+
+def _holds_build(out: Path, rel: Release) -> list[dict] | None:
+    """Whether ``out`` holds exactly the recorded build of ``rel``: its ``MANIFEST.json`` (by SHA-256)
+    and every listed file, regular, of the listed size, and nothing else (contents are not re-hashed:
+    ``release verify`` does that)."""
+    from .export.output import scan_tree
+
+    try:
+        data = (out / MANIFEST).read_bytes()
+        if sha256_bytes(data) != rel.manifest_sha256 or stat.S_ISLNK(os.lstat(out / MANIFEST).st_mode):
+            return None
+        listed = json.loads(data)["files"]
+        files = {f["path"]: f["size"] for f in listed}
+        tree = scan_tree(out)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if tree is None:
+        return None
+    tree.pop(MANIFEST, None)
+    same = len(tree) == len(files) and all(files.get(p) == st.st_size for p, st in tree.items())
+    return listed if same else None
+
+
 def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | None = None,
           cache_dir: str | os.PathLike | None = None, force: bool = False, progress: bool = False) -> BuildOutcome:
-    """Build release ``name`` into ``out`` atomically; record it (unless published: then verify it)."""
+    """Build release ``name`` into ``out`` atomically; record it (unless published: then verify it).
+
+    With ``force`` and an earlier build in ``out``, the build starts from that tree (renamed to the
+    temporary folder; files holding the right bytes stay) — so a failed build leaves no ``out`` at all."""
     from .export import write_archives
     from .export.determinism import FILE_MODE
+    from .export.output import scan_tree
 
     out = Path(out).absolute()
     _outside_specs(out, specs)
-    _occupied(out, force)
+    occupied = _occupied(out, force)
     require_registry(ws)
     with db.session(ws) as s:
+        spec0, rel0 = _spec_for(s, name, specs)
+        fp = fingerprint(s, spec0.name, spec0.source_text)
+        files = (_holds_build(out, rel0) if occupied and not _frozen(rel0) and rel0 is not None
+                 and rel0.status == "built" and rel0.build_fingerprint == fp else None)
+        if files is not None:
+            _remember_location(ws, spec0.name, out)
+            return BuildOutcome(spec0.name, spec0.version, str(out), rel0.last_revision_id, len(files),
+                                sum(f["size"] for f in files), rel0.manifest_sha256, reproduced=False,
+                                unchanged=True, kept=len(files))
         spec, rel, view, ed = _read(s, name, specs)
         changes = changelog.changes_text(s, ed)
         notes = changelog.release_notes(s, spec, ed, _exclusions(view))
-    tmp = _temp_dir(out)
+    existing = None
+    if occupied:
+        tmp = _temp_dir(out)
+        tmp.rmdir()
+        os.rename(out, tmp)  # the earlier build becomes the temporary folder
+        existing = scan_tree(tmp)
+        if existing is None:  # a symbolic link or special file somewhere: start afresh
+            shutil.rmtree(tmp)
+            tmp.mkdir()
+    else:
+        tmp = _temp_dir(out)
     try:
         entries = write_archives(ws, view, tmp, changes=changes, release_notes=notes,
-                                 cache_dir=cache_dir, progress=progress)
+                                 cache_dir=cache_dir, progress=progress, existing=existing)
         manifest = manifest_bytes(spec, view.revision, entries)
         atomic_write(tmp / MANIFEST, manifest, mode=FILE_MODE)
         with db.session(ws) as s:
             if _frozen(rel):
-                _check_reproduced(s, s.get(Release, rel.id), entries, manifest)
+                rel = s.get(Release, rel.id)
+                _check_reproduced(s, rel, entries, manifest)
+                if rel.package_sha256:
+                    _reproduce_publication(tmp, spec, rel, entries, progress)
             else:
-                _record(s, spec, view, entries, manifest)
-            _install(tmp, out, force)
+                _record(s, spec, view, entries, manifest).build_fingerprint = fp
+            _install(tmp, out, force and not occupied)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _remember_location(ws, spec.name, out)
+    kept = 0
+    for e in entries if existing else ():  # files of the earlier build left as they were (same inode)
+        st = existing.get(e.path)
+        kept += st is not None and os.lstat(out / e.path).st_ino == st.st_ino
     return BuildOutcome(spec.name, spec.version, str(out), view.revision, len(entries), sum(e.size for e in entries),
-                        sha256_bytes(manifest), reproduced=_frozen(rel))
+                        sha256_bytes(manifest), reproduced=_frozen(rel), kept=kept)
+
+
+def _remember_location(ws: Workspace, name: str, out: Path) -> None:
+    """``release publish``, ``sql --release`` and ``stats --release`` find a release built outside
+    ``<home>/releases`` by a pointer file ``<home>/releases/<name>.location``."""
+    default = ws.home / "releases" / name
+    pointer = ws.home / "releases" / f"{name}.location"
+    if out.resolve() != default.resolve():
+        text = (str(out.resolve()) + "\n").encode()
+        if not pointer.is_file() or pointer.read_bytes() != text:
+            atomic_write(pointer, text)
+    elif pointer.exists():
+        pointer.unlink()
 
 
 def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Release:
@@ -371,6 +491,10 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
 
 # -- publish -------------------------------------------------------------------------------------
 
+SUMS = "packages/SHA256SUMS"
+NOTES = "packages/RELEASE-NOTES.md"
+
+
 @dataclass
 class PublishOutcome:
     name: str
@@ -380,13 +504,96 @@ class PublishOutcome:
     files: int
     scans: int
     previous: str | None
+    out: str = ""
+    package_path: str = ""
+    package_size: int = 0
+    package_sha256: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOutcome:
-    """Freeze the built release ``name``: it must have been built from the registry as it is now."""
+def _bag_members(name: str, files: list[dict]) -> list[str]:
+    """The bag's files (relative to the bag folder) among the manifest's ``files``."""
+    from .export.bag import deposit_zip_path
+
+    base = deposit_zip_path(name)[: -len(".zip")] + "/"
+    return sorted(f["path"][len(base):] for f in files if f["path"].startswith(base))
+
+
+def _notes_text(spec: ReleaseSpec, manifest_sha: str, zip_rel: str, size: int, sha: str, changes: str) -> str:
+    """``packages/RELEASE-NOTES.md``: the fixity of the published release and its history."""
+    return "\n".join([
+        f"# {spec.title}: release {spec.name} (version {spec.version}, {spec.date})", "",
+        "## Fixity", "",
+        f"- `{MANIFEST}` SHA-256: `{manifest_sha}` (every file of the release with its size and SHA-256)",
+        f"- `{zip_rel}` ({size} bytes) SHA-256: `{sha}` (the ICPSR deposit package: the BagIt bag of `icpsr/`)", "",
+        "Check a downloaded copy of the release folder against the published manifest:", "",
+        f"    atlas-registry release verify DIR --manifest-sha256 {manifest_sha}", "",
+        "or, with coreutils, `cd packages && sha256sum -c SHA256SUMS`, and `sha256sum MANIFEST.json`.", "",
+        "## Changes", "", "```", changes.rstrip("\n"), "```", ""])
+
+
+def _write_publication(root: Path, spec: ReleaseSpec, manifest: bytes, progress: bool = False) -> tuple[str, int, str]:
+    """Write the deposit zip, ``packages/RELEASE-NOTES.md`` and ``packages/SHA256SUMS`` into the
+    release folder ``root`` (its ``MANIFEST.json`` is ``manifest``); returns (zip path, size, SHA-256).
+    The zip is written under a temporary name and renamed when complete."""
+    from .export.bag import deposit_zip_path, write_deposit_zip
+    from .export.determinism import FILE_MODE
+
+    files = json.loads(manifest)["files"]
+    zip_rel = deposit_zip_path(spec.name)
+    members = _bag_members(spec.name, files)
+    sizes = {f["path"]: f["size"] for f in files}
+    base = zip_rel[: -len(".zip")]
+    for m in members:  # the folder must hold the recorded bag (sizes; the zip's SHA-256 is what is recorded)
+        try:
+            st = os.lstat(root / base / m)
+        except FileNotFoundError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != sizes[f"{base}/{m}"]:
+            raise AtlasError("REL011", "the build folder does not hold the recorded bag (missing, changed size or "
+                             "not a regular file); build the release again", path=f"{base}/{m}")
+    tmp = root / f"{zip_rel}.tmp-{os.getpid()}"
+    try:
+        if progress:
+            import sys
+
+            print(f"writing {zip_rel} ({len(members)} files)", file=sys.stderr, flush=True)
+        size, sha = write_deposit_zip(root, spec.name, spec.date, members, tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, root / zip_rel)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    changes = (root / "icpsr" / "CHANGES")
+    changes_text = changes.read_text("utf-8") if sizes.get("icpsr/CHANGES") is not None and changes.is_file() else ""
+    notes = _notes_text(spec, sha256_bytes(manifest), zip_rel, size, sha, changes_text).encode("utf-8")
+    for rel_path in (NOTES, SUMS):
+        (root / rel_path).unlink(missing_ok=True)
+    atomic_write(root / NOTES, notes, mode=FILE_MODE)
+    sums = f"{sha}  {zip_rel.removeprefix('packages/')}\n{sha256_bytes(notes)}  {NOTES.removeprefix('packages/')}\n"
+    atomic_write(root / SUMS, sums.encode("ascii"), mode=FILE_MODE)
+    return zip_rel, size, sha
+
+
+def _reproduce_publication(root: Path, spec: ReleaseSpec, rel: Release, entries, progress: bool) -> None:
+    """A rebuild of a published release writes its deposit zip again and checks it against the record."""
+    manifest = (root / MANIFEST).read_bytes()
+    zip_rel, size, sha = _write_publication(root, spec, manifest, progress)
+    if (zip_rel, size, sha) != (rel.package_path, rel.package_size, rel.package_sha256):
+        raise AtlasError("REL021", f"rebuild of published release {rel.name}: the deposit zip ({size} bytes, sha256 "
+                         f"{sha[:12]}) differs from the published one ({rel.package_size} bytes, "
+                         f"{(rel.package_sha256 or '')[:12]})", path=zip_rel)
+
+
+def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | os.PathLike | None = None,
+            progress: bool = False) -> PublishOutcome:
+    """Freeze the built release ``name``: it must have been built from the registry as it is now, and
+    its build folder (``out``, default where it was built) must hold that build. Writes the deposit zip
+    into the folder and records its size and SHA-256."""
+    from .query import release_dir
+
     require_registry(ws)
     with db.session(ws) as s:
         db.write_lock(s)
@@ -413,14 +620,34 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None) -> PublishOu
             raise AtlasError("REL014", f"version {rel.version} is not above published {higher[0].name} "
                              f"({higher[0].version})")
         prev = max(published, key=lambda r: semver(r.version), default=None)
-        rel.status, rel.published_at = "published", now()
-        rel.previous_release_id = prev.id if prev else None
-        s.add(rel)
-        facts.refresh_releases(s)  # the current-state rows list published releases
-        n_files = s.exec(select(func.count()).select_from(ReleaseItem).where(ReleaseItem.release_id == rel.id)).one()
-        n_scans = s.exec(select(func.count()).select_from(ReleaseScan).where(ReleaseScan.release_id == rel.id)).one()
-        return PublishOutcome(rel.name, rel.version, rel.last_revision_id, rel.manifest_sha256, n_files, n_scans,
-                              prev.name if prev else None)
+        root = Path(out).absolute() if out is not None else Path(release_dir(ws, name)).absolute()
+        try:
+            manifest = (root / MANIFEST).read_bytes()
+        except OSError:
+            raise AtlasError("REL011", f"no build of {name} here (give the folder it was built into)",
+                             path=str(root)) from None
+        if sha256_bytes(manifest) != rel.manifest_sha256:
+            raise AtlasError("REL011", f"{MANIFEST} is not that of the recorded build of {name}; build it again",
+                             path=str(root / MANIFEST))
+        zip_rel, size, sha = _write_publication(root, spec, manifest, progress)
+        try:
+            rel.status, rel.published_at = "published", now()
+            rel.previous_release_id = prev.id if prev else None
+            rel.package_path, rel.package_size, rel.package_sha256 = zip_rel, size, sha
+            s.add(rel)
+            facts.refresh_releases(s)  # the current-state rows list published releases
+            n_files = s.exec(select(func.count()).select_from(ReleaseItem)
+                             .where(ReleaseItem.release_id == rel.id)).one()
+            n_scans = s.exec(select(func.count()).select_from(ReleaseScan)
+                             .where(ReleaseScan.release_id == rel.id)).one()
+            outcome = PublishOutcome(rel.name, rel.version, rel.last_revision_id, rel.manifest_sha256, n_files,
+                                     n_scans, prev.name if prev else None, str(root), zip_rel, size, sha)
+            s.flush()
+        except BaseException:
+            for p in (zip_rel, SUMS, NOTES):
+                (root / p).unlink(missing_ok=True)
+            raise
+    return outcome
 
 
 def _utc(dt: datetime) -> datetime:

@@ -25,6 +25,32 @@ class StandardRules:
     max_voxel_mm: float = 1.0
     require_registration: bool = True
     space: str = "MNI152NLin2009aSym"
+    # what made the standardized files (BIDS GeneratedBy): dicts with name, version, description[, code_url]
+    pipeline: tuple[dict, ...] = ()
+    # the dataset the standardized files derive from (BIDS SourceDatasets): dicts with url or doi, version
+    source_datasets: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class Study:
+    """What the study is (the DDI codebook's study description)."""
+
+    universe: str = ""
+    unit_of_analysis: str = ""
+    time_period: str = ""
+    geography: tuple[str, ...] = ()
+    kind_of_data: str = ""
+    method: str = ""
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """Who deposits the release (BagIt bag-info.txt of every archive)."""
+
+    source_organization: str = ""
+    contact_name: str = ""
+    contact_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,8 @@ class ReleaseSpec:
     cohorts: tuple[str, ...] | None = None  # None = every cohort in the registry
     archives: tuple[str, ...] = KNOWN_ARCHIVES
     standard: StandardRules = field(default_factory=StandardRules)
+    deposit: Deposit = field(default_factory=Deposit)
+    study: Study = field(default_factory=Study)
     source_text: str = ""  # the TOML as written (stored with the release)
 
     def includes_cohort(self, code: str) -> bool:
@@ -85,13 +113,23 @@ def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
         max_voxel_mm=float(std.get("max_voxel_mm", 1.0)),
         require_registration=bool(std.get("require_registration", True)),
         space=str(std.get("space", "MNI152NLin2009aSym")),
+        pipeline=tuple(dict(p) for p in std.get("pipeline", ())),
+        source_datasets=tuple(dict(p) for p in std.get("source_datasets", ())),
     )
+    dep = d.get("deposit", {})
+    deposit = Deposit(source_organization=dep.get("source_organization", ""),
+                      contact_name=dep.get("contact_name", ""), contact_email=dep.get("contact_email", ""))
+    st = d.get("study", {})
+    study = Study(universe=st.get("universe", ""), unit_of_analysis=st.get("unit_of_analysis", ""),
+                  time_period=st.get("time_period", ""), geography=tuple(st.get("geography", ())),
+                  kind_of_data=st.get("kind_of_data", ""), method=st.get("method", ""),
+                  keywords=tuple(st.get("keywords", ())))
     return ReleaseSpec(
         name=d["name"], version=d["version"], date=d["date"], title=d["title"],
         description=d.get("description", ""), authors=tuple(d.get("authors", ())), license=d.get("license", ""),
         data_use=d.get("data_use", ""), how_to_cite=d.get("how_to_cite", ""),
         references=tuple(d.get("references", ())), cohorts=cohorts_t, archives=archives, standard=rules,
-        source_text=text,
+        deposit=deposit, study=study, source_text=text,
     )
 
 

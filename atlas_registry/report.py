@@ -38,7 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from . import __version__, paper
@@ -235,8 +235,31 @@ def _runs(s, view, last_run: int | None, *, everything: bool) -> list[_Run]:
                                              .where(AuditEvent.kind != "store", AuditEvent.ingest_run_id.in_(ids))
                                              .order_by(AuditEvent.id)).all():
         events.setdefault(run_id, []).append((kind, view.public_text(path), view.public_text(detail)))
-    return [_Run(r.id, view.public_text(r.source), _utc(r.started_at), r.status, r.n_files, r.n_scans, r.n_errors,
-                 r.n_warnings, stored.get(r.id, 0), events.get(r.id, [])) for r in runs]
+    return [_Run(r.id, view.public_text(shown_source(r.source)), _utc(r.started_at), r.status, r.n_files, r.n_scans,
+                 r.n_errors, r.n_warnings, stored.get(r.id, 0),
+                 [(k, shown_path(p, r.source), d) for k, p, d in events.get(r.id, [])]) for r in runs]
+
+
+def shown_source(source: str | None) -> str:
+    """An ingest run's source as the report shows it: the delivery folder's name, never the absolute
+    path on the curator's machine (user names, mount points, project folders)."""
+    if not source:
+        return ""
+    p = PurePosixPath(source.replace("\\", "/"))
+    return f"…/{p.name}" if p.is_absolute() and p.name else source
+
+
+def shown_path(path: str | None, source: str | None) -> str | None:
+    """A path of an ingest event, relative to the run's source (or its last component)."""
+    if not path:
+        return path
+    p, root = PurePosixPath(path.replace("\\", "/")), PurePosixPath((source or "").replace("\\", "/"))
+    if not p.is_absolute():
+        return path
+    try:
+        return str(p.relative_to(root)) if root.is_absolute() else f"…/{p.name}"
+    except ValueError:
+        return f"…/{p.name}"
 
 
 # -- statistics and figures ------------------------------------------------------------------------

@@ -45,6 +45,16 @@ def clean_png(data: bytes) -> bytes:
     return buf.getvalue()
 
 
+def histogram_bins(values, paper_range: tuple[float, float]):
+    """Log-spaced bin edges (6 per decade) covering ``values`` and the paper's range with a margin: a
+    paper line on a power of ten (its minimum, 10 mm³) would otherwise sit on the axis, unseen."""
+    import numpy as np
+
+    every = np.concatenate([np.asarray(values, dtype=float), np.array(paper_range, dtype=float)])
+    lo, hi = np.floor(np.log10(every.min() * 0.8)), np.ceil(np.log10(every.max() * 1.25))
+    return np.logspace(lo, hi, int(hi - lo) * 6 + 1)
+
+
 def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_range: tuple[float, float]) -> None:
     """Histogram of lesion volumes (mm³, log-spaced bins, log x axis): primary lesions and
     secondary lesions stacked; the paper's minimum and maximum as dashed lines.
@@ -57,9 +67,7 @@ def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_rang
 
     primary = np.array([v for n, v in volumes if n == 0 and v > 0], dtype=float)
     secondary = np.array([v for n, v in volumes if n != 0 and v > 0], dtype=float)
-    every = np.concatenate([primary, secondary, np.array(paper_range, dtype=float)])
-    lo, hi = np.floor(np.log10(every.min())), np.ceil(np.log10(every.max()))
-    bins = np.logspace(lo, hi, int(hi - lo) * 6 + 1)
+    bins = histogram_bins(np.concatenate([primary, secondary]), paper_range)
     with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 2.9), dpi=150)
         ax.hist([primary, secondary], bins=bins, stacked=True, color=[PRIMARY_COLOUR, SECONDARY_COLOUR],

@@ -280,6 +280,8 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
     hdr = nib.Nifti1Header()
     hdr["descrip"] = f"ATLAS primary lesion overlap n={len(sources)}".encode()[:79]
     img = nib.Nifti1Image(prob, affine, hdr)
+    img.set_qform(affine, code=MNI_XFORM_CODE)  # the grid is the template's: MNI152 (NIfTI code 4)
+    img.set_sform(affine, code=MNI_XFORM_CODE)
     img.header.set_xyzt_units("mm")
     out.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, str(out))
@@ -287,9 +289,9 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
     underlay, underlay_source = _anatomy_template(prob.shape, affine), "anatomy"
     if underlay is None:
         underlay, underlay_source = _mean_t1(ws, store, [s for s, _ in sources], prob.shape), "mean standard T1"
-    _overlap_png(prob, underlay, png, len(sources), release)
+    slices = _overlap_png(prob, underlay, png, len(sources), release, affine)
     return {
-        "out": str(out), "png": str(png), "n_scans": len(sources), "release": release,
+        "out": str(out), "png": str(png), "n_scans": len(sources), "release": release, "slices": slices,
         "max": float(prob.max()), "voxels_covered": int((counts > 0).sum()),
         "underlay": underlay_source if underlay is not None else None,
     }
@@ -313,7 +315,32 @@ def _mean_t1(ws: Workspace, store, scans: list[str], shape):
     return None if total is None else total / n
 
 
-def _overlap_png(prob, underlay, png: Path, n: int, release: str | None) -> None:
+MNI_XFORM_CODE = 4  # NIfTI-1 qform/sform code: "MNI152" (template) coordinates
+
+
+def _overlay_cmap():
+    """``hot`` whose opacity rises from 0 (no scan) to full at a quarter of the maximum: low values
+    fade into the template instead of hiding it."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    colours = matplotlib.colormaps["hot"](np.linspace(0, 1, 256))
+    colours[:, 3] = np.clip(np.linspace(0, 4, 256), 0, 1)
+    return ListedColormap(colours)
+
+
+def slice_labels(affine, peak) -> dict[str, str]:
+    """The MNI coordinate of each view's slice through voxel ``peak`` (mm, RAS)."""
+    import numpy as np
+
+    x, y, z = (np.asarray(affine) @ np.array([*peak, 1.0]))[:3]
+    return {"axial": f"z = {z:+.0f} mm", "coronal": f"y = {y:+.0f} mm", "sagittal": f"x = {x:+.0f} mm"}
+
+
+def _overlap_png(prob, underlay, png: Path, n: int, release: str | None, affine) -> dict[str, str]:
+    """Axial, coronal and sagittal slices through the peak, each titled with its MNI coordinate, L/R
+    (A/P on the sagittal view) on the image sides; returns the slice labels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -321,20 +348,28 @@ def _overlap_png(prob, underlay, png: Path, n: int, release: str | None) -> None
     import numpy as np
 
     peak = np.unravel_index(int(np.argmax(prob)), prob.shape)
+    labels = slice_labels(affine, peak)
+    aff = np.asarray(affine)
+    # which world direction the displayed horizontal axis (voxel i, or j on the sagittal view) runs
+    right_first = aff[0, 0] < 0  # i increasing goes to the left: R is on the left of the picture
+    ant_first = aff[1, 1] < 0
     views = (
-        ("axial", lambda a: a[:, :, peak[2]]),
-        ("coronal", lambda a: a[:, peak[1], :]),
-        ("sagittal", lambda a: a[peak[0], :, :]),
+        ("axial", lambda a: a[:, :, peak[2]], ("R", "L") if right_first else ("L", "R")),
+        ("coronal", lambda a: a[:, peak[1], :], ("R", "L") if right_first else ("L", "R")),
+        ("sagittal", lambda a: a[peak[0], :, :], ("A", "P") if ant_first else ("P", "A")),
     )
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black")
     vmax = max(float(prob.max()), 1e-6)
-    for ax, (name, cut) in zip(axes, views):
+    cmap = _overlay_cmap()
+    for ax, (name, cut, (left, right)) in zip(axes, views):
         if underlay is not None:
             ax.imshow(cut(underlay).T, origin="lower", cmap="gray", interpolation="nearest")
         layer = np.ma.masked_where(cut(prob) <= 0, cut(prob))
-        im = ax.imshow(layer.T, origin="lower", cmap="hot", vmin=0, vmax=vmax, interpolation="nearest",
-                       alpha=0.85 if underlay is not None else 1.0)
-        ax.set_title(name, color="white")
+        im = ax.imshow(layer.T, origin="lower", cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"{name}, {labels[name]} (MNI)", color="white")
+        for xpos, text, ha in ((0.02, left, "left"), (0.98, right, "right")):
+            ax.text(xpos, 0.5, text, transform=ax.transAxes, color="white", fontsize=14, fontweight="bold",
+                    ha=ha, va="center")
         ax.axis("off")
     cb = fig.colorbar(im, ax=axes, fraction=0.02, pad=0.02)
     cb.set_label("fraction of scans", color="white")
@@ -343,6 +378,7 @@ def _overlap_png(prob, underlay, png: Path, n: int, release: str | None) -> None
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100, facecolor="black")
     plt.close(fig)
+    return labels
 
 
 def format_json(obj) -> str:

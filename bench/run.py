@@ -76,8 +76,18 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                         "≤ 1.5× copy", mark(r["full_over_cp"] <= 1.5)))
             out.append((f"release build after one revised mask, {scale} scale",
                         f"{r['incremental_build_s']:.2f} s ({100 * r['incremental_over_full']:.1f} % of full)",
-                        f"full build {r['full_build_cold_s']:.1f} s", "< 5 % of full",
-                        mark(r["incremental_over_full"] < 0.05)))
+                        f"full build {r['full_build_cold_s']:.1f} s", "≤ 5 % of full",
+                        mark(r["incremental_over_full"] <= 0.05)))
+            if "unchanged_build_s" in r:
+                out.append((f"release build of an unchanged registry into the previous build, {scale} scale",
+                            f"{r['unchanged_build_s']:.3f} s ({100 * r['unchanged_over_full']:.1f} % of full)",
+                            f"full build {r['full_build_cold_s']:.1f} s", "≤ 2 % of full",
+                            mark(r["unchanged_over_full"] <= 0.02)))
+            if "publication_s" in r:
+                out.append((f"release publish: deposit zip ({r['zip_bytes'] / 1e9:.2f} GB), {scale} scale",
+                            f"{r['publication_s']:.2f} s ({r['publication_over_floor']:.2f}×)",
+                            f"`cp -r` of the bag {r['bag_copy_s']:.2f} s + SHA-256 of it {r['bag_sha256_s']:.2f} s",
+                            "≤ 1.5× floor", mark(r["publication_over_floor"] <= 1.5)))
             if "zip_floor_over_full" in r:  # what any build after a change must at least do
                 out.append((f"floor of a build after any change: copy + SHA-256 of the deposit zip, {scale} scale",
                             f"{r['zip_copy_s']:.2f} + {r['zip_sha256_s']:.2f} s "

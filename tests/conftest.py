@@ -97,6 +97,28 @@ how_to_cite = "Lovelace A, Turing A. A test dataset. doi:10.0000/test"
 references = ["https://doi.org/10.0000/test", "https://example.org/atlas"]
 cohorts = "all"
 archives = ["icpsr", "bids", "parquet"]
+
+[standard]
+pipeline = [
+  {name = "N4", version = "2.5.0", description = "intensity non-uniformity correction"},
+  {name = "affine registration", version = "0.6.3", description = "linear registration to MNI152NLin2009aSym"},
+  {name = "mri_deface", version = "1.22", description = "defacing"},
+]
+source_datasets = [{doi = "doi:10.0000/native", version = "1.0.0"}]
+
+[study]
+universe = "Adults after stroke in the test cohorts"
+unit_of_analysis = "scan and lesion"
+time_period = "2019"
+geography = ["Nowhere"]
+kind_of_data = "T1-weighted MRI and lesion masks"
+method = "Synthetic test data"
+keywords = ["stroke", "test"]
+
+[deposit]
+source_organization = "Test Laboratory"
+contact_name = "Ada Lovelace"
+contact_email = "ada@example.org"
 """
 
 

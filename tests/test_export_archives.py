@@ -52,9 +52,10 @@ def test_layout_and_counts(built):
                  "sessions.json"):
         assert (out / "bids" / name).is_file(), name
     assert (out / "bids/CHANGES").read_text() == CHANGES == (out / "icpsr/CHANGES").read_text()
-    assert sorted(p.name for p in (out / "packages").iterdir()) == ["atlas-T1.0-icpsr", "atlas-T1.0-icpsr.zip"]
+    assert sorted(p.name for p in (out / "packages").iterdir()) == [  # one bag per archive; the zip: at publication
+        "atlas-T1.0-bids", "atlas-T1.0-icpsr", "atlas-T1.0-parquet"]
     assert {p.name for p in (out / "parquet").iterdir()} == {
-        f"{t}.parquet" for t in ("scans", "lesions", "images", "scanners", "issues", "revisions", "releases")
+        f"{t}.parquet" for t in ("scans", "lesions", "images", "masks", "scanners", "issues", "revisions", "releases")
     } | {"schema.json"}
 
 
@@ -131,15 +132,22 @@ def test_participants_tsv(built):
     assert len(sessions) == 1 and sessions[0].read_text().splitlines()[1].startswith("ses-1\t")
 
 
-def test_bagit_bag_and_deterministic_zip(built):
+def test_bagit_bag_and_deterministic_zip(built, tmp_path):
     import bagit
+
+    from atlas_registry.export.bag import write_deposit_zip
 
     view, out, entries = built
     bag = bagit.Bag(str(out / "packages/atlas-T1.0-icpsr"))
     bag.validate()
     assert bag.info["Bagging-Date"] == "2020-03-04"
     assert len(bag.payload_entries()) == sum(1 for e in entries if e.archive == "icpsr")
-    with zipfile.ZipFile(out / "packages/atlas-T1.0-icpsr.zip") as z:
+    members = [e.path[len("packages/atlas-T1.0-icpsr/"):] for e in entries
+               if e.path.startswith("packages/atlas-T1.0-icpsr/")]
+    size, sha = write_deposit_zip(out, "T1.0", "2020-03-04", members, tmp_path / "deposit.zip")
+    assert (size, sha) == ((tmp_path / "deposit.zip").stat().st_size, sha256_file(tmp_path / "deposit.zip"))
+    assert write_deposit_zip(out, "T1.0", "2020-03-04", members[::-1], tmp_path / "again.zip") == (size, sha)
+    with zipfile.ZipFile(tmp_path / "deposit.zip") as z:
         infos = z.infolist()
         names = [i.filename for i in infos]
         assert names == sorted(names) and names[0] == "atlas-T1.0-icpsr/"
@@ -218,7 +226,7 @@ def test_ddi_codebook(built):
     assert root.tag == "{ddi:codebook:2_5}codeBook" and root.get("version") == "2.5"
     assert root.findtext("d:stdyDscr/d:citation/d:titlStmt/d:titl", namespaces=ns) == view.spec.title
     assert root.find("d:stdyDscr/d:citation/d:titlStmt/d:IDNo", ns).text == "T1.0"
-    assert len(root.findall("d:fileDscr", ns)) == 3
+    assert len(root.findall("d:fileDscr", ns)) == 11  # 3 tables x (csv, sav, dta), the workbook, the crosswalk
     pvh = next(v for v in root.findall("d:dataDscr/d:var", ns) if v.get("name") == "pvh")
     assert pvh.findtext("d:labl", namespaces=ns).startswith("periventricular")
     assert [c.findtext("d:catValu", namespaces=ns) for c in pvh.findall("d:catgry", ns)] == ["0", "1", "2", "3"]
@@ -402,7 +410,8 @@ def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, c
     out = release.build(ingested_two, "R1.1", tmp_path / "out", progress=True)
     store = ObjectStore(ingested_two.objects_dir)
     manifest = json.loads((Path(out.out) / "MANIFEST.json").read_text())["files"]
-    derived = [f for f in manifest if f["path"].endswith(".nii.gz") and not store.has(f["sha256"])]
+    derived = [f for f in manifest if f["path"].endswith(".nii.gz") and not store.has(f["sha256"])
+               and not f["path"].startswith("packages/")]  # (the BIDS bag links the same files)
     assert derived and all("desc-T1lesion" in f["path"] for f in derived)  # union masks: made by the build
     assert any(v.startswith("face ") for v in before)
     assert checked() == len(derived)  # everything ingest verified is known: no T1 inflated again
@@ -413,3 +422,210 @@ def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, c
     assert checked() > len(derived) + sum(1 for v in before if v.startswith("face "))
     assert {v for v in verdicts.load(ingested_two.verdicts_dir) if v.startswith("face ")} == {
         v for v in before if v.startswith("face ")}
+
+
+def test_the_restricted_archive_links_to_the_public_ones_and_they_cannot_link_back(built):
+    """#18.1: icpsr/crosswalk.csv pairs native identifiers with public labels; DuckDB joins it to the
+    Parquet scans and pandas to BIDS participants.tsv; no public file names it or a native identifier."""
+    import duckdb
+    import pandas as pd
+
+    view, out, _ = built
+    cw = pd.read_csv(out / "icpsr/crosswalk.csv", dtype=str)
+    assert list(cw.columns) == ["scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan",
+                                "in_bids"]
+    assert sorted(cw.scan_id) == sorted(s.code for s in view.scans)
+    con = duckdb.connect()
+    joined = con.execute(f"SELECT c.scan_id, p.scan FROM read_csv('{out}/icpsr/crosswalk.csv', all_varchar=true) c "
+                         f"JOIN read_parquet('{out}/parquet/scans.parquet') p ON p.scan = c.public_scan").fetchall()
+    assert len(joined) == len(view.scans)
+    parts = pd.read_csv(out / "bids/participants.tsv", sep="\t", dtype=str)
+    linked = cw[cw.in_bids == "yes"].merge(parts, on="participant_id")
+    assert set(linked.participant_id) == set(parts.participant_id)
+    for s in view.standard_scans:  # the BIDS file of each native scan, found through the crosswalk
+        row = cw[cw.scan_id == s.code].iloc[0]
+        assert (out / "bids" / row.participant_id / row.session_id / "anat").is_dir()
+    icpsr_readme, bids_readme = (out / "icpsr/README.md").read_text(), (out / "bids/README").read_text()
+    assert "crosswalk.csv" in icpsr_readme and "re-identify" in icpsr_readme
+    assert "Linking to the restricted (ICPSR) archive" in bids_readme and "re-identify" in bids_readme
+    assert not any(p.name == "crosswalk.csv" for p in (out / "bids").rglob("*"))
+    assert not any(p.name == "crosswalk.csv" for p in (out / "parquet").rglob("*"))
+
+
+def test_the_bids_readme_snippet_loads_every_image_with_pybids(built):
+    """#18.2: the README's pybids snippet, run as written (path replaced), finds every T1w and mask;
+    pybids' defaults find none (what the README warns about)."""
+    import contextlib
+    import io
+
+    from bids import BIDSLayout
+
+    view, out, _ = built
+    readme = (out / "bids/README").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0].replace("path/to/bids", str(out / "bids"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README snippet", "exec"), {})
+    n = len(view.standard_scans)
+    n_subjects = len({s.public_label for s in view.standard_scans})
+    assert printed.getvalue().strip() == (f"{n_subjects} subjects, {n} T1w images, {n} lesion masks, "
+                                          f"{n} primary lesion masks")
+    default = BIDSLayout(out / "bids")
+    assert default.get(suffix="T1w", extension=".nii.gz") == [] and default.get(suffix="mask") == []
+
+
+def test_bids_says_what_made_it_and_where_it_lies(built, export_spec):
+    """#18.5: GeneratedBy lists the pipeline of the specification (with versions) before the packager;
+    SourceDatasets names the source, not the release; SpatialReference is the template at the written
+    resolution; sessions.json has its own text; the official validator: 0 errors, 0 warnings."""
+    import subprocess
+    import sys
+
+    import nibabel as nib
+
+    view, out, _ = built
+    desc = json.loads((out / "bids/dataset_description.json").read_text())
+    assert [g["Name"] for g in desc["GeneratedBy"]] == [p["name"] for p in export_spec.standard.pipeline] + [
+        "atlas-registry"]
+    assert all(g["Version"] for g in desc["GeneratedBy"])
+    assert desc["SourceDatasets"] == [{"DOI": "doi:10.0000/native", "Version": "1.0.0"}]
+    assert all(export_spec.name not in json.dumps(sd) for sd in desc["SourceDatasets"])
+    for side in (out / "bids").rglob("*_T1w.json"):
+        t1 = nib.load(side.with_name(side.name.replace(".json", ".nii.gz")))
+        res = {round(float(z), 3) for z in t1.header.get_zooms()[:3]}
+        meta = json.loads(side.read_text())
+        assert res == {1.0} and meta["SpatialReference"].endswith("tpl-MNI152NLin2009aSym_res-1_T1w.nii.gz")
+        assert meta["Sources"] == [meta["SpatialReference"]]
+    sessions = json.loads((out / "bids/sessions.json").read_text())
+    participants = json.loads((out / "bids/participants.json").read_text())
+    assert sessions["pvh"]["Description"].endswith("At this session.")
+    assert sessions["Description"] != participants["Description"]
+    exe = Path(sys.executable).parent / "bids-validator-deno"
+    r = subprocess.run([str(exe), str(out / "bids"), "--format", "json"], capture_output=True, text=True, timeout=600)
+    issues = json.loads(r.stdout)["issues"]["issues"]
+    assert r.returncode == 0 and sorted({(i["severity"], i["code"]) for i in issues}) == []
+
+
+def test_parquet_types_keys_and_one_row_per_mask_file(built):
+    """#18.7 with pyarrow and DuckDB: list and date types, non-null keys, one row per BIDS mask file
+    whose path, size and SHA-256 are those of the file."""
+    import datetime
+
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    view, out, entries = built
+    pdir = out / "parquet"
+    scans = pq.read_table(pdir / "scans.parquet")
+    assert scans.schema.field("releases").type == pa.list_(pa.string())
+    assert scans.column("releases").to_pylist()[0] == ["T1.0"]
+    rel = pq.read_table(pdir / "releases.parquet")
+    assert rel.schema.field("date").type == pa.date32() and rel.column("date").to_pylist() == [datetime.date(2020, 3, 4)]
+    for name, keys in (("scans", ("scan", "subject", "cohort")), ("lesions", ("scan", "lesion")),
+                       ("masks", ("scan", "path", "sha256")), ("releases", ("name",))):
+        sch = pq.read_schema(pdir / f"{name}.parquet")
+        assert all(not sch.field(k).nullable for k in keys), name
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT path, size_bytes, sha256, lesion, lesion_desc FROM read_parquet('{pdir}/masks.parquet') "
+                       "ORDER BY path").fetchall()
+    by_path = {e.path: e for e in entries}
+    mask_files = sorted(e.path for e in entries if e.path.startswith("bids/") and e.path.endswith("_mask.nii.gz"))
+    assert [r[0] for r in rows] == mask_files
+    for path, size, sha, lesion, desc in rows:
+        assert (size, sha) == (by_path[path].size, by_path[path].sha256) == ((out / path).stat().st_size,
+                                                                              sha256_file(out / path))
+        assert f"desc-{desc}_" in path and (lesion is None) == (desc == "T1lesion")
+    assert con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir}/scans.parquet') "
+                       "WHERE list_contains(releases, 'T1.0')").fetchone()[0] == len(view.scans)
+
+
+def test_spss_measure_levels_formats_widths_and_labels(built, export_spec):
+    """#18.4 with pyreadstat: every variable has a measure level, whole numbers are F8.0, text widths
+    fit the longest value, the file label is a whole phrase, no variable name is cut."""
+    import pyreadstat
+
+    from atlas_registry import metadata
+    from atlas_registry.export import icpsr
+
+    view, out, _ = built
+    for table in ("scans", "lesions", "scanners"):
+        df, meta = pyreadstat.read_sav(str(out / f"icpsr/tables/ATLAS_{table}.sav"))
+        cols = {c.stat_name: c for c in icpsr.columns(table)}
+        assert list(meta.column_names) == [c.stat_name for c in icpsr.columns(table)]
+        assert set(meta.variable_measure.values()) <= {"nominal", "ordinal", "scale"}, meta.variable_measure
+        for name, fmt in meta.original_variable_types.items():
+            c = cols[name]
+            if c.numeric or c.categories:
+                assert fmt == ("F8.0" if c.integer else "F8.3"), (name, fmt)
+            else:
+                longest = max([1, *(len(str(v).encode()) for v in df[name])])
+                assert fmt == f"A{longest}", (name, fmt)
+        assert meta.file_label in icpsr.label_candidates(export_spec.title, export_spec.name, table)
+        assert len(meta.file_label.encode()) <= 64
+        assert len(metadata.COLUMNS[table]) == len(meta.column_names)
+    df, meta = pyreadstat.read_sav(str(out / "icpsr/tables/ATLAS_scans.sav"))
+    assert meta.variable_measure["pvh"] == "ordinal" and meta.variable_measure["stroke_type"] == "nominal"
+    assert meta.variable_measure["n_strokes_lh_cortical"] == "scale"
+    assert "primary_hemisphere" in meta.column_names  # not primary_stroke_location_hemisp
+    assert all(float(v).is_integer() for v in df["n_strokes_lh_cortical"].dropna())
+    _, smeta = pyreadstat.read_sav(str(out / "icpsr/tables/ATLAS_scanners.sav"))
+    assert smeta.original_variable_types["field_strength_t"] == "F8.3"
+    # a long title: a shorter whole phrase, not the title cut at 64 bytes
+    long = "Anatomical Tracings of Lesions After Stroke (ATLAS) Release 1.2"
+    assert icpsr.file_label(icpsr.label_candidates(long, "R1.2", "lesions"), 64) == "ATLAS R1.2: lesions table"
+
+
+def test_every_archive_is_a_bagit_1_0_bag_with_the_deposit_fields(built, export_spec):
+    """#18.6 with the bagit library: one valid BagIt 1.0 bag per archive, its payload the archive's
+    files, bag-info.txt with the specification's organization, contact and identifier."""
+    import bagit
+
+    view, out, entries = built
+    for archive in ("icpsr", "bids", "parquet"):
+        bag = bagit.Bag(str(out / f"packages/atlas-T1.0-{archive}"))
+        bag.validate()
+        assert bag.version_info == (1, 0) and (out / f"packages/atlas-T1.0-{archive}/bagit.txt").read_text().startswith(
+            "BagIt-Version: 1.0\n")
+        assert sorted(bag.payload_entries()) == sorted(
+            "data/" + e.path[len(archive) + 1:] for e in entries if e.archive == archive)
+        assert bag.info["Source-Organization"] == export_spec.deposit.source_organization == "Test Laboratory"
+        assert bag.info["Contact-Name"] == "Ada Lovelace" and bag.info["Contact-Email"] == "ada@example.org"
+        assert bag.info["External-Identifier"] == "T1.0 1.0.0 10.0000/test"
+        assert bag.info["Bagging-Date"] == export_spec.date  # the release date: the same bag on every rebuild
+
+
+def test_ddi_codebook_describes_every_data_file_and_is_valid_ddi_2_5(built):
+    """#18.3: codebook.xml is valid against the official DDI-C 2.5 XSD (xmlschema, offline), has a file
+    description for every data file (CSV, SPSS, Stata, the workbook, the crosswalk), categories whose
+    values are the codes in the .sav/.dta files (pyreadstat), and a study description."""
+    import pyreadstat
+    import xmlschema
+
+    view, out, _ = built
+    xsd = xmlschema.XMLSchema(str(Path(__file__).parent / "ddi-codebook-2.5/schemas/codebook.xsd"))
+    xml = out / "icpsr/codebook.xml"
+    errors = [str(e)[:300] for e in xsd.iter_errors(str(xml))]
+    assert errors == []
+    ns = {"d": "ddi:codebook:2_5"}
+    root = ET.parse(xml).getroot()
+    uris = {f.get("URI") for f in root.findall("d:fileDscr", ns)}
+    data_files = {p.relative_to(out / "icpsr").as_posix() for p in (out / "icpsr").rglob("*")
+                  if p.suffix in (".csv", ".sav", ".dta", ".xlsx")}
+    assert uris == data_files and "crosswalk.csv" in uris and "tables/ATLAS_lesions.sav" in uris
+    ids = {f.get("ID"): f.get("URI") for f in root.findall("d:fileDscr", ns)}
+    for stem, table in (("ATLAS_scans", "scans"), ("ATLAS_lesions", "lesions"), ("ATLAS_scanners", "scanners")):
+        for ext, read in ((".sav", pyreadstat.read_sav), (".dta", pyreadstat.read_dta)):
+            _, meta = read(str(out / f"icpsr/tables/{stem}{ext}"))
+            for var in root.findall("d:dataDscr/d:var", ns):
+                files = {ids[i] for i in var.get("files").split()}
+                if f"tables/{stem}{ext}" not in files or not var.findall("d:catgry", ns):
+                    continue
+                cats = {float(c.find("d:catValu", ns).text): c.find("d:labl", ns).text
+                        for c in var.findall("d:catgry", ns)}
+                assert cats == meta.variable_value_labels[var.get("name")], (stem, ext, var.get("name"))
+    study = root.find("d:stdyDscr", ns)
+    for path in ("d:stdyInfo/d:subject/d:keyword", "d:stdyInfo/d:sumDscr/d:timePrd", "d:stdyInfo/d:sumDscr/d:nation",
+                 "d:stdyInfo/d:sumDscr/d:anlyUnit", "d:stdyInfo/d:sumDscr/d:universe",
+                 "d:stdyInfo/d:sumDscr/d:dataKind", "d:method/d:dataColl/d:collMode"):
+        assert (study.findtext(path, namespaces=ns) or "").strip(), path

@@ -303,3 +303,30 @@ def test_cli_report_and_refusals(export_ws_fresh, tmp_path, capsys):
     with pytest.raises(AtlasError) as e:
         build_report(export_ws_fresh, tmp_path / "x", release="nope")
     assert e.value.code == "REP001" and not (tmp_path / "x").exists()
+
+
+def test_report_shows_no_path_of_the_curators_machine(export_ws_fresh, tmp_path):
+    """#18.9: ingest runs recorded with absolute sources and event paths appear by folder name and
+    relative path; the histogram's range shows the paper's minimum (10 mm³), not on the axis."""
+    from datetime import datetime, timezone
+
+    from sqlmodel import Session
+
+    from atlas_registry import db, paper, report_figures
+    from atlas_registry.models import AuditEvent, IngestRun
+
+    secret = "/home/jdoe-curator/secret-project/deliveries/cohort3"
+    with Session(db.engine(export_ws_fresh)) as s:
+        run = IngestRun(source=secret, started_at=datetime(2020, 1, 1, tzinfo=timezone.utc), status="committed",
+                        operator="jdoe", n_files=3, n_scans=1, n_warnings=1)
+        s.add(run)
+        s.flush()
+        s.add(AuditEvent(ingest_run_id=run.id, kind="info", path=f"{secret}/scans/notes.txt",
+                         detail="an unexpected file"))
+        s.add(AuditEvent(ingest_run_id=run.id, kind="skip", path="/mnt/elsewhere/jdoe/x.csv", detail="elsewhere"))
+        s.commit()
+    page = build_report(export_ws_fresh, tmp_path / "rep").read_text(encoding="utf-8")
+    assert "jdoe-curator" not in page and "/home/" not in page and "/mnt/" not in page and str(tmp_path) not in page
+    assert "…/cohort3" in page and "scans/notes.txt" in page and "…/x.csv" in page
+    bins = report_figures.histogram_bins([50.0, 1e4], (paper.VOLUME_MIN_MM3, paper.VOLUME_MAX_MM3))
+    assert bins[0] < paper.VOLUME_MIN_MM3 and bins[-1] > paper.VOLUME_MAX_MM3

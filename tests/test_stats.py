@@ -208,6 +208,17 @@ def test_overlap_map_of_the_standardized_subset_and_of_a_release(with_mni_masks,
     np.testing.assert_allclose(img.affine[:3, :3], np.diag([2.0, 2.0, 2.0]))
     png = tmp_path / "all.png"
     assert r["png"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # #18.8: a template grid says so (qform and sform code 4, MNI152), and each slice's MNI coordinate
+    assert (int(img.header["qform_code"]), int(img.header["sform_code"])) == (4, 4)
+    np.testing.assert_allclose(img.get_qform(coded=True)[0], img.get_sform(coded=True)[0])
+    peak = np.unravel_index(int(np.argmax(got)), got.shape)
+    x, y, z = (img.affine @ np.array([*peak, 1.0]))[:3]
+    assert r["slices"] == {"axial": f"z = {z:+.0f} mm", "coronal": f"y = {y:+.0f} mm",
+                           "sagittal": f"x = {x:+.0f} mm"}
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(png)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.shape[1] > pixels.shape[0]
 
     r = stats.overlap_map(ws, tmp_path / "maps" / "r.v1.nii.gz", release="R")
     np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "maps" / "r.v1.nii.gz").dataobj), a.astype(np.float32))

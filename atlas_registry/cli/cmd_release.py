@@ -35,7 +35,7 @@ def plan_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: TextJ
 @release_app.command("build")
 def build_cmd(
     name: str = typer.Argument(...),
-    out: Path = typer.Option(None, "--out", help="folder to create (icpsr/, bids/, parquet/, packages/, MANIFEST.json) (default: <home>/releases/NAME)"),
+    out: Path = typer.Option(None, "--out", help="folder to create (icpsr/, bids/, parquet/, packages/, MANIFEST.json) (default: <home>/releases/NAME); with --force, an earlier build there is updated"),
     specs: Path = SPECS,
     cache: Path = typer.Option(None, "--cache", help="cache of derived files (default: <home>/cache)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="derive every file afresh"),
@@ -52,27 +52,37 @@ def build_cmd(
     out = out or ws.home / "releases" / name
     o = build(ws, name, out, specs=specs, cache_dir=cache_dir, force=force,
               progress=want_progress(progress, format))
-    _remember_location(ws, name, Path(o.out))
     if format == "json":
         _json(o.to_dict())
     else:
-        what = "rebuilt and matches its published manifest" if o.reproduced else "built"
+        what = ("rebuilt and matches its published manifest" if o.reproduced
+                else "unchanged since its last build (same inputs, same folder)" if o.unchanged
+                else f"built ({o.kept} files kept from the earlier build)" if o.kept else "built")
         typer.echo(f"{o.name} ({o.version}) {what}: {o.files} files, {o.bytes / 1e6:.1f} MB in {o.out} "
                    f"(revision {o.revision}, manifest sha256 {o.manifest_sha256})")
 
 
 @release_app.command("publish")
-def publish_cmd(name: str = typer.Argument(...), specs: Path = SPECS, format: TextJson = FORMAT):
-    """Freeze the built release NAME: its content can no longer change."""
+def publish_cmd(
+    name: str = typer.Argument(...),
+    specs: Path = SPECS,
+    out: Path = typer.Option(None, "--out", help="the folder the release was built into (default: where it was built)"),
+    format: TextJson = FORMAT,
+    progress: bool = progress_option(),
+):
+    """Freeze the built release NAME (its content can no longer change), write its deposit zip into the
+    build folder and print the manifest's SHA-256 (also written into packages/RELEASE-NOTES.md)."""
     from ..release import publish
 
-    o = publish(workspace(), name, specs=specs)
+    o = publish(workspace(), name, specs=specs, out=out, progress=want_progress(progress, format))
     if format == "json":
         _json(o.to_dict())
     else:
         typer.echo(f"published {o.name} ({o.version}): {o.scans} scans, {o.files} files, revision "
-                   f"{o.last_revision_id}, manifest sha256 {o.manifest_sha256}"
-                   + (f"; previous release {o.previous}" if o.previous else ""))
+                   f"{o.last_revision_id}" + (f"; previous release {o.previous}" if o.previous else ""))
+        typer.echo(f"manifest sha256 {o.manifest_sha256}")
+        typer.echo(f"deposit zip {o.package_path} ({o.package_size} bytes) sha256 {o.package_sha256}")
+        typer.echo(f"check a copy: atlas-registry release verify DIR --manifest-sha256 {o.manifest_sha256}")
 
 
 @release_app.command("diff")
@@ -90,11 +100,16 @@ def verify_cmd(
     format: TextJson = FORMAT,
     workers: int = typer.Option(None, "--workers", help="hashing threads [default: cores, at most 8]"),
     progress: bool = progress_option(),
+    manifest_sha256: str = typer.Option(None, "--manifest-sha256", metavar="HEX",
+                                        help="the SHA-256 of MANIFEST.json printed at publication (release notes)"),
 ):
     """Check a release folder (built, copied or downloaded) against its MANIFEST.json: every file
     present with its size and SHA-256, nothing unlisted, and the manifest the one the registry
     published. Exit 1 on any error."""
 
+    import re
+
+    from ..errors import UsageError
     from ..fixity import verify
     from ..query import release_dir
 
@@ -102,15 +117,9 @@ def verify_cmd(
     folder = Path(target)
     if not folder.exists() and "/" not in target:
         folder = release_dir(ws, target)
-    result = verify(folder, ws=ws, workers=workers, progress=want_progress(progress, format))
+    if manifest_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", manifest_sha256):
+        raise UsageError("REL037", "--manifest-sha256 must be 64 hexadecimal digits")
+    result = verify(folder, ws=ws, workers=workers, progress=want_progress(progress, format),
+                    expected_manifest_sha256=manifest_sha256)
     _json(result.to_dict()) if format == "json" else typer.echo(result.to_text())
     return 0 if result.ok else 1
-
-
-def _remember_location(ws, name: str, out: Path) -> None:
-    """`sql --release` / `stats --release` find a release built outside <home>/releases by a pointer."""
-    default = ws.home / "releases" / name
-    if out.resolve() != default.resolve():
-        from ..store import atomic_write
-
-        atomic_write(ws.home / "releases" / f"{name}.location", (str(out.resolve()) + "\n").encode())

@@ -1,5 +1,5 @@
 """The release archives: ICPSR (native), BIDS (standardized, for INDI), Parquet (metadata) and the
-ICPSR deposit package (BagIt bag + zip).
+ICPSR deposit package (a BagIt bag; its zip is written at publication, :mod:`.bag`).
 
 :func:`build_view` reads what a release contains from the registry (once); :func:`write_archives`
 writes the archives from that view, deterministically (the same view gives the same bytes in every
@@ -22,9 +22,13 @@ __all__ = ["ManifestEntry", "ReleaseView", "build_view", "write_archives"]
 
 
 def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_notes: str = "",
-                   cache_dir: Path | None = None, progress: bool = False) -> list[ManifestEntry]:
+                   cache_dir: Path | None = None, progress: bool = False,
+                   existing: dict | None = None) -> list[ManifestEntry]:
     """Write ``out/icpsr``, ``out/bids``, ``out/parquet`` and ``out/packages`` (the archives of
-    ``view.spec.archives``; packages with icpsr). Returns one entry per file, sorted by path."""
+    ``view.spec.archives``; packages with icpsr). Returns one entry per file, sorted by path.
+
+    ``existing``: ``out`` holds an earlier build (:func:`.output.scan_tree`): files that already hold
+    the right bytes stay, the others are replaced, and files the build does not list are removed."""
     from .bag import write_packages
     from .bids import write_bids
     from .deid_gate import Gate
@@ -36,7 +40,7 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
     mine = Path(cache_dir) / "export" if cache_dir is not None else None  # the folder may be shared
     cache = Cache(mine)
     gate = Gate(ws.verdicts_dir)
-    output = Output(out, ObjectStore(ws.objects_dir), cache)
+    output = Output(out, ObjectStore(ws.objects_dir), cache, existing=existing)
     archives = view.spec.archives
     t0 = time.perf_counter()
 
@@ -47,25 +51,30 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
     done = False
     try:
         bids_paths: dict[str, str] = {}
+        masks: list = []
         if "bids" in archives:
             say(f"bids: {len(view.standard_scans)} scans")
-            bids_paths = write_bids(output, view, gate, changes=changes, release_notes=release_notes)
+            bids_paths = write_bids(output, view, gate, changes=changes, release_notes=release_notes, masks=masks)
         if "icpsr" in archives:
             say(f"icpsr: {len(view.scans)} scans")
             write_icpsr(output, view, gate, changes=changes, release_notes=release_notes)
         if "parquet" in archives:
             say("parquet")
-            write_parquet(output, view, gate, bids_paths=bids_paths)
-        output.wait(files="icpsr" in archives)  # the checks of standardized T1s run on while the zip is written
-        if "icpsr" in archives:
-            say("packages: bag and zip")
-            write_packages(output, view)
-            say("packages written; waiting for the last checks")
+            write_parquet(output, view, gate, bids_paths=bids_paths, masks=masks)
+        output.wait(files=True)  # the checks of standardized T1s run on while the first bags are made
+        say("packages: bags")
+        write_packages(output, view, [a for a in ("icpsr", "parquet") if a in archives])
+        say("packages: icpsr and parquet bagged; waiting for the last checks and union masks")
         output.wait()
+        if "bids" in archives:
+            write_packages(output, view, ["bids"])
+            output.wait()
+        removed = output.prune({e.path for e in output.entries}) if existing else 0
         done = True
     finally:
         output.close(cancel=not done)  # a failed build stops at once: no copying of what will be thrown away
     gate.save()  # only after a complete build: every remembered verdict passed
-    say(f"done: {len(output.entries)} files; cache {cache.hits} hits, {cache.misses} misses; "
+    say(f"done: {len(output.entries)} files ({output.reused} kept from the earlier build, {removed} removed); "
+        f"cache {cache.hits} hits, {cache.misses} misses; "
         f"de-identification: {gate.checked} checked, {gate.cached} known")
     return sorted(output.entries, key=lambda e: e.path)

@@ -21,6 +21,7 @@ identifier appears in any name or text (checked by the de-identification gate).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
@@ -30,11 +31,23 @@ from ..errors import AtlasError
 from ..store import sha256_bytes
 from . import ddi
 from .determinism import json_bytes
+from .icpsr import linking_sections
 from .view import LesionInfo, ReleaseView, ScanView
 
 BIDS_VERSION = "1.10.0"
-TEMPLATE_URL = {"MNI152NLin2009aSym": "https://templateflow.s3.amazonaws.com/tpl-MNI152NLin2009aSym/"
-                                      "tpl-MNI152NLin2009aSym_res-1_T1w.nii.gz"}
+TEMPLATEFLOW = "https://templateflow.s3.amazonaws.com"
+TEMPLATE_RESOLUTIONS = {"MNI152NLin2009aSym": {1.0: "1", 2.0: "2"}}  # TemplateFlow res- labels by voxel mm
+
+
+def template_reference(space: str, voxel_mm) -> str:
+    """BIDS ``SpatialReference`` of an image in ``space`` at ``voxel_mm``: the TemplateFlow template at
+    that resolution, or the space label where TemplateFlow has no such resolution."""
+    res = TEMPLATE_RESOLUTIONS.get(space, {})
+    iso = {round(float(v), 3) for v in voxel_mm}
+    label = res.get(iso.pop()) if len(iso) == 1 else None
+    if label is None:
+        return space
+    return f"{TEMPLATEFLOW}/tpl-{space}/tpl-{space}_res-{label}_T1w.nii.gz"
 UNION_DESC = "T1lesion"
 UNION_RECIPE = "bids-union-mask-1"
 NA = "n/a"
@@ -145,8 +158,10 @@ def _levels(values) -> dict:
     return {v: v for v in sorted({str(v) for v in values if v not in (None, "")})}
 
 
-def column_descriptions(view: ReleaseView, scans: list[ScanView]) -> dict:
-    first = "At the subject's first session in this dataset; sub-<label>_sessions.tsv gives every session."
+def column_descriptions(view: ReleaseView, scans: list[ScanView], *, sessions: bool = False) -> dict:
+    """Column dictionaries of participants.tsv, or (``sessions``) of sub-<label>_sessions.tsv."""
+    first = ("At this session." if sessions else
+             "At the subject's first session in this dataset; sub-<label>_sessions.tsv gives every session.")
     sites = {c.code: c.site or f"cohort {c.code}" for c in view.cohorts}
     d = {
         "participant_id": {"Description": "Public, pseudonymous subject label (not the native identifier)."},
@@ -234,14 +249,19 @@ def participants(view: ReleaseView) -> tuple[list[dict], dict[str, list[dict]]]:
 
 def dataset_description(view: ReleaseView) -> dict:
     spec = view.spec
+    made = [{"Name": p["name"], "Version": p["version"], "Description": p["description"],
+             **({"CodeURL": p["code_url"]} if p.get("code_url") else {})} for p in spec.standard.pipeline]
+    sources = [{**({"URL": d["url"]} if d.get("url") else {}), **({"DOI": d["doi"]} if d.get("doi") else {}),
+                "Version": d["version"]} for d in spec.standard.source_datasets]
     d = {
         "Name": spec.title,
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "atlas-registry", "Version": __version__,
-                         "Description": f"release {spec.name} (version {spec.version}, registry revision "
-                                        f"{view.revision})"}],
-        "SourceDatasets": [{"URL": url, "Version": spec.version} for url in spec.references[:1]],
+        "GeneratedBy": [*made, {"Name": "atlas-registry", "Version": __version__,
+                                "Description": f"packaging of release {spec.name} (version {spec.version}, "
+                                               f"registry revision {view.revision}): selection, union masks, "
+                                               "sidecars and tables"}],
+        "SourceDatasets": sources,
         "License": spec.license or "n/a",
         "Authors": list(spec.authors),
         "HowToAcknowledge": spec.how_to_cite,
@@ -250,6 +270,25 @@ def dataset_description(view: ReleaseView) -> dict:
     if not d["SourceDatasets"]:
         del d["SourceDatasets"]
     return d
+
+
+def pybids_sections(space: str) -> list[str]:
+    """Markdown lines: how to load the dataset with pybids (a test runs the snippet on a build)."""
+    return ["## Loading with pybids", "",
+            "This is a derivative dataset (`DatasetType` `derivative`; every image has a `space-` entity). With "
+            "its default settings pybids validates files as raw BIDS and indexes none of the images or masks here, "
+            "without a warning. Load it as a derivative, without raw-BIDS validation:", "",
+            "```python",
+            "from bids import BIDSLayout",
+            "",
+            'layout = BIDSLayout("path/to/bids", is_derivative=True, validate=False)',
+            f't1w = layout.get(suffix="T1w", space="{space}", extension=".nii.gz", return_type="filename")',
+            f'masks = layout.get(suffix="mask", label="L", desc="{UNION_DESC}", extension=".nii.gz", '
+            'return_type="filename")',
+            'primary = layout.get(suffix="mask", desc="primary", extension=".nii.gz", return_type="filename")',
+            'print(len(layout.get_subjects()), "subjects,", len(t1w), "T1w images,", len(masks), "lesion masks,",',
+            '      len(primary), "primary lesion masks")',
+            "```", ""]
 
 
 def readme(view: ReleaseView, release_notes: str = "") -> str:
@@ -273,6 +312,8 @@ def readme(view: ReleaseView, release_notes: str = "") -> str:
         "* `participants.tsv` (described by `participants.json`): cohort, scanner, the neuroradiologist's "
         "report and lesion counts; `n/a` marks a missing value. Subjects with several sessions have "
         "`sub-<label>/sub-<label>_sessions.tsv`.", "",
+        *pybids_sections(space),
+        *linking_sections(public=True),
         *ddi.terms_sections(spec), *ddi.closing_sections(spec, release_notes),
     ]
     return "\n".join(parts)
@@ -280,8 +321,10 @@ def readme(view: ReleaseView, release_notes: str = "") -> str:
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "") -> dict[str, str]:
-    """Write ``bids/``; returns scan code -> path of its T1 in the archive (for the Parquet images table)."""
+def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "",
+               masks: list | None = None) -> dict[str, str]:
+    """Write ``bids/``; returns scan code -> path of its T1 in the archive (for the Parquet images table).
+    ``masks``, when given, receives one :class:`MaskFile` per mask file written (for the Parquet masks table)."""
     space = view.spec.standard.space
     store = output.store
     t1_paths: dict[str, str] = {}
@@ -301,31 +344,54 @@ def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: 
     cols = column_descriptions(view, list(view.standard_scans))
     gate.table("bids/participants.tsv", "participants", PARTICIPANT_COLUMNS, rows, text_columns=TEXT_COLUMNS)
     doc("participants.tsv", _tsv(PARTICIPANT_COLUMNS, rows).encode(), rev=view.revision)
-    pj = {"Description": "One row per subject of the standardized subset.",
-          **{c: cols[c] for c in PARTICIPANT_COLUMNS}}
-    doc("participants.json", pj)
+    # the column dictionary, with the top-level Description the BIDS schema recommends for tabular sidecars
+    # (without it the official validator warns SIDECAR_KEY_RECOMMENDED)
+    doc("participants.json", {"Description": "One row per subject of the standardized subset: cohort, scanner, the "
+                                             "neuroradiologist's report and lesion counts at the first session.",
+                              **{c: cols[c] for c in PARTICIPANT_COLUMNS}})
     for sub, srows in sessions.items():
         gate.table(f"bids/{sub}/{sub}_sessions.tsv", "sessions", SESSION_COLUMNS, srows, text_columns=TEXT_COLUMNS)
         doc(f"{sub}/{sub}_sessions.tsv", _tsv(SESSION_COLUMNS, srows).encode(), rev=view.revision)
-    if sessions:  # one description for every sub-<label>_sessions.tsv (inheritance principle)
-        sj = {"Description": "One row per session (timepoint) of a subject scanned more than once.",
-              **{c: cols[c] for c in SESSION_COLUMNS}}
-        doc("sessions.json", sj)
+    if sessions:  # one column dictionary for every sub-<label>_sessions.tsv (inheritance principle)
+        scols = column_descriptions(view, list(view.standard_scans), sessions=True)
+        scols["session_id"] = {"Description": "Session label ses-<n>: the timepoint number of the scan; one row "
+                                              "per session of a subject scanned more than once."}
+        doc("sessions.json", {"Description": "One row per session (timepoint) of a subject scanned more than once: "
+                                             "scanner, the neuroradiologist's report and lesion counts at that "
+                                             "session.", **{c: scols[c] for c in SESSION_COLUMNS}})
 
     for s in view.standard_scans:
-        _write_scan(output, gate, store, s, space, t1_paths, doc)
+        _write_scan(output, gate, store, s, space, t1_paths, doc, masks if masks is not None else [])
     return t1_paths
 
 
-def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> None:
+@dataclass(frozen=True)
+class MaskFile:
+    """A mask file of the BIDS archive: ``sha256``/``size`` known, or (a union mask computed in the
+    background) ``pending``, a future giving (size, sha256)."""
+
+    scan: str  # native code (the Parquet table names the public one)
+    lesion: int | None  # None: the union of every lesion of the scan
+    desc: str
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    pending: object = None
+
+    def resolved(self) -> tuple[int, str]:
+        return self.pending.result() if self.pending is not None else (self.size, self.sha256)
+
+
+def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> tuple[int, str]:
     """The union mask of a scan with several lesions (computed once per set of inputs, then cached)."""
     key = output.cache.key(UNION_RECIPE, *[l.standard.sha256 for l in s.lesions])
     data = output.cache.get_or_make(key, lambda: union_mask_bytes(output.store, s.lesions))
     gate.nifti(rel, data, sha256_bytes(data), mask=True)
-    output.write(rel, data, archive="bids", scan=s.code, rev=rev)
+    e = output.write(rel, data, archive="bids", scan=s.code, rev=rev)
+    return e.size, e.sha256
 
 
-def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, doc) -> None:
+def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, doc, masks: list) -> None:
     t1 = t1_path(s, space)
     t1_paths[s.code] = "bids/" + t1
     output.copy_object("bids/" + t1, s.t1_standard.sha256, s.t1_standard.size, archive="bids", scan=s.code,
@@ -333,9 +399,14 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     path = store.path_of(s.t1_standard.sha256)
     gate.nifti("bids/" + t1, path, s.t1_standard.sha256, mask=False)
     output.submit(gate.defaced, "bids/" + t1, path, s.t1_standard.sha256)
+    template = template_reference(space, s.t1_standard.voxel_mm)
     t1_side = {"SkullStripped": False, "Defaced": True, "IntensityNormalized": True,
-               "Description": f"T1-weighted MRI, defaced, intensity-normalized, linearly registered to {space}.",
-               "SpatialReference": TEMPLATE_URL.get(space, space)}
+               "Description": f"T1-weighted MRI, defaced, intensity-normalized, linearly registered to {space}. "
+                              "Derived from the native-space T1 of the restricted archive (not named here: "
+                              "see README) and the template it was registered to (Sources).",
+               "SpatialReference": template, "Sources": [template] if template.startswith("http") else []}
+    if not t1_side["Sources"]:
+        del t1_side["Sources"]
     doc(_sidecar(t1), t1_side, rev=s.t1_standard.created_rev_id, scan=s.code)
 
     lesion_paths = []
@@ -344,6 +415,7 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
         lesion_paths.append(rel)
         m = les.standard
         output.copy_object("bids/" + rel, m.sha256, m.size, archive="bids", scan=s.code, rev=m.created_rev_id)
+        masks.append(MaskFile(s.code, les.number, lesion_desc(les.number), "bids/" + rel, m.size, m.sha256))
         gate.nifti("bids/" + rel, store.path_of(m.sha256), m.sha256, mask=True)
         what = "primary lesion" if les.is_primary else f"secondary lesion {les.number} (largest secondary first)"
         side = {"Type": "Lesion", "Description": f"Manually traced {what}, resampled to {space} (nearest neighbour).",
@@ -357,8 +429,10 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     if len(s.lesions) == 1:
         m = s.lesions[0].standard
         output.copy_object("bids/" + union, m.sha256, m.size, archive="bids", scan=s.code, rev=rev)
+        masks.append(MaskFile(s.code, None, UNION_DESC, "bids/" + union, m.size, m.sha256))
     else:
-        output.submit(_write_union, output, gate, s, "bids/" + union, rev)
+        fut = output.submit(_write_union, output, gate, s, "bids/" + union, rev)
+        masks.append(MaskFile(s.code, None, UNION_DESC, "bids/" + union, pending=fut))
     side = {"Type": "Lesion", "Description": "Every lesion of the scan in one mask (voxel-wise union of the "
                                              "per-lesion masks).",
             "Sources": [_uri(p) for p in lesion_paths], "SpatialReference": _uri(t1),

@@ -34,6 +34,17 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class FileForm:
+    """Another file holding the same table (SPSS, Stata, the workbook): its own DDI file description."""
+
+    id: str
+    name: str
+    uri: str
+    mime: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class DataFile:
     id: str
     name: str  # file name of the CSV table
@@ -41,6 +52,19 @@ class DataFile:
     description: str
     variables: tuple[Variable, ...]
     rows: tuple[dict, ...]  # by column name
+    forms: tuple[FileForm, ...] = ()  # the same table in other formats
+    coded: bool = True  # text categories are numeric codes 1..k in the SPSS/Stata forms
+
+
+MIME = {".csv": "text/csv", ".sav": "application/x-spss-sav", ".dta": "application/x-stata-dta",
+        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def category_code(var: Variable, value: str) -> str:
+    """The value of a category in the SPSS/Stata files: a coded text column's 1..k, else the value."""
+    if var.numeric:
+        return value
+    return str([v for v, _ in var.categories].index(value) + 1)
 
 
 def _num(v) -> float | None:
@@ -127,8 +151,26 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
     _sub(_sub(cit, "verStmt"), "version", spec.version, date=spec.date)
     if spec.how_to_cite:
         _sub(cit, "biblCit", spec.how_to_cite)
+    st = spec.study
     info = _sub(study, "stdyInfo")
+    if st.keywords:
+        subj = _sub(info, "subject")
+        for k in st.keywords:
+            _sub(subj, "keyword", k)
     _sub(info, "abstract", spec.description or spec.title)
+    summ = _sub(info, "sumDscr")
+    if st.time_period:
+        _sub(summ, "timePrd", st.time_period)
+    for n in st.geography:
+        _sub(summ, "nation", n)
+    if st.geography:
+        _sub(summ, "geogCover", ", ".join(st.geography))
+    _sub(summ, "anlyUnit", st.unit_of_analysis or "scan (subject-timepoint) and lesion")
+    if st.universe:
+        _sub(summ, "universe", st.universe)
+    _sub(summ, "dataKind", st.kind_of_data or "neuroimaging and clinical metadata")
+    if st.method:
+        _sub(_sub(_sub(study, "method"), "dataColl"), "collMode", st.method)
     acc = _sub(study, "dataAccs")
     use = _sub(acc, "useStmt")
     if spec.how_to_cite:
@@ -138,22 +180,29 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
     if revision is not None:
         _sub(study, "notes", f"Written from registry revision {revision}.")
 
+    described: set[str] = set()
     for f in files:
-        fd = _sub(root, "fileDscr", ID=f.id, URI=f.uri)
-        ft = _sub(fd, "fileTxt")
-        _sub(ft, "fileName", f.name)
-        _sub(ft, "fileCont", f.description)
-        dim = _sub(ft, "dimensns")
-        _sub(dim, "caseQnty", str(len(f.rows)))
-        _sub(dim, "varQnty", str(len(f.variables)))
-        _sub(ft, "fileType", "text/csv")
+        for fid, name, uri, mime, note in [(f.id, f.name, f.uri, "text/csv", ""),
+                                           *[(x.id, x.name, x.uri, x.mime, x.note) for x in f.forms]]:
+            if fid in described:  # the workbook holds several tables: described once
+                continue
+            described.add(fid)
+            fd = _sub(root, "fileDscr", ID=fid, URI=uri)
+            ft = _sub(fd, "fileTxt")
+            _sub(ft, "fileName", name)
+            _sub(ft, "fileCont", f"{f.description}" + (f". {note}" if note else ""))
+            if fid == f.id or not note:
+                dim = _sub(ft, "dimensns")
+                _sub(dim, "caseQnty", str(len(f.rows)))
+                _sub(dim, "varQnty", str(len(f.variables)))
+            _sub(ft, "fileType", mime)
 
     data = _sub(root, "dataDscr")
     n = 0
     for f in files:
         for v in f.variables:
             n += 1
-            var = _sub(data, "var", ID=f"V{n}", name=v.stat_name, files=f.id,
+            var = _sub(data, "var", ID=f"V{n}", name=v.stat_name, files=" ".join([f.id, *[x.id for x in f.forms]]),
                        intrvl="contin" if v.numeric and not v.categories else "discrete")
             _sub(var, "labl", v.label)
             for typ, val in summary(v, f.rows).items():
@@ -163,10 +212,15 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
             freq = frequencies(v, f.rows)
             for value, label in v.categories:
                 c = _sub(var, "catgry")
-                _sub(c, "catValu", value)
+                code = category_code(v, value) if f.coded else value
+                _sub(c, "catValu", code)  # as the SPSS and Stata files hold it
                 _sub(c, "labl", label)
+                if code != value:
+                    _sub(c, "txt", f"Written {value!r} in the CSV and the workbook, {code} in the SPSS and Stata "
+                                   "files (value label above).")
                 _sub(c, "catStat", str(freq[str(value)]), type="freq")
-            _sub(var, "varFormat", type="numeric" if v.numeric else "character")
+            numeric = v.numeric or (bool(v.categories) and f.coded)
+            _sub(var, "varFormat", type="numeric" if numeric else "character")
     ET.indent(root, space="  ")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
 

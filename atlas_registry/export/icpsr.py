@@ -21,6 +21,8 @@ location, Fazekas grades) carry value labels.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -66,6 +68,12 @@ LABELS = {
 }
 
 
+# Columns whose identifier would be longer than Stata allows: their SPSS/Stata names.
+SHORT_NAMES = {"Primary Stroke Location Hemisphere": "primary_hemisphere"}
+# Ordered grades (SPSS measure "ordinal").
+ORDINAL = ("PVH", "DWMH")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str  # sheet/CSV column (atlas_registry.metadata)
@@ -78,8 +86,29 @@ class Column:
 
     @property
     def stat_name(self) -> str:
+        """The SPSS/Stata variable name: the column as an identifier, never cut (Stata allows 32
+        characters and a value-label set needs one less: longer names have a chosen short form)."""
+        if self.name in SHORT_NAMES:
+            return SHORT_NAMES[self.name]
         s = re.sub(r"[^0-9A-Za-z]+", "_", self.name.replace("#", "n")).strip("_").lower()
-        return (s if s[:1].isalpha() else f"v_{s}")[:30]  # Stata: 32, and a value-label set needs one less
+        s = s if s[:1].isalpha() else f"v_{s}"
+        if len(s) > 31:
+            raise ValueError(f"column {self.name!r} needs a short SPSS/Stata name (SHORT_NAMES)")
+        return s
+
+    @property
+    def integer(self) -> bool:
+        """Whole numbers (counts, codes, grades): SPSS format F8.0."""
+        return self.numeric and self.unit is None or bool(self.categories)
+
+    @property
+    def measure(self) -> str:
+        """SPSS measurement level: ordered grades are ordinal, other codes and text nominal, the rest scale."""
+        if self.name in ORDINAL:
+            return "ordinal"
+        if self.categories or not self.numeric:
+            return "nominal"
+        return "scale"
 
     def variable(self) -> ddi.Variable:
         return ddi.Variable(self.name, self.stat_name, self.label, self.numeric, self.categories, self.unit,
@@ -215,19 +244,64 @@ def _coded(cols, rows):
     return pd.DataFrame(data), {k: v[:80] for k, v in names.items()}, labels
 
 
-def stat_files(cols, rows, day: str, title: str) -> tuple[bytes, bytes]:
-    """(``.sav``, ``.dta``) bytes of one table, with variable and value labels and the release date."""
+def file_label(candidates: list[str], limit: int) -> str:
+    """The first of ``candidates`` that fits in ``limit`` bytes (SPSS 64, Stata 80): a whole phrase,
+    never one cut in the middle; the last one is cut at a word boundary only if nothing fits."""
+    for c in candidates:
+        if len(c.encode("utf-8")) <= limit:
+            return c
+    words, out = candidates[-1].split(), ""
+    for w in words:
+        if len((out + " " + w).strip().encode("utf-8")) > limit:
+            break
+        out = (out + " " + w).strip()
+    return out
+
+
+def label_candidates(title: str, release: str, table: str) -> list[str]:
+    """File labels of a table, longest first: the title, its acronym (in parentheses), the release."""
+    m = re.search(r"\(([A-Z][A-Za-z0-9-]{1,15})\)", title)
+    out = [f"{title}: {table}"]
+    if m:
+        out.append(f"{m.group(1)} {release}: {table} table")
+    out.append(f"{release}: {table} table")
+    return out
+
+
+def _formats(cols, df) -> tuple[dict, dict, dict]:
+    """SPSS formats (F8.0 for whole numbers, F8.3 for measurements, A<w> for text), display widths and
+    measurement levels of every variable."""
+    fmt, width, measure = {}, {}, {}
+    for c in cols:
+        n = c.stat_name
+        if c.numeric or c.categories:
+            fmt[n] = "F8.0" if c.integer else "F8.3"
+            width[n] = 8
+        else:
+            w = max([1, *(len(str(v).encode("utf-8")) for v in df[n])])
+            fmt[n] = f"A{w}"
+            width[n] = min(max(w, len(n)), 60)
+        measure[n] = c.measure
+    return fmt, width, measure
+
+
+def stat_files(cols, rows, day: str, title: str, *, release: str = "", table: str = "") -> tuple[bytes, bytes]:
+    """(``.sav``, ``.dta``) bytes of one table, with variable and value labels, SPSS formats and
+    measurement levels, and the release date."""
     import os
     import tempfile
 
     import pyreadstat
 
     df, col_labels, value_labels = _coded(cols, rows)
+    fmt, width, measure = _formats(cols, df)
+    labels = label_candidates(title, release, table) if table else [title]
     with tempfile.TemporaryDirectory() as tmp:
         sav, dta = os.path.join(tmp, "t.sav"), os.path.join(tmp, "t.dta")
-        pyreadstat.write_sav(df, sav, file_label=title[:64], column_labels=col_labels,
-                             variable_value_labels=value_labels)
-        pyreadstat.write_dta(df, dta, file_label=title[:80], column_labels=col_labels,
+        pyreadstat.write_sav(df, sav, file_label=file_label(labels, 64), column_labels=col_labels,
+                             variable_value_labels=value_labels, variable_format=fmt,
+                             variable_display_width=width, variable_measure=measure)
+        pyreadstat.write_dta(df, dta, file_label=file_label(labels, 80), column_labels=col_labels,
                              variable_value_labels=value_labels, version=14)  # format 118: Stata 14 and later
         with open(sav, "rb") as f:
             sav_b = fix_sav_timestamp(f.read(), day)
@@ -258,10 +332,59 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
         "value labels.",
         "* `codebook.xml` (DDI Codebook 2.5) and `codebook.md` — every variable with its label, categories and "
         "summary statistics.",
+        "* `crosswalk.csv` — native identifier ↔ public label of every scan (see below).",
         "* `CHANGES` — what changed in each release.", "",
+        *linking_sections(public=False),
         *ddi.closing_sections(spec, release_notes),
     ]
     return "\n".join(parts)
+
+
+# -- the crosswalk to the public archives ----------------------------------------------------------
+
+CROSSWALK = "icpsr/crosswalk.csv"
+CROSSWALK_COLUMNS = ("scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan", "in_bids")
+CROSSWALK_LABELS = {
+    "scan_id": "native scan identifier cXXXXsXXXXtXX", "subject_id": "native subject identifier cXXXXsXXXX",
+    "cohort": "cohort cXXXX", "participant_id": "public subject label sub-<label> (BIDS)",
+    "session_id": "BIDS session ses-<n> (timepoint)", "public_scan": "public scan sub-<label>_ses-<n> (Parquet scan)",
+    "in_bids": "in the standardized subset (BIDS archive): yes | no",
+}
+
+
+def crosswalk_csv(view: ReleaseView) -> bytes:
+    """Native identifier <-> public label of every scan (restricted archive only, never public)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CROSSWALK_COLUMNS)
+    for s in sorted(view.scans, key=lambda s: s.code):
+        w.writerow([s.code, s.subject, s.cohort, s.bids_subject, s.bids_session, s.public_scan,
+                    "yes" if s.in_standard else "no"])
+    return buf.getvalue().encode("utf-8")
+
+
+def linking_sections(public: bool) -> list[str]:
+    """Markdown lines: how the restricted (ICPSR) and public (BIDS, Parquet) archives are linked."""
+    why = ("The public archives cannot carry this table: the native identifiers are the contributing sites' "
+           "codes, which the sites can trace back to a patient's records, so pairing them with the public labels "
+           "would re-identify every public scan. The crosswalk is therefore only in the restricted ICPSR archive, "
+           "released under its data use agreement.")
+    if public:
+        return ["## Linking to the restricted (ICPSR) archive", "",
+                "Subjects here carry public, pseudonymous labels (`sub-<label>`, stable across releases). The "
+                "native-space archive at ICPSR (data use agreement required) names the same scans by the sites' "
+                "native identifiers (`cXXXXsXXXXtXX`) and holds `crosswalk.csv`, one row per scan: `scan_id` (native), "
+                "`participant_id` and `session_id` (as here), `public_scan` (`sub-<label>_ses-<n>`, the `scan` key of "
+                "the Parquet tables). Join on `participant_id` and `session_id`.", "", why, ""]
+    return ["## Linking to the public archives (BIDS, Parquet)", "",
+            "`crosswalk.csv` pairs every scan's native identifier with its public label, one row per scan: "
+            "`scan_id` and `subject_id` (native, as in `native/`), `cohort`, `participant_id` and `session_id` (the "
+            "BIDS `sub-<label>` and `ses-<n>`: `participants.tsv`, `sub-<label>/ses-<n>/`), `public_scan` "
+            "(`sub-<label>_ses-<n>`, the `scan` key of the Parquet tables) and `in_bids` (whether the scan is in the "
+            "standardized subset, the BIDS archive). For example, in Python: "
+            "`crosswalk.merge(participants, on=\"participant_id\")`; in DuckDB: "
+            "`SELECT * FROM 'crosswalk.csv' c JOIN 'scans.parquet' p ON p.scan = c.public_scan`.", "", why,
+            "Keep `crosswalk.csv` with the rest of this archive, under the same terms.", ""]
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -274,9 +397,34 @@ def _scan_files(s: ScanView):
             yield native_relpath(s.code, "lesion", m.variant, les.number), m, True
 
 
+TABLES_RECIPE = "icpsr-tables-1"
+
+
+def _recipe() -> str:
+    """What the table files' bytes depend on besides their rows: this code and the writers' versions."""
+    import openpyxl
+    import pyreadstat
+
+    from ..release import _source_sha256
+
+    return f"{TABLES_RECIPE}:{_source_sha256()}:{pyreadstat.__version__}:{openpyxl.__version__}"
+
+
+def _rows_key(cache, what: str, day: str, title: str, tabs) -> str:
+    """Cache key of a table file: the recipe, the release date and title, and every row."""
+    import json
+
+    data = json.dumps({n: [[c.name for c in cols], rows] for n, (cols, rows) in tabs.items()}, default=str,
+                      sort_keys=True)
+    return cache.key(_recipe(), what, day, title, data)
+
+
 def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "") -> None:
+    """Write ``icpsr/``. The SPSS, Stata and xlsx files (the slow ones) come from the export cache when
+    their rows, the release date and title and the code are those of an earlier build."""
     day = view.spec.date
     rev = view.revision
+    cache = output.cache
     for s in view.scans:
         for rel, ref, is_mask in _scan_files(s):
             path = f"{NATIVE}/{rel}"
@@ -289,14 +437,37 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         gate.table(f"{NATIVE}/{csv_name}", name, [c.name for c in cols], rows,
                    text_columns=[c.name for c in cols if not c.numeric])
         output.write(f"{NATIVE}/{csv_name}", metadata.csv_bytes(_frame(cols, rows)), archive="icpsr", rev=rev)
-        sav, dta = stat_files(cols, rows, day, f"{view.spec.title}: {name}")
+        title = view.spec.title
+        key = _rows_key(cache, "sav+dta", day, f"{title}\x00{view.spec.name}\x00{name}", {name: (cols, rows)})
+        sav = cache.get(key + ".sav") if cache.root is not None else None
+        dta = cache.get(key + ".dta") if sav is not None else None
+        if sav is None or dta is None:
+            sav, dta = stat_files(cols, rows, day, title, release=view.spec.name, table=name)
+            cache.put(key + ".sav", sav)
+            cache.put(key + ".dta", dta)
         stem = csv_name.rsplit(".", 1)[0]
         output.write(f"{STAT_DIR}/{stem}.sav", sav, archive="icpsr", rev=rev)
         output.write(f"{STAT_DIR}/{stem}.dta", dta, archive="icpsr", rev=rev)
+        forms = (
+            ddi.FileForm(f"F{i}sav", f"{stem}.sav", f"tables/{stem}.sav", ddi.MIME[".sav"],
+                         "SPSS system file: variables named as below, coded text as numbers with value labels"),
+            ddi.FileForm(f"F{i}dta", f"{stem}.dta", f"tables/{stem}.dta", ddi.MIME[".dta"],
+                         "Stata 14+ file: variables named as below, coded text as numbers with value labels"),
+            ddi.FileForm("Fxlsx", METADATA_WORKBOOK, f"native/{METADATA_WORKBOOK}", ddi.MIME[".xlsx"],
+                         "The metadata workbook: one sheet per table (scans, lesions, scanners), as the CSV files"),
+        )
         files.append(ddi.DataFile(f"F{i}", csv_name, f"native/{csv_name}", TABLE_DESCRIPTIONS[name],
-                                  tuple(c.variable() for c in cols), tuple(rows)))
-    output.write(f"{NATIVE}/{METADATA_WORKBOOK}", workbook(tabs, day), archive="icpsr", rev=rev)
+                                  tuple(c.variable() for c in cols), tuple(rows), forms))
+    xlsx = cache.get_or_make(_rows_key(cache, "xlsx", day, "", tabs), lambda: workbook(tabs, day))
+    output.write(f"{NATIVE}/{METADATA_WORKBOOK}", xlsx, archive="icpsr", rev=rev)
+    cw_rows = list(csv.DictReader(io.StringIO(crosswalk_csv(view).decode("utf-8"))))
+    files.append(ddi.DataFile(
+        f"F{len(files) + 1}", "crosswalk.csv", "crosswalk.csv",
+        "One row per scan: native identifier and public label (restricted: links to the public BIDS and Parquet "
+        "archives)", tuple(ddi.Variable(c, c, CROSSWALK_LABELS[c]) for c in CROSSWALK_COLUMNS), tuple(cw_rows),
+        coded=False))
     output.write("icpsr/codebook.xml", ddi.codebook_xml(view.spec, files, revision=rev), archive="icpsr")
     output.write_text("icpsr/codebook.md", ddi.codebook_markdown(view.spec, files, revision=rev), archive="icpsr")
+    output.write(CROSSWALK, crosswalk_csv(view), archive="icpsr", rev=rev)
     output.write_text("icpsr/README.md", readme(view, tabs, release_notes), archive="icpsr")
     output.write_text("icpsr/CHANGES", changes, archive="icpsr")

@@ -5,6 +5,12 @@ Files of the object store are hard-linked into the build (a copy where the build
 another file system); their SHA-256 is the object's name, so they are not hashed again. Every file of
 a build is read-only (mode 0444): a release does not change after it is built, and a linked file
 shares its inode with the store's object (also 0444).
+
+A build may start from the tree of an earlier build (``existing``: :func:`scan_tree` of it): then a
+file that already holds the right bytes is left as it is — a derived file whose content equals the
+new bytes (compared, not assumed), a link that already is the store object's inode — and only what
+differs is replaced (never written through: a file of the tree may be a link to a store object).
+:meth:`Output.prune` then removes what the new build does not list.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -113,13 +120,37 @@ class Cache:
         return data
 
 
+def scan_tree(root: Path) -> dict[str, os.stat_result] | None:
+    """Every regular file below ``root`` (relative POSIX path -> ``lstat``), or None when the tree
+    holds a symbolic link or special file anywhere (such a tree is not built upon: it is replaced)."""
+    found: dict[str, os.stat_result] = {}
+    stack = [("", os.fspath(root))]
+    isdir, isreg = stat.S_ISDIR, stat.S_ISREG
+    while stack:
+        rel, d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):  # from the directory entry: no stat
+                    stack.append((f"{rel}{e.name}/", e.path))
+                    continue
+                st = e.stat(follow_symlinks=False)
+                if isreg(st.st_mode):
+                    found[rel + e.name] = st
+                elif not isdir(st.st_mode):
+                    return None
+    return found
+
+
 class Output:
     """The build folder of one release: writes files and collects their manifest entries."""
 
-    def __init__(self, out: Path, store: ObjectStore, cache: Cache, workers: int | None = None):
+    def __init__(self, out: Path, store: ObjectStore, cache: Cache, workers: int | None = None,
+                 existing: dict[str, os.stat_result] | None = None):
         self.out = Path(out)
         self.store = store
         self.cache = cache
+        self.existing = existing or {}  # files of an earlier build in ``out`` (scan_tree)
+        self.reused = 0
         self.entries: list[ManifestEntry] = []
         # Two pools, so that computing (face checks, union masks: numpy and zlib release the GIL) and
         # copying (waiting on the disk) overlap instead of queueing behind each other.
@@ -143,9 +174,27 @@ class Output:
         self.entries.append(e)
         return e
 
+    def _same_bytes(self, rel: str, p: Path, data: bytes) -> bool:
+        """Whether the earlier build's file at ``rel`` holds ``data`` (else it is removed)."""
+        st = self.existing.get(rel)
+        if st is None:
+            return False
+        try:
+            if st.st_size == len(data):
+                with open(p, "rb") as f:
+                    if f.read(len(data) + 1) == data:
+                        self.reused += 1
+                        return True
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+        return False
+
     def write(self, rel: str, data: bytes, *, archive: str, scan: str | None = None,
               rev: int | None = None) -> ManifestEntry:
         p = self.path(rel)
+        if self._same_bytes(rel, p, data):
+            return self._record(rel, len(data), sha256_bytes(data), archive, scan, rev)
         self._parent(p)
         with open(p, "wb") as f:
             os.fchmod(f.fileno(), FILE_MODE)
@@ -170,6 +219,16 @@ class Output:
     def link(self, src: Path, dst: Path, size: int) -> None:
         """``dst`` becomes ``src`` (``size`` bytes, checked): a hard link, made now, or, once links have
         failed, a copy run in the background (:meth:`wait`)."""
+        rel = dst.relative_to(self.out).as_posix() if self.existing else ""
+        if rel in self.existing:  # an earlier build's file: kept if it is already ``src``'s inode
+            try:
+                s = os.stat(src)
+                if (s.st_ino, s.st_dev) == (self.existing[rel].st_ino, self.existing[rel].st_dev):
+                    self.reused += 1
+                    return
+                os.unlink(dst)
+            except FileNotFoundError:
+                pass
         if self._links and try_link(src, dst):
             got = os.stat(dst).st_size
         else:
@@ -229,6 +288,27 @@ class Output:
         finally:
             self._cpu.shutdown(wait=True, cancel_futures=cancel)
             self._io.shutdown(wait=True, cancel_futures=cancel)
+
+    def prune(self, keep: set[str]) -> int:
+        """Remove the earlier build's files that are not in ``keep`` (relative paths), then the folders
+        left empty; returns how many files were removed."""
+        gone = [rel for rel in self.existing if rel not in keep]
+        dirs = set()
+        for rel in gone:
+            try:
+                os.unlink(self.out / rel)
+            except FileNotFoundError:
+                pass
+            parent = rel.rpartition("/")[0]
+            while parent:
+                dirs.add(parent)
+                parent = parent.rpartition("/")[0]
+        for d in sorted(dirs, key=lambda d: -d.count("/")):
+            try:
+                os.rmdir(self.out / d)
+            except OSError:  # not empty
+                pass
+        return len(gone)
 
     def archive_entries(self, archive: str) -> list[ManifestEntry]:
         return sorted((e for e in self.entries if e.archive == archive), key=lambda e: e.path)

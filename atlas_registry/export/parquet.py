@@ -2,7 +2,12 @@
 
 Tables: ``scans``, ``lesions`` (the columns of the registry views :data:`views.SCAN_COLUMNS` and
 :data:`views.LESION_COLUMNS`, so ``stats tables --release`` and ``sql --release`` run the registry's
-queries on a release with DuckDB), ``images``, ``scanners``, ``issues``, ``revisions``, ``releases``.
+queries on a release with DuckDB), ``images``, ``masks`` (one row per mask file of the BIDS archive:
+path, size, SHA-256), ``scanners``, ``issues``, ``revisions``, ``releases``.
+
+Types say what a value is: lists are Arrow lists (``releases`` of a scan, ``resolved_by`` of an
+issue), dates are dates, times UTC timestamps; key columns (the public scan and subject, lesion number,
+issue and revision numbers, release name) are non-nullable.
 
 The archive is public, like the BIDS archive: scans and subjects are named by their public IDs
 (``scan`` = ``sub-<label>_ses-<n>``, ``subject`` = ``sub-<label>``), never by native identifiers, and
@@ -26,6 +31,19 @@ SCHEMA_VERSION = "1"
 
 _STR, _I32, _I64, _F64, _BOOL = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
 _TS = pa.timestamp("us", tz="UTC")
+_DATE = pa.date32()
+# Key columns of each table: never null (the Arrow field is non-nullable).
+KEYS = {
+    "scans": ("scan", "cohort", "subject", "timepoint"),
+    "lesions": ("scan", "cohort", "subject", "timepoint", "lesion", "is_primary"),
+    "images": ("scan", "space", "archive"),
+    "masks": ("scan", "lesion_desc", "path", "size_bytes", "sha256"),
+    "scanners": ("cohort",),
+    "issues": ("number", "status"),
+    "revisions": ("id", "kind"),
+    "releases": ("name", "version", "date"),
+}
+_LIST_COLUMNS = {"releases": pa.list_(_STR)}  # view columns written as lists (comma-separated in the registry)
 
 # Types and units of the view columns (descriptions come from views.DESCRIPTIONS).
 _VIEW_TYPES = {
@@ -39,7 +57,7 @@ _PUBLIC_KEYS = {
     "scan": "public scan identifier sub-<label>_ses-<n> (the BIDS file prefix; native identifiers never leave "
             "the registry)",
     "subject": "public subject identifier sub-<label> (pseudonymous, stable across releases)",
-    "releases": "published releases holding the scan, comma separated, sorted (this release included)",
+    "releases": "published releases holding the scan, sorted (this release included)",
     "standard_status": "standardized subset of this release: included|excluded|pending",
     "exclusion_reason": "why not in the standardized subset: low_resolution|registration_failed|revision|"
                         "voxel_size|missing_standard_files|membership (NULL when included)",
@@ -60,6 +78,15 @@ _OTHER: dict[str, tuple[str, list[tuple]]] = {
         ("dtype", _STR, "voxel data type"),
         ("defaced", _BOOL, "true when the face was removed (standardized images)"),
         ("created_rev_id", _I32, "registry revision that recorded the image"),
+    ]),
+    "masks": ("Lesion mask files of the BIDS archive, one row per file", [
+        ("scan", _STR, _PUBLIC_KEYS["scan"]),
+        ("lesion", _I32, "lesion number: 0 primary, 1.. secondary (largest first); NULL for the union of every lesion"),
+        ("lesion_desc", _STR, "the file's desc- entity: primary | secondary<n> | T1lesion (union of every lesion)"),
+        ("space", _STR, "template space of the mask"),
+        ("path", _STR, "path in the release (bids/...)"),
+        ("size_bytes", _I64, "file size (compressed)", "bytes"),
+        ("sha256", _STR, "SHA-256 of the file"),
     ]),
     "scanners": ("MRI scanners, one per cohort", [
         ("cohort", _STR, "cohort cXXXX"),
@@ -96,7 +123,7 @@ _OTHER: dict[str, tuple[str, list[tuple]]] = {
     "releases": ("Published releases up to this one, and this release", [
         ("name", _STR, "release name"),
         ("version", _STR, "semantic version"),
-        ("date", _STR, "release date YYYY-MM-DD"),
+        ("date", _DATE, "release date"),
         ("title", _STR, "title"),
         ("n_scans", _I32, "scans in the release (ICPSR archive)"),
         ("n_standard", _I32, "scans in the standardized subset (BIDS archive)"),
@@ -110,29 +137,30 @@ TABLE_DESCRIPTIONS = {
                "`lesions`",
     **{k: v[0] for k, v in _OTHER.items()},
 }
-TABLES = ("scans", "lesions", "images", "scanners", "issues", "revisions", "releases")
+TABLES = ("scans", "lesions", "images", "masks", "scanners", "issues", "revisions", "releases")
 
 
-def _field(name: str, typ, desc: str, unit: str | None = None) -> pa.Field:
+def _field(name: str, typ, desc: str, unit: str | None = None, *, key: bool = False) -> pa.Field:
     meta = {"description": desc}
     if unit:
         meta["unit"] = unit
-    return pa.field(name, typ, nullable=True, metadata=meta)
+    return pa.field(name, typ, nullable=not key, metadata=meta)
 
 
-def _view_schema(view: str) -> pa.Schema:
+def _view_schema(view: str, table: str) -> pa.Schema:
     cols = views.COLUMNS[view]
     desc = views.DESCRIPTIONS[view]
-    return pa.schema([_field(c, _VIEW_TYPES.get(c, _STR), _PUBLIC_KEYS.get(c, desc[c]), _UNITS.get(c)) for c in cols])
+    return pa.schema([_field(c, _LIST_COLUMNS.get(c, _VIEW_TYPES.get(c, _STR)),
+                             _PUBLIC_KEYS.get(c, desc[c]), _UNITS.get(c), key=c in KEYS[table]) for c in cols])
 
 
 def schema(table: str) -> pa.Schema:
     """The Arrow schema of ``table`` (with field descriptions and units)."""
     if table == "scans":
-        return _view_schema(views.SCANS)
+        return _view_schema(views.SCANS, table)
     if table == "lesions":
-        return _view_schema(views.LESIONS)
-    return pa.schema([_field(*c) for c in _OTHER[table][1]])
+        return _view_schema(views.LESIONS, table)
+    return pa.schema([_field(*c, key=c[0] in KEYS[table]) for c in _OTHER[table][1]])
 
 
 # -- rows ---------------------------------------------------------------------------------------
@@ -150,7 +178,7 @@ def _scan_facts(s: ScanView, release: str) -> dict:
         "voxel_x_mm": sc and sc.voxel_mm[0], "voxel_y_mm": sc and sc.voxel_mm[1], "voxel_z_mm": sc and sc.voxel_mm[2],
         "standard_status": status,
         "exclusion_reason": None if s.in_standard or status == "pending" else s.exclusion_reason,
-        "releases": ",".join(sorted({*s.releases, release}, key=lambda n: n.encode())),
+        "releases": sorted({*s.releases, release}, key=lambda n: n.encode()),
     }
 
 
@@ -195,6 +223,17 @@ def image_rows(view: ReleaseView, bids_paths: dict[str, str]) -> list[dict]:
     return rows
 
 
+def mask_rows(view: ReleaseView, masks) -> list[dict]:
+    """``masks``: :class:`~.bids.MaskFile` of every mask file the BIDS archive holds."""
+    pub = {s.code: s.public_scan for s in view.scans}
+    rows = []
+    for m in sorted(masks, key=lambda m: m.path):
+        size, sha = m.resolved()
+        rows.append({"scan": pub[m.scan], "lesion": m.lesion, "lesion_desc": m.desc, "space": view.spec.standard.space,
+                     "path": m.path, "size_bytes": size, "sha256": sha})
+    return rows
+
+
 def scanner_rows(view: ReleaseView) -> list[dict]:
     sites = {c.code: c.site for c in view.cohorts}
     seen: dict[tuple, dict] = {}
@@ -227,15 +266,30 @@ def revision_rows(view: ReleaseView) -> list[dict]:
 
 
 def release_rows(view: ReleaseView) -> list[dict]:
-    return [dict(r.__dict__) for r in view.releases]
+    from datetime import date
+
+    out = []
+    for r in view.releases:
+        row = dict(r.__dict__)
+        try:
+            row["date"] = date.fromisoformat(row["date"])
+        except (TypeError, ValueError):
+            row["date"] = date(1970, 1, 1)  # a stored specification without a usable date (cannot happen: REL004)
+        out.append(row)
+    return out
 
 
-def table(view: ReleaseView, name: str, bids_paths: dict[str, str] | None = None) -> pa.Table:
+def table(view: ReleaseView, name: str, bids_paths: dict[str, str] | None = None, masks=()) -> pa.Table:
     rows = {
         "scans": scan_rows, "lesions": lesion_rows, "scanners": scanner_rows, "issues": issue_rows,
         "revisions": revision_rows, "releases": release_rows,
     }
-    data = image_rows(view, bids_paths or {}) if name == "images" else rows[name](view)
+    if name == "images":
+        data = image_rows(view, bids_paths or {})
+    elif name == "masks":
+        data = mask_rows(view, masks)
+    else:
+        data = rows[name](view)
     sch = schema(name)
     meta = {"atlas.table": name, "atlas.description": TABLE_DESCRIPTIONS[name], "atlas.release": view.name,
             "atlas.version": view.version, "atlas.schema_version": SCHEMA_VERSION}
@@ -253,16 +307,16 @@ def to_bytes(t: pa.Table) -> bytes:
 # Tables of participant data: the de-identification gate reads their column names (DEID006) and
 # their free-text columns (DEID007). issues/revisions/releases are the curators' records (public
 # tracker text, dates of changes), checked for native identifiers only.
-PARTICIPANT_TABLES = ("scans", "lesions", "images", "scanners")
+PARTICIPANT_TABLES = ("scans", "lesions", "images", "masks", "scanners")
 PARTICIPANT_TEXT = {
     "scans": ("stroke_type", "primary_location", "vascular_territory"),
     "lesions": ("stroke_type", "primary_location", "vascular_territory"),
 }
 
 
-def write_parquet(output, view: ReleaseView, gate, *, bids_paths: dict[str, str]) -> None:
+def write_parquet(output, view: ReleaseView, gate, *, bids_paths: dict[str, str], masks=()) -> None:
     for name in TABLES:
-        t = table(view, name, bids_paths)
+        t = table(view, name, bids_paths, masks)
         rel = f"parquet/{name}.parquet"
         if name in PARTICIPANT_TABLES:
             text = PARTICIPANT_TEXT.get(name, ())
@@ -271,6 +325,8 @@ def write_parquet(output, view: ReleaseView, gate, *, bids_paths: dict[str, str]
         for col in t.columns:
             if pa.types.is_string(col.type):
                 gate.no_native_ids(rel, "\n".join(v for v in col.to_pylist() if v))
+            elif pa.types.is_list(col.type) and pa.types.is_string(col.type.value_type):
+                gate.no_native_ids(rel, "\n".join(v for vs in col.to_pylist() if vs for v in vs if v))
         output.write(rel, data, archive="parquet", rev=view.revision)
     output.write_json("parquet/schema.json", json_schema(), archive="parquet")
 
@@ -286,6 +342,8 @@ def _json_type(t: pa.DataType) -> dict:
         return {"type": ["number", "null"]}
     if pa.types.is_timestamp(t):
         return {"type": ["string", "null"], "format": "date-time"}
+    if pa.types.is_date(t):
+        return {"type": ["string", "null"], "format": "date"}
     if pa.types.is_list(t):
         return {"type": ["array", "null"], "items": _json_type(t.value_type)}
     return {"type": ["string", "null"]}
@@ -298,7 +356,10 @@ def json_schema() -> dict:
         props = {}
         for f in schema(name):
             meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
-            props[f.name] = {**_json_type(f.type), "description": meta["description"], "x-arrow-type": str(f.type)}
+            typ = _json_type(f.type)
+            if not f.nullable:  # a key: never null
+                typ["type"] = [t for t in typ["type"] if t != "null"]
+            props[f.name] = {**typ, "description": meta["description"], "x-arrow-type": str(f.type)}
             if "unit" in meta:
                 props[f.name]["x-unit"] = meta["unit"]
         defs[name] = {"title": f"{name}.parquet", "description": TABLE_DESCRIPTIONS[name], "type": "object",
