@@ -20,20 +20,32 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, synth_data, timed, write_result  # noqa: E402
+from common import CLI, WORK, synth_data, timed, write_result  # noqa: E402
 
 
-def delivery(scale: str, n: int) -> tuple[Path, dict]:
+def native_of(scale: str, cohorts: str) -> Path:
+    """The synthetic native root: every cohort (shared with the other benchmarks) or only ``cohorts``."""
+    if not cohorts:
+        return synth_data(scale) / "native"
+    out = WORK / f"synth-{scale}-{cohorts.replace(',', '-')}"
+    if not (out / ".complete").exists():
+        subprocess.run(CLI + ["synth", str(out), "--scale", scale, "--cohorts", cohorts, "--no-reliability", "--force"],
+                       check=True)
+        (out / ".complete").write_text("ok\n")
+    return out / "native"
+
+
+def delivery(scale: str, n: int, cohorts: str = "") -> tuple[Path, dict]:
     """A DICOM delivery of the first ``n`` scans (all cohorts, as one site would never send, but the
     same series): generated once and reused."""
     import json
 
     from atlas_registry.synth.delivery import write_delivery
 
-    out = WORK / f"intake-dicom-{scale}-{n}"
+    out = WORK / f"intake-dicom-{scale}-{n}{'-' + cohorts.replace(',', '-') if cohorts else ''}"
     if not (out / ".complete").exists():
         shutil.rmtree(out, ignore_errors=True)
-        native = synth_data(scale) / "native"
+        native = native_of(scale, cohorts)
         cohorts = sorted(p.name for p in native.iterdir() if p.is_dir())
         taken, infos = 0, {}
         for c in cohorts:
@@ -66,13 +78,14 @@ def main() -> None:
     ap.add_argument("--scale", default="small", choices=["full", "small"])
     ap.add_argument("--scans", type=int, default=300)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--cohorts", default="", help="synthesize only these cohorts (e.g. c0003 at full scale)")
     args = ap.parse_args()
 
     from atlas_registry import db
     from atlas_registry.config import Workspace
     from atlas_registry.intake import run
 
-    root, infos = delivery(args.scale, args.scans)
+    root, infos = delivery(args.scale, args.scans, args.cohorts)
     cohorts = sorted(infos)
     series = sorted(p for p in root.rglob("s003_mprage") if p.is_dir())
     procs = len(os.sched_getaffinity(0))

@@ -307,7 +307,7 @@ def test_real_dicom_converted_and_reencoded_holds_none_of_its_header(tmp_path):
     root = tmp_path / "d"
     (root / "P1" / "v1").mkdir(parents=True)
     shutil.copy(src, root / "P1" / "v1" / "IM1.dcm")
-    series = dicom._series_of(root, ["P1/v1/IM1.dcm"], "P1")
+    series = dicom._series_of(dicom.read_headers(root, ["P1/v1/IM1.dcm"]), ["P1/v1/IM1.dcm"], "P1")
     assert [s.reason for s in series] == [None] and dicom.classify(series[0], 1).startswith("derived")
     img, side = dicom.convert(root, dicom.dcm2niix_path(), series[0], "P1/v1")
     raw = pydicom.dcmread(src).pixel_array

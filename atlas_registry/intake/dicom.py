@@ -95,42 +95,106 @@ def _float(v) -> float | None:
         return None
 
 
+# The attributes intake reads (everything else in a header is skipped unread).
+TAGS = ("PatientID", "PatientName", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName",
+        "ImageType", "Modality", "MRAcquisitionType", "EchoTime", "RepetitionTime", "SharedFunctionalGroupsSequence",
+        "StudyDate", "StudyTime", "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength",
+        "ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames", "BitsAllocated", "SamplesPerPixel")
+
+
 def read_instance(root: Path, rel: str):
     """The header of one DICOM file (pixel data located, not read); corrupt files are INTK008."""
+    import struct
+
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     path = root / rel
     try:
-        ds = pydicom.dcmread(path, defer_size=1024)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as e:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=list(TAGS))
+            pos = fp.tell()
+            head = fp.read(12)
+        size = os.path.getsize(path)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, struct.error) as e:
         raise AtlasError("INTK008", f"not a readable DICOM file ({type(e).__name__}: {e})", path=rel) from None
-    try:
-        elem = ds.get_item((0x7FE0, 0x0010))
-    except Exception:  # noqa: BLE001 - pydicom raises several types on damaged elements
-        elem = None
-    if elem is None:
+    little = getattr(ds, "is_little_endian", True) is not False
+    end = "<" if little else ">"
+    if len(head) < 8 or struct.unpack(end + "HH", head[:4]) != (0x7FE0, 0x0010):
         raise AtlasError("INTK008", "no pixel data", path=rel)
+    implicit = getattr(ds, "is_implicit_VR", False)
+    if implicit:
+        length, start = struct.unpack(end + "I", head[4:8])[0], pos + 8
+    elif len(head) == 12:
+        length, start = struct.unpack(end + "I", head[8:12])[0], pos + 12
+    else:
+        raise AtlasError("INTK008", "file cut short in the pixel data element", path=rel)
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    bits = int(ds.get("BitsAllocated", 16) or 16)
-    spp = int(ds.get("SamplesPerPixel", 1) or 1)
-    ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
-    length = getattr(elem, "length", None)
-    tell = getattr(elem, "value_tell", None)
-    value = getattr(elem, "value", None)
-    if length is None and isinstance(value, (bytes, bytearray)):
-        length = len(value)  # read in full (pydicom does for small files): its real length
-    need = rows * cols * frames * spp * bits // 8
-    size = os.path.getsize(path)
     if not rows or not cols:
         raise AtlasError("INTK008", "no image size (Rows/Columns)", path=rel)
-    if ts in UNCOMPRESSED and length is not None and length != 0xFFFFFFFF and length < need:
-        raise AtlasError("INTK008", f"pixel data shorter than the image ({length} of {need} bytes)", path=rel)
-    if tell is not None and length not in (None, 0xFFFFFFFF) and size < tell + length:
-        raise AtlasError("INTK008", f"file cut short: pixel data ends at byte {tell + length}, file has {size}",
-                         path=rel)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    need = rows * cols * frames * int(ds.get("SamplesPerPixel", 1) or 1) * int(ds.get("BitsAllocated", 16) or 16) // 8
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if length != 0xFFFFFFFF:
+        if size < start + length:
+            raise AtlasError("INTK008", f"file cut short: pixel data ends at byte {start + length}, file has {size}",
+                             path=rel)
+        if ts in UNCOMPRESSED and length < need:
+            raise AtlasError("INTK008", f"pixel data shorter than the image ({length} of {need} bytes)", path=rel)
     return ds
+
+
+def _read_chunk(args):
+    root, rels = args
+    out = []
+    for rel in rels:
+        try:
+            out.append((rel, _facts(read_instance(Path(root), rel)), None))
+        except AtlasError as e:
+            return out + [(rel, None, (e.code, str(e.args[0])))]
+    return out
+
+
+def _facts(ds) -> dict:
+    """What intake keeps of one header (plain values: they cross process boundaries)."""
+    te, tr = _float(ds.get("EchoTime")), _float(ds.get("RepetitionTime"))
+    if te is None and "SharedFunctionalGroupsSequence" in ds:  # enhanced: timing in the groups
+        te, tr = _enhanced_timing(ds)
+    iop = ds.get("ImageOrientationPatient")
+    return {
+        "patient": _text(ds.get("PatientID")) or _text(ds.get("PatientName")),
+        "uid": _text(ds.get("SeriesInstanceUID")), "number": _text(ds.get("SeriesNumber")),
+        "description": _text(ds.get("SeriesDescription")) or _text(ds.get("ProtocolName")),
+        "image_type": tuple(str(t) for t in (ds.get("ImageType") or ())), "modality": _text(ds.get("Modality")),
+        "acquisition": _text(ds.get("MRAcquisitionType")), "te": te, "tr": tr,
+        "order": (_text(ds.get("StudyDate")), _text(ds.get("StudyTime")), _text(ds.get("SeriesNumber"))),
+        "scanner": {"manufacturer": _text(ds.get("Manufacturer")), "model": _text(ds.get("ManufacturerModelName")),
+                    "field_strength": _text(ds.get("MagneticFieldStrength"))},
+        "iop": None if iop is None else tuple(round(float(x), 3) for x in iop),
+        "frames": int(ds.get("NumberOfFrames", 1) or 1),
+    }
+
+
+def read_headers(root: Path, rels: list[str], workers: int | None = None) -> dict[str, dict]:
+    """The facts of every file, read by a pool of processes; the first bad file (in path order) refuses."""
+    workers = workers or len(os.sched_getaffinity(0))
+    size = max(1, min(256, len(rels) // (workers * 4) or 1))
+    chunks = [(str(root), rels[i:i + size]) for i in range(0, len(rels), size)]
+    if workers <= 1 or len(chunks) <= 1:
+        results = [_read_chunk(c) for c in chunks]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            results = list(ex.map(_read_chunk, chunks))
+    out = {}
+    for chunk in results:
+        for rel, facts, err in chunk:
+            if err:
+                raise AtlasError(err[0], err[1], path=rel)
+            out[rel] = facts
+    return out
 
 
 def classify(s: Series, n_slices: int) -> str | None:
@@ -155,36 +219,25 @@ def classify(s: Series, n_slices: int) -> str | None:
     return None
 
 
-def _series_of(root: Path, rels: list[str], subject: str) -> list[Series]:
+def _series_of(facts: dict[str, dict], rels: list[str], subject: str) -> list[Series]:
     by_uid: dict[str, Series] = {}
     patients: dict[str, str] = {}
     for rel in rels:
-        ds = read_instance(root, rel)
-        pid = _text(ds.get("PatientID")) or _text(ds.get("PatientName"))
-        patients.setdefault(pid, rel)
+        f = facts[rel]
+        patients.setdefault(f["patient"], rel)
         if len(patients) > 1:
             raise AtlasError("INTK009", f"files of {len(patients)} patients in subject folder {subject}/ "
                              f"(another patient first seen in {next(iter(patients.values()))})", path=rel)
-        uid = _text(ds.get("SeriesInstanceUID")) or f"{_text(ds.get('SeriesNumber'))}:{Path(rel).parent}"
+        uid = f["uid"] or f"{f['number']}:{Path(rel).parent}"
         s = by_uid.get(uid)
         if s is None:
-            s = by_uid[uid] = Series(uid)
-            s.number = _text(ds.get("SeriesNumber"))
-            s.description = _text(ds.get("SeriesDescription")) or _text(ds.get("ProtocolName"))
-            s.image_type = tuple(str(t) for t in (ds.get("ImageType") or ()))
-            s.modality = _text(ds.get("Modality"))
-            s.acquisition = _text(ds.get("MRAcquisitionType"))
-            s.te, s.tr = _float(ds.get("EchoTime")), _float(ds.get("RepetitionTime"))
-            if s.te is None and "SharedFunctionalGroupsSequence" in ds:  # enhanced: timing in the groups
-                s.te, s.tr = _enhanced_timing(ds)
-            s.order = (_text(ds.get("StudyDate")), _text(ds.get("StudyTime")), _text(ds.get("SeriesNumber")))
-            s.scanner = {"manufacturer": _text(ds.get("Manufacturer")), "model": _text(ds.get("ManufacturerModelName")),
-                         "field_strength": _text(ds.get("MagneticFieldStrength"))}
-        iop = ds.get("ImageOrientationPatient")
-        if iop is not None:
-            s.orientations.add(tuple(round(float(x), 3) for x in iop))
+            s = by_uid[uid] = Series(uid, number=f["number"], description=f["description"],
+                                     image_type=f["image_type"], modality=f["modality"], acquisition=f["acquisition"],
+                                     te=f["te"], tr=f["tr"], order=f["order"], scanner=f["scanner"])
+        if f["iop"] is not None:
+            s.orientations.add(f["iop"])
         s.files.append(rel)
-        s.frames += int(ds.get("NumberOfFrames", 1) or 1)
+        s.frames += f["frames"]
     return sorted(by_uid.values(), key=lambda s: (s.order, s.uid))
 
 
@@ -262,7 +315,8 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
     subjects: dict[str, list[str]] = {}
     for (subject, _), rels in by_session.items():
         subjects.setdefault(subject, []).extend(r for r in rels if Path(r).name.upper() != "DICOMDIR")
-    series_by_subject = {s: _series_of(root, rels, s) for s, rels in sorted(subjects.items())}
+    facts = read_headers(root, sorted(r for rels in subjects.values() for r in rels))
+    series_by_subject = {s: _series_of(facts, rels, s) for s, rels in sorted(subjects.items())}
     for (subject, session), sm in sessions.items():
         where = f"{subject}/{session}"
         series = [s for s in series_by_subject[subject] if s.files[0].startswith(where + "/")]
