@@ -318,6 +318,22 @@ def _check_row(row: list[str], n: int, path: Path, where: str) -> None:
         raise _limit(f"{where}row {n} has a cell longer than {MAX_CELL_CHARS:,} characters", path)
 
 
+_NONES = (None,) * (MAX_COLUMNS + 1)
+
+
+def _used(values: tuple) -> int:
+    """How many leading cells of a row read with ``max_col`` (padded with None) are worth reading:
+    up to the last one holding a value (one C-level comparison for the usual narrow row)."""
+    n = len(values)
+    for width in (16, 32, 64):
+        if width < n and values[width:] == _NONES[:n - width]:
+            n = width
+            break
+    while n and values[n - 1] is None:
+        n -= 1
+    return n
+
+
 def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
     from openpyxl import load_workbook
 
@@ -334,7 +350,7 @@ def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
         for ws in wb.worksheets:
             rows = []
             for n, r in enumerate(ws.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1), start=1):
-                row = [_text(v) for v in r]
+                row = [_text(v) for v in r[:_used(r)]]
                 _check_row(row, n, path, f"sheet {ws.title!r} ")
                 if any(c != "" for c in row):
                     rows.append(row[:MAX_COLUMNS])
