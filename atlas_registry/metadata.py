@@ -188,13 +188,19 @@ def _cell(v):
     return v
 
 
-def _text_cells(ws, values: list) -> list:
+def _text_cells(ws, values: list, rownum: int, columns: list) -> list:
     """Cells of one row: every string an inline string (``t="inlineStr"``), never a formula or an
-    error value: openpyxl would otherwise make ``=…`` a live formula (``<f>``) and ``#N/A`` an error."""
+    error value: openpyxl would otherwise make ``=…`` a live formula (``<f>``) and ``#N/A`` an error.
+    A control character no workbook can hold is refused (META018) rather than crashing openpyxl."""
     from openpyxl.cell.cell import Cell
 
+    from .validate.formulas import control
+
     out = []
-    for v in values:
+    for col, v in zip(columns, values):
+        if isinstance(v, str) and (ch := control(v)):
+            raise AtlasError("META018", f"sheet {ws.title!r} row {rownum} column {col!r}: the cell holds the control "
+                             f"character {ch}, which a workbook cannot hold")
         c = Cell(ws, value=v)
         if isinstance(v, str):
             c.data_type = "s"
@@ -210,9 +216,10 @@ def workbook_bytes(frames: dict[str, pd.DataFrame]) -> bytes:
     wb.remove(wb.active)
     for name, df in frames.items():
         ws = wb.create_sheet(name)
-        ws.append(_text_cells(ws, [str(c) for c in df.columns]))
-        for row in df.itertuples(index=False):
-            ws.append(_text_cells(ws, [_cell(v) for v in row]))
+        names = [str(c) for c in df.columns]
+        ws.append(_text_cells(ws, names, 1, list(range(1, len(names) + 1))))
+        for i, row in enumerate(df.itertuples(index=False), start=2):
+            ws.append(_text_cells(ws, [_cell(v) for v in row], i, names))
     buf = io.BytesIO()
     wb.save(buf)
     return _deterministic_zip(buf.getvalue())
@@ -311,6 +318,22 @@ def _check_row(row: list[str], n: int, path: Path, where: str) -> None:
         raise _limit(f"{where}row {n} has a cell longer than {MAX_CELL_CHARS:,} characters", path)
 
 
+_NONES = (None,) * (MAX_COLUMNS + 1)
+
+
+def _used(values: tuple) -> int:
+    """How many leading cells of a row read with ``max_col`` (padded with None) are worth reading:
+    up to the last one holding a value (one C-level comparison for the usual narrow row)."""
+    n = len(values)
+    for width in (16, 32, 64):
+        if width < n and values[width:] == _NONES[:n - width]:
+            n = width
+            break
+    while n and values[n - 1] is None:
+        n -= 1
+    return n
+
+
 def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
     from openpyxl import load_workbook
 
@@ -327,7 +350,7 @@ def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
         for ws in wb.worksheets:
             rows = []
             for n, r in enumerate(ws.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1), start=1):
-                row = [_text(v) for v in r]
+                row = [_text(v) for v in r[:_used(r)]]
                 _check_row(row, n, path, f"sheet {ws.title!r} ")
                 if any(c != "" for c in row):
                     rows.append(row[:MAX_COLUMNS])
@@ -358,7 +381,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
                 _check_row(r, n, path, "")
                 if any(c != "" for c in r):
                     rows.append(r)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except csv.Error as e:
+        if "field limit" in str(e):  # the csv module's own bound (131,072 characters) on one cell
+            raise _limit(f"a cell is longer than {MAX_CELL_CHARS:,} characters ({e})", path) from None
+        raise AtlasError("META002", f"cannot read the CSV ({e})", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as e:
         raise AtlasError("META002", f"cannot read the CSV ({e})", path=str(path)) from None
     if not rows:
         return pd.DataFrame(dtype=str)

@@ -352,7 +352,24 @@ def too_many_rows(root, ids):
         (root / naming.METADATA_CSV[name]).write_bytes(md.csv_bytes(df))
 
 
+def csv_long_cell(root, ids):
+    """A 200,000-character Notes cell (beyond the csv module's own field limit too)."""
+    (root / naming.METADATA_WORKBOOK).unlink()
+    frames = md.read_metadata(root, source="csv")
+    set_cell(frames, "scans", ids.single, "Notes", "lesion " * 30_000)
+    (root / "ATLAS_scans.csv").write_bytes(md.csv_bytes(frames["scans"]))
+
+
+def csv_long_cell_40k(root, ids):
+    (root / naming.METADATA_WORKBOOK).unlink()
+    frames = md.read_metadata(root, source="csv")
+    set_cell(frames, "scans", ids.single, "Notes", "x" * 40_000)
+    (root / "ATLAS_scans.csv").write_bytes(md.csv_bytes(frames["scans"]))
+
+
 FAULTS_2 = {
+    "csv-cell-200000-characters": (csv_long_cell, "META016"),
+    "csv-cell-40000-characters": (csv_long_cell_40k, "META016"),
     "sidecar-nested-200000": (sidecar_deep, "IMG012"),
     "sidecar-nested-object": (sidecar_deep_object, "IMG012"),
     "sidecar-300-kib": (sidecar_large, "IMG012"),
@@ -405,3 +422,26 @@ def test_sidecar_depth_is_measured_on_the_raw_bytes():
     assert sidecars.depth(b'{"a": "\\"[[[["}') == 1
     assert sidecars.depth(b"[" * 200_000) == 200_000
     assert sidecars.depth(b"3") == 0
+
+
+# -- revise: corrections are refused with the rule code, nothing written ------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_revise_refuses_formulas_and_control_characters(ingested_two):
+    from test_revise import TWO_LESIONS
+
+    from atlas_registry import revise
+
+    ws = ingested_two
+    before = snapshot(ws)
+    attempts = [
+        ("META015", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"notes": "=cmd|' /C calc'!A0"}, reason="x")),
+        ("META015", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"tracer": " @A1"}, lesion=0, reason="x")),
+        ("META018", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"notes": "ok\x07"}, reason="x")),
+    ]
+    for code, attempt in attempts:
+        with pytest.raises(AtlasError) as e:
+            attempt()
+        found = e.value.report.codes("error") if hasattr(e.value, "report") else {e.value.code}
+        assert code in found, (code, str(e.value))  # a Tracer is also META003 (not T + two digits)
+        assert snapshot(ws) == before, code
