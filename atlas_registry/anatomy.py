@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,13 @@ TEMPLATE_FILES = {kind: f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz" 
 
 # Region labels of :func:`regions`.
 BACKGROUND, CORTEX, WHITE, DEEP, OTHER = 0, 1, 2, 3, 4
-REGION_NAMES = {BACKGROUND: "background", CORTEX: "cortex", WHITE: "white matter", DEEP: "deep grey", OTHER: "brainstem/cerebellum"}
+REGION_NAMES = {
+    BACKGROUND: "background",
+    CORTEX: "cortex",
+    WHITE: "white matter",
+    DEEP: "deep grey",
+    OTHER: "brainstem/cerebellum",
+}
 
 HEMISPHERES = ("left", "right", "other")
 LOCATIONS = ("cortical", "subcortical", "other")
@@ -74,7 +80,7 @@ def template_dir() -> Path:
     raise AtlasError("ANAT001", "nilearn's bundled MNI152 2009 template files were not found")
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(kind: str) -> np.ndarray:
     """Template volume ``kind`` ∈ {t1, gm, wm} as read-only float32 scaled to [0, 1]."""
     from . import niio
@@ -91,7 +97,9 @@ def template(kind: str) -> np.ndarray:
 
 def template_axes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World x, y, z of the template voxel centres along each axis (mm)."""
-    return tuple(np.arange(n, dtype=np.float32) + np.float32(o) for n, o in zip(TEMPLATE_SHAPE, TEMPLATE_ORIGIN))
+    return tuple(
+        np.arange(n, dtype=np.float32) + np.float32(o) for n, o in zip(TEMPLATE_SHAPE, TEMPLATE_ORIGIN, strict=False)
+    )
 
 
 @lru_cache(maxsize=1)
@@ -108,7 +116,7 @@ def regions() -> np.ndarray:
     from scipy import ndimage as ndi
 
     g, w = template("gm"), template("wm")
-    x, y, z = (a.reshape(s) for a, s in zip(template_axes(), ((-1, 1, 1), (1, -1, 1), (1, 1, -1))))
+    x, y, z = (a.reshape(s) for a, s in zip(template_axes(), ((-1, 1, 1), (1, -1, 1), (1, 1, -1)), strict=False))
     ax = np.abs(x)
     in_brain = (g + w) >= 0.5
     grey = g >= w
@@ -131,7 +139,9 @@ def regions() -> np.ndarray:
     return labels
 
 
-def world_to_template_index(points: np.ndarray, affine=TEMPLATE_AFFINE, shape=TEMPLATE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
+def world_to_template_index(
+    points: np.ndarray, affine=TEMPLATE_AFFINE, shape=TEMPLATE_SHAPE
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest voxel (N×3 int) of world points (N×3 mm) on a grid, and which of them are inside it."""
     inv = np.linalg.inv(np.asarray(affine, dtype=float))
     ijk = np.rint(np.asarray(points, dtype=float) @ inv[:3, :3].T + inv[:3, 3]).astype(np.int64)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -31,8 +31,16 @@ from .errors import AtlasError
 # Table 1: scans, single left/right/other, multiple, per cohort c0001..c0011.
 TABLE1 = np.array(
     [
-        [6, 3, 2, 0, 1], [25, 6, 12, 1, 6], [55, 14, 19, 0, 22], [34, 7, 3, 1, 23], [30, 9, 3, 6, 12],
-        [12, 4, 1, 2, 5], [36, 9, 9, 0, 18], [32, 8, 11, 0, 13], [12, 8, 0, 0, 4], [47, 9, 10, 7, 21],
+        [6, 3, 2, 0, 1],
+        [25, 6, 12, 1, 6],
+        [55, 14, 19, 0, 22],
+        [34, 7, 3, 1, 23],
+        [30, 9, 3, 6, 12],
+        [12, 4, 1, 2, 5],
+        [36, 9, 9, 0, 18],
+        [32, 8, 11, 0, 13],
+        [12, 8, 0, 0, 4],
+        [47, 9, 10, 7, 21],
         [15, 1, 11, 0, 3],
     ],
     dtype=float,
@@ -40,14 +48,28 @@ TABLE1 = np.array(
 # Table 2: cortical L/R, subcortical L/R, other, per cohort.
 TABLE2 = np.array(
     [
-        [2, 2, 2, 1, 0], [1, 7, 14, 11, 4], [3, 0, 38, 44, 0], [7, 6, 31, 32, 7], [9, 1, 20, 14, 7],
-        [3, 2, 8, 3, 3], [8, 10, 28, 18, 4], [6, 13, 20, 13, 1], [5, 3, 12, 2, 0], [11, 8, 21, 24, 13],
+        [2, 2, 2, 1, 0],
+        [1, 7, 14, 11, 4],
+        [3, 0, 38, 44, 0],
+        [7, 6, 31, 32, 7],
+        [9, 1, 20, 14, 7],
+        [3, 2, 8, 3, 3],
+        [8, 10, 28, 18, 4],
+        [6, 13, 20, 13, 1],
+        [5, 3, 12, 2, 0],
+        [11, 8, 21, 24, 13],
         [0, 5, 3, 10, 1],
     ],
     dtype=float,
 )
 # Lesion categories (location, hemisphere) in Table 2's column order.
-CATEGORIES = (("cortical", "left"), ("cortical", "right"), ("subcortical", "left"), ("subcortical", "right"), ("other", "other"))
+CATEGORIES = (
+    ("cortical", "left"),
+    ("cortical", "right"),
+    ("subcortical", "left"),
+    ("subcortical", "right"),
+    ("other", "other"),
+)
 VOLUME_MEAN, VOLUME_SD, VOLUME_MIN, VOLUME_MAX = 2.128e4, 3.898e4, 10.0, 2.838e5
 STROKE_TYPES = ("ischemic", "hemorrhagic", "embolic", "lacunar", "unknown")
 STROKE_P = (0.55, 0.12, 0.18, 0.10, 0.05)
@@ -69,7 +91,7 @@ SECOND_TIMEPOINT = 0.04
 REGISTRATION_FAILURE = 0.16
 SWAPPED_PRIMARY = 0.04
 MASK_DISAGREES = 0.03
-_NOW = datetime(2026, 1, 15, tzinfo=timezone.utc)
+_NOW = datetime(2026, 1, 15, tzinfo=UTC)
 
 
 @dataclass
@@ -142,7 +164,7 @@ def plan(n_scans: int, n_lesions: int | None = None, seed: int = 0) -> tuple[Bul
         for k in sorted(back):
             scan_subject[i], scan_tp[i] = firsts + k, 2
             i += 1
-    scan_codes = [f"{subject_codes[s]}t{t:02d}" for s, t in zip(scan_subject, scan_tp)]
+    scan_codes = [f"{subject_codes[s]}t{t:02d}" for s, t in zip(scan_subject, scan_tp, strict=False)]
 
     # Lesion counts: single or multiple per Table 1; the total matches n_lesions when given.
     p_multi = TABLE1[prof, 4] / TABLE1[prof, 0]
@@ -208,18 +230,34 @@ def plan(n_scans: int, n_lesions: int | None = None, seed: int = 0) -> tuple[Bul
     reason = np.where(fine, "low_resolution", np.where(standard == "excluded", "registration_failed", None))
 
     bp = BulkPlan(
-        seed=seed, cohort_codes=cohort_codes, scan_codes=scan_codes, scan_cohort=scan_cohort,
-        scan_standard=standard, lesion_scan=lesion_scan, lesion_number=number,
-        lesion_hemisphere=hemisphere, lesion_location=location, lesion_volume=vol,
+        seed=seed,
+        cohort_codes=cohort_codes,
+        scan_codes=scan_codes,
+        scan_cohort=scan_cohort,
+        scan_standard=standard,
+        lesion_scan=lesion_scan,
+        lesion_number=number,
+        lesion_hemisphere=hemisphere,
+        lesion_location=location,
+        lesion_volume=vol,
     )
     for name, _v, _s, frac in RELEASES:
         keep = (scan_tp == 1) & (rng.random(n_scans) < frac) if frac < 1 else np.ones(n_scans, bool)
         bp.release_scans[name] = np.flatnonzero(keep)
 
     facts = dict(
-        profiles=profiles, scan_subject=scan_subject, scan_tp=scan_tp, subject_codes=subject_codes,
-        subject_cohort=subject_cohort, subject_number=subject_number, prim_cat=prim_cat, reason=reason,
-        swapped=swapped, voxels=voxels, mcat=mcat, rng=rng,
+        profiles=profiles,
+        scan_subject=scan_subject,
+        scan_tp=scan_tp,
+        subject_codes=subject_codes,
+        subject_cohort=subject_cohort,
+        subject_number=subject_number,
+        prim_cat=prim_cat,
+        reason=reason,
+        swapped=swapped,
+        voxels=voxels,
+        mcat=mcat,
+        rng=rng,
     )
     return bp, facts
 
@@ -232,27 +270,84 @@ def _rows(bp: BulkPlan, f: dict, ids: dict[str, int], dialect: str) -> list[tupl
     rev = ids["revision"]
     cohort_id = {i: ids["cohort"] + i for i in range(len(bp.cohort_codes))}
     tables = []
-    tables.append(("revision", ("id", "kind", "author", "reason", "created_at"),
-                   [(rev, "ingest", "bulkload", f"synthetic metadata-only bulk load (seed {bp.seed})", stamp)]))
-    tables.append(("cohort", ("id", "code", "site"),
-                   [(cohort_id[i], c, f"synthetic site {i + 1}") for i, c in enumerate(bp.cohort_codes)]))
+    tables.append(
+        (
+            "revision",
+            ("id", "kind", "author", "reason", "created_at"),
+            [(rev, "ingest", "bulkload", f"synthetic metadata-only bulk load (seed {bp.seed})", stamp)],
+        )
+    )
+    tables.append(
+        (
+            "cohort",
+            ("id", "code", "site"),
+            [(cohort_id[i], c, f"synthetic site {i + 1}") for i, c in enumerate(bp.cohort_codes)],
+        )
+    )
     scanner_rows = []
     for i, p in enumerate(f["profiles"]):
         man, model = MANUFACTURERS[i % len(MANUFACTURERS)]
         fine = p in (0, 1)
-        scanner_rows.append((ids["scanner"] + i, cohort_id[i], man, model, 1.5 if fine else 3.0,
-                             0.9 if fine else 1.0, 0.9 if fine else 1.0, 3.0 if fine else 1.0))
-    tables.append(("scanner", ("id", "cohort_id", "manufacturer", "model", "field_strength_t",
-                               "voxel_x_mm", "voxel_y_mm", "voxel_z_mm"), scanner_rows))
-    tables.append(("subject", ("id", "cohort_id", "code", "number"),
-                   [(ids["subject"] + k, cohort_id[c], code, n) for k, (code, c, n)
-                    in enumerate(zip(f["subject_codes"], f["subject_cohort"], f["subject_number"]))]))
+        scanner_rows.append(
+            (
+                ids["scanner"] + i,
+                cohort_id[i],
+                man,
+                model,
+                1.5 if fine else 3.0,
+                0.9 if fine else 1.0,
+                0.9 if fine else 1.0,
+                3.0 if fine else 1.0,
+            )
+        )
+    tables.append(
+        (
+            "scanner",
+            ("id", "cohort_id", "manufacturer", "model", "field_strength_t", "voxel_x_mm", "voxel_y_mm", "voxel_z_mm"),
+            scanner_rows,
+        )
+    )
+    tables.append(
+        (
+            "subject",
+            ("id", "cohort_id", "code", "number"),
+            [
+                (ids["subject"] + k, cohort_id[c], code, n)
+                for k, (code, c, n) in enumerate(
+                    zip(f["subject_codes"], f["subject_cohort"], f["subject_number"], strict=False)
+                )
+            ],
+        )
+    )
     tp_id = ids["timepoint"] + np.arange(bp.n_scans)
-    tables.append(("timepoint", ("id", "subject_id", "scanner_id", "code", "number", "standard_status",
-                                 "exclusion_reason", "primary_chosen_by_neuroradiologist"),
-                   [(int(tp_id[i]), ids["subject"] + int(f["scan_subject"][i]), ids["scanner"] + int(bp.scan_cohort[i]),
-                     bp.scan_codes[i], int(f["scan_tp"][i]), str(bp.scan_standard[i]), f["reason"][i],
-                     boolean(bool(f["swapped"][i]))) for i in range(bp.n_scans)]))
+    tables.append(
+        (
+            "timepoint",
+            (
+                "id",
+                "subject_id",
+                "scanner_id",
+                "code",
+                "number",
+                "standard_status",
+                "exclusion_reason",
+                "primary_chosen_by_neuroradiologist",
+            ),
+            [
+                (
+                    int(tp_id[i]),
+                    ids["subject"] + int(f["scan_subject"][i]),
+                    ids["scanner"] + int(bp.scan_cohort[i]),
+                    bp.scan_codes[i],
+                    int(f["scan_tp"][i]),
+                    str(bp.scan_standard[i]),
+                    f["reason"][i],
+                    boolean(bool(f["swapped"][i])),
+                )
+                for i in range(bp.n_scans)
+            ],
+        )
+    )
 
     # Neuroradiologist's report.
     prim_cat = f["prim_cat"]
@@ -265,58 +360,171 @@ def _rows(bp: BulkPlan, f: dict, ids: dict[str, int], dialect: str) -> list[tupl
         loc, hemi = CATEGORIES[prim_cat[i]]
         terr, places = TERRITORIES[loc], PLACES[loc]
         ph = "brainstem" if hemi == "other" else ("bilateral" if pick[i, 2] < 0.03 else hemi)
-        report_rows.append((ids["scan_report"] + i, int(tp_id[i]), STROKE_TYPES[stroke[i]],
-                            places[int(pick[i, 0] * len(places))], ph, terr[int(pick[i, 1] * len(terr))],
-                            int(pvh[i]), int(dwmh[i]), rev))
-    tables.append(("scan_report", ("id", "timepoint_id", "stroke_type", "primary_location", "primary_hemisphere",
-                                   "vascular_territory", "pvh", "dwmh", "created_rev_id"), report_rows))
+        report_rows.append(
+            (
+                ids["scan_report"] + i,
+                int(tp_id[i]),
+                STROKE_TYPES[stroke[i]],
+                places[int(pick[i, 0] * len(places))],
+                ph,
+                terr[int(pick[i, 1] * len(terr))],
+                int(pvh[i]),
+                int(dwmh[i]),
+                rev,
+            )
+        )
+    tables.append(
+        (
+            "scan_report",
+            (
+                "id",
+                "timepoint_id",
+                "stroke_type",
+                "primary_location",
+                "primary_hemisphere",
+                "vascular_territory",
+                "pvh",
+                "dwmh",
+                "created_rev_id",
+            ),
+            report_rows,
+        )
+    )
 
     n = bp.n_lesions
     les_id = ids["lesion"] + np.arange(n)
     sha = rng.integers(0, 2**63 - 1, size=(n, 4), dtype=np.int64)
-    shas = sorted("%016x%016x%016x%016x" % tuple(r) for r in sha.tolist())  # sorted: index appends
-    tables.append(("stored_object", ("sha256", "size_bytes", "media_type", "created_at"),
-                   [(s, 0, "application/gzip", stamp) for s in shas]))
+    shas = sorted("{:016x}{:016x}{:016x}{:016x}".format(*tuple(r)) for r in sha.tolist())  # sorted: index appends
+    tables.append(
+        (
+            "stored_object",
+            ("sha256", "size_bytes", "media_type", "created_at"),
+            [(s, 0, "application/gzip", stamp) for s in shas],
+        )
+    )
     les_tp = tp_id[bp.lesion_scan]
-    tables.append(("lesion", ("id", "timepoint_id", "number", "created_rev_id"),
-                   list(zip(les_id.tolist(), les_tp.tolist(), bp.lesion_number.tolist(), [rev] * n))))
-    tables.append(("lesion_annotation", ("id", "lesion_id", "hemisphere", "location", "tracer", "created_rev_id"),
-                   list(zip((ids["lesion_annotation"] + np.arange(n)).tolist(), les_id.tolist(),
-                            bp.lesion_hemisphere.tolist(), bp.lesion_location.tolist(),
-                            [f"rater-{k:02d}" for k in rng.integers(1, 12, n)], [rev] * n))))
+    tables.append(
+        (
+            "lesion",
+            ("id", "timepoint_id", "number", "created_rev_id"),
+            list(zip(les_id.tolist(), les_tp.tolist(), bp.lesion_number.tolist(), [rev] * n, strict=False)),
+        )
+    )
+    tables.append(
+        (
+            "lesion_annotation",
+            ("id", "lesion_id", "hemisphere", "location", "tracer", "created_rev_id"),
+            list(
+                zip(
+                    (ids["lesion_annotation"] + np.arange(n)).tolist(),
+                    les_id.tolist(),
+                    bp.lesion_hemisphere.tolist(),
+                    bp.lesion_location.tolist(),
+                    [f"rater-{k:02d}" for k in rng.integers(1, 12, n)],
+                    [rev] * n,
+                    strict=False,
+                )
+            ),
+        )
+    )
     mloc = np.array([c[0] for c in CATEGORIES])[f["mcat"]].tolist()
     mhemi = np.array([c[1] for c in CATEGORIES])[f["mcat"]].tolist()
     sign = np.where(np.array(mhemi) == "left", -1.0, np.where(np.array(mhemi) == "right", 1.0, 0.0))
     cx = (sign * rng.uniform(10, 60, n)).round(2).tolist()
     cy = rng.uniform(-90, 60, n).round(2).tolist()
     cz = rng.uniform(-40, 60, n).round(2).tolist()
-    names = [f"{bp.scan_codes[s]}_LesionSmooth{'' if k == 0 else f'_{k}'}.nii.gz"
-             for s, k in zip(bp.lesion_scan.tolist(), bp.lesion_number.tolist())]
-    tables.append(("lesion_mask", ("id", "lesion_id", "variant", "space", "sha256", "source_name", "voxel_count",
-                                   "volume_mm3", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm", "n_components",
-                                   "hemisphere", "location", "created_rev_id"),
-                   list(zip((ids["lesion_mask"] + np.arange(n)).tolist(), les_id.tolist(), ["smooth_nii"] * n,
-                            ["native"] * n, shas, names, f["voxels"].tolist(), bp.lesion_volume.round(4).tolist(),
-                            cx, cy, cz, [1] * n, mhemi, mloc, [rev] * n))))
+    names = [
+        f"{bp.scan_codes[s]}_LesionSmooth{'' if k == 0 else f'_{k}'}.nii.gz"
+        for s, k in zip(bp.lesion_scan.tolist(), bp.lesion_number.tolist(), strict=False)
+    ]
+    tables.append(
+        (
+            "lesion_mask",
+            (
+                "id",
+                "lesion_id",
+                "variant",
+                "space",
+                "sha256",
+                "source_name",
+                "voxel_count",
+                "volume_mm3",
+                "centroid_x_mm",
+                "centroid_y_mm",
+                "centroid_z_mm",
+                "n_components",
+                "hemisphere",
+                "location",
+                "created_rev_id",
+            ),
+            list(
+                zip(
+                    (ids["lesion_mask"] + np.arange(n)).tolist(),
+                    les_id.tolist(),
+                    ["smooth_nii"] * n,
+                    ["native"] * n,
+                    shas,
+                    names,
+                    f["voxels"].tolist(),
+                    bp.lesion_volume.round(4).tolist(),
+                    cx,
+                    cy,
+                    cz,
+                    [1] * n,
+                    mhemi,
+                    mloc,
+                    [rev] * n,
+                    strict=False,
+                )
+            ),
+        )
+    )
 
     rel_rows, rs_rows = [], []
     in_std = bp.scan_standard == "included"
     k = ids["release_scan"]
     for j, (name, version, status, _frac) in enumerate(RELEASES):
         rid = ids["release"] + j
-        rel_rows.append((rid, name, version, status, json.dumps({"name": name, "synthetic": True}),
-                         stamp if status == "published" else None))
+        rel_rows.append(
+            (
+                rid,
+                name,
+                version,
+                status,
+                json.dumps({"name": name, "synthetic": True}),
+                stamp if status == "published" else None,
+            )
+        )
         for s in bp.release_scans[name].tolist():
-            rs_rows.append((k, rid, int(tp_id[s]), boolean(bool(in_std[s])), bp.scan_codes[s],
-                            bp.cohort_codes[int(bp.scan_cohort[s])]))
+            rs_rows.append(
+                (
+                    k,
+                    rid,
+                    int(tp_id[s]),
+                    boolean(bool(in_std[s])),
+                    bp.scan_codes[s],
+                    bp.cohort_codes[int(bp.scan_cohort[s])],
+                )
+            )
             k += 1
     tables.append(("release", ("id", "name", "version", "status", "spec", "published_at"), rel_rows))
     tables.append(("release_scan", ("id", "release_id", "timepoint_id", "in_standard", "scan", "cohort"), rs_rows))
     return tables
 
 
-_ID_TABLES = ("revision", "cohort", "scanner", "subject", "timepoint", "scan_report", "lesion",
-              "lesion_annotation", "lesion_mask", "release", "release_scan")
+_ID_TABLES = (
+    "revision",
+    "cohort",
+    "scanner",
+    "subject",
+    "timepoint",
+    "scan_report",
+    "lesion",
+    "lesion_annotation",
+    "lesion_mask",
+    "release",
+    "release_scan",
+)
 
 
 def _pg_text(v) -> str:
@@ -328,7 +536,7 @@ def _pg_text(v) -> str:
 def _copy_pg(cur, table: str, cols: tuple[str, ...], rows: list) -> None:
     with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
         for start in range(0, len(rows), 50_000):
-            chunk = rows[start:start + 50_000]
+            chunk = rows[start : start + 50_000]
             cp.write("".join("\t".join(map(_pg_text, r)) + "\n" for r in chunk))
 
 

@@ -56,8 +56,9 @@ _RESERVED = 0xE0
 def gzip_header(data: bytes, name: str) -> tuple[int, str]:
     """``(offset of the deflate data, FNAME text)`` of a gzip member; refuses what it does not allow."""
     if len(data) < 18:
-        raise AtlasError("IMG001", "corrupt or truncated gzip stream (shorter than a gzip header and trailer)",
-                         path=name)
+        raise AtlasError(
+            "IMG001", "corrupt or truncated gzip stream (shorter than a gzip header and trailer)", path=name
+        )
     if data[:2] != b"\x1f\x8b" or data[2] != 8:
         raise AtlasError("IMG001", "not a gzip stream with deflate compression", path=name)
     flags = data[3]
@@ -65,9 +66,10 @@ def gzip_header(data: bytes, name: str) -> tuple[int, str]:
         raise AtlasError("IMG013", f"gzip header sets reserved flag bits (0x{flags & _RESERVED:02x})", path=name)
     pos = 10
     if flags & _FEXTRA:
-        xlen = struct.unpack("<H", data[pos:pos + 2])[0] if len(data) >= pos + 2 else 0
-        raise AtlasError("IMG013", f"gzip header carries an extra field (FEXTRA, {xlen} byte(s)); not allowed",
-                         path=name)
+        xlen = struct.unpack("<H", data[pos : pos + 2])[0] if len(data) >= pos + 2 else 0
+        raise AtlasError(
+            "IMG013", f"gzip header carries an extra field (FEXTRA, {xlen} byte(s)); not allowed", path=name
+        )
     fname = ""
     if flags & _FNAME:
         end = data.find(b"\x00", pos)
@@ -101,8 +103,12 @@ def declared_size(head: bytes, name: str) -> int:
         raise AtlasError("IMG001", f"vox_offset {offset:g} is not a valid single-file offset (>= 352)", path=name)
     nbytes = int(np.prod([max(int(n), 0) for n in shape], dtype=object)) * itemsize
     if nbytes > MAX_VOXEL_BYTES:
-        raise AtlasError("IMG014", f"header declares {nbytes:,} bytes of voxel data (shape "
-                         f"{tuple(int(n) for n in shape)}); the limit is {MAX_VOXEL_BYTES:,}", path=name)
+        raise AtlasError(
+            "IMG014",
+            f"header declares {nbytes:,} bytes of voxel data (shape "
+            f"{tuple(int(n) for n in shape)}); the limit is {MAX_VOXEL_BYTES:,}",
+            path=name,
+        )
     return int(offset) + nbytes
 
 
@@ -121,8 +127,12 @@ def inflate(data: bytes, name: str) -> bytes:
         raise AtlasError("IMG001", f"corrupt or truncated gzip stream ({e})", path=name) from None
     raw = head + rest
     if not d.eof and len(raw) >= expected:
-        raise AtlasError("IMG014", f"gzip stream inflates more than {SLACK_BYTES:,} byte(s) past the {expected:,} "
-                         "bytes the NIfTI header declares; refused before reading it to the end", path=name)
+        raise AtlasError(
+            "IMG014",
+            f"gzip stream inflates more than {SLACK_BYTES:,} byte(s) past the {expected:,} "
+            "bytes the NIfTI header declares; refused before reading it to the end",
+            path=name,
+        )
     if not d.eof:
         raise AtlasError("IMG001", f"corrupt or truncated gzip stream ({len(raw):,} of {expected:,} bytes)", path=name)
     trailer = d.unused_data
@@ -133,8 +143,9 @@ def inflate(data: bytes, name: str) -> bytes:
         raise AtlasError("IMG001", "corrupt gzip stream (CRC-32 or size in the trailer does not match)", path=name)
     if len(trailer) > 8:
         what = "a second gzip member" if trailer[8:10] == b"\x1f\x8b" else "data"
-        raise AtlasError("IMG013", f"{len(trailer) - 8:,} byte(s) after the gzip stream ({what}); not allowed",
-                         path=name)
+        raise AtlasError(
+            "IMG013", f"{len(trailer) - 8:,} byte(s) after the gzip stream ({what}); not allowed", path=name
+        )
     return raw
 
 
@@ -142,14 +153,21 @@ def check_layout(raw: bytes, name: str) -> None:
     """Single-file magic ``n+1`` and no byte after the voxel data (the header is already readable)."""
     magic = bytes(raw[344:348])
     if magic == b"ni1\x00":
-        raise AtlasError("IMG015", "two-file NIfTI magic 'ni1' in a single file: its voxel offset does not locate "
-                         "the voxels; a .nii.gz/.voi must be single-file 'n+1'", path=name)
+        raise AtlasError(
+            "IMG015",
+            "two-file NIfTI magic 'ni1' in a single file: its voxel offset does not locate "
+            "the voxels; a .nii.gz/.voi must be single-file 'n+1'",
+            path=name,
+        )
     if magic != b"n+1\x00":
         raise AtlasError("IMG001", f"no NIfTI-1 single-file magic (found {magic!r})", path=name)
     expected = declared_size(raw, name)
     if len(raw) > expected:
-        raise AtlasError("IMG015", f"{len(raw) - expected:,} byte(s) after the voxel data the header declares; "
-                         "not allowed", path=name)
+        raise AtlasError(
+            "IMG015",
+            f"{len(raw) - expected:,} byte(s) after the voxel data the header declares; not allowed",
+            path=name,
+        )
 
 
 def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = False) -> bytes:
@@ -168,8 +186,21 @@ def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = 
     hdr.set_data_shape(shape)
     hdr["pixdim"][: len(shape) + 1] = src["pixdim"][: len(shape) + 1]
     hdr["xyzt_units"] = src["xyzt_units"]
-    for f in ("qform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z",
-              "sform_code", "srow_x", "srow_y", "srow_z", "cal_min", "cal_max"):
+    for f in (
+        "qform_code",
+        "quatern_b",
+        "quatern_c",
+        "quatern_d",
+        "qoffset_x",
+        "qoffset_y",
+        "qoffset_z",
+        "sform_code",
+        "srow_x",
+        "srow_y",
+        "srow_z",
+        "cal_min",
+        "cal_max",
+    ):
         hdr[f] = src[f]
     slope, inter = _stored_scaling(img, raw)
     hdr["scl_slope"], hdr["scl_inter"] = slope, inter
@@ -179,7 +210,7 @@ def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = 
     if raw is not None:
         offset = int(float(_Bytes.header_of(raw)["vox_offset"]))
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        voxels = memoryview(raw)[offset:offset + nbytes]
+        voxels = memoryview(raw)[offset : offset + nbytes]
         src_dtype = np.dtype(_Bytes.header_of(raw).get_data_dtype())
         if src_dtype.byteorder == ">" or (src_dtype.byteorder == "=" and not _little()):
             voxels = np.frombuffer(voxels, dtype=src_dtype).astype(dtype).tobytes()
@@ -229,7 +260,7 @@ class _Bytes:
 
     def read(self, n: int = -1) -> bytes:
         end = len(self.data) if n is None or n < 0 else self.pos + n
-        out = bytes(self.data[self.pos:end])
+        out = bytes(self.data[self.pos : end])
         self.pos += len(out)
         return out
 

@@ -10,7 +10,7 @@ change could help re-link the two. The issue number (and the public tracker's UR
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -54,9 +54,11 @@ class Change:
 def changes_between(s: Session, after: int | None, upto: int | None, scans=None) -> list[Change]:
     """Correction revisions with ``after < id <= upto`` (``None`` = unbounded), of the scans whose
     codes are in ``scans`` (``None`` = any), oldest first."""
-    q = (select(Revision, Timepoint.code, Issue)
-         .join(Timepoint, Timepoint.id == Revision.timepoint_id)
-         .outerjoin(Issue, Issue.id == Revision.issue_id))
+    q = (
+        select(Revision, Timepoint.code, Issue)
+        .join(Timepoint, Timepoint.id == Revision.timepoint_id)
+        .outerjoin(Issue, Issue.id == Revision.issue_id)
+    )
     if after is not None:
         q = q.where(Revision.id > after)
     if upto is not None:
@@ -65,9 +67,19 @@ def changes_between(s: Session, after: int | None, upto: int | None, scans=None)
     for r, code, issue in s.exec(q.order_by(Revision.id)).all():
         if scans is not None and code not in scans:
             continue
-        out.append(Change(revision=r.id, kind=r.kind, scan=code, timepoint_id=r.timepoint_id, author=r.author,
-                          reason=r.reason, issue=issue.id if issue else None,
-                          issue_title=issue.title if issue else None, issue_url=issue.url if issue else None))
+        out.append(
+            Change(
+                revision=r.id,
+                kind=r.kind,
+                scan=code,
+                timepoint_id=r.timepoint_id,
+                author=r.author,
+                reason=r.reason,
+                issue=issue.id if issue else None,
+                issue_title=issue.title if issue else None,
+                issue_url=issue.url if issue else None,
+            )
+        )
     return out
 
 
@@ -86,27 +98,40 @@ class Edition:
 def published_before(s: Session, current: Edition) -> list[Edition]:
     """Published releases before ``current`` (lower version and, when ``current`` is published
     itself, published earlier), newest first: what a rebuild of ``current`` must see again."""
-    rels = [r for r in s.exec(select(Release).where(Release.status == "published", Release.name != current.name)).all()
-            if semver(r.version) < semver(current.version)
-            and (current.published_at is None or _utc(r.published_at) < _utc(current.published_at))]
+    rels = [
+        r
+        for r in s.exec(select(Release).where(Release.status == "published", Release.name != current.name)).all()
+        if semver(r.version) < semver(current.version)
+        and (current.published_at is None or _utc(r.published_at) < _utc(current.published_at))
+    ]
     rels.sort(key=lambda r: semver(r.version), reverse=True)
     return [edition_of(s, r) for r in rels]
 
 
 def membership(s: Session, release_id: int) -> dict[str, bool]:
     """The stored membership of a release: scan code -> in the standardized subset."""
-    return dict(s.exec(select(Timepoint.code, ReleaseScan.in_standard)
-                       .join(Timepoint, Timepoint.id == ReleaseScan.timepoint_id)
-                       .where(ReleaseScan.release_id == release_id)).all())
+    return dict(
+        s.exec(
+            select(Timepoint.code, ReleaseScan.in_standard)
+            .join(Timepoint, Timepoint.id == ReleaseScan.timepoint_id)
+            .where(ReleaseScan.release_id == release_id)
+        ).all()
+    )
 
 
 def edition_of(s: Session, rel: Release) -> Edition:
-    return Edition(rel.name, rel.version, parse_spec(rel.spec, rel.name).date, rel.last_revision_id,
-                   membership(s, rel.id), rel.published_at if rel.status == "published" else None)
+    return Edition(
+        rel.name,
+        rel.version,
+        parse_spec(rel.spec, rel.name).date,
+        rel.last_revision_id,
+        membership(s, rel.id),
+        rel.published_at if rel.status == "published" else None,
+    )
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def _issue_lines(changes: list[Change]) -> list[str]:
@@ -164,9 +189,12 @@ def release_notes(s: Session, spec: ReleaseSpec, current: Edition, exclusions: d
     out = [f"# {spec.title}", "", f"Release {spec.name}, version {spec.version}, {spec.date}.", ""]
     if spec.description:
         out += [spec.description.strip(), ""]
-    out += ["## Contents", "",
-            f"- {len(current.membership)} scans of {len(subjects)} subjects; {n_std} scans in the standardized "
-            "subset.", ""]
+    out += [
+        "## Contents",
+        "",
+        f"- {len(current.membership)} scans of {len(subjects)} subjects; {n_std} scans in the standardized subset.",
+        "",
+    ]
     if exclusions:
         out += ["Excluded from the standardized subset:", ""]
         out += [f"- {reason}: {n}" for reason, n in sorted(exclusions.items())] + [""]

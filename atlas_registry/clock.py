@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import getpass
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def now() -> datetime:
     """The current time in UTC (timezone-aware)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def operator() -> str:

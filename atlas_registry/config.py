@@ -20,7 +20,7 @@ class Workspace:
     db: str | None = None
 
     @classmethod
-    def resolve(cls, home: str | os.PathLike | None = None, db: str | None = None) -> "Workspace":
+    def resolve(cls, home: str | os.PathLike | None = None, db: str | None = None) -> Workspace:
         home = home or os.environ.get("ATLAS_REGISTRY_HOME") or DEFAULT_HOME
         db = db or os.environ.get("ATLAS_REGISTRY_DB") or None
         return cls(Path(home).absolute(), db)
@@ -42,7 +42,7 @@ class Workspace:
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
-    def ensure(self) -> "Workspace":
+    def ensure(self) -> Workspace:
         self.home.mkdir(parents=True, exist_ok=True)
         self.objects_dir.mkdir(parents=True, exist_ok=True)
         return self

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, create_engine
@@ -28,9 +28,11 @@ def _what_to_check(url) -> str:
     if url.get_backend_name() == "sqlite":
         return f"check that {url.database} can be opened: its folder exists and is writable, and it is a file"
     where = f"{url.host or 'localhost'}:{url.port or 5432}"
-    return (f"check that the server at {where} is running and accepts connections, that the database "
-            f"{url.database!r} exists (createdb, then atlas-registry init) and the user and password "
-            "in --db / ATLAS_REGISTRY_DB")
+    return (
+        f"check that the server at {where} is running and accepts connections, that the database "
+        f"{url.database!r} exists (createdb, then atlas-registry init) and the user and password "
+        "in --db / ATLAS_REGISTRY_DB"
+    )
 
 
 def unreachable(url: str, reason: str) -> AtlasError:
@@ -39,8 +41,10 @@ def unreachable(url: str, reason: str) -> AtlasError:
 
     u = make_url(url)
     reason = " ".join(reason.split())
-    return AtlasError("DB001", f"cannot connect to the registry {u.render_as_string(hide_password=True)}: "
-                               f"{reason} ({_what_to_check(u)})")
+    return AtlasError(
+        "DB001",
+        f"cannot connect to the registry {u.render_as_string(hide_password=True)}: {reason} ({_what_to_check(u)})",
+    )
 
 
 def _connect_failed(ctx) -> Exception | None:

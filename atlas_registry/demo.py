@@ -20,12 +20,16 @@ from .config import Workspace
 from .errors import AtlasError
 
 EXAMPLE_QUERIES = (
-    ("lesions per cohort and hemisphere (left subcortical first)",
-     "SELECT cohort, hemisphere, location, COUNT(*) AS lesions, ROUND(AVG(volume_mm3)) AS mean_mm3 "
-     "FROM lesions GROUP BY cohort, hemisphere, location ORDER BY cohort, hemisphere, location LIMIT 8"),
-    ("scans with PVH >= 2 and a subcortical lesion, by vascular territory",
-     "SELECT s.vascular_territory, COUNT(DISTINCT s.scan) AS scans FROM scans s JOIN lesions l ON l.scan = s.scan "
-     "WHERE s.pvh >= 2 AND l.location = 'subcortical' GROUP BY s.vascular_territory ORDER BY scans DESC"),
+    (
+        "lesions per cohort and hemisphere (left subcortical first)",
+        "SELECT cohort, hemisphere, location, COUNT(*) AS lesions, ROUND(AVG(volume_mm3)) AS mean_mm3 "
+        "FROM lesions GROUP BY cohort, hemisphere, location ORDER BY cohort, hemisphere, location LIMIT 8",
+    ),
+    (
+        "scans with PVH >= 2 and a subcortical lesion, by vascular territory",
+        "SELECT s.vascular_territory, COUNT(DISTINCT s.scan) AS scans FROM scans s JOIN lesions l ON l.scan = s.scan "
+        "WHERE s.pvh >= 2 AND l.location = 'subcortical' GROUP BY s.vascular_territory ORDER BY scans DESC",
+    ),
 )
 
 
@@ -55,11 +59,21 @@ class _Steps:
             yield box
         dt = time.monotonic() - t0
         self.log.append((title, box["result"], dt))
-        self.console.print(f"[green]✓[/] [{self.n}/{self.total}] [bold]{title}[/]: {box['result']} [dim]({dt:.1f} s)[/]")
+        self.console.print(
+            f"[green]✓[/] [{self.n}/{self.total}] [bold]{title}[/]: {box['result']} [dim]({dt:.1f} s)[/]"
+        )
 
     def bar(self, label: str) -> Progress:
-        return Progress(TextColumn(f"    {label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                        TimeElapsedColumn(), console=self.console, transient=True, auto_refresh=False)
+        return Progress(
+            TextColumn(f"    {label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            auto_refresh=False,
+        )
 
 
 ISSUE_TITLE = "Primary lesion mask over-traced by one voxel at its boundary"
@@ -80,8 +94,11 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int, bool]:
 
     store = ObjectStore(ws.objects_dir)
     with Session(db.engine(ws)) as s:
-        done = s.exec(select(Issue.id, Timepoint.code).join(Timepoint, Timepoint.id == Issue.timepoint_id)
-                      .where(Issue.title == ISSUE_TITLE, Issue.status == "closed")).first()
+        done = s.exec(
+            select(Issue.id, Timepoint.code)
+            .join(Timepoint, Timepoint.id == Issue.timepoint_id)
+            .where(Issue.title == ISSUE_TITLE, Issue.status == "closed")
+        ).first()
         if done is not None:
             return done[1], done[0], False
         row = s.exec(
@@ -89,9 +106,17 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int, bool]:
             .join(Lesion, Lesion.timepoint_id == Timepoint.id)
             .join(LesionMask, LesionMask.lesion_id == Lesion.id)
             .join(Image, Image.timepoint_id == Timepoint.id)
-            .where(Timepoint.standard_status == "included", Lesion.number == 0, Lesion.retired_rev_id.is_(None),
-                   LesionMask.variant == "raw_voi", LesionMask.space == "native", LesionMask.retired_rev_id.is_(None),
-                   Image.space == "native", Image.retired_rev_id.is_(None), LesionMask.voxel_count > 400)
+            .where(
+                Timepoint.standard_status == "included",
+                Lesion.number == 0,
+                Lesion.retired_rev_id.is_(None),
+                LesionMask.variant == "raw_voi",
+                LesionMask.space == "native",
+                LesionMask.retired_rev_id.is_(None),
+                Image.space == "native",
+                Image.retired_rev_id.is_(None),
+                LesionMask.voxel_count > 400,
+            )
             .order_by(Timepoint.code)
         ).first()
     if row is None:
@@ -100,17 +125,33 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int, bool]:
     t1 = niio.decode(store.get(t1_sha), "t1.nii.gz")
     eroded = erode(niio.decode(store.get(mask_sha), "raw.voi").dataobj, 1)  # as `mask export --erode 1`
     issue = tracker.open_issue(
-        ws, scan, ISSUE_TITLE,
+        ws,
+        scan,
+        ISSUE_TITLE,
         body="The raw VOI extends one voxel beyond the lesion into normal-appearing tissue on every side.",
-        url="https://github.com/npnl/ATLAS/issues/1", file_kind="LesionRaw.voi")
+        url="https://github.com/npnl/ATLAS/issues/1",
+        file_kind="LesionRaw.voi",
+    )
     number = issue.number
-    replace_mask(ws, scan, 0, MaskFiles(raw=niio.encode_voi(eroded.astype(np.uint8), t1)), issue=number,
-                 reason="remove the over-traced boundary layer of the primary lesion")
+    replace_mask(
+        ws,
+        scan,
+        0,
+        MaskFiles(raw=niio.encode_voi(eroded.astype(np.uint8), t1)),
+        issue=number,
+        reason="remove the over-traced boundary layer of the primary lesion",
+    )
     return scan, number, True
 
 
-def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0, console: Console | None = None,
-             workers: int | None = None) -> DemoResult:
+def run_demo(
+    ws: Workspace | None = None,
+    *,
+    scale: str = "small",
+    seed: int = 0,
+    console: Console | None = None,
+    workers: int | None = None,
+) -> DemoResult:
     from . import db, release, stats
     from .ingest import ingest_path
     from .query import render, run
@@ -125,7 +166,10 @@ def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0
     res = DemoResult(home=home, data=data)
     steps = _Steps(console, 12)
     t_start = time.monotonic()
-    console.print(f"[bold]atlas-registry demo[/] — workspace {home} ({ws.url.split(':')[0]}), synthetic ATLAS R1.1 at {scale} scale")
+    console.print(
+        f"[bold]atlas-registry demo[/] — workspace {home} ({ws.url.split(':')[0]}), "
+        f"synthetic ATLAS R1.1 at {scale} scale"
+    )
 
     with steps.step("synthesize ATLAS R1.1") as r:
         if (data / "synth.json").exists():
@@ -142,8 +186,10 @@ def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0
                     bar.refresh()
 
                 summary = generate(data, seed=seed, scale=scale, workers=workers, overwrite=True, progress=tick)
-        r["result"] += (f"{summary['scans']} scans, {summary['lesions']} lesion masks, "
-                        f"{summary['standardized_scans']} standardized, in {data}")
+        r["result"] += (
+            f"{summary['scans']} scans, {summary['lesions']} lesion masks, "
+            f"{summary['standardized_scans']} standardized, in {data}"
+        )
 
     with steps.step("create the registry") as r:
         db.upgrade(ws)
@@ -163,8 +209,10 @@ def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0
             r["result"] = "already in the registry from an earlier run (no-op)"
         else:
             outs = [ingest_path(ws, data / k, result=results[k]) for k in ("native", "standard")]
-            r["result"] = (f"{outs[0].scans_added} scans, {outs[0].lesions_added} lesions, "
-                           f"{sum(o.files_stored for o in outs)} files stored once by SHA-256")
+            r["result"] = (
+                f"{outs[0].scans_added} scans, {outs[0].lesions_added} lesions, "
+                f"{sum(o.files_stored for o in outs)} files stored once by SHA-256"
+            )
 
     def build_and_publish(name: str, r) -> None:
         out = home / "releases" / name
@@ -184,16 +232,19 @@ def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0
 
     with steps.step("file an issue against a mask and revise it") as r:
         scan, number, now = _revise_one_mask(ws)
-        r["result"] = (f"issue #{number} on {scan}: primary mask replaced, smoothed files regenerated"
-                       + ("" if now else " (in an earlier run)"))
+        r["result"] = f"issue #{number} on {scan}: primary mask replaced, smoothed files regenerated" + (
+            "" if now else " (in an earlier run)"
+        )
 
     with steps.step("build and publish R1.2") as r:
         build_and_publish("R1.2", r)
         d = release.diff(ws, "R1.1", "R1.2")
         changed = [sc for sc in d.scans if sc.status == "changed"]
-        r["result"] += (f"; R1.1 → R1.2: {len(changed)} scan(s) changed "
-                        f"({', '.join(sc.scan for sc in changed)}), {sum(len(sc.files) for sc in changed)} file(s), "
-                        f"issue(s) {', '.join('#' + str(i) for i in d.issues)}")
+        r["result"] += (
+            f"; R1.1 → R1.2: {len(changed)} scan(s) changed "
+            f"({', '.join(sc.scan for sc in changed)}), {sum(len(sc.files) for sc in changed)} file(s), "
+            f"issue(s) {', '.join('#' + str(i) for i in d.issues)}"
+        )
 
     with steps.step("check both releases and the object store (fixity)") as r:
         from .fixity import verify
@@ -226,7 +277,7 @@ def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0
             outputs.append((title, sql, render(run(ws, sql), "table")))
         r["result"] = "read-only, on the documented views"
     for title, sql, text in outputs:
-        console.print(f"[bold]{title}[/]\n[dim]$ atlas-registry sql \"{sql}\"[/]")
+        console.print(f'[bold]{title}[/]\n[dim]$ atlas-registry sql "{sql}"[/]')
         console.print(text)
 
     with steps.step("write the HTML report") as r:
@@ -244,7 +295,7 @@ def run_demo(ws: Workspace | None = None, *, scale: str = "small", seed: int = 0
     for name, p in res.releases.items():
         console.print(f"  release {name:7s} {p}")
     console.print(f"  report          {res.report}")
-    console.print(f"  try: atlas-registry --home {home} sql \"SELECT cohort, COUNT(*) FROM scans GROUP BY cohort\"")
+    console.print(f'  try: atlas-registry --home {home} sql "SELECT cohort, COUNT(*) FROM scans GROUP BY cohort"')
     return res
 
 

@@ -19,8 +19,8 @@ of timepoints go in chunks of :data:`CHUNK`. The statements mean the same on SQL
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
@@ -55,7 +55,7 @@ def _connection(sess: Session | Connection) -> Connection:
 def chunks(values: Iterable) -> list[list]:
     """The distinct ``values``, sorted, in lists of at most :data:`CHUNK`."""
     values = sorted(set(values))
-    return [values[k:k + CHUNK] for k in range(0, len(values), CHUNK)]
+    return [values[k : k + CHUNK] for k in range(0, len(values), CHUNK)]
 
 
 @lru_cache(maxsize=8)
@@ -67,16 +67,16 @@ def _refresh_statements(dialect: str, some: bool, withdrawal: bool = True) -> tu
         stmts.append(f"DELETE FROM {views.TABLES[view]}" + (" WHERE timepoint_id IN :ids" if some else ""))
     for view in (views.SCANS, views.LESIONS):
         cols = ", ".join(views.KEYS[view] + views.STORED[view])
-        select = views.source_sql(view, dialect, stored=True, where="t.id IN :ids" if some else None,
-                                  withdrawal=withdrawal)
+        select = views.source_sql(
+            view, dialect, stored=True, where="t.id IN :ids" if some else None, withdrawal=withdrawal
+        )
         stmts.append(f"INSERT INTO {views.TABLES[view]} ({cols})\n{select}")
     if some:
         return tuple(text(s).bindparams(bindparam("ids", expanding=True)) for s in stmts)
     return tuple(text(s) for s in stmts)
 
 
-def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = None, *,
-            withdrawal: bool = True) -> None:
+def refresh(sess: Session | Connection, timepoint_ids: Iterable[int] | None = None, *, withdrawal: bool = True) -> None:
     """Recompute the current-state rows of ``timepoint_ids`` (``None``: of every timepoint) from the
     versioned tables, in the transaction of ``sess`` (a Session, flushed first, or a Connection).
     A timepoint id that matches no timepoint, or a withdrawn scan, leaves no rows. ``withdrawal``:
@@ -109,8 +109,11 @@ def refresh_releases(sess: Session | Connection) -> None:
     _note(sess, None)
     dialect = conn.dialect.name
     scans = views.TABLES[views.SCANS]
-    conn.execute(text(
-        f"UPDATE {scans} SET releases = x.releases"
-        f" FROM (SELECT sc.timepoint_id, {views.releases_sql(dialect, 'sc.timepoint_id')} AS releases"
-        f" FROM {scans} sc) AS x"
-        f" WHERE x.timepoint_id = {scans}.timepoint_id AND {scans}.releases {_DIFFERS[dialect]} x.releases"))
+    conn.execute(
+        text(
+            f"UPDATE {scans} SET releases = x.releases"
+            f" FROM (SELECT sc.timepoint_id, {views.releases_sql(dialect, 'sc.timepoint_id')} AS releases"
+            f" FROM {scans} sc) AS x"
+            f" WHERE x.timepoint_id = {scans}.timepoint_id AND {scans}.releases {_DIFFERS[dialect]} x.releases"
+        )
+    )

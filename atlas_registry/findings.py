@@ -7,8 +7,8 @@ severity, the scan it concerns, the file (relative to the validated root) and a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -69,7 +69,9 @@ class Report:
 
     def sorted(self) -> list[Finding]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
-        return sorted(self.findings, key=lambda f: (order[f.severity], f.subject or "", f.path or "", f.code, f.message))
+        return sorted(
+            self.findings, key=lambda f: (order[f.severity], f.subject or "", f.path or "", f.code, f.message)
+        )
 
     def to_dict(self) -> dict:
         return {

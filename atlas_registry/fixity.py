@@ -21,10 +21,11 @@ Rule codes: ``REL030`` manifest missing, unreadable or not valid against
 ``schemas/release-manifest.schema.json``; ``REL031`` a listed file is missing; ``REL032`` a file's
 size or SHA-256 differs; ``REL033`` a file is not in the manifest; ``REL034`` a listed path is unsafe
 or not a regular file; ``REL035`` the manifest differs from the one the registry stored (error for a
-published release, warning for a release only built); ``REL036`` (warning) only part could be checked: there is no registry, it
-cannot be read, or it does not know the release, and no expected manifest SHA-256 was given (only
-internal consistency was checked), or the deposit zip the registry recorded at publication is not in
-the folder. ``packages/SHA256SUMS`` is held to the same rules as the manifest: malformed ``REL030``, a
+published release, warning for a release only built); ``REL036`` (warning) only part could be checked:
+there is no registry, it cannot be read, or it does not know the release, and no expected manifest
+SHA-256 was given (only internal consistency was checked), or the deposit zip the registry
+recorded at publication is not in the folder.
+``packages/SHA256SUMS`` is held to the same rules as the manifest: malformed ``REL030``, a
 listed file missing ``REL031``, differing ``REL032``, a file listed in both ``REL034``; a deposit zip
 that is not the published one, or a manifest whose SHA-256 is not the expected one, ``REL035``.
 """
@@ -67,18 +68,31 @@ class FixityReport:
 
     def to_dict(self) -> dict:
         d = self.report.to_dict()
-        d["summary"].update(root=self.root, release=self.release, version=self.version,
-                            manifest_sha256=self.manifest_sha256, bytes=self.bytes, anchored=self.anchored)
+        d["summary"].update(
+            root=self.root,
+            release=self.release,
+            version=self.version,
+            manifest_sha256=self.manifest_sha256,
+            bytes=self.bytes,
+            anchored=self.anchored,
+        )
         return d
 
     def to_text(self) -> str:
         lines = [f.line() for f in self.report.sorted()]
         what = f"{self.release} ({self.version})" if self.release else self.root
-        verdict = (f"{len(self.report.errors)} error(s)" if not self.ok else "intact" if self.anchored
-                   else "internally consistent only (no registry, no --manifest-sha256)")
-        lines.append(f"{what}: {self.report.files} file(s), {self.bytes / 1e6:.1f} MB checked against {self.against}"
-                     + (f" (sha256 {self.manifest_sha256})" if self.manifest_sha256 else "")
-                     + f": {verdict}, {len(self.report.warnings)} warning(s)")
+        verdict = (
+            f"{len(self.report.errors)} error(s)"
+            if not self.ok
+            else "intact"
+            if self.anchored
+            else "internally consistent only (no registry, no --manifest-sha256)"
+        )
+        lines.append(
+            f"{what}: {self.report.files} file(s), {self.bytes / 1e6:.1f} MB checked against {self.against}"
+            + (f" (sha256 {self.manifest_sha256})" if self.manifest_sha256 else "")
+            + f": {verdict}, {len(self.report.warnings)} warning(s)"
+        )
         return "\n".join(lines)
 
 
@@ -110,8 +124,9 @@ def _read_manifest(root: Path, out: FixityReport) -> dict | None:
     problem = schema_problem(doc, SCHEMA, "/")
     if problem is not None:
         where, message = problem
-        out.report.extend([error("REL030", f"not a valid manifest at {where or '(top)'}: {message} ({SCHEMA})",
-                                 path=MANIFEST)])
+        out.report.extend(
+            [error("REL030", f"not a valid manifest at {where or '(top)'}: {message} ({SCHEMA})", path=MANIFEST)]
+        )
         return None
     out.manifest_sha256 = sha256_bytes(data)
     out.release, out.version = doc["release"], doc["version"]
@@ -139,43 +154,83 @@ def _sha256(path: Path, advance=None) -> str | OSError:
         return e
 
 
-def _registry_check(ws: Workspace | None, doc: dict, out: FixityReport, expected: str | None,
-                    sums: dict[str, str] | None) -> None:
+def _registry_check(
+    ws: Workspace | None, doc: dict, out: FixityReport, expected: str | None, sums: dict[str, str] | None
+) -> None:
     """REL035/REL036: the manifest against the one the registry stored for the
     release and against ``expected``; the deposit zip against the one recorded at publication."""
     if expected is not None:
         if expected.lower() != out.manifest_sha256:
-            out.report.extend([error("REL035", f"{MANIFEST} has sha256 {out.manifest_sha256}, expected {expected.lower()}"
-                                     " (the published one): this is not the published release", path=MANIFEST)])
+            out.report.extend(
+                [
+                    error(
+                        "REL035",
+                        f"{MANIFEST} has sha256 {out.manifest_sha256}, expected {expected.lower()}"
+                        " (the published one): this is not the published release",
+                        path=MANIFEST,
+                    )
+                ]
+            )
         else:
             out.anchored = True
             out.against = f"{MANIFEST} (sha256 as expected)"
     stored = _stored_manifest(ws, doc["release"]) if ws is not None else "there is no registry here"
     if isinstance(stored, str):
         if expected is None:
-            out.report.extend([warning("REL036", f"{stored}: only internal consistency was checked (files against the "
-                                       f"folder's own {MANIFEST}); give --manifest-sha256 from the release notes",
-                                       path=MANIFEST)])
+            out.report.extend(
+                [
+                    warning(
+                        "REL036",
+                        f"{stored}: only internal consistency was checked (files against the "
+                        f"folder's own {MANIFEST}); give --manifest-sha256 from the release notes",
+                        path=MANIFEST,
+                    )
+                ]
+            )
         return
     status, sha, package = stored
     if status == "published" and package is not None:
         zpath, zsize, zsha = package
         name = zpath.removeprefix("packages/")
         if sums is None or name not in sums:
-            out.report.extend([warning("REL036", f"the deposit zip published for {doc['release']} ({zsize} bytes) is not "
-                                       "in this folder: only the release tree was checked", path=zpath)])
+            out.report.extend(
+                [
+                    warning(
+                        "REL036",
+                        f"the deposit zip published for {doc['release']} ({zsize} bytes) is not "
+                        "in this folder: only the release tree was checked",
+                        path=zpath,
+                    )
+                ]
+            )
         elif sums[name] != zsha:
-            out.report.extend([error("REL035", f"deposit zip sha256 {sums[name][:12]}…, published {zsha[:12]}…",
-                                     path=zpath)])
+            out.report.extend(
+                [error("REL035", f"deposit zip sha256 {sums[name][:12]}…, published {zsha[:12]}…", path=zpath)]
+            )
     if sha == out.manifest_sha256:
         out.anchored = True
         return
     if status == "published":
-        out.report.extend([error("REL035", f"{MANIFEST} differs from the one published for {doc['release']} "
-                                 f"(registry sha256 {sha})", path=MANIFEST)])
+        out.report.extend(
+            [
+                error(
+                    "REL035",
+                    f"{MANIFEST} differs from the one published for {doc['release']} (registry sha256 {sha})",
+                    path=MANIFEST,
+                )
+            ]
+        )
     else:
-        out.report.extend([warning("REL035", f"{MANIFEST} is not the registry's latest build of {doc['release']} "
-                                   f"(status {status}, registry sha256 {sha})", path=MANIFEST)])
+        out.report.extend(
+            [
+                warning(
+                    "REL035",
+                    f"{MANIFEST} is not the registry's latest build of {doc['release']} "
+                    f"(status {status}, registry sha256 {sha})",
+                    path=MANIFEST,
+                )
+            ]
+        )
 
 
 def _stored_manifest(ws: Workspace, name: str) -> tuple[str, str, tuple | None] | str:
@@ -193,8 +248,13 @@ def _stored_manifest(ws: Workspace, name: str) -> tuple[str, str, tuple | None] 
     eng = create_engine(ws.url, poolclass=NullPool)
     try:
         with eng.connect() as c:
-            row = c.execute(text("SELECT status, manifest_sha256, package_path, package_size, package_sha256 "
-                                 "FROM release WHERE name = :n"), {"n": name}).first()
+            row = c.execute(
+                text(
+                    "SELECT status, manifest_sha256, package_path, package_size, package_sha256 "
+                    "FROM release WHERE name = :n"
+                ),
+                {"n": name},
+            ).first()
     except SQLAlchemyError as e:
         return f"the registry could not be read ({type(getattr(e, 'orig', None) or e).__name__})"
     finally:
@@ -220,15 +280,28 @@ def _read_sums(root: Path, present: dict, out: FixityReport) -> dict[str, str] |
     for n, line in enumerate((root / SUMS).read_bytes().decode("utf-8", "replace").splitlines(), start=1):
         m = _SUM_LINE.fullmatch(line)
         if m is None or m.group(2) in sums or m.group(2) == "SHA256SUMS":
-            out.report.extend([error("REL030", f"line {n} is not '<sha256>  <file name>' of a file of packages/ "
-                                     "listed once", path=SUMS)])
+            out.report.extend(
+                [
+                    error(
+                        "REL030",
+                        f"line {n} is not '<sha256>  <file name>' of a file of packages/ listed once",
+                        path=SUMS,
+                    )
+                ]
+            )
             continue
         sums[m.group(2)] = m.group(1)
     return sums
 
 
-def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int | None = None,
-           progress: bool = False, expected_manifest_sha256: str | None = None) -> FixityReport:
+def verify(
+    root: str | os.PathLike,
+    *,
+    ws: Workspace | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    expected_manifest_sha256: str | None = None,
+) -> FixityReport:
     """Check the release folder ``root`` against its manifest, its ``packages/SHA256SUMS`` if any, and
     the registry of ``ws`` or the manifest SHA-256 ``expected_manifest_sha256`` (if given)."""
     root = Path(root).absolute()
@@ -254,8 +327,9 @@ def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int
         if st is None:
             out.report.extend([error("REL031", f"listed in {MANIFEST} ({entry['size']} bytes) but missing", path=path)])
         elif not _regular(st):
-            out.report.extend([error("REL034", "not a regular file (a symbolic link or special file is never followed)",
-                                     path=path)])
+            out.report.extend(
+                [error("REL034", "not a regular file (a symbolic link or special file is never followed)", path=path)]
+            )
         elif st.st_size != entry["size"]:
             out.report.extend([error("REL032", f"{st.st_size} bytes, manifest says {entry['size']}", path=path)])
         else:
@@ -284,8 +358,9 @@ def verify(root: str | os.PathLike, *, ws: Workspace | None = None, workers: int
         if isinstance(digest, OSError):
             out.report.extend([error("REL031", f"could not be read ({digest.strerror or digest})", path=path)])
         elif digest != entry["sha256"]:
-            out.report.extend([error("REL032", f"sha256 {digest[:12]}…, {against} says {entry['sha256'][:12]}…",
-                                     path=path)])
+            out.report.extend(
+                [error("REL032", f"sha256 {digest[:12]}…, {against} says {entry['sha256'][:12]}…", path=path)]
+            )
     _registry_check(ws, doc, out, expected_manifest_sha256, sums)
     return out
 
@@ -307,8 +382,14 @@ def hash_all(root: Path, todo, workers: int | None, progress: bool, total: int):
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("verify"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn("verify"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("", total=total)
 
         def one(pe):
@@ -316,4 +397,3 @@ def hash_all(root: Path, todo, workers: int | None, progress: bool, total: int):
 
         with ThreadPoolExecutor(workers) as pool:
             yield from pool.map(one, todo)
-

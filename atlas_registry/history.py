@@ -53,10 +53,15 @@ def describe(details: dict) -> list[str]:
         lines.append(f"standard-space mask(s) {details['standard']}")
     if "status" in details:
         st = details["status"]
-        lines.append(f"standardized subset: {st['from']} -> {st['to']}" + (f" ({st['note']})" if st.get("note") else ""))
+        lines.append(
+            f"standardized subset: {st['from']} -> {st['to']}" + (f" ({st['note']})" if st.get("note") else "")
+        )
     if "withdrawn" in details:
-        lines.append("withdrawn from every future release (published releases keep it)" if details["withdrawn"]["to"]
-                     else "reinstated: in the views and the next releases again")
+        lines.append(
+            "withdrawn from every future release (published releases keep it)"
+            if details["withdrawn"]["to"]
+            else "reinstated: in the views and the next releases again"
+        )
     return lines
 
 
@@ -68,11 +73,17 @@ _INGEST_LINES = {
 
 def revisions_of(s: Session, tp: Timepoint) -> list[Revision]:
     """Every revision of the scan ``tp``, oldest first."""
-    revs = s.exec(select(Revision).where(or_(Revision.timepoint_id == tp.id,
-                                             Revision.kind.in_(("ingest", "attach_standard"))))
-                  .order_by(Revision.id)).all()
-    return [r for r in revs if r.timepoint_id == tp.id
-            or (r.timepoint_id is None and tp.code in json.loads(r.details or "{}").get("scans", []))]
+    revs = s.exec(
+        select(Revision)
+        .where(or_(Revision.timepoint_id == tp.id, Revision.kind.in_(("ingest", "attach_standard"))))
+        .order_by(Revision.id)
+    ).all()
+    return [
+        r
+        for r in revs
+        if r.timepoint_id == tp.id
+        or (r.timepoint_id is None and tp.code in json.loads(r.details or "{}").get("scans", []))
+    ]
 
 
 def scan_history(ws: Workspace, scan: str) -> list[HistoryEntry]:
@@ -80,8 +91,11 @@ def scan_history(ws: Workspace, scan: str) -> list[HistoryEntry]:
     with db.session(ws) as s:
         tp = timepoint(s, scan, "HIS001")
         # published releases, oldest content first, and those that hold this scan
-        published = s.exec(select(Release).where(Release.status == "published", Release.last_revision_id.is_not(None))
-                           .order_by(Release.last_revision_id, Release.id)).all()
+        published = s.exec(
+            select(Release)
+            .where(Release.status == "published", Release.last_revision_id.is_not(None))
+            .order_by(Release.last_revision_id, Release.id)
+        ).all()
         holding = set(s.exec(select(ReleaseScan.release_id).where(ReleaseScan.timepoint_id == tp.id)).all())
         out = []
         for r in revisions_of(s, tp):
@@ -89,12 +103,26 @@ def scan_history(ws: Workspace, scan: str) -> list[HistoryEntry]:
             details = json.loads(r.details or "{}")
             changes = _INGEST_LINES.get(r.kind) or describe(details)
             # the first published release that reflects it: holds the scan, or (a withdrawal) no longer does
-            first = next((rel.name for rel in published if rel.last_revision_id >= r.id
-                          and (rel.id in holding) != (r.kind == "withdraw_scan")), None)
-            out.append(HistoryEntry(
-                revision=r.id, kind=r.kind, at=r.created_at, author=r.author, reason=r.reason,
-                issue={"number": issue.id, "title": issue.title, "url": issue.url, "status": issue.status}
-                if issue else None,
-                changes=changes, first_release=first,
-            ))
+            first = next(
+                (
+                    rel.name
+                    for rel in published
+                    if rel.last_revision_id >= r.id and (rel.id in holding) != (r.kind == "withdraw_scan")
+                ),
+                None,
+            )
+            out.append(
+                HistoryEntry(
+                    revision=r.id,
+                    kind=r.kind,
+                    at=r.created_at,
+                    author=r.author,
+                    reason=r.reason,
+                    issue={"number": issue.id, "title": issue.title, "url": issue.url, "status": issue.status}
+                    if issue
+                    else None,
+                    changes=changes,
+                    first_release=first,
+                )
+            )
         return out

@@ -35,8 +35,8 @@ from .models import (
     LesionAnnotation,
     LesionMask,
     Revision,
-    ScanReport,
     Scanner,
+    ScanReport,
     StoredObject,
     Subject,
     Timepoint,
@@ -123,8 +123,7 @@ def ingest_path(
 class _Writer:
     """Holds the open session, the store and the counters of one ingest."""
 
-    def __init__(self, ws: Workspace, sess: Session, result: ValidationResult, scrub: bool,
-                 spool: Path | None = None):
+    def __init__(self, ws: Workspace, sess: Session, result: ValidationResult, scrub: bool, spool: Path | None = None):
         self.ws, self.s, self.result, self.scrub, self.spool = ws, sess, result, scrub, spool
         self.store = ObjectStore(ws.objects_dir)
         self.new_objects: list[str] = []
@@ -163,7 +162,9 @@ class _Writer:
         existing: set[str] = set()
         shas = sorted({r.sha256 for r in todo})
         for i in range(0, len(shas), 500):
-            existing |= set(self.s.exec(select(StoredObject.sha256).where(StoredObject.sha256.in_(shas[i:i + 500]))).all())
+            existing |= set(
+                self.s.exec(select(StoredObject.sha256).where(StoredObject.sha256.in_(shas[i : i + 500]))).all()
+            )
         new_rows: dict[str, dict] = {}
 
         def one(rec) -> tuple:
@@ -193,15 +194,20 @@ class _Writer:
                 if isinstance(rec, ImageRecord) and rec.defaced:
                     self.verdicts.add(f"face {sha}")
             if rec.relpath in scrubbed:
-                self.events.append(("scrub", rec.relpath, "stored the canonical form: header text fields blanked, "
-                                    "extensions dropped"))
+                self.events.append(
+                    ("scrub", rec.relpath, "stored the canonical form: header text fields blanked, extensions dropped")
+                )
                 self.out.scrubbed += 1
             self.sha_of[rec.relpath] = sha
             if sha in existing or sha in new_rows or sha in self.known_objects:
                 self.out.files_reused += 1
                 continue
-            new_rows[sha] = {"sha256": sha, "size_bytes": size if size is not None else self.store.path_of(sha).stat().st_size,
-                             "media_type": media_type(rec.relpath), "created_at": now()}
+            new_rows[sha] = {
+                "sha256": sha,
+                "size_bytes": size if size is not None else self.store.path_of(sha).stat().st_size,
+                "media_type": media_type(rec.relpath),
+                "created_at": now(),
+            }
             self.out.files_stored += 1
             self.events.append(("store", rec.relpath, sha))
         if new_rows:
@@ -210,8 +216,11 @@ class _Writer:
 
     def scrubbed_paths(self) -> set[str]:
         """Files whose header text or extensions validation reported as scrubbed (``--scrub-headers``)."""
-        return {f.path for f in self.result.report.findings
-                if f.severity == "info" and f.code in ("DEID001", "DEID002") and f.path}
+        return {
+            f.path
+            for f in self.result.report.findings
+            if f.severity == "info" and f.code in ("DEID001", "DEID002") and f.path
+        }
 
     def put_file(self, rec) -> str:
         """Copy one validated file into the store; returns the SHA-256 the registry records."""
@@ -222,10 +231,21 @@ class _Writer:
         sha = self.put_file(rec)
         self.out.images_added += 1
         return dict(
-            timepoint_id=tp_id, space=space, modality="T1w", sha256=sha, source_name=Path(rec.relpath).name,
-            shape_x=rec.shape[0], shape_y=rec.shape[1], shape_z=rec.shape[2],
-            voxel_x_mm=rec.zooms[0], voxel_y_mm=rec.zooms[1], voxel_z_mm=rec.zooms[2],
-            dtype=rec.dtype, affine=json.dumps(rec.affine), defaced=rec.defaced, created_rev_id=rev_id,
+            timepoint_id=tp_id,
+            space=space,
+            modality="T1w",
+            sha256=sha,
+            source_name=Path(rec.relpath).name,
+            shape_x=rec.shape[0],
+            shape_y=rec.shape[1],
+            shape_z=rec.shape[2],
+            voxel_x_mm=rec.zooms[0],
+            voxel_y_mm=rec.zooms[1],
+            voxel_z_mm=rec.zooms[2],
+            dtype=rec.dtype,
+            affine=json.dumps(rec.affine),
+            defaced=rec.defaced,
+            created_rev_id=rev_id,
             retired_rev_id=None,
         )
 
@@ -242,10 +262,21 @@ class _Writer:
 def mask_values(lesion_id: int, rec: MaskRecord, sha: str, rev_id: int) -> dict:
     cx, cy, cz = rec.centroid_mm
     return dict(
-        lesion_id=lesion_id, variant=rec.variant, space=rec.space, sha256=sha,
-        source_name=Path(rec.relpath).name, voxel_count=rec.voxel_count, volume_mm3=rec.volume_mm3,
-        centroid_x_mm=cx, centroid_y_mm=cy, centroid_z_mm=cz, n_components=rec.n_components,
-        hemisphere=rec.hemisphere, location=rec.location, created_rev_id=rev_id, retired_rev_id=None,
+        lesion_id=lesion_id,
+        variant=rec.variant,
+        space=rec.space,
+        sha256=sha,
+        source_name=Path(rec.relpath).name,
+        voxel_count=rec.voxel_count,
+        volume_mm3=rec.volume_mm3,
+        centroid_x_mm=cx,
+        centroid_y_mm=cy,
+        centroid_z_mm=cz,
+        n_components=rec.n_components,
+        hemisphere=rec.hemisphere,
+        location=rec.location,
+        created_rev_id=rev_id,
+        retired_rev_id=None,
     )
 
 
@@ -261,8 +292,7 @@ def insert_all(s: Session, model, rows: list[dict]) -> None:
         s.execute(insert(model), rows)
 
 
-def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool,
-           spool: Path | None = None) -> IngestOutcome:
+def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool, spool: Path | None = None) -> IngestOutcome:
     with db.session(ws) as s:
         db.write_lock(s)
         w = _Writer(ws, s, result, scrub_headers, spool)
@@ -275,13 +305,24 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool,
                 s.rollback()
                 w.out.status = "noop"
                 return w.out
-            run = IngestRun(source=str(result.root), started_at=now(), operator=operator(), status="running",
-                            n_files=result.report.files, n_warnings=len(result.report.warnings))
+            run = IngestRun(
+                source=str(result.root),
+                started_at=now(),
+                operator=operator(),
+                status="running",
+                n_files=result.report.files,
+                n_warnings=len(result.report.warnings),
+            )
             s.add(run)
             s.flush()
-            rev = Revision(kind="ingest" if result.kind != "standard" else "attach_standard", ingest_run_id=run.id,
-                           author=run.operator, reason=f"ingest of {result.root.name}", created_at=now(),
-                           details=json.dumps({"scans": sorted(changed)}))
+            rev = Revision(
+                kind="ingest" if result.kind != "standard" else "attach_standard",
+                ingest_run_id=run.id,
+                author=run.operator,
+                reason=f"ingest of {result.root.name}",
+                created_at=now(),
+                details=json.dumps({"scans": sorted(changed)}),
+            )
             s.add(rev)
             s.flush()
             if result.kind == "standard":
@@ -313,17 +354,23 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool,
 
 # -- native ----------------------------------------------------------------------------------
 
+
 def _current_native_signature(s: Session, tp: Timepoint) -> dict:
     files = {}
-    img = s.exec(select(Image).where(Image.timepoint_id == tp.id, Image.space == "native",
-                                      Image.retired_rev_id.is_(None))).first()
+    img = s.exec(
+        select(Image).where(Image.timepoint_id == tp.id, Image.space == "native", Image.retired_rev_id.is_(None))
+    ).first()
     if img:
         files[("t1",)] = img.sha256
     rows = s.exec(
         select(Lesion.number, LesionMask.variant, LesionMask.sha256)
         .join(LesionMask, LesionMask.lesion_id == Lesion.id)
-        .where(Lesion.timepoint_id == tp.id, Lesion.retired_rev_id.is_(None), LesionMask.retired_rev_id.is_(None),
-               LesionMask.space == "native")
+        .where(
+            Lesion.timepoint_id == tp.id,
+            Lesion.retired_rev_id.is_(None),
+            LesionMask.retired_rev_id.is_(None),
+            LesionMask.space == "native",
+        )
     ).all()
     for n, variant, sha in rows:
         files[(n, variant)] = sha
@@ -343,8 +390,12 @@ def _record_signature(rec) -> dict:
 def _refuse_withdrawn(tp: Timepoint) -> None:
     """ING006: a withdrawn scan does not come back by ingest (its folder is still in the source)."""
     if tp.withdrawn:
-        raise AtlasError("ING006", f"{tp.code} was withdrawn from the registry: remove its folder from the input, or "
-                         "bring it back with `atlas-registry revise reinstate`", path=tp.code)
+        raise AtlasError(
+            "ING006",
+            f"{tp.code} was withdrawn from the registry: remove its folder from the input, or "
+            "bring it back with `atlas-registry revise reinstate`",
+            path=tp.code,
+        )
 
 
 def _plan_native(s: Session, result: ValidationResult) -> set[str]:
@@ -376,12 +427,20 @@ def _refuse_duplicates(s: Session, new: dict) -> None:
     if not shas:
         return
     for chunk in facts.chunks(sorted(shas)):
-        row = s.exec(select(Image.sha256, Timepoint.code).join(Timepoint, Timepoint.id == Image.timepoint_id)
-                     .where(Image.space == "native", Image.sha256.in_(chunk)).order_by(Timepoint.code)).first()
+        row = s.exec(
+            select(Image.sha256, Timepoint.code)
+            .join(Timepoint, Timepoint.id == Image.timepoint_id)
+            .where(Image.space == "native", Image.sha256.in_(chunk))
+            .order_by(Timepoint.code)
+        ).first()
         if row is not None:
             sid = shas[row[0]]
-            raise AtlasError("ING007", f"its T1 is the T1 of {row[1]}, already in the registry (sha256 "
-                             f"{row[0][:12]}): the same scan under a second identifier?", path=sid)
+            raise AtlasError(
+                "ING007",
+                f"its T1 is the T1 of {row[1]}, already in the registry (sha256 "
+                f"{row[0][:12]}): the same scan under a second identifier?",
+                path=sid,
+            )
 
 
 def _get_or_create_cohort(s: Session, code: str, cache: dict) -> Cohort:
@@ -400,13 +459,24 @@ def _scanner_for(s: Session, cohort: Cohort, meta, cache: dict) -> Scanner | Non
         sm = meta.scanners.get(cohort.code) if meta else None
         sc = None
         if sm is not None:
-            sc = s.exec(select(Scanner).where(Scanner.cohort_id == cohort.id, Scanner.manufacturer == sm.manufacturer,
-                                              Scanner.model == sm.model,
-                                              Scanner.field_strength_t == sm.field_strength_t)).first()
+            sc = s.exec(
+                select(Scanner).where(
+                    Scanner.cohort_id == cohort.id,
+                    Scanner.manufacturer == sm.manufacturer,
+                    Scanner.model == sm.model,
+                    Scanner.field_strength_t == sm.field_strength_t,
+                )
+            ).first()
             if sc is None:
-                sc = Scanner(cohort_id=cohort.id, manufacturer=sm.manufacturer, model=sm.model,
-                             field_strength_t=sm.field_strength_t, voxel_x_mm=sm.voxel_mm[0],
-                             voxel_y_mm=sm.voxel_mm[1], voxel_z_mm=sm.voxel_mm[2])
+                sc = Scanner(
+                    cohort_id=cohort.id,
+                    manufacturer=sm.manufacturer,
+                    model=sm.model,
+                    field_strength_t=sm.field_strength_t,
+                    voxel_x_mm=sm.voxel_mm[0],
+                    voxel_y_mm=sm.voxel_mm[1],
+                    voxel_z_mm=sm.voxel_mm[2],
+                )
                 s.add(sc)
                 s.flush()
         cache[cohort.code] = sc
@@ -419,8 +489,10 @@ def _write_native(w: _Writer, scans: set[str], rev_id: int) -> None:
     meta = result.metadata
     order = sorted(scans)
     recs = [result.scans[sid] for sid in order]
-    w.prefetch([r.t1 for r in recs if r.t1 is not None]
-               + [m for r in recs for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())])
+    w.prefetch(
+        [r.t1 for r in recs if r.t1 is not None]
+        + [m for r in recs for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())]
+    )
 
     cohorts: dict[str, Cohort] = {}
     scanners: dict[str, Scanner | None] = {}
@@ -431,9 +503,10 @@ def _write_native(w: _Writer, scans: set[str], rev_id: int) -> None:
     rows = []
     for code in new_subjects:
         scan = next(i for i in ids.values() if i.subject_code == code)
-        rows.append({"cohort_id": _get_or_create_cohort(s, scan.cohort_code, cohorts).id, "code": code,
-                     "number": scan.subject})
-    subjects.update(zip(new_subjects, insert_returning_ids(s, Subject, rows)))
+        rows.append(
+            {"cohort_id": _get_or_create_cohort(s, scan.cohort_code, cohorts).id, "code": code, "number": scan.subject}
+        )
+    subjects.update(zip(new_subjects, insert_returning_ids(s, Subject, rows), strict=False))
     public_ids.assign_many(s, [subjects[c] for c in new_subjects], now())
 
     tp_rows = []
@@ -442,25 +515,44 @@ def _write_native(w: _Writer, scans: set[str], rev_id: int) -> None:
         cohort = _get_or_create_cohort(s, scan.cohort_code, cohorts)
         sc = _scanner_for(s, cohort, meta, scanners)
         sm = meta.scans.get(sid) if meta else None
-        tp_rows.append({"subject_id": subjects[scan.subject_code], "scanner_id": sc.id if sc else None, "code": sid,
-                        "number": scan.timepoint, "standard_status": "pending", "exclusion_reason": None,
-                        "exclusion_note": None,
-                        "primary_chosen_by_neuroradiologist": bool(sm and sm.primary_chosen_by_neuroradiologist)})
-    tp_ids = dict(zip(order, insert_returning_ids(s, Timepoint, tp_rows)))
+        tp_rows.append(
+            {
+                "subject_id": subjects[scan.subject_code],
+                "scanner_id": sc.id if sc else None,
+                "code": sid,
+                "number": scan.timepoint,
+                "standard_status": "pending",
+                "exclusion_reason": None,
+                "exclusion_note": None,
+                "primary_chosen_by_neuroradiologist": bool(sm and sm.primary_chosen_by_neuroradiologist),
+            }
+        )
+    tp_ids = dict(zip(order, insert_returning_ids(s, Timepoint, tp_rows), strict=False))
 
     images, reports, lesion_rows, lesion_keys = [], [], [], []
-    for sid, rec in zip(order, recs):
+    for sid, rec in zip(order, recs, strict=False):
         if rec.t1 is not None:
             images.append(w.image_values(tp_ids[sid], rec.t1, "native", rev_id))
         sm = meta.scans.get(sid) if meta else None
         if sm is not None:
-            reports.append({"timepoint_id": tp_ids[sid], "stroke_type": sm.stroke_type,
-                            "primary_location": sm.primary_location, "primary_hemisphere": sm.primary_hemisphere,
-                            "vascular_territory": sm.vascular_territory, "pvh": sm.pvh, "dwmh": sm.dwmh,
-                            "notes": sm.notes, "created_rev_id": rev_id, "retired_rev_id": None})
+            reports.append(
+                {
+                    "timepoint_id": tp_ids[sid],
+                    "stroke_type": sm.stroke_type,
+                    "primary_location": sm.primary_location,
+                    "primary_hemisphere": sm.primary_hemisphere,
+                    "vascular_territory": sm.vascular_territory,
+                    "pvh": sm.pvh,
+                    "dwmh": sm.dwmh,
+                    "notes": sm.notes,
+                    "created_rev_id": rev_id,
+                    "retired_rev_id": None,
+                }
+            )
         for n in sorted(rec.lesions):
-            lesion_rows.append({"timepoint_id": tp_ids[sid], "number": n, "created_rev_id": rev_id,
-                                "retired_rev_id": None})
+            lesion_rows.append(
+                {"timepoint_id": tp_ids[sid], "number": n, "created_rev_id": rev_id, "retired_rev_id": None}
+            )
             lesion_keys.append((sid, n))
     insert_all(s, Image, images)
     insert_all(s, ScanReport, reports)
@@ -468,45 +560,70 @@ def _write_native(w: _Writer, scans: set[str], rev_id: int) -> None:
     w.out.lesions_added += len(lesion_ids)
 
     masks, annotations = [], []
-    for (sid, n), lesion_id in zip(lesion_keys, lesion_ids):
-        for variant, mrec in sorted(result.scans[sid].lesions[n].items()):
+    for (sid, n), lesion_id in zip(lesion_keys, lesion_ids, strict=False):
+        for _variant, mrec in sorted(result.scans[sid].lesions[n].items()):
             masks.append(w.mask_values(lesion_id, mrec, rev_id))
         lm = meta.lesions.get((sid, n)) if meta else None
         if lm is not None:
-            annotations.append({"lesion_id": lesion_id, "hemisphere": lm.hemisphere, "location": lm.location,
-                                "tracer": lm.tracer, "reviewer": lm.reviewer, "created_rev_id": rev_id,
-                                "retired_rev_id": None})
+            annotations.append(
+                {
+                    "lesion_id": lesion_id,
+                    "hemisphere": lm.hemisphere,
+                    "location": lm.location,
+                    "tracer": lm.tracer,
+                    "reviewer": lm.reviewer,
+                    "created_rev_id": rev_id,
+                    "retired_rev_id": None,
+                }
+            )
     insert_all(s, LesionMask, masks)
     insert_all(s, LesionAnnotation, annotations)
 
 
 # -- standard --------------------------------------------------------------------------------
 
+
 def _plan_standard(s: Session, result: ValidationResult) -> set[str]:
     """Scans whose standard-space files or status are new; the scans must already be registered."""
     wanted = set(result.scans) | {f.scan_id for f in result.registration_failures} | set(result.low_resolution)
-    tps = {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(sorted(wanted)))).all()} if wanted else {}
+    tps = (
+        {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(sorted(wanted)))).all()}
+        if wanted
+        else {}
+    )
     missing = sorted(wanted - set(tps))
     if missing:
-        raise AtlasError("ING003", f"standardized files for scans not in the registry: {', '.join(missing[:5])}"
-                         + (" …" if len(missing) > 5 else "") + "; ingest the native archive first", path=missing[0])
+        raise AtlasError(
+            "ING003",
+            f"standardized files for scans not in the registry: {', '.join(missing[:5])}"
+            + (" …" if len(missing) > 5 else "")
+            + "; ingest the native archive first",
+            path=missing[0],
+        )
     for tp in tps.values():
         _refuse_withdrawn(tp)
     changed: set[str] = set()
     for sid, rec in result.scans.items():
         tp = tps[sid]
-        have = s.exec(select(Image.sha256).where(Image.timepoint_id == tp.id, Image.space == STANDARD_SPACE,
-                                                  Image.retired_rev_id.is_(None))).first()
+        have = s.exec(
+            select(Image.sha256).where(
+                Image.timepoint_id == tp.id, Image.space == STANDARD_SPACE, Image.retired_rev_id.is_(None)
+            )
+        ).first()
         if have is None:
             changed.add(sid)
         elif rec.t1 is not None and have != rec.t1.sha256:
-            raise AtlasError("ING002", f"{sid} already has different standardized files; use `atlas-registry revise`",
-                             path=sid)
-        numbers = set(s.exec(select(Lesion.number).where(Lesion.timepoint_id == tp.id, Lesion.retired_rev_id.is_(None))).all())
+            raise AtlasError(
+                "ING002", f"{sid} already has different standardized files; use `atlas-registry revise`", path=sid
+            )
+        numbers = set(
+            s.exec(select(Lesion.number).where(Lesion.timepoint_id == tp.id, Lesion.retired_rev_id.is_(None))).all()
+        )
         extra = sorted(set(rec.lesions) - numbers)
         if extra:
-            raise AtlasError("ING005", f"{sid}: standardized mask for lesion {extra[0]} that the native scan does not have",
-                             path=sid)
+            raise AtlasError(
+                "ING005", f"{sid}: standardized mask for lesion {extra[0]} that the native scan does not have", path=sid
+            )
     for f in result.registration_failures:
         if tps[f.scan_id].standard_status != "excluded":
             changed.add(f.scan_id)
@@ -522,14 +639,19 @@ def _write_standard(w: _Writer, scans: set[str], rev_id: int) -> None:
     lowres = set(result.low_resolution)
     order = sorted(scans)
     attach = [result.scans[sid] for sid in order if sid in result.scans]
-    w.prefetch([r.t1 for r in attach if r.t1 is not None]
-               + [m for r in attach for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())])
+    w.prefetch(
+        [r.t1 for r in attach if r.t1 is not None]
+        + [m for r in attach for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())]
+    )
     tps = {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(order))).all()}
     lesions: dict[tuple[int, int], int] = {}
     tp_ids = [tp.id for tp in tps.values()]
     for i in range(0, len(tp_ids), 500):
-        for lid, tid, num in s.exec(select(Lesion.id, Lesion.timepoint_id, Lesion.number).where(
-                Lesion.timepoint_id.in_(tp_ids[i:i + 500]), Lesion.retired_rev_id.is_(None))).all():
+        for lid, tid, num in s.exec(
+            select(Lesion.id, Lesion.timepoint_id, Lesion.number).where(
+                Lesion.timepoint_id.in_(tp_ids[i : i + 500]), Lesion.retired_rev_id.is_(None)
+            )
+        ).all():
             lesions[(tid, num)] = lid
     images, masks, status = [], [], []
     for sid in order:
@@ -541,13 +663,27 @@ def _write_standard(w: _Writer, scans: set[str], rev_id: int) -> None:
             for n in sorted(rec.lesions):
                 for _, mrec in sorted(rec.lesions[n].items()):
                     masks.append(w.mask_values(lesions[(tp.id, n)], mrec, rev_id))
-            status.append({"id": tp.id, "standard_status": "included", "exclusion_reason": None, "exclusion_note": None})
+            status.append(
+                {"id": tp.id, "standard_status": "included", "exclusion_reason": None, "exclusion_note": None}
+            )
         elif sid in failures:
-            status.append({"id": tp.id, "standard_status": "excluded", "exclusion_reason": "registration_failed",
-                           "exclusion_note": failures[sid]})
+            status.append(
+                {
+                    "id": tp.id,
+                    "standard_status": "excluded",
+                    "exclusion_reason": "registration_failed",
+                    "exclusion_note": failures[sid],
+                }
+            )
         elif sid in lowres:
-            status.append({"id": tp.id, "standard_status": "excluded", "exclusion_reason": "low_resolution",
-                           "exclusion_note": "acquired below the standardized subset's minimum resolution"})
+            status.append(
+                {
+                    "id": tp.id,
+                    "standard_status": "excluded",
+                    "exclusion_reason": "low_resolution",
+                    "exclusion_note": "acquired below the standardized subset's minimum resolution",
+                }
+            )
     insert_all(s, Image, images)
     insert_all(s, LesionMask, masks)
     if status:

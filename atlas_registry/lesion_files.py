@@ -45,12 +45,20 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
         row = s.exec(
             select(LesionMask.sha256)
             .join(Lesion, Lesion.id == LesionMask.lesion_id)
-            .where(Lesion.timepoint_id == tp.id, Lesion.number == lesion, Lesion.retired_rev_id.is_(None),
-                   LesionMask.variant == "raw_voi", LesionMask.space == "native",
-                   LesionMask.retired_rev_id.is_(None))
+            .where(
+                Lesion.timepoint_id == tp.id,
+                Lesion.number == lesion,
+                Lesion.retired_rev_id.is_(None),
+                LesionMask.variant == "raw_voi",
+                LesionMask.space == "native",
+                LesionMask.retired_rev_id.is_(None),
+            )
         ).first()
-        t1_sha = s.exec(select(Image.sha256).where(Image.timepoint_id == tp.id, Image.space == "native",
-                                                   Image.retired_rev_id.is_(None))).first()
+        t1_sha = s.exec(
+            select(Image.sha256).where(
+                Image.timepoint_id == tp.id, Image.space == "native", Image.retired_rev_id.is_(None)
+            )
+        ).first()
     if row is None:
         raise AtlasError("REV005", f"{scan} has no lesion {lesion}", path=scan)
     store = ObjectStore(ws.objects_dir)
@@ -58,7 +66,8 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
         return store.get(row)
     kept = erode(niio.decode(store.get(row), "raw.voi").dataobj, erode_layers)
     if not kept.any():
-        raise AtlasError("REV013", f"lesion {lesion} of {scan} has nothing left after eroding {erode_layers} "
-                                   "layer(s)", path=scan)
+        raise AtlasError(
+            "REV013", f"lesion {lesion} of {scan} has nothing left after eroding {erode_layers} layer(s)", path=scan
+        )
     t1 = niio.decode(store.get(t1_sha), "t1.nii.gz")
     return niio.encode_voi(kept.astype(np.uint8), t1)

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import zipfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -99,6 +99,7 @@ def count_column(hemisphere: str, location: str) -> str:
 
 # -- schemas ------------------------------------------------------------------------------------
 
+
 def schema_dir() -> Path:
     """The repository's ``schemas/`` folder, or the copy packaged as ``atlas_registry/_schemas``."""
     here = Path(__file__).resolve().parent
@@ -108,7 +109,7 @@ def schema_dir() -> Path:
     raise AtlasError("SCHEMA001", "the JSON Schema folder was not found (schemas/ or atlas_registry/_schemas/)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict:
     """A JSON Schema by name: ``"scans"`` → ``metadata-scans.schema.json``; a full file name works too."""
     fname = name if name.endswith(".json") else f"metadata-{name}.schema.json"
@@ -165,6 +166,7 @@ def typed_records(table: str, df: pd.DataFrame) -> list[dict]:
 
 # -- writing -----------------------------------------------------------------------------------
 
+
 def _frame(table: str, rows) -> pd.DataFrame:
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=list(COLUMNS[table]))
     missing = [c for c in COLUMNS[table] if c not in df.columns]
@@ -197,10 +199,13 @@ def _text_cells(ws, values: list, rownum: int, columns: list) -> list:
     from .validate.formulas import control
 
     out = []
-    for col, v in zip(columns, values):
+    for col, v in zip(columns, values, strict=False):
         if isinstance(v, str) and (ch := control(v)):
-            raise AtlasError("META018", f"sheet {ws.title!r} row {rownum} column {col!r}: the cell holds the control "
-                             f"character {ch}, which a workbook cannot hold")
+            raise AtlasError(
+                "META018",
+                f"sheet {ws.title!r} row {rownum} column {col!r}: the cell holds the control "
+                f"character {ch}, which a workbook cannot hold",
+            )
         c = Cell(ws, value=v)
         if isinstance(v, str):
             c.data_type = "s"
@@ -235,7 +240,9 @@ def _deterministic_zip(data: bytes) -> bytes:
             if info.filename == "docProps/core.xml":
                 text = body.decode("utf-8")
                 for tag in ("created", "modified"):
-                    text = re.sub(rf"(<dcterms:{tag}[^>]*>)[^<]*(</dcterms:{tag}>)", rf"\g<1>{WORKBOOK_TIMESTAMP}\g<2>", text)
+                    text = re.sub(
+                        rf"(<dcterms:{tag}[^>]*>)[^<]*(</dcterms:{tag}>)", rf"\g<1>{WORKBOOK_TIMESTAMP}\g<2>", text
+                    )
                 body = text.encode("utf-8")
             zi = zipfile.ZipInfo(info.filename, date_time=_ZIP_DATE)
             zi.compress_type = zipfile.ZIP_DEFLATED
@@ -261,6 +268,7 @@ def write_registration_failures(standard_root: str | os.PathLike, rows) -> None:
 
 
 # -- reading -----------------------------------------------------------------------------------
+
 
 def _text(v) -> str:
     if v is None:
@@ -326,7 +334,7 @@ def _used(values: tuple) -> int:
     up to the last one holding a value (one C-level comparison for the usual narrow row)."""
     n = len(values)
     for width in (16, 32, 64):
-        if width < n and values[width:] == _NONES[:n - width]:
+        if width < n and values[width:] == _NONES[: n - width]:
             n = width
             break
     while n and values[n - 1] is None:
@@ -350,7 +358,7 @@ def _read_workbook(path: Path) -> dict[str, pd.DataFrame]:
         for ws in wb.worksheets:
             rows = []
             for n, r in enumerate(ws.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1), start=1):
-                row = [_text(v) for v in r[:_used(r)]]
+                row = [_text(v) for v in r[: _used(r)]]
                 _check_row(row, n, path, f"sheet {ws.title!r} ")
                 if any(c != "" for c in row):
                     rows.append(row[:MAX_COLUMNS])

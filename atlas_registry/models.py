@@ -17,10 +17,20 @@ release is frozen as its ``release_item`` rows (path, size, SHA-256, source revi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        false, text)
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 HEMISPHERES = ("left", "right", "other")
@@ -79,10 +89,10 @@ class Cohort(SQLModel, table=True):
     __tablename__ = "cohort"
     __table_args__ = (CheckConstraint("code LIKE 'c____'", name="ck_cohort_code"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=5, unique=True, index=True, description="cXXXX")
-    site: Optional[str] = Field(default=None, max_length=200, description="site or study name")
-    description: Optional[str] = Field(default=None, sa_type=Text)
+    site: str | None = Field(default=None, max_length=200, description="site or study name")
+    description: str | None = Field(default=None, sa_type=Text)
 
 
 class Scanner(SQLModel, table=True):
@@ -93,7 +103,7 @@ class Scanner(SQLModel, table=True):
         CheckConstraint("voxel_x_mm > 0 AND voxel_y_mm > 0 AND voxel_z_mm > 0", name="ck_scanner_voxel"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     cohort_id: int = _fk("cohort.id")
     manufacturer: str = Field(max_length=100)
     model: str = Field(max_length=100)
@@ -107,7 +117,7 @@ class Subject(SQLModel, table=True):
     __tablename__ = "subject"
     __table_args__ = (CheckConstraint("number >= 0", name="ck_subject_number"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     cohort_id: int = _fk("cohort.id")
     code: str = Field(max_length=10, unique=True, index=True, description="cXXXXsXXXX")
     number: int
@@ -119,15 +129,15 @@ class Revision(SQLModel, table=True):
     __tablename__ = "revision"
     __table_args__ = (CheckConstraint(_in("kind", REVISION_KINDS), name="ck_revision_kind"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)
-    issue_id: Optional[int] = _fk("issue.id", nullable=True)
-    timepoint_id: Optional[int] = _fk("timepoint.id", nullable=True)
-    ingest_run_id: Optional[int] = _fk("ingest_run.id", nullable=True)
+    issue_id: int | None = _fk("issue.id", nullable=True)
+    timepoint_id: int | None = _fk("timepoint.id", nullable=True)
+    ingest_run_id: int | None = _fk("ingest_run.id", nullable=True)
     author: str = Field(max_length=200)
     reason: str = Field(sa_type=Text)
     created_at: datetime
-    details: Optional[str] = Field(default=None, sa_type=Text, description="JSON: what changed")
+    details: str | None = Field(default=None, sa_type=Text, description="JSON: what changed")
 
 
 class Timepoint(SQLModel, table=True):
@@ -144,14 +154,14 @@ class Timepoint(SQLModel, table=True):
         UniqueConstraint("subject_id", "number", name="uq_timepoint_subject_number"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     subject_id: int = _fk("subject.id")
-    scanner_id: Optional[int] = _fk("scanner.id", nullable=True)
+    scanner_id: int | None = _fk("scanner.id", nullable=True)
     code: str = Field(max_length=13, unique=True, index=True, description="cXXXXsXXXXtXX")
     number: int
     standard_status: str = Field(default="pending", max_length=16)
-    exclusion_reason: Optional[str] = Field(default=None, max_length=32)
-    exclusion_note: Optional[str] = Field(default=None, sa_type=Text)
+    exclusion_reason: str | None = Field(default=None, max_length=32)
+    exclusion_note: str | None = Field(default=None, sa_type=Text)
     primary_chosen_by_neuroradiologist: bool = Field(default=False)
     # withdrawn from every future release (consent withdrawn, found ineligible, a duplicate): out of
     # the current-state tables and of new builds, still in the releases that published it (0005)
@@ -179,7 +189,7 @@ class Image(SQLModel, table=True):
         Index("ix_image_current", "timepoint_id", "space", "retired_rev_id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     timepoint_id: int = _fk("timepoint.id")
     space: str = Field(max_length=32)
     modality: str = Field(default="T1w", max_length=16)
@@ -195,7 +205,7 @@ class Image(SQLModel, table=True):
     affine: str = Field(sa_type=Text, description="JSON 4x4 voxel-to-world matrix")
     defaced: bool = Field(default=False)
     created_rev_id: int = _fk("revision.id")
-    retired_rev_id: Optional[int] = _fk("revision.id", nullable=True)
+    retired_rev_id: int | None = _fk("revision.id", nullable=True)
 
 
 class Lesion(SQLModel, table=True):
@@ -208,11 +218,11 @@ class Lesion(SQLModel, table=True):
         _one_current("uq_lesion_one_current", "timepoint_id", "number"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     timepoint_id: int = _fk("timepoint.id")
     number: int
     created_rev_id: int = _fk("revision.id")
-    retired_rev_id: Optional[int] = _fk("revision.id", nullable=True)
+    retired_rev_id: int | None = _fk("revision.id", nullable=True)
 
 
 class LesionMask(SQLModel, table=True):
@@ -231,7 +241,7 @@ class LesionMask(SQLModel, table=True):
         _one_current("uq_mask_one_current", "lesion_id", "variant", "space"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     lesion_id: int = _fk("lesion.id")
     variant: str = Field(max_length=16)
     space: str = Field(max_length=32)
@@ -246,7 +256,7 @@ class LesionMask(SQLModel, table=True):
     hemisphere: str = Field(max_length=8, description="computed from the mask")
     location: str = Field(max_length=16, description="computed from the mask")
     created_rev_id: int = _fk("revision.id")
-    retired_rev_id: Optional[int] = _fk("revision.id", nullable=True)
+    retired_rev_id: int | None = _fk("revision.id", nullable=True)
 
 
 class LesionAnnotation(SQLModel, table=True):
@@ -260,14 +270,14 @@ class LesionAnnotation(SQLModel, table=True):
         _one_current("uq_annotation_one_current", "lesion_id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     lesion_id: int = _fk("lesion.id")
     hemisphere: str = Field(max_length=8)
     location: str = Field(max_length=16)
-    tracer: Optional[str] = Field(default=None, max_length=64)
-    reviewer: Optional[str] = Field(default=None, max_length=64)
+    tracer: str | None = Field(default=None, max_length=64)
+    reviewer: str | None = Field(default=None, max_length=64)
     created_rev_id: int = _fk("revision.id")
-    retired_rev_id: Optional[int] = _fk("revision.id", nullable=True)
+    retired_rev_id: int | None = _fk("revision.id", nullable=True)
 
 
 class ScanReport(SQLModel, table=True):
@@ -284,17 +294,17 @@ class ScanReport(SQLModel, table=True):
         _one_current("uq_report_one_current", "timepoint_id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     timepoint_id: int = _fk("timepoint.id")
-    stroke_type: Optional[str] = Field(default=None, max_length=100)
-    primary_location: Optional[str] = Field(default=None, max_length=200)
-    primary_hemisphere: Optional[str] = Field(default=None, max_length=16)
-    vascular_territory: Optional[str] = Field(default=None, max_length=100)
-    pvh: Optional[int] = None
-    dwmh: Optional[int] = None
-    notes: Optional[str] = Field(default=None, sa_type=Text)
+    stroke_type: str | None = Field(default=None, max_length=100)
+    primary_location: str | None = Field(default=None, max_length=200)
+    primary_hemisphere: str | None = Field(default=None, max_length=16)
+    vascular_territory: str | None = Field(default=None, max_length=100)
+    pvh: int | None = None
+    dwmh: int | None = None
+    notes: str | None = Field(default=None, sa_type=Text)
     created_rev_id: int = _fk("revision.id")
-    retired_rev_id: Optional[int] = _fk("revision.id", nullable=True)
+    retired_rev_id: int | None = _fk("revision.id", nullable=True)
 
 
 class PublicId(SQLModel, table=True):
@@ -303,7 +313,7 @@ class PublicId(SQLModel, table=True):
 
     __tablename__ = "public_id"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     subject_id: int = Field(sa_column=Column(Integer, ForeignKey("subject.id"), nullable=False, unique=True))
     label: str = Field(max_length=32, unique=True, index=True)
     created_at: datetime
@@ -318,39 +328,39 @@ class Issue(SQLModel, table=True):
         CheckConstraint("(status = 'closed') = (closed_at IS NOT NULL)", name="ck_issue_closed_at"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     timepoint_id: int = _fk("timepoint.id")
-    file_kind: Optional[str] = Field(default=None, max_length=64)
+    file_kind: str | None = Field(default=None, max_length=64)
     title: str = Field(max_length=300)
-    body: Optional[str] = Field(default=None, sa_type=Text)
-    url: Optional[str] = Field(default=None, max_length=500)
+    body: str | None = Field(default=None, sa_type=Text)
+    url: str | None = Field(default=None, max_length=500)
     status: str = Field(default="open", max_length=8)
     opened_by: str = Field(max_length=200)
     opened_at: datetime
-    closed_at: Optional[datetime] = None
-    close_reason: Optional[str] = Field(default=None, sa_type=Text)
+    closed_at: datetime | None = None
+    close_reason: str | None = Field(default=None, sa_type=Text)
 
 
 class Release(SQLModel, table=True):
     __tablename__ = "release"
     __table_args__ = (CheckConstraint(_in("status", RELEASE_STATUS), name="ck_release_status"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True, index=True)
     version: str = Field(max_length=32)
     status: str = Field(default="draft", max_length=16)
     spec: str = Field(sa_type=Text, description="the release specification (TOML text)")
-    previous_release_id: Optional[int] = _fk("release.id", nullable=True)
-    last_revision_id: Optional[int] = _fk("revision.id", nullable=True)
-    manifest_sha256: Optional[str] = Field(default=None, max_length=64)
-    built_at: Optional[datetime] = None
-    published_at: Optional[datetime] = None
+    previous_release_id: int | None = _fk("release.id", nullable=True)
+    last_revision_id: int | None = _fk("revision.id", nullable=True)
+    manifest_sha256: str | None = Field(default=None, max_length=64)
+    built_at: datetime | None = None
+    published_at: datetime | None = None
     # the deposit zip written at publication (0008): path in the release folder, size, SHA-256
-    package_path: Optional[str] = Field(default=None, max_length=255)
-    package_size: Optional[int] = Field(default=None, sa_type=BigInteger)
-    package_sha256: Optional[str] = Field(default=None, max_length=64)
+    package_path: str | None = Field(default=None, max_length=255)
+    package_size: int | None = Field(default=None, sa_type=BigInteger)
+    package_sha256: str | None = Field(default=None, max_length=64)
     # SHA-256 of everything the latest build read (0008): an unchanged build does nothing
-    build_fingerprint: Optional[str] = Field(default=None, max_length=64)
+    build_fingerprint: str | None = Field(default=None, max_length=64)
 
 
 class ReleaseScan(SQLModel, table=True):
@@ -365,7 +375,7 @@ class ReleaseScan(SQLModel, table=True):
         Index("ix_release_scan_scan", "scan", "release_id", "in_standard"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     release_id: int = _fk("release.id")
     timepoint_id: int = _fk("timepoint.id")
     in_standard: bool = Field(default=False)
@@ -376,9 +386,9 @@ class ReleaseScan(SQLModel, table=True):
     # current state says (0006): why it is not in the standardized subset (a code of
     # ``export.view.EXCLUSION_CODES``, NULL when it is, or for releases built before 0006) and the
     # subject's public label
-    exclusion_reason: Optional[str] = Field(default=None, max_length=32)
-    exclusion_note: Optional[str] = Field(default=None, sa_type=Text)
-    public_label: Optional[str] = Field(default=None, max_length=32)
+    exclusion_reason: str | None = Field(default=None, max_length=32)
+    exclusion_note: str | None = Field(default=None, sa_type=Text)
+    public_label: str | None = Field(default=None, max_length=32)
 
 
 class ReleaseItem(SQLModel, table=True):
@@ -391,26 +401,28 @@ class ReleaseItem(SQLModel, table=True):
         CheckConstraint("size_bytes >= 0", name="ck_release_item_size"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     release_id: int = _fk("release.id")
     archive: str = Field(max_length=16)
     path: str = Field(max_length=500)
     size_bytes: int
     sha256: str = Field(max_length=64)
-    timepoint_id: Optional[int] = _fk("timepoint.id", nullable=True)
-    source_revision_id: Optional[int] = _fk("revision.id", nullable=True)
+    timepoint_id: int | None = _fk("timepoint.id", nullable=True)
+    source_revision_id: int | None = _fk("revision.id", nullable=True)
 
 
 class IngestRun(SQLModel, table=True):
     """The ingest audit log: one row per ingest attempt."""
 
     __tablename__ = "ingest_run"
-    __table_args__ = (CheckConstraint(_in("status", ("running", "committed", "refused", "noop")), name="ck_ingest_status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", ("running", "committed", "refused", "noop")), name="ck_ingest_status"),
+    )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=1000)
     started_at: datetime
-    finished_at: Optional[datetime] = None
+    finished_at: datetime | None = None
     status: str = Field(default="running", max_length=16)
     operator: str = Field(max_length=200)
     n_files: int = 0
@@ -423,10 +435,10 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
     __table_args__ = (CheckConstraint(_in("kind", AUDIT_KINDS), name="ck_audit_kind"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     ingest_run_id: int = _fk("ingest_run.id")
     kind: str = Field(max_length=16)
-    path: Optional[str] = Field(default=None, max_length=1000)
+    path: str | None = Field(default=None, max_length=1000)
     detail: str = Field(sa_type=Text)
 
 
@@ -446,20 +458,20 @@ class _ScanKey(SQLModel):
 
 
 class _ScanFacts(SQLModel):
-    stroke_type: Optional[str] = Field(default=None, sa_type=_bytewise(100))
-    primary_location: Optional[str] = Field(default=None, sa_type=_bytewise(200))
-    primary_hemisphere: Optional[str] = Field(default=None, sa_type=_bytewise(16))
-    vascular_territory: Optional[str] = Field(default=None, sa_type=_bytewise(100))
-    pvh: Optional[int] = None
-    dwmh: Optional[int] = None
-    field_strength_t: Optional[float] = None
-    scanner_manufacturer: Optional[str] = Field(default=None, sa_type=_bytewise(100))
-    scanner_model: Optional[str] = Field(default=None, sa_type=_bytewise(100))
-    voxel_x_mm: Optional[float] = None
-    voxel_y_mm: Optional[float] = None
-    voxel_z_mm: Optional[float] = None
+    stroke_type: str | None = Field(default=None, sa_type=_bytewise(100))
+    primary_location: str | None = Field(default=None, sa_type=_bytewise(200))
+    primary_hemisphere: str | None = Field(default=None, sa_type=_bytewise(16))
+    vascular_territory: str | None = Field(default=None, sa_type=_bytewise(100))
+    pvh: int | None = None
+    dwmh: int | None = None
+    field_strength_t: float | None = None
+    scanner_manufacturer: str | None = Field(default=None, sa_type=_bytewise(100))
+    scanner_model: str | None = Field(default=None, sa_type=_bytewise(100))
+    voxel_x_mm: float | None = None
+    voxel_y_mm: float | None = None
+    voxel_z_mm: float | None = None
     standard_status: str = Field(sa_type=_bytewise(16))
-    exclusion_reason: Optional[str] = Field(default=None, sa_type=_bytewise(32))
+    exclusion_reason: str | None = Field(default=None, sa_type=_bytewise(32))
 
 
 def _key_fk(target: str):
@@ -478,9 +490,9 @@ class ScanCurrent(_ScanFacts, _ScanKey, table=True):
 
     timepoint_id: int = _key_fk("timepoint.id")
     n_lesions: int
-    primary_volume_mm3: Optional[float] = None
-    total_volume_mm3: Optional[float] = None
-    releases: Optional[str] = Field(default=None, sa_type=_bytewise())
+    primary_volume_mm3: float | None = None
+    total_volume_mm3: float | None = None
+    releases: str | None = Field(default=None, sa_type=_bytewise())
 
 
 class LesionCurrent(_ScanFacts, _ScanKey, table=True):
@@ -499,12 +511,12 @@ class LesionCurrent(_ScanFacts, _ScanKey, table=True):
     timepoint_id: int = _fk("timepoint.id")
     lesion: int
     is_primary: bool
-    hemisphere: Optional[str] = Field(default=None, sa_type=_bytewise(8))
-    location: Optional[str] = Field(default=None, sa_type=_bytewise(16))
-    mask_hemisphere: Optional[str] = Field(default=None, sa_type=_bytewise(8))
-    mask_location: Optional[str] = Field(default=None, sa_type=_bytewise(16))
-    volume_mm3: Optional[float] = None
-    voxel_count: Optional[int] = None
+    hemisphere: str | None = Field(default=None, sa_type=_bytewise(8))
+    location: str | None = Field(default=None, sa_type=_bytewise(16))
+    mask_hemisphere: str | None = Field(default=None, sa_type=_bytewise(8))
+    mask_location: str | None = Field(default=None, sa_type=_bytewise(16))
+    volume_mm3: float | None = None
+    voxel_count: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +534,7 @@ class IntakeSubject(SQLModel, table=True):
         CheckConstraint("number >= 1", name="ck_intake_subject_number"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     cohort: str = Field(max_length=5)
     site_key: str = Field(max_length=64, description="HMAC-SHA-256 of the site subject identifier")
     number: int
@@ -537,7 +549,7 @@ class IntakeSession(SQLModel, table=True):
         CheckConstraint("timepoint >= 1", name="ck_intake_session_timepoint"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     cohort: str = Field(max_length=5)
     subject_number: int
     session_key: str = Field(max_length=64, description="HMAC-SHA-256 of the site session label")

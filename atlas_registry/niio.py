@@ -23,7 +23,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from . import gz
 from .errors import AtlasError
 from .store import atomic_write
 
@@ -75,7 +74,7 @@ def decode_raw(data: bytes, name: str) -> tuple[nib.Nifti1Image, bytes]:
     try:
         with nib.imageglobals.LoggingOutputSuppressor():
             img = nib.Nifti1Image.from_bytes(raw)
-    except Exception as e:  # nibabel raises several types (HeaderDataError, ImageFileError, ValueError)
+    except Exception as e:  # noqa: BLE001 -- nibabel raises several types (HeaderDataError, ImageFileError, ValueError)
         raise AtlasError("IMG001", f"not a readable NIfTI-1 image ({type(e).__name__}: {e})", path=name) from None
     if len(raw) < needed:
         raise AtlasError("IMG001", f"voxel data truncated ({len(raw)} of {needed} bytes)", path=name)

@@ -9,9 +9,9 @@ dialect, same tables. Layers:
 1. :func:`check_statement` tokenizes the text (literals, quoted identifiers and comments skipped; a
    ``--`` comment ends at ``\n`` or ``\r``) and refuses a second statement, anything but a query and
    write keywords; then DuckDB's own parser must find exactly one ``SELECT`` or ``EXPLAIN``.
-2. The connection: the snapshot is attached read-only to a new in-memory database (a release's Parquet files are loaded into an
-   in-memory database first); then ``enable_external_access = false`` (no file outside, no
-   ``COPY``, ``ATTACH``, ``read_csv``, ...), no extension installed or loaded, a memory limit, a
+2. The connection: the snapshot is attached read-only to a new in-memory database (a release's
+   Parquet files are loaded into an in-memory database first); then ``enable_external_access = false``
+   (no file outside, no ``COPY``, ``ATTACH``, ``read_csv``, ...), no extension installed or loaded, a memory limit, a
    bounded number of threads and temporary disk, and ``lock_configuration = true``, so no
    statement can change any of that.
 3. Limits: a finite positive time limit (at most :data:`MAX_TIMEOUT_S`), enforced by
@@ -40,31 +40,119 @@ QUERY_STARTS = {"select", "with", "values", "table", "explain"}
 DIALECT_STARTS = {"sqlite": {"pragma"}, "postgresql": {"show"}, "duckdb": {"show", "describe", "summarize", "from"}}
 # Keywords that never appear in a read-only query (outside literals and quoted identifiers).
 WRITE_KEYWORDS = {
-    "insert", "update", "delete", "merge", "upsert", "create", "drop", "alter", "truncate", "grant",
-    "revoke", "copy", "attach", "detach", "vacuum", "reindex", "cluster", "set", "reset", "lock",
-    "listen", "notify", "unlisten", "call", "do", "prepare", "execute", "deallocate", "declare",
-    "begin", "commit", "rollback", "savepoint", "checkpoint", "discard",
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "upsert",
+    "create",
+    "drop",
+    "alter",
+    "truncate",
+    "grant",
+    "revoke",
+    "copy",
+    "attach",
+    "detach",
+    "vacuum",
+    "reindex",
+    "cluster",
+    "set",
+    "reset",
+    "lock",
+    "listen",
+    "notify",
+    "unlisten",
+    "call",
+    "do",
+    "prepare",
+    "execute",
+    "deallocate",
+    "declare",
+    "begin",
+    "commit",
+    "rollback",
+    "savepoint",
+    "checkpoint",
+    "discard",
 }
 # Functions with side effects (or that run SQL given as text, which would bypass this check).
 DENIED_FUNCTIONS = {
-    "set_config", "nextval", "setval", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
-    "pg_notify", "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_switch_wal",
-    "pg_create_restore_point", "pg_cancel_backend", "pg_terminate_backend", "pg_log_backend_memory_contexts",
-    "pg_import_system_collations", "txid_current", "pg_current_xact_id", "query_to_xml",
-    "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema", "ts_stat",
-    "load_extension", "fts3_tokenizer", "readfile", "writefile", "edit",
+    "set_config",
+    "nextval",
+    "setval",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "pg_notify",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_cancel_backend",
+    "pg_terminate_backend",
+    "pg_log_backend_memory_contexts",
+    "pg_import_system_collations",
+    "txid_current",
+    "pg_current_xact_id",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "ts_stat",
+    "load_extension",
+    "fts3_tokenizer",
+    "readfile",
+    "writefile",
+    "edit",
 }
 DENIED_PREFIXES = (
-    "lo_", "pg_advisory", "pg_try_advisory", "pg_stat_reset", "pg_read_", "pg_ls_", "pg_file_", "pg_stat_file",
-    "pg_create_", "pg_drop_", "pg_copy_", "pg_replication_", "pg_logical_", "pg_wal_", "pg_backup_",
-    "pg_start_backup", "pg_stop_backup", "dblink", "pg_export_snapshot",
+    "lo_",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_stat_reset",
+    "pg_read_",
+    "pg_ls_",
+    "pg_file_",
+    "pg_stat_file",
+    "pg_create_",
+    "pg_drop_",
+    "pg_copy_",
+    "pg_replication_",
+    "pg_logical_",
+    "pg_wal_",
+    "pg_backup_",
+    "pg_start_backup",
+    "pg_stop_backup",
+    "dblink",
+    "pg_export_snapshot",
 )
 # SQLite pragmas that may be read (and, where they take one, called with an argument).
 SQLITE_PRAGMAS = {
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-    "collation_list", "function_list", "pragma_list", "compile_options", "database_list", "user_version",
-    "schema_version", "application_id", "journal_mode", "page_size", "page_count", "freelist_count",
-    "encoding", "foreign_keys", "query_only",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "collation_list",
+    "function_list",
+    "pragma_list",
+    "compile_options",
+    "database_list",
+    "user_version",
+    "schema_version",
+    "application_id",
+    "journal_mode",
+    "page_size",
+    "page_count",
+    "freelist_count",
+    "encoding",
+    "foreign_keys",
+    "query_only",
 }
 SQLITE_PRAGMAS_WITH_ARG = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
 
@@ -113,7 +201,13 @@ def tokenize(sql: str, dialect: str = "postgresql") -> list[Token]:
             i = j
         elif ch in quotes:
             close = {"'": "'", '"': '"', "`": "`", "[": "]"}[ch]
-            backslash = dialect != "sqlite" and ch == "'" and i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            backslash = (
+                dialect != "sqlite"
+                and ch == "'"
+                and i > 0
+                and sql[i - 1] in "eE"
+                and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            )
             j = i + 1
             while True:
                 if j >= n:
@@ -127,7 +221,7 @@ def tokenize(sql: str, dialect: str = "postgresql") -> list[Token]:
                         continue
                     break
                 j += 1
-            body = sql[i + 1:j].replace(close * 2, close)
+            body = sql[i + 1 : j].replace(close * 2, close)
             if out and ch == "'" and out[-1].kind == "word" and out[-1].text in ("e", "x", "b", "n", "u&"):
                 out.pop()  # prefix of an E'', X'', B'' literal
             out.append(Token("string" if ch == "'" else "quoted", body, j + 1))
@@ -138,7 +232,7 @@ def tokenize(sql: str, dialect: str = "postgresql") -> list[Token]:
             if j < 0:
                 raise AtlasError("SQL002", "unterminated dollar-quoted text")
             i = j + len(tag)
-            out.append(Token("string", sql[m.end():j], i))
+            out.append(Token("string", sql[m.end() : j], i))
         elif ch.isalpha() or ch == "_" or ord(ch) > 127:
             j = i + 1
             while j < n and (sql[j].isalnum() or sql[j] in "_$" or ord(sql[j]) > 127):
@@ -171,8 +265,11 @@ def check_statement(sql: str, dialect: str) -> str:
     first = next((t for t in tokens if not (t.kind == "punct" and t.text == "(")), tokens[0])
     starts = QUERY_STARTS | DIALECT_STARTS[dialect]
     if first.kind != "word" or first.text not in starts:
-        raise AtlasError("SQL003", f"only queries are allowed ({', '.join(sorted(starts)).upper()}); "
-                                   f"refused a statement starting with {first.text!r}")
+        raise AtlasError(
+            "SQL003",
+            f"only queries are allowed ({', '.join(sorted(starts)).upper()}); "
+            f"refused a statement starting with {first.text!r}",
+        )
     bad = sorted(set(words) & WRITE_KEYWORDS)
     if bad:
         raise AtlasError("SQL003", f"read-only: {bad[0].upper()} is not allowed")
@@ -231,8 +328,9 @@ def check_timeout(timeout_s) -> float:
     except (TypeError, ValueError):
         t = math.nan
     if not math.isfinite(t) or t <= 0 or t > MAX_TIMEOUT_S:
-        raise UsageError("SQL011", f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
-                                   f"not {timeout_s!r}")
+        raise UsageError(
+            "SQL011", f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, not {timeout_s!r}"
+        )
     return t
 
 
@@ -244,9 +342,15 @@ def check_limit(limit) -> int:
 
 
 def _config(ws: Workspace | None) -> dict:
-    cfg = {"autoload_known_extensions": False, "autoinstall_known_extensions": False,
-           "allow_community_extensions": False, "allow_unsigned_extensions": False,
-           "memory_limit": MEMORY_LIMIT, "threads": THREADS, "max_temp_directory_size": MAX_TEMP}
+    cfg = {
+        "autoload_known_extensions": False,
+        "autoinstall_known_extensions": False,
+        "allow_community_extensions": False,
+        "allow_unsigned_extensions": False,
+        "memory_limit": MEMORY_LIMIT,
+        "threads": THREADS,
+        "max_temp_directory_size": MAX_TEMP,
+    }
     if ws is not None:
         cfg["temp_directory"] = str(ws.home / "sql" / "tmp")
     return cfg
@@ -367,13 +471,15 @@ def release_connection(folder, required: tuple[str, ...] = (), about: dict | Non
     try:
         for f in files:
             name = f.stem.replace('"', '""')
-            con.execute(f"CREATE TABLE \"{name}\" AS SELECT * FROM read_parquet(?)", [str(f)])
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet(?)', [str(f)])
         if (folder / "scans.parquet").is_file() and not (folder / "release_scans.parquet").is_file():
             about = about or {"release": folder.parent.name, "version": None, "status": None}
             lit = {k: "NULL" if v is None else "'" + str(v).replace("'", "''") + "'" for k, v in about.items()}
-            con.execute(f"CREATE VIEW release_scans AS SELECT CAST({lit['release']} AS VARCHAR) AS release,"
-                        f" CAST({lit['version']} AS VARCHAR) AS version, CAST({lit['status']} AS VARCHAR) AS status,"
-                        " scan, cohort, standard_status = 'included' AS in_standard FROM scans")
+            con.execute(
+                f"CREATE VIEW release_scans AS SELECT CAST({lit['release']} AS VARCHAR) AS release,"
+                f" CAST({lit['version']} AS VARCHAR) AS version, CAST({lit['status']} AS VARCHAR) AS status,"
+                " scan, cohort, standard_status = 'included' AS in_standard FROM scans"
+            )
         _lock(con)
     except duckdb.Error as e:
         con.close()
@@ -417,8 +523,9 @@ def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int =
         rows = cur.fetchmany(limit + 1)
         cols = [d[0] for d in cur.description or ()]
     except MemoryError:
-        raise AtlasError("SQL013", f"the result does not fit in memory; ask for fewer rows (--limit) or "
-                                   f"aggregate") from None
+        raise AtlasError(
+            "SQL013", "the result does not fit in memory; ask for fewer rows (--limit) or aggregate"
+        ) from None
     except Exception as e:
         if _duckdb_error(e):
             raise _refusal(e) from None
@@ -440,16 +547,26 @@ def run(ws: Workspace, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit:
         con.close()
 
 
-def run_release(ws: Workspace, name: str | None, sql: str, *, folder=None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                limit: int = DEFAULT_LIMIT) -> Result:
+def run_release(
+    ws: Workspace,
+    name: str | None,
+    sql: str,
+    *,
+    folder=None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    limit: int = DEFAULT_LIMIT,
+) -> Result:
     """Run one query on the Parquet files of release ``name`` (known to the registry) or of the
     release folder ``folder`` given explicitly (DuckDB, in memory, locked down)."""
     timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
     check_statement(sql, "duckdb")
     if folder is not None:
         folder = Path(folder)
-        con = release_connection(folder / "parquet" if (folder / "parquet").is_dir() else folder,
-                                 about={"release": folder.name, "version": None, "status": None}, ws=ws)
+        con = release_connection(
+            folder / "parquet" if (folder / "parquet").is_dir() else folder,
+            about={"release": folder.name, "version": None, "status": None},
+            ws=ws,
+        )
     else:
         where, about = known_release(ws, name)
         con = release_connection(where / "parquet", about=about, ws=ws)
@@ -466,8 +583,12 @@ def fetch(ws: Workspace, sql: str, release: str | Path | None = None, required: 
     if release is None:
         con = registry_connection(ws)
     elif isinstance(release, Path):
-        con = release_connection(release / "parquet" if (release / "parquet").is_dir() else release, required=required,
-                                 about={"release": release.name, "version": None, "status": None}, ws=ws)
+        con = release_connection(
+            release / "parquet" if (release / "parquet").is_dir() else release,
+            required=required,
+            about={"release": release.name, "version": None, "status": None},
+            ws=ws,
+        )
     else:
         where, about = known_release(ws, release)
         con = release_connection(where / "parquet", required=required, about=about, ws=ws)
@@ -502,7 +623,7 @@ def render(result: Result, fmt: str = "table") -> str:
 
     rows = [[_plain(v) for v in r] for r in result.rows]
     if fmt == "json":
-        return json.dumps([dict(zip(result.columns, r)) for r in rows], ensure_ascii=False)
+        return json.dumps([dict(zip(result.columns, r, strict=False)) for r in rows], ensure_ascii=False)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -511,6 +632,7 @@ def render(result: Result, fmt: str = "table") -> str:
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise AtlasError("SQL010", f"unknown format {fmt!r} (table|csv|json)")
+
     def cell(v) -> str:
         return "NULL" if v is None else f"{v:.10g}" if isinstance(v, float) else str(v)
 
@@ -519,7 +641,12 @@ def render(result: Result, fmt: str = "table") -> str:
     numeric = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) and rows for i in range(len(widths))]
     lines = []
     for k, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if numeric[i] and k else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append(
+            "  ".join(
+                c.rjust(w) if numeric[i] and k else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=False))
+            ).rstrip()
+        )
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

@@ -34,18 +34,29 @@ class ReaderRole:
     views: tuple[str, ...]
 
     def to_dict(self) -> dict:
-        return {"role": self.name, "schema": self.schema, "created": self.created, "views": list(self.views),
-                "statement_timeout": STATEMENT_TIMEOUT}
+        return {
+            "role": self.name,
+            "schema": self.schema,
+            "created": self.created,
+            "views": list(self.views),
+            "statement_timeout": STATEMENT_TIMEOUT,
+        }
 
 
 def create(ws: Workspace, name: str) -> ReaderRole:
     """Create (or bring up to date) the reader role ``name`` on the PostgreSQL registry of ``ws``."""
     if ws.is_sqlite:
-        raise UsageError("ROLE001", "--reader-role needs a PostgreSQL registry (--db postgresql+psycopg://...); "
-                                    "a SQLite registry has no roles: share its SQL snapshot or a release instead")
+        raise UsageError(
+            "ROLE001",
+            "--reader-role needs a PostgreSQL registry (--db postgresql+psycopg://...); "
+            "a SQLite registry has no roles: share its SQL snapshot or a release instead",
+        )
     if not _NAME.fullmatch(name or ""):
-        raise UsageError("ROLE002", f"--reader-role must be a lower-case PostgreSQL name ([a-z_][a-z0-9_]*, at most "
-                                    f"63 characters), not {name!r}")
+        raise UsageError(
+            "ROLE002",
+            f"--reader-role must be a lower-case PostgreSQL name ([a-z_][a-z0-9_]*, at most "
+            f"63 characters), not {name!r}",
+        )
     from psycopg import sql
     from sqlalchemy.exc import DBAPIError
 
@@ -61,8 +72,11 @@ def create(ws: Workspace, name: str) -> ReaderRole:
             if exists and exists[0]:
                 raise AtlasError("ROLE003", f"role {name} is a superuser; choose another name for a reader role")
             if not exists:
-                cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-                                    "NOBYPASSRLS NOINHERIT").format(role))
+                cur.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
+                    ).format(role)
+                )
             for stmt in (
                 "REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r}",
                 "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r}",
@@ -73,11 +87,16 @@ def create(ws: Workspace, name: str) -> ReaderRole:
                 cur.execute(sql.SQL(stmt).format(s=sch, r=role))
             for view in views.VIEWS:
                 cur.execute(sql.SQL("GRANT SELECT ON {}.{} TO {}").format(sch, sql.Identifier(view), role))
-            for setting, value in (("default_transaction_read_only", "on"), ("statement_timeout", STATEMENT_TIMEOUT),
-                                   ("idle_in_transaction_session_timeout", IDLE_TIMEOUT),
-                                   ("lock_timeout", LOCK_TIMEOUT), ("search_path", schema)):
-                cur.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(role, sql.Identifier(setting),
-                                                                         sql.Literal(value)))
+            for setting, value in (
+                ("default_transaction_read_only", "on"),
+                ("statement_timeout", STATEMENT_TIMEOUT),
+                ("idle_in_transaction_session_timeout", IDLE_TIMEOUT),
+                ("lock_timeout", LOCK_TIMEOUT),
+                ("search_path", schema),
+            ):
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} SET {} = {}").format(role, sql.Identifier(setting), sql.Literal(value))
+                )
         pg.commit()
     except DBAPIError as e:
         raw.driver_connection.rollback()

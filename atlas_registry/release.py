@@ -7,9 +7,10 @@
   source revision of every file), written into a temporary folder beside ``DIR`` and renamed into
   place only when complete: a failed or killed build leaves no ``DIR``. A build into the folder of an
   earlier build (``force``) starts from that tree and replaces only the files that differ; one whose
-  inputs (:func:`fingerprint`) and folder are those of the recorded build does nothing. A build always reads the registry the way a rebuild will: first
-  the scan list and standardized subset (the *membership*) and the newest revision, then the view
-  at that revision with that membership, so build and rebuild run the same code on the same input.
+  inputs (:func:`fingerprint`) and folder are those of the recorded build does nothing.
+  A build always reads the registry the way a rebuild will: first the scan list and standardized
+  subset (the *membership*) and the newest revision, then the view at that revision with that
+  membership, so build and rebuild run the same code on the same input.
 * :func:`publish` — freezes a built release: ``release.status = published``; its membership
   (``release_scan``: scans, standardized subset, exclusion reasons and public labels as the build read
   them) and manifest (``release_item``, ``manifest_sha256``, ``last_revision_id``) were stored by the
@@ -45,7 +46,7 @@ import shutil
 import stat
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, insert
@@ -66,6 +67,7 @@ MANIFEST_FORMAT = 1
 
 
 # -- which release, which view -------------------------------------------------------------------
+
 
 def _release_row(s: Session, name: str) -> Release | None:
     return s.exec(select(Release).where(Release.name == name)).first()
@@ -114,16 +116,23 @@ def _view(s: Session, spec: ReleaseSpec, rel: Release | None):
     first = build_view(s, spec)
     if first.revision is None:
         return first
-    return build_view(s, spec, as_of_revision=first.revision,
-                      membership={sc.code: sc.in_standard for sc in first.scans})
+    return build_view(
+        s, spec, as_of_revision=first.revision, membership={sc.code: sc.in_standard for sc in first.scans}
+    )
 
 
 def _read(s: Session, name: str, specs: Path | None):
     """(specification, release row or None, view, edition) of release ``name``."""
     spec, rel = _spec_for(s, name, specs)
     view = _view(s, spec, rel)
-    ed = Edition(spec.name, spec.version, spec.date, view.revision, {sc.code: sc.in_standard for sc in view.scans},
-                 rel.published_at if _frozen(rel) else None)
+    ed = Edition(
+        spec.name,
+        spec.version,
+        spec.date,
+        view.revision,
+        {sc.code: sc.in_standard for sc in view.scans},
+        rel.published_at if _frozen(rel) else None,
+    )
     return spec, rel, view, ed
 
 
@@ -135,6 +144,7 @@ def _exclusions(view) -> dict[str, int]:
 
 
 # -- plan ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Plan:
@@ -161,16 +171,20 @@ class Plan:
         return d
 
     def to_text(self) -> str:
-        out = [f"Release {self.name} ({self.version}, {self.date}) [{self.status}] at revision {self.revision}",
-               f"  {self.n_scans} scans of {self.n_subjects} subjects, {self.n_lesions} lesions, from "
-               f"{len(self.cohorts)} cohort(s): " + ", ".join(f"{c} {n}" for c, n in self.cohorts.items()),
-               f"  standardized subset: {self.n_standard} scans; excluded "
-               + (", ".join(f"{r} {n}" for r, n in self.exclusions.items()) or "none")]
+        out = [
+            f"Release {self.name} ({self.version}, {self.date}) [{self.status}] at revision {self.revision}",
+            f"  {self.n_scans} scans of {self.n_subjects} subjects, {self.n_lesions} lesions, from "
+            f"{len(self.cohorts)} cohort(s): " + ", ".join(f"{c} {n}" for c, n in self.cohorts.items()),
+            f"  standardized subset: {self.n_standard} scans; excluded "
+            + (", ".join(f"{r} {n}" for r, n in self.exclusions.items()) or "none"),
+        ]
         if self.previous is None:
             out.append("  first release: no previous published release")
         else:
-            out.append(f"  since {self.previous}: {len(self.added)} scan(s) added, {len(self.removed)} removed, "
-                       f"{len(self.changes)} revision(s)")
+            out.append(
+                f"  since {self.previous}: {len(self.added)} scan(s) added, {len(self.removed)} removed, "
+                f"{len(self.changes)} revision(s)"
+            )
             for c in self.changes:
                 issue = f"issue #{c.issue} {c.issue_title!r}" if c.issue else "no issue"
                 out.append(f"    r{c.revision} {c.kind:16s} {c.scan}  {issue}  ({c.author}: {c.reason})")
@@ -192,24 +206,40 @@ def plan(ws: Workspace, name: str, *, specs: Path | None = None) -> Plan:
         if _frozen(rel):  # the issues of its scans open at its revision
             opened = [(i.number, i.scan, i.title) for i in view.issues if i.status == "open"]
         else:
-            opened = [(i.id, code, i.title) for i, code in s.exec(
-                select(Issue, Timepoint.code).join(Timepoint, Timepoint.id == Issue.timepoint_id)
-                .where(Issue.status == "open").order_by(Issue.id)).all()]
+            opened = [
+                (i.id, code, i.title)
+                for i, code in s.exec(
+                    select(Issue, Timepoint.code)
+                    .join(Timepoint, Timepoint.id == Issue.timepoint_id)
+                    .where(Issue.status == "open")
+                    .order_by(Issue.id)
+                ).all()
+            ]
         return Plan(
-            name=spec.name, version=spec.version, date=spec.date, status=rel.status if rel else "new",
-            revision=view.revision, n_scans=len(view.scans), n_subjects=len({sc.subject for sc in view.scans}),
-            n_standard=len(view.standard_scans), n_lesions=view.n_lesions, cohorts=dict(sorted(cohorts.items())),
-            exclusions=_exclusions(view), previous=prev.name if prev else None,
+            name=spec.name,
+            version=spec.version,
+            date=spec.date,
+            status=rel.status if rel else "new",
+            revision=view.revision,
+            n_scans=len(view.scans),
+            n_subjects=len({sc.subject for sc in view.scans}),
+            n_standard=len(view.standard_scans),
+            n_lesions=view.n_lesions,
+            cohorts=dict(sorted(cohorts.items())),
+            exclusions=_exclusions(view),
+            previous=prev.name if prev else None,
             added=sorted(codes - set(prev.membership)) if prev else [],
             removed=sorted(set(prev.membership) - codes) if prev else [],
             # the revisions of its scans and of the previous release's scans it no longer holds (withdrawals)
-            changes=changelog.changes_between(s, prev.last_revision_id, view.revision,
-                                              codes | set(prev.membership)) if prev else [],
+            changes=changelog.changes_between(s, prev.last_revision_id, view.revision, codes | set(prev.membership))
+            if prev
+            else [],
             open_issues=[{"number": n, "scan": code, "title": title} for n, code, title in opened if code in codes],
         )
 
 
 # -- build ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class BuildOutcome:
@@ -230,10 +260,24 @@ class BuildOutcome:
 
 def manifest_bytes(spec: ReleaseSpec, revision: int | None, entries) -> bytes:
     """``MANIFEST.json``: every file of the build, sorted by path; no time, no host, no scan code."""
-    files = [{"path": e.path, "size": e.size, "sha256": e.sha256, "archive": e.archive,
-              "source_revision_id": e.source_revision_id} for e in sorted(entries, key=lambda e: e.path)]
-    doc = {"format": MANIFEST_FORMAT, "release": spec.name, "version": spec.version, "date": spec.date,
-           "last_revision_id": revision, "files": files}
+    files = [
+        {
+            "path": e.path,
+            "size": e.size,
+            "sha256": e.sha256,
+            "archive": e.archive,
+            "source_revision_id": e.source_revision_id,
+        }
+        for e in sorted(entries, key=lambda e: e.path)
+    ]
+    doc = {
+        "format": MANIFEST_FORMAT,
+        "release": spec.name,
+        "version": spec.version,
+        "date": spec.date,
+        "last_revision_id": revision,
+        "files": files,
+    }
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
@@ -242,7 +286,7 @@ def _temp_dir(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{out.name}.build-"
     for old in out.parent.glob(prefix + "*"):
-        pid = old.name[len(prefix):].split("-", 1)[0]
+        pid = old.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     tmp = out.parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -274,11 +318,15 @@ def _check_reproduced(s: Session, rel: Release, entries, manifest: bytes) -> Non
             why = f"sha256 {b.sha256[:12]} ({b.size} bytes), published {a.sha256[:12]} ({a.size_bytes} bytes)"
         else:
             continue
-        raise AtlasError("REL021", f"rebuild of published release {rel.name} differs from its manifest: {why}",
-                         path=path)
+        raise AtlasError(
+            "REL021", f"rebuild of published release {rel.name} differs from its manifest: {why}", path=path
+        )
     if sha256_bytes(manifest) != rel.manifest_sha256:
-        raise AtlasError("REL021", f"rebuild of published release {rel.name}: {MANIFEST} differs from the "
-                         "published one", path=MANIFEST)
+        raise AtlasError(
+            "REL021",
+            f"rebuild of published release {rel.name}: {MANIFEST} differs from the published one",
+            path=MANIFEST,
+        )
 
 
 def _occupied(out: Path, force: bool) -> bool:
@@ -308,8 +356,12 @@ def _outside_specs(out: Path, specs: Path | None) -> None:
 
     folder = Path(specs or releases_dir()).resolve()
     if out.resolve() == folder or out.resolve().is_relative_to(folder):
-        raise AtlasError("REL017", f"{out} is inside the folder of release specifications {folder}; "
-                         "build elsewhere (default: <home>/releases/NAME)", path=str(out))
+        raise AtlasError(
+            "REL017",
+            f"{out} is inside the folder of release specifications {folder}; "
+            "build elsewhere (default: <home>/releases/NAME)",
+            path=str(out),
+        )
 
 
 # -- what a build reads, and whether a folder holds that build ---------------------------------------
@@ -351,8 +403,17 @@ def fingerprint(s: Session, name: str, spec_text: str) -> str:
     for i in s.exec(select(Issue).order_by(Issue.id)).all():
         add("issue", i.id, i.timepoint_id, i.file_kind, i.title, i.body, i.url, i.status, i.opened_at, i.closed_at)
     for r in s.exec(select(Release).where(Release.name != name).order_by(Release.id)).all():
-        add("release", r.name, r.version, r.status, r.spec, r.last_revision_id, r.manifest_sha256,
-            r.previous_release_id, r.published_at)
+        add(
+            "release",
+            r.name,
+            r.version,
+            r.status,
+            r.spec,
+            r.last_revision_id,
+            r.manifest_sha256,
+            r.previous_release_id,
+            r.published_at,
+        )
     return h.hexdigest()
 
 
@@ -378,8 +439,16 @@ def _holds_build(out: Path, rel: Release) -> list[dict] | None:
     return listed if same else None
 
 
-def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | None = None,
-          cache_dir: str | os.PathLike | None = None, force: bool = False, progress: bool = False) -> BuildOutcome:
+def build(
+    ws: Workspace,
+    name: str,
+    out: str | os.PathLike,
+    *,
+    specs: Path | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> BuildOutcome:
     """Build release ``name`` into ``out`` atomically; record it (unless published: then verify it).
 
     With ``force`` and an earlier build in ``out``, the build starts from that tree (renamed to the
@@ -395,13 +464,29 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
     with db.session(ws) as s:
         spec0, rel0 = _spec_for(s, name, specs)
         fp = fingerprint(s, spec0.name, spec0.source_text)
-        files = (_holds_build(out, rel0) if occupied and not _frozen(rel0) and rel0 is not None
-                 and rel0.status == "built" and rel0.build_fingerprint == fp else None)
+        files = (
+            _holds_build(out, rel0)
+            if occupied
+            and not _frozen(rel0)
+            and rel0 is not None
+            and rel0.status == "built"
+            and rel0.build_fingerprint == fp
+            else None
+        )
         if files is not None:
             _remember_location(ws, spec0.name, out)
-            return BuildOutcome(spec0.name, spec0.version, str(out), rel0.last_revision_id, len(files),
-                                sum(f["size"] for f in files), rel0.manifest_sha256, reproduced=False,
-                                unchanged=True, kept=len(files))
+            return BuildOutcome(
+                spec0.name,
+                spec0.version,
+                str(out),
+                rel0.last_revision_id,
+                len(files),
+                sum(f["size"] for f in files),
+                rel0.manifest_sha256,
+                reproduced=False,
+                unchanged=True,
+                kept=len(files),
+            )
         spec, rel, view, ed = _read(s, name, specs)
         changes = changelog.changes_text(s, ed)
         notes = changelog.release_notes(s, spec, ed, _exclusions(view))
@@ -417,8 +502,16 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
     else:
         tmp = _temp_dir(out)
     try:
-        entries = write_archives(ws, view, tmp, changes=changes, release_notes=notes,
-                                 cache_dir=cache_dir, progress=progress, existing=existing)
+        entries = write_archives(
+            ws,
+            view,
+            tmp,
+            changes=changes,
+            release_notes=notes,
+            cache_dir=cache_dir,
+            progress=progress,
+            existing=existing,
+        )
         manifest = manifest_bytes(spec, view.revision, entries)
         atomic_write(tmp / MANIFEST, manifest, mode=FILE_MODE)
         with db.session(ws) as s:
@@ -438,8 +531,17 @@ def build(ws: Workspace, name: str, out: str | os.PathLike, *, specs: Path | Non
     for e in entries if existing else ():  # files of the earlier build left as they were (same inode)
         st = existing.get(e.path)
         kept += st is not None and os.lstat(out / e.path).st_ino == st.st_ino
-    return BuildOutcome(spec.name, spec.version, str(out), view.revision, len(entries), sum(e.size for e in entries),
-                        sha256_bytes(manifest), reproduced=_frozen(rel), kept=kept)
+    return BuildOutcome(
+        spec.name,
+        spec.version,
+        str(out),
+        view.revision,
+        len(entries),
+        sum(e.size for e in entries),
+        sha256_bytes(manifest),
+        reproduced=_frozen(rel),
+        kept=kept,
+    )
 
 
 def _remember_location(ws: Workspace, name: str, out: Path) -> None:
@@ -472,16 +574,38 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
     ids = dict(s.exec(select(Timepoint.code, Timepoint.id).where(Timepoint.code.in_(codes))).all()) if codes else {}
     conn = s.connection()  # thousands of rows: one executemany each, not one ORM object per row
     if view.scans:
-        conn.execute(insert(ReleaseScan.__table__), [
-            {"release_id": rel.id, "timepoint_id": ids[sc.code], "in_standard": sc.in_standard, "scan": sc.code,
-             "cohort": sc.cohort, "public_label": sc.public_label,
-             "exclusion_reason": None if sc.in_standard else sc.exclusion_reason,
-             "exclusion_note": None if sc.in_standard else sc.exclusion_note} for sc in view.scans])
+        conn.execute(
+            insert(ReleaseScan.__table__),
+            [
+                {
+                    "release_id": rel.id,
+                    "timepoint_id": ids[sc.code],
+                    "in_standard": sc.in_standard,
+                    "scan": sc.code,
+                    "cohort": sc.cohort,
+                    "public_label": sc.public_label,
+                    "exclusion_reason": None if sc.in_standard else sc.exclusion_reason,
+                    "exclusion_note": None if sc.in_standard else sc.exclusion_note,
+                }
+                for sc in view.scans
+            ],
+        )
     if entries:
-        conn.execute(insert(ReleaseItem.__table__), [
-            {"release_id": rel.id, "archive": e.archive, "path": e.path, "size_bytes": e.size, "sha256": e.sha256,
-             "timepoint_id": ids.get(e.scan) if e.scan else None, "source_revision_id": e.source_revision_id}
-            for e in sorted(entries, key=lambda e: e.path)])
+        conn.execute(
+            insert(ReleaseItem.__table__),
+            [
+                {
+                    "release_id": rel.id,
+                    "archive": e.archive,
+                    "path": e.path,
+                    "size_bytes": e.size,
+                    "sha256": e.sha256,
+                    "timepoint_id": ids.get(e.scan) if e.scan else None,
+                    "source_revision_id": e.source_revision_id,
+                }
+                for e in sorted(entries, key=lambda e: e.path)
+            ],
+        )
     rel.version, rel.spec, rel.status = spec.version, spec.source_text, "built"
     rel.last_revision_id, rel.manifest_sha256, rel.built_at = view.revision, sha256_bytes(manifest), now()
     s.add(rel)
@@ -518,20 +642,34 @@ def _bag_members(name: str, files: list[dict]) -> list[str]:
     from .export.bag import deposit_zip_path
 
     base = deposit_zip_path(name)[: -len(".zip")] + "/"
-    return sorted(f["path"][len(base):] for f in files if f["path"].startswith(base))
+    return sorted(f["path"][len(base) :] for f in files if f["path"].startswith(base))
 
 
 def _notes_text(spec: ReleaseSpec, manifest_sha: str, zip_rel: str, size: int, sha: str, changes: str) -> str:
     """``packages/RELEASE-NOTES.md``: the fixity of the published release and its history."""
-    return "\n".join([
-        f"# {spec.title}: release {spec.name} (version {spec.version}, {spec.date})", "",
-        "## Fixity", "",
-        f"- `{MANIFEST}` SHA-256: `{manifest_sha}` (every file of the release with its size and SHA-256)",
-        f"- `{zip_rel}` ({size} bytes) SHA-256: `{sha}` (the ICPSR deposit package: the BagIt bag of `icpsr/`)", "",
-        "Check a downloaded copy of the release folder against the published manifest:", "",
-        f"    atlas-registry release verify DIR --manifest-sha256 {manifest_sha}", "",
-        "or, with coreutils, `cd packages && sha256sum -c SHA256SUMS`, and `sha256sum MANIFEST.json`.", "",
-        "## Changes", "", "```", changes.rstrip("\n"), "```", ""])
+    return "\n".join(
+        [
+            f"# {spec.title}: release {spec.name} (version {spec.version}, {spec.date})",
+            "",
+            "## Fixity",
+            "",
+            f"- `{MANIFEST}` SHA-256: `{manifest_sha}` (every file of the release with its size and SHA-256)",
+            f"- `{zip_rel}` ({size} bytes) SHA-256: `{sha}` (the ICPSR deposit package: the BagIt bag of `icpsr/`)",
+            "",
+            "Check a downloaded copy of the release folder against the published manifest:",
+            "",
+            f"    atlas-registry release verify DIR --manifest-sha256 {manifest_sha}",
+            "",
+            "or, with coreutils, `cd packages && sha256sum -c SHA256SUMS`, and `sha256sum MANIFEST.json`.",
+            "",
+            "## Changes",
+            "",
+            "```",
+            changes.rstrip("\n"),
+            "```",
+            "",
+        ]
+    )
 
 
 def _write_publication(root: Path, spec: ReleaseSpec, manifest: bytes, progress: bool = False) -> tuple[str, int, str]:
@@ -552,8 +690,12 @@ def _write_publication(root: Path, spec: ReleaseSpec, manifest: bytes, progress:
         except FileNotFoundError:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != sizes[f"{base}/{m}"]:
-            raise AtlasError("REL011", "the build folder does not hold the recorded bag (missing, changed size or "
-                             "not a regular file); build the release again", path=f"{base}/{m}")
+            raise AtlasError(
+                "REL011",
+                "the build folder does not hold the recorded bag (missing, changed size or "
+                "not a regular file); build the release again",
+                path=f"{base}/{m}",
+            )
     tmp = root / f"{zip_rel}.tmp-{os.getpid()}"
     try:
         if progress:
@@ -566,7 +708,7 @@ def _write_publication(root: Path, spec: ReleaseSpec, manifest: bytes, progress:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    changes = (root / "icpsr" / "CHANGES")
+    changes = root / "icpsr" / "CHANGES"
     changes_text = changes.read_text("utf-8") if sizes.get("icpsr/CHANGES") is not None and changes.is_file() else ""
     notes = _notes_text(spec, sha256_bytes(manifest), zip_rel, size, sha, changes_text).encode("utf-8")
     for rel_path in (NOTES, SUMS):
@@ -582,13 +724,18 @@ def _reproduce_publication(root: Path, spec: ReleaseSpec, rel: Release, entries,
     manifest = (root / MANIFEST).read_bytes()
     zip_rel, size, sha = _write_publication(root, spec, manifest, progress)
     if (zip_rel, size, sha) != (rel.package_path, rel.package_size, rel.package_sha256):
-        raise AtlasError("REL021", f"rebuild of published release {rel.name}: the deposit zip ({size} bytes, sha256 "
-                         f"{sha[:12]}) differs from the published one ({rel.package_size} bytes, "
-                         f"{(rel.package_sha256 or '')[:12]})", path=zip_rel)
+        raise AtlasError(
+            "REL021",
+            f"rebuild of published release {rel.name}: the deposit zip ({size} bytes, sha256 "
+            f"{sha[:12]}) differs from the published one ({rel.package_size} bytes, "
+            f"{(rel.package_sha256 or '')[:12]})",
+            path=zip_rel,
+        )
 
 
-def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | os.PathLike | None = None,
-            progress: bool = False) -> PublishOutcome:
+def publish(
+    ws: Workspace, name: str, *, specs: Path | None = None, out: str | os.PathLike | None = None, progress: bool = False
+) -> PublishOutcome:
     """Freeze the built release ``name``: it must have been built from the registry as it is now, and
     its build folder (``out``, default where it was built) must hold that build. Writes the deposit zip
     into the folder and records its size and SHA-256."""
@@ -599,13 +746,18 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | o
         db.write_lock(s)
         rel = _release_row(s, name)
         if rel is None:
-            raise AtlasError("REL011", f"release {name} has not been built (atlas-registry release build {name} --out DIR)")
+            raise AtlasError(
+                "REL011", f"release {name} has not been built (atlas-registry release build {name} --out DIR)"
+            )
         if rel.status == "published":
             raise AtlasError("REL012", f"release {name} is already published ({rel.published_at:%Y-%m-%d})")
         newest = s.exec(select(func.max(Revision.id))).one()
         if newest != rel.last_revision_id:
-            raise AtlasError("REL013", f"the registry changed since {name} was built (revision {newest}, built at "
-                             f"{rel.last_revision_id}); build it again, then publish")
+            raise AtlasError(
+                "REL013",
+                f"the registry changed since {name} was built (revision {newest}, built at "
+                f"{rel.last_revision_id}); build it again, then publish",
+            )
         spec = _file_spec(name, specs)  # the build stored its specification: the file is optional now
         if spec is not None and spec.source_text != rel.spec:
             raise AtlasError("REL013", f"the specification of {name} changed since it was built; build it again")
@@ -613,22 +765,28 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | o
         published = s.exec(select(Release).where(Release.status == "published")).all()
         since = [r for r in published if rel.built_at is not None and _utc(r.published_at) >= _utc(rel.built_at)]
         if since:  # its CHANGES, notes and tables list the releases published before its build
-            raise AtlasError("REL013", f"release {since[0].name} was published after {name} was built; build it "
-                             "again, then publish")
+            raise AtlasError(
+                "REL013", f"release {since[0].name} was published after {name} was built; build it again, then publish"
+            )
         higher = [r for r in published if semver(r.version) >= semver(rel.version)]
         if higher:
-            raise AtlasError("REL014", f"version {rel.version} is not above published {higher[0].name} "
-                             f"({higher[0].version})")
+            raise AtlasError(
+                "REL014", f"version {rel.version} is not above published {higher[0].name} ({higher[0].version})"
+            )
         prev = max(published, key=lambda r: semver(r.version), default=None)
         root = Path(out).absolute() if out is not None else Path(release_dir(ws, name)).absolute()
         try:
             manifest = (root / MANIFEST).read_bytes()
         except OSError:
-            raise AtlasError("REL011", f"no build of {name} here (give the folder it was built into)",
-                             path=str(root)) from None
+            raise AtlasError(
+                "REL011", f"no build of {name} here (give the folder it was built into)", path=str(root)
+            ) from None
         if sha256_bytes(manifest) != rel.manifest_sha256:
-            raise AtlasError("REL011", f"{MANIFEST} is not that of the recorded build of {name}; build it again",
-                             path=str(root / MANIFEST))
+            raise AtlasError(
+                "REL011",
+                f"{MANIFEST} is not that of the recorded build of {name}; build it again",
+                path=str(root / MANIFEST),
+            )
         zip_rel, size, sha = _write_publication(root, spec, manifest, progress)
         try:
             rel.status, rel.published_at = "published", now()
@@ -636,12 +794,25 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | o
             rel.package_path, rel.package_size, rel.package_sha256 = zip_rel, size, sha
             s.add(rel)
             facts.refresh_releases(s)  # the current-state rows list published releases
-            n_files = s.exec(select(func.count()).select_from(ReleaseItem)
-                             .where(ReleaseItem.release_id == rel.id)).one()
-            n_scans = s.exec(select(func.count()).select_from(ReleaseScan)
-                             .where(ReleaseScan.release_id == rel.id)).one()
-            outcome = PublishOutcome(rel.name, rel.version, rel.last_revision_id, rel.manifest_sha256, n_files,
-                                     n_scans, prev.name if prev else None, str(root), zip_rel, size, sha)
+            n_files = s.exec(
+                select(func.count()).select_from(ReleaseItem).where(ReleaseItem.release_id == rel.id)
+            ).one()
+            n_scans = s.exec(
+                select(func.count()).select_from(ReleaseScan).where(ReleaseScan.release_id == rel.id)
+            ).one()
+            outcome = PublishOutcome(
+                rel.name,
+                rel.version,
+                rel.last_revision_id,
+                rel.manifest_sha256,
+                n_files,
+                n_scans,
+                prev.name if prev else None,
+                str(root),
+                zip_rel,
+                size,
+                sha,
+            )
             s.flush()
         except BaseException:
             for p in (zip_rel, SUMS, NOTES):
@@ -651,7 +822,7 @@ def publish(ws: Workspace, name: str, *, specs: Path | None = None, out: str | o
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 # -- diff ----------------------------------------------------------------------------------------
@@ -667,8 +838,12 @@ class ScanChange:
     changes: list[Change]  # the revisions behind it, with their issues
 
     def to_dict(self) -> dict:
-        return {"scan": self.scan, "status": self.status, "files": self.files,
-                "changes": [c.to_dict() for c in self.changes]}
+        return {
+            "scan": self.scan,
+            "status": self.status,
+            "files": self.files,
+            "changes": [c.to_dict() for c in self.changes],
+        }
 
 
 @dataclass
@@ -685,14 +860,22 @@ class ReleaseDiff:
         return sorted({c.issue for sc in self.scans for c in sc.changes if c.issue is not None})
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "scans": [s.to_dict() for s in self.scans],
-                "release_files": self.release_files, "standard_added": self.standard_added,
-                "standard_removed": self.standard_removed, "issues": self.issues}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "scans": [s.to_dict() for s in self.scans],
+            "release_files": self.release_files,
+            "standard_added": self.standard_added,
+            "standard_removed": self.standard_removed,
+            "issues": self.issues,
+        }
 
     def to_text(self) -> str:
         n = {k: sum(1 for s in self.scans if s.status == k) for k in ("added", "removed", "changed")}
-        out = [f"{self.a} -> {self.b}: {n['added']} scan(s) added, {n['removed']} removed, {n['changed']} changed; "
-               f"{len(self.release_files)} release-level file(s) differ"]
+        out = [
+            f"{self.a} -> {self.b}: {n['added']} scan(s) added, {n['removed']} removed, {n['changed']} changed; "
+            f"{len(self.release_files)} release-level file(s) differ"
+        ]
         for sc in self.scans:
             out.append(f"{_MARK[sc.status]} {sc.scan}")
             for c in sc.changes:
@@ -715,13 +898,23 @@ def diff(ws: Workspace, a: str, b: str) -> ReleaseDiff:
     with db.session(ws) as s:
         ra, rb = (_built(s, n) for n in (a, b))
         # paths that carry the release's name (packages/atlas-<name>-icpsr/...) are compared without it
-        items = [{i.path.replace(r.name, "{release}"): i
-                  for i in s.exec(select(ReleaseItem).where(ReleaseItem.release_id == r.id)).all()}
-                 for r in (ra, rb)]
+        items = [
+            {
+                i.path.replace(r.name, "{release}"): i
+                for i in s.exec(select(ReleaseItem).where(ReleaseItem.release_id == r.id)).all()
+            }
+            for r in (ra, rb)
+        ]
         ma, mb = changelog.membership(s, ra.id), changelog.membership(s, rb.id)
-        codes = dict(s.exec(select(Timepoint.id, Timepoint.code)
-                            .where(Timepoint.id.in_(sorted({i.timepoint_id for d in items for i in d.values()
-                                                            if i.timepoint_id is not None})))).all())
+        codes = dict(
+            s.exec(
+                select(Timepoint.id, Timepoint.code).where(
+                    Timepoint.id.in_(
+                        sorted({i.timepoint_id for d in items for i in d.values() if i.timepoint_id is not None})
+                    )
+                )
+            ).all()
+        )
         lo, hi = sorted((ra.last_revision_id or 0, rb.last_revision_id or 0))
         revs = changelog.changes_between(s, lo, hi, set(ma) | set(mb))
     by_scan: dict[str | None, list[dict]] = {}
@@ -731,17 +924,23 @@ def diff(ws: Workspace, a: str, b: str) -> ReleaseDiff:
             continue
         change = "added" if x is None else "removed" if y is None else "changed"
         tp = (y or x).timepoint_id
-        by_scan.setdefault(codes.get(tp) if tp is not None else None, []).append({"path": (y or x).path,
-                                                                                   "change": change})
+        by_scan.setdefault(codes.get(tp) if tp is not None else None, []).append(
+            {"path": (y or x).path, "change": change}
+        )
     scans = []
     # a scan changed when its files did, or a revision touched it (metadata lives in release-level tables)
     for code in sorted((set(by_scan) - {None}) | (set(ma) ^ set(mb)) | {c.scan for c in revs}):
         status = "added" if code not in ma else "removed" if code not in mb else "changed"
         scans.append(ScanChange(code, status, by_scan.get(code, []), [c for c in revs if c.scan == code]))
     both = set(ma) & set(mb)
-    return ReleaseDiff(a=ra.name, b=rb.name, scans=scans, release_files=by_scan.get(None, []),
-                       standard_added=sorted(c for c in both if mb[c] and not ma[c]),
-                       standard_removed=sorted(c for c in both if ma[c] and not mb[c]))
+    return ReleaseDiff(
+        a=ra.name,
+        b=rb.name,
+        scans=scans,
+        release_files=by_scan.get(None, []),
+        standard_added=sorted(c for c in both if mb[c] and not ma[c]),
+        standard_removed=sorted(c for c in both if ma[c] and not mb[c]),
+    )
 
 
 def _built(s: Session, name: str) -> Release:

@@ -102,7 +102,7 @@ def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
     elif isinstance(cohorts, list) and all(isinstance(c, str) and re.match(r"^c\d{4}$", c) for c in cohorts):
         cohorts_t = tuple(sorted(cohorts))
     else:
-        raise AtlasError("REL005", "cohorts must be \"all\" or a list of cXXXX codes", path=origin)
+        raise AtlasError("REL005", 'cohorts must be "all" or a list of cXXXX codes', path=origin)
     archives = tuple(d.get("archives", KNOWN_ARCHIVES))
     unknown = [a for a in archives if a not in KNOWN_ARCHIVES]
     if unknown:
@@ -117,19 +117,38 @@ def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
         source_datasets=tuple(dict(p) for p in std.get("source_datasets", ())),
     )
     dep = d.get("deposit", {})
-    deposit = Deposit(source_organization=dep.get("source_organization", ""),
-                      contact_name=dep.get("contact_name", ""), contact_email=dep.get("contact_email", ""))
+    deposit = Deposit(
+        source_organization=dep.get("source_organization", ""),
+        contact_name=dep.get("contact_name", ""),
+        contact_email=dep.get("contact_email", ""),
+    )
     st = d.get("study", {})
-    study = Study(universe=st.get("universe", ""), unit_of_analysis=st.get("unit_of_analysis", ""),
-                  time_period=st.get("time_period", ""), geography=tuple(st.get("geography", ())),
-                  kind_of_data=st.get("kind_of_data", ""), method=st.get("method", ""),
-                  keywords=tuple(st.get("keywords", ())))
+    study = Study(
+        universe=st.get("universe", ""),
+        unit_of_analysis=st.get("unit_of_analysis", ""),
+        time_period=st.get("time_period", ""),
+        geography=tuple(st.get("geography", ())),
+        kind_of_data=st.get("kind_of_data", ""),
+        method=st.get("method", ""),
+        keywords=tuple(st.get("keywords", ())),
+    )
     return ReleaseSpec(
-        name=d["name"], version=d["version"], date=d["date"], title=d["title"],
-        description=d.get("description", ""), authors=tuple(d.get("authors", ())), license=d.get("license", ""),
-        data_use=d.get("data_use", ""), how_to_cite=d.get("how_to_cite", ""),
-        references=tuple(d.get("references", ())), cohorts=cohorts_t, archives=archives, standard=rules,
-        deposit=deposit, study=study, source_text=text,
+        name=d["name"],
+        version=d["version"],
+        date=d["date"],
+        title=d["title"],
+        description=d.get("description", ""),
+        authors=tuple(d.get("authors", ())),
+        license=d.get("license", ""),
+        data_use=d.get("data_use", ""),
+        how_to_cite=d.get("how_to_cite", ""),
+        references=tuple(d.get("references", ())),
+        cohorts=cohorts_t,
+        archives=archives,
+        standard=rules,
+        deposit=deposit,
+        study=study,
+        source_text=text,
     )
 
 
@@ -142,8 +161,11 @@ def _check_schema(d: dict, origin: str) -> None:
     problem = schema_problem(d, "release-spec.schema.json", ".")
     if problem is not None:
         where, message = problem
-        raise AtlasError("REL007", f"release specification at {where or '(top level)'}: {message} "
-                         "(schemas/release-spec.schema.json)", path=origin)
+        raise AtlasError(
+            "REL007",
+            f"release specification at {where or '(top level)'}: {message} (schemas/release-spec.schema.json)",
+            path=origin,
+        )
 
 
 def load_spec(name_or_path: str, search: Path | None = None) -> ReleaseSpec:

@@ -140,8 +140,9 @@ def _load_brain(paths: dict[tuple[str, str], Path]) -> tuple[dict[tuple[str, str
         if shape is None:
             shape, zooms = data.shape, z
         elif data.shape != shape or not np.allclose(z, zooms, atol=1e-4):
-            raise AtlasError("RATER002", f"not on the grid of the brain's other tracings ({data.shape} vs {shape})",
-                             path=str(path))
+            raise AtlasError(
+                "RATER002", f"not on the grid of the brain's other tracings ({data.shape} vs {shape})", path=str(path)
+            )
         box = masks.bbox(data, 0)
         loaded[key] = (box, data[box].copy() if box is not None else None)
     boxes = [b for b, _ in loaded.values() if b is not None]
@@ -150,9 +151,9 @@ def _load_brain(paths: dict[tuple[str, str], Path]) -> tuple[dict[tuple[str, str
     voxel = float(np.prod(zooms))
     out = {}
     for key, (box, part) in loaded.items():
-        crop = np.zeros([h - l for l, h in zip(lo, hi)], bool)
+        crop = np.zeros([h - low for low, h in zip(lo, hi, strict=False)], bool)
         if box is not None:
-            crop[tuple(slice(b.start - l, b.stop - l) for b, l in zip(box, lo))] = part
+            crop[tuple(slice(b.start - low, b.stop - low) for b, low in zip(box, lo, strict=False))] = part
         surf = masks.surface(crop)
         dist = ndi.distance_transform_edt(~surf, sampling=zooms) if surf.any() else None
         out[key] = _Mask(crop, surf, dist, float(crop.sum()) * voxel)
@@ -215,7 +216,7 @@ def analyze(root: str | Path) -> dict:
             raters = sorted(r for r, ss in masks_b if ss == s)
             pair = {}
             for i, r1 in enumerate(raters):
-                for r2 in raters[i + 1:]:
+                for r2 in raters[i + 1 :]:
                     pair[r1, r2] = pair[r2, r1] = _pair(masks_b[r1, s], masks_b[r2, s])
             for r in raters:
                 others = [pair[r, o] for o in raters if o != r]
@@ -238,7 +239,11 @@ def analyze(root: str | Path) -> dict:
             for o in t.raters:
                 if o == r:
                     continue
-                rows = [[volumes[b, r, s], volumes[b, o, s]] for b in t.brains if (b, r, s) in volumes and (b, o, s) in volumes]
+                rows = [
+                    [volumes[b, r, s], volumes[b, o, s]]
+                    for b in t.brains
+                    if (b, r, s) in volumes and (b, o, s) in volumes
+                ]
                 vals.append(icc_2_1(rows))
             vals = [v for v in vals if math.isfinite(v)]
             if vals:
@@ -247,29 +252,59 @@ def analyze(root: str | Path) -> dict:
     if len(sessions) >= 2:
         s1, s2 = sessions[:2]
         for r in t.raters:
-            rows = [[volumes[b, r, s1], volumes[b, r, s2]] for b in t.brains if (b, r, s1) in volumes and (b, r, s2) in volumes]
+            rows = [
+                [volumes[b, r, s1], volumes[b, r, s2]]
+                for b in t.brains
+                if (b, r, s1) in volumes and (b, r, s2) in volumes
+            ]
             icc_intra.append(icc_2_1(rows))
 
     paper = _paper()
     measures = []
     for i, s in enumerate(sessions):
         key = i + 1
-        measures.append({"measure": "inter_dice", "session": s, **_mean_sd(inter[s]["dice"]),
-                         "paper": paper["inter_dice"].get(key)})
-        measures.append({"measure": "inter_hd_mm", "session": s, **_mean_sd(inter[s]["hd"]),
-                         "paper": paper["inter_hd_mm"].get(key)})
+        measures.append(
+            {"measure": "inter_dice", "session": s, **_mean_sd(inter[s]["dice"]), "paper": paper["inter_dice"].get(key)}
+        )
+        measures.append(
+            {"measure": "inter_hd_mm", "session": s, **_mean_sd(inter[s]["hd"]), "paper": paper["inter_hd_mm"].get(key)}
+        )
     if len(sessions) >= 2:
-        measures.append({"measure": "intra_dice", "session": f"{sessions[0]}-{sessions[1]}", **_mean_sd(intra["dice"]),
-                         "paper": paper["intra_dice"]})
-        measures.append({"measure": "intra_hd_mm", "session": f"{sessions[0]}-{sessions[1]}", **_mean_sd(intra["hd"]),
-                         "paper": paper["intra_hd_mm"]})
-    measures.append({"measure": "volume_icc_inter", "session": "all",
-                     **_mean_sd([v for s in sessions for v in icc_inter[s]]), "paper": paper["volume_icc_inter"]})
+        measures.append(
+            {
+                "measure": "intra_dice",
+                "session": f"{sessions[0]}-{sessions[1]}",
+                **_mean_sd(intra["dice"]),
+                "paper": paper["intra_dice"],
+            }
+        )
+        measures.append(
+            {
+                "measure": "intra_hd_mm",
+                "session": f"{sessions[0]}-{sessions[1]}",
+                **_mean_sd(intra["hd"]),
+                "paper": paper["intra_hd_mm"],
+            }
+        )
+    measures.append(
+        {
+            "measure": "volume_icc_inter",
+            "session": "all",
+            **_mean_sd([v for s in sessions for v in icc_inter[s]]),
+            "paper": paper["volume_icc_inter"],
+        }
+    )
     for s in sessions:
         measures.append({"measure": "volume_icc_inter", "session": s, **_mean_sd(icc_inter[s]), "paper": None})
     if len(sessions) >= 2:
-        measures.append({"measure": "volume_icc_intra", "session": f"{sessions[0]}-{sessions[1]}",
-                         **_mean_sd(icc_intra), "paper": paper["volume_icc_intra"]})
+        measures.append(
+            {
+                "measure": "volume_icc_intra",
+                "session": f"{sessions[0]}-{sessions[1]}",
+                **_mean_sd(icc_intra),
+                "paper": paper["volume_icc_intra"],
+            }
+        )
     return {
         "dir": str(t.root),
         "brains": t.brains,
@@ -278,7 +313,9 @@ def analyze(root: str | Path) -> dict:
         "n_tracings": len(t.paths),
         "icc": ICC_NAME,
         "measures": measures,
-        "volumes": [{"brain": b, "rater": r, "session": s, "volume_mm3": v} for (b, r, s), v in sorted(volumes.items())],
+        "volumes": [
+            {"brain": b, "rater": r, "session": s, "volume_mm3": v} for (b, r, s), v in sorted(volumes.items())
+        ],
     }
 
 
@@ -301,15 +338,17 @@ def _ms(d: dict | None) -> str:
 
 def format_text(result: dict) -> str:
     """The paper's form: mean ± SD per measure, beside the paper's figure."""
-    head = (f"Rater reliability: {len(result['brains'])} brains x {len(result['raters'])} raters x "
-            f"{len(result['sessions'])} sessions ({result['n_tracings']} tracings) in {result['dir']}")
+    head = (
+        f"Rater reliability: {len(result['brains'])} brains x {len(result['raters'])} raters x "
+        f"{len(result['sessions'])} sessions ({result['n_tracings']} tracings) in {result['dir']}"
+    )
     rows = [("measure", "session", "n", "this data", "paper (Liew et al. 2018)")]
     for m in result["measures"]:
         rows.append((_LABELS[m["measure"]], str(m["session"]), str(m["n"]), _ms(m), _ms(m["paper"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [head, f"Volume agreement: {result['icc']}", ""]
     for k, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

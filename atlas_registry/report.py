@@ -37,7 +37,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -90,11 +90,21 @@ def make_report(ws: Workspace, out: Path, *, release: str | None = None, progres
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     v = data.view
-    return ReportSummary(out / INDEX, release, v.revision, len(v.scans), v.n_lesions, len(v.standard_scans),
-                         len(v.exclusions), len(figures.thumbs), round(time.perf_counter() - started, 2))
+    return ReportSummary(
+        out / INDEX,
+        release,
+        v.revision,
+        len(v.scans),
+        v.n_lesions,
+        len(v.standard_scans),
+        len(v.exclusions),
+        len(figures.thumbs),
+        round(time.perf_counter() - started, 2),
+    )
 
 
 # -- output folder ---------------------------------------------------------------------------------
+
 
 def _is_report(folder: Path) -> bool:
     entries = {p.name for p in folder.iterdir()}
@@ -124,6 +134,7 @@ def _install(tmp: Path, out: Path) -> None:
 
 
 # -- what the report shows -----------------------------------------------------------------------
+
 
 @dataclass
 class _Run:
@@ -169,8 +180,11 @@ def _load(ws: Workspace, release: str | None) -> _Data:
         else:
             rel = s.exec(select(Release).where(Release.name == release)).first()
             if rel is None:
-                raise AtlasError("REP001", f"no release {release!r} in the registry (build it first: "
-                                           f"atlas-registry release build {release} --out DIR)")
+                raise AtlasError(
+                    "REP001",
+                    f"no release {release!r} in the registry (build it first: "
+                    f"atlas-registry release build {release} --out DIR)",
+                )
             if rel.status == "draft" or rel.manifest_sha256 is None:
                 raise AtlasError("REP002", f"release {release} has not been built: it has no membership yet")
             spec, status = parse_spec(rel.spec, rel.name), rel.status
@@ -189,7 +203,7 @@ def _load(ws: Workspace, release: str | None) -> _Data:
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _unreleased_changes(s, view) -> str:
@@ -227,17 +241,35 @@ def _runs(s, view, last_run: int | None, *, everything: bool) -> list[_Run]:
     ids = [r.id for r in runs]
     if not ids:
         return []
-    stored = dict(s.exec(select(AuditEvent.ingest_run_id, func.count()).where(
-        AuditEvent.kind == "store", AuditEvent.ingest_run_id.in_(ids)).group_by(AuditEvent.ingest_run_id)).all())
+    stored = dict(
+        s.exec(
+            select(AuditEvent.ingest_run_id, func.count())
+            .where(AuditEvent.kind == "store", AuditEvent.ingest_run_id.in_(ids))
+            .group_by(AuditEvent.ingest_run_id)
+        ).all()
+    )
     events: dict[int, list] = {}
-    for run_id, kind, path, detail in s.exec(select(AuditEvent.ingest_run_id, AuditEvent.kind, AuditEvent.path,
-                                                    AuditEvent.detail)
-                                             .where(AuditEvent.kind != "store", AuditEvent.ingest_run_id.in_(ids))
-                                             .order_by(AuditEvent.id)).all():
+    for run_id, kind, path, detail in s.exec(
+        select(AuditEvent.ingest_run_id, AuditEvent.kind, AuditEvent.path, AuditEvent.detail)
+        .where(AuditEvent.kind != "store", AuditEvent.ingest_run_id.in_(ids))
+        .order_by(AuditEvent.id)
+    ).all():
         events.setdefault(run_id, []).append((kind, view.public_text(path), view.public_text(detail)))
-    return [_Run(r.id, view.public_text(shown_source(r.source)), _utc(r.started_at), r.status, r.n_files, r.n_scans,
-                 r.n_errors, r.n_warnings, stored.get(r.id, 0),
-                 [(k, shown_path(p, r.source), d) for k, p, d in events.get(r.id, [])]) for r in runs]
+    return [
+        _Run(
+            r.id,
+            view.public_text(shown_source(r.source)),
+            _utc(r.started_at),
+            r.status,
+            r.n_files,
+            r.n_scans,
+            r.n_errors,
+            r.n_warnings,
+            stored.get(r.id, 0),
+            [(k, shown_path(p, r.source), d) for k, p, d in events.get(r.id, [])],
+        )
+        for r in runs
+    ]
 
 
 def shown_source(source: str | None) -> str:
@@ -263,6 +295,7 @@ def shown_path(path: str | None, source: str | None) -> str | None:
 
 
 # -- statistics and figures ------------------------------------------------------------------------
+
 
 @dataclass
 class _Figures:
@@ -346,6 +379,7 @@ def _thumbnails(ws: Workspace, view, folder: Path, progress: bool) -> dict[str, 
 
 # -- HTML ----------------------------------------------------------------------------------------
 
+
 def esc(value) -> str:
     """HTML-escaped text (``None`` -> empty)."""
     return html.escape("" if value is None else str(value), quote=True)
@@ -366,16 +400,30 @@ def _pct(part: int, whole: int) -> str:
 
 
 # Tables 1 and 2 as the paper lays them out: (group heading or None, column heading, key).
-TABLE1 = ("Table 1", "Scans with one lesion, by hemisphere, and scans with multiple lesions, per cohort.",
-          [(None, "Scans", "scans"), ("Single lesion", "Left", "single_left"),
-           ("Single lesion", "Right", "single_right"), ("Single lesion", "Other", "single_other"),
-           (None, "Multiple lesions", "multiple")],
-          "% of scans")
-TABLE2 = ("Table 2", "Lesions (primary and secondary) by location and hemisphere, per cohort.",
-          [("Cortical", "Left", "cortical_left"), ("Cortical", "Right", "cortical_right"),
-           ("Subcortical only", "Left", "subcortical_left"), ("Subcortical only", "Right", "subcortical_right"),
-           (None, "Other", "other")],
-          "% of lesions")
+TABLE1 = (
+    "Table 1",
+    "Scans with one lesion, by hemisphere, and scans with multiple lesions, per cohort.",
+    [
+        (None, "Scans", "scans"),
+        ("Single lesion", "Left", "single_left"),
+        ("Single lesion", "Right", "single_right"),
+        ("Single lesion", "Other", "single_other"),
+        (None, "Multiple lesions", "multiple"),
+    ],
+    "% of scans",
+)
+TABLE2 = (
+    "Table 2",
+    "Lesions (primary and secondary) by location and hemisphere, per cohort.",
+    [
+        ("Cortical", "Left", "cortical_left"),
+        ("Cortical", "Right", "cortical_right"),
+        ("Subcortical only", "Left", "subcortical_left"),
+        ("Subcortical only", "Right", "subcortical_right"),
+        (None, "Other", "other"),
+    ],
+    "% of lesions",
+)
 
 
 def _head_rows(columns) -> str:
@@ -391,7 +439,7 @@ def _head_rows(columns) -> str:
         while i + span < len(columns) and columns[i + span][0] == group:
             span += 1
         top.append(f'<th colspan="{span}" class="group">{esc(group)}</th>')
-        sub += [f"<th>{esc(c[1])}</th>" for c in columns[i:i + span]]
+        sub += [f"<th>{esc(c[1])}</th>" for c in columns[i : i + span]]
         i += span
     return f"<tr>{''.join(top)}</tr><tr>{''.join(sub)}</tr>"
 
@@ -440,22 +488,26 @@ def _paper_table(layout, rows: list[dict], reference) -> str:
     if not rows:
         verdict = "The registry holds no scans."
     elif n_diff:
-        verdict = (f'<span class="flag">{n_diff} of {n_cells} cells differ from the paper</span>: highlighted, '
-                   "with the paper's value beneath ours.")
+        verdict = (
+            f'<span class="flag">{n_diff} of {n_cells} cells differ from the paper</span>: highlighted, '
+            "with the paper's value beneath ours."
+        )
     else:
         verdict = f'<span class="ok">All {n_cells} cells match the paper.</span>'
     missing = sorted(set(reference) - {r["cohort"] for r in rows})
     if missing and rows:
         verdict += f" The paper's totals are over the cohorts shown; not shown: {esc(', '.join(missing))}."
     anchor = label.lower().replace(" ", "")
-    return (f'<table class="data paper" id="{anchor}"><caption><b>{esc(label)}.</b> {esc(caption)}</caption>'
-            f"<thead>{_head_rows(columns)}</thead><tbody>{''.join(body)}</tbody>"
-            f'<tfoot><tr><td colspan="{len(keys) + 1}" class="verdict"><div>{verdict}</div></td></tr></tfoot></table>')
+    return (
+        f'<table class="data paper" id="{anchor}"><caption><b>{esc(label)}.</b> {esc(caption)}</caption>'
+        f"<thead>{_head_rows(columns)}</thead><tbody>{''.join(body)}</tbody>"
+        f'<tfoot><tr><td colspan="{len(keys) + 1}" class="verdict"><div>{verdict}</div></td></tr></tfoot></table>'
+    )
 
 
 def _volume_cells(o: dict) -> str:
-    spread = "–" if o["mean"] is None else f'{_vol(o["mean"])} ± {_vol(o["sd"])}'
-    return f'<td>{spread}</td><td>{_vol(o["min"])}</td><td>{_vol(o["max"])}</td>'
+    spread = "–" if o["mean"] is None else f"{_vol(o['mean'])} ± {_vol(o['sd'])}"
+    return f"<td>{spread}</td><td>{_vol(o['min'])}</td><td>{_vol(o['max'])}</td>"
 
 
 def _volume_table(v: dict) -> str:
@@ -463,11 +515,15 @@ def _volume_table(v: dict) -> str:
     for kind, title in (("primary", "Primary lesions"), ("all", "All lesions")):
         o = v[kind]["overall"]
         rows.append(f'<tr><th class="l">{title}</th><td>{_n(o["n"])}</td>{_volume_cells(o)}</tr>')
-    rows.append(f'<tr class="ref"><th class="l">Paper (R1.1), all lesions</th><td>{_n(paper.N_LESIONS)}</td>'
-                f'{_volume_cells(v["paper_all_lesions"])}</tr>')
-    return ('<table class="data"><caption><b>Lesion volume</b> (mm³) of the native smoothed masks.</caption>'
-            '<thead><tr><th class="l"></th><th>n</th><th>mean ± SD</th><th>min</th><th>max</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    rows.append(
+        f'<tr class="ref"><th class="l">Paper (R1.1), all lesions</th><td>{_n(paper.N_LESIONS)}</td>'
+        f"{_volume_cells(v['paper_all_lesions'])}</tr>"
+    )
+    return (
+        '<table class="data"><caption><b>Lesion volume</b> (mm³) of the native smoothed masks.</caption>'
+        '<thead><tr><th class="l"></th><th>n</th><th>mean ± SD</th><th>min</th><th>max</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _reason(code: str | None) -> str:
@@ -488,19 +544,28 @@ def _exclusions(view) -> str:
     items = []
     for code, n in sorted(counts.items()):
         ref = expected.get(code) if every_cohort else None
-        note = "" if ref is None else (f' <span class="ok">(paper: {ref})</span>' if ref == n
-                                       else f' <span class="flag">(paper: {ref})</span>')
+        note = (
+            ""
+            if ref is None
+            else (
+                f' <span class="ok">(paper: {ref})</span>' if ref == n else f' <span class="flag">(paper: {ref})</span>'
+            )
+        )
         items.append(f"<li><b>{esc(_reason(code))}</b>: {n}{note} — {esc(EXCLUSION_CODES.get(code, ''))}</li>")
     rows = []
     for scan in sorted(out, key=lambda x: (x.exclusion_reason or "", x.cohort, x.public_scan)):
-        rows.append(f'<tr><th class="l"><a href="#scan-{esc(scan.public_scan)}">{esc(scan.public_scan)}</a></th>'
-                    f'<td class="l">{esc(scan.cohort)}</td><td class="l">{esc(_reason(scan.exclusion_reason))}</td>'
-                    f'<td class="l text">{esc(view.public_text(scan.exclusion_note))}</td></tr>')
-    return (f"<p>{len(out)} of {len(view.scans)} scans are not in the standardized subset.</p>"
-            f'<ul class="reasons">{"".join(items)}</ul>'
-            '<table class="data list"><caption><b>Scans outside the standardized subset.</b></caption>'
-            '<thead><tr><th class="l">Scan</th><th class="l">Cohort</th><th class="l">Reason</th>'
-            f'<th class="l">Note</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        rows.append(
+            f'<tr><th class="l"><a href="#scan-{esc(scan.public_scan)}">{esc(scan.public_scan)}</a></th>'
+            f'<td class="l">{esc(scan.cohort)}</td><td class="l">{esc(_reason(scan.exclusion_reason))}</td>'
+            f'<td class="l text">{esc(view.public_text(scan.exclusion_note))}</td></tr>'
+        )
+    return (
+        f"<p>{len(out)} of {len(view.scans)} scans are not in the standardized subset.</p>"
+        f'<ul class="reasons">{"".join(items)}</ul>'
+        '<table class="data list"><caption><b>Scans outside the standardized subset.</b></caption>'
+        '<thead><tr><th class="l">Scan</th><th class="l">Cohort</th><th class="l">Reason</th>'
+        f'<th class="l">Note</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
 
 
 MAX_EVENTS = 200  # warnings listed per ingest run (the rest counted)
@@ -512,27 +577,37 @@ def _validation(runs: list[_Run]) -> str:
     rows, lists = [], []
     for r in runs:
         when = r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "–"
-        rows.append(f'<tr><th class="l">{r.id}</th><td class="l">{esc(when)}</td>'
-                    f'<td class="l text">{esc(r.source)}</td>'
-                    f'<td class="l"><span class="status {esc(r.status)}">{esc(r.status)}</span></td>'
-                    f"<td>{_n(r.n_files)}</td><td>{_n(r.n_scans)}</td><td>{_n(r.stored)}</td><td>{_n(r.n_errors)}</td>"
-                    f"<td>{_n(r.n_warnings)}</td></tr>")
+        rows.append(
+            f'<tr><th class="l">{r.id}</th><td class="l">{esc(when)}</td>'
+            f'<td class="l text">{esc(r.source)}</td>'
+            f'<td class="l"><span class="status {esc(r.status)}">{esc(r.status)}</span></td>'
+            f"<td>{_n(r.n_files)}</td><td>{_n(r.n_scans)}</td><td>{_n(r.stored)}</td><td>{_n(r.n_errors)}</td>"
+            f"<td>{_n(r.n_warnings)}</td></tr>"
+        )
         if r.events:
-            items = [f'<li><span class="kind">{esc(kind)}</span> <code>{esc(path or "")}</code> {esc(detail)}</li>'
-                     for kind, path, detail in r.events[:MAX_EVENTS]]
+            items = [
+                f'<li><span class="kind">{esc(kind)}</span> <code>{esc(path or "")}</code> {esc(detail)}</li>'
+                for kind, path, detail in r.events[:MAX_EVENTS]
+            ]
             if len(r.events) > MAX_EVENTS:
                 items.append(f"<li>… and {len(r.events) - MAX_EVENTS:,} more</li>")
-            lists.append(f"<h4>Run {r.id}: {len(r.events):,} warning(s) and notes</h4>"
-                         f'<ul class="events">{"".join(items)}</ul>')
+            lists.append(
+                f'<h4>Run {r.id}: {len(r.events):,} warning(s) and notes</h4><ul class="events">{"".join(items)}</ul>'
+            )
     n_warn = sum(r.n_warnings for r in runs)
     n_err = sum(r.n_errors for r in runs)
-    summary = (f"<p>{len(runs)} ingest run(s); {n_err:,} error(s) and {n_warn:,} warning(s) reported by validation."
-               + ("" if lists else " No warnings were recorded.") + "</p>")
-    table = ('<table class="data list"><caption><b>Ingest runs.</b> Every archive passes validation before it is '
-             "stored; a run with errors is refused and stores nothing.</caption>"
-             '<thead><tr><th class="l">Run</th><th class="l">Started (UTC)</th><th class="l">Source</th>'
-             '<th class="l">Status</th><th>Files</th><th>Scans</th><th>Stored</th><th>Errors</th><th>Warnings</th>'
-             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    summary = (
+        f"<p>{len(runs)} ingest run(s); {n_err:,} error(s) and {n_warn:,} warning(s) reported by validation."
+        + ("" if lists else " No warnings were recorded.")
+        + "</p>"
+    )
+    table = (
+        '<table class="data list"><caption><b>Ingest runs.</b> Every archive passes validation before it is '
+        "stored; a run with errors is refused and stores nothing.</caption>"
+        '<thead><tr><th class="l">Run</th><th class="l">Started (UTC)</th><th class="l">Source</th>'
+        '<th class="l">Status</th><th>Files</th><th>Scans</th><th>Stored</th><th>Errors</th><th>Warnings</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
     return summary + table + "".join(lists)
 
 
@@ -551,18 +626,28 @@ def _gallery(view, thumbs: dict[str, tuple[str, int, int]]) -> str:
             facts = f"{len(scan.lesions)} lesion{'s' if len(scan.lesions) != 1 else ''}"
             if primary:
                 facts += f" · primary {_vol(primary.metrics.volume_mm3)} mm³"
-            badge = "" if scan.in_standard else (f'<span class="badge" title="not in the standardized subset">'
-                                                 f"{esc(_reason(scan.exclusion_reason))}</span>")
+            badge = (
+                ""
+                if scan.in_standard
+                else (
+                    f'<span class="badge" title="not in the standardized subset">'
+                    f"{esc(_reason(scan.exclusion_reason))}</span>"
+                )
+            )
             note = view.public_text(scan.report.notes) if scan.report else None
             figs.append(
                 f'<figure class="scan" id="scan-{esc(scan.public_scan)}">'
                 f'<img src="{esc(src)}" width="{w}" height="{h}" alt="Axial T1 slice of {esc(scan.public_scan)}'
                 f'{" through the primary lesion" if primary else ""}">'
                 f"<figcaption><b>{esc(scan.public_scan)}</b>{badge}<span>{esc(facts)}</span>"
-                + (f'<span class="text note">{esc(note)}</span>' if note else "") + "</figcaption></figure>")
+                + (f'<span class="text note">{esc(note)}</span>' if note else "")
+                + "</figcaption></figure>"
+            )
         site = f' <span class="site">{esc(sites.get(cohort))}</span>' if sites.get(cohort) else ""
-        parts.append(f'<section class="cohort"><h3>{esc(cohort)}{site} <span class="count">{len(scans)} scans</span>'
-                     f'</h3><div class="grid">{"".join(figs)}</div></section>')
+        parts.append(
+            f'<section class="cohort"><h3>{esc(cohort)}{site} <span class="count">{len(scans)} scans</span>'
+            f'</h3><div class="grid">{"".join(figs)}</div></section>'
+        )
     if not parts:
         return "<p>The registry holds no scans.</p>"
     return "".join(parts)
@@ -575,9 +660,13 @@ def _cards(view) -> str:
     ref_scans = sum(paper.TABLE1[c].scans for c in known) if known else None
     ref_lesions = sum(paper.TABLE2[c].total for c in known) if known else None
     ref_std = paper.N_STANDARDIZED if set(paper.COHORTS) <= cohorts else None
-    cards = [("Scans", len(view.scans), ref_scans), ("Subjects", n_subjects, None),
-             ("Lesions", view.n_lesions, ref_lesions), ("Cohorts", len(cohorts), None),
-             ("Standardized", len(view.standard_scans), ref_std)]
+    cards = [
+        ("Scans", len(view.scans), ref_scans),
+        ("Subjects", n_subjects, None),
+        ("Lesions", view.n_lesions, ref_lesions),
+        ("Cohorts", len(cohorts), None),
+        ("Standardized", len(view.standard_scans), ref_std),
+    ]
     out = []
     for label, value, ref in cards:
         cls = "" if ref is None else (" ok" if ref == value else " flag")
@@ -586,9 +675,15 @@ def _cards(view) -> str:
     return f'<div class="cards">{"".join(out)}</div>'
 
 
-SECTIONS = (("tables", "Tables 1 and 2"), ("volumes", "Lesion volumes"), ("overlap", "Lesion overlap"),
-            ("subset", "Standardized subset"), ("validation", "Validation"), ("changes", "Changes"),
-            ("scans", "Scans"))
+SECTIONS = (
+    ("tables", "Tables 1 and 2"),
+    ("volumes", "Lesion volumes"),
+    ("overlap", "Lesion overlap"),
+    ("subset", "Standardized subset"),
+    ("validation", "Validation"),
+    ("changes", "Changes"),
+    ("scans", "Scans"),
+)
 
 
 def _page(data: _Data, fig: _Figures) -> str:
@@ -608,18 +703,23 @@ def _page(data: _Data, fig: _Figures) -> str:
         return f'<h2 id="{anchor}"><span class="num">{num[anchor]}</span>{esc(dict(SECTIONS)[anchor])}</h2>'
 
     desc = f'<p class="lede">{esc(spec.description.strip())}</p>' if getattr(spec, "description", "") else ""
-    hist = (f'<figure class="fig"><img src="{fig.histogram}" alt="Histogram of lesion volumes, log scale">'
-            '<figcaption><b>Figure 1.</b> Lesion volumes (native smoothed masks), log-spaced bins; primary and '
-            "secondary lesions stacked. Dashed lines: the smallest and largest lesion of the paper."
-            "</figcaption></figure>"
-            if fig.histogram else "<p>No lesion volumes.</p>")
+    hist = (
+        f'<figure class="fig"><img src="{fig.histogram}" alt="Histogram of lesion volumes, log scale">'
+        "<figcaption><b>Figure 1.</b> Lesion volumes (native smoothed masks), log-spaced bins; primary and "
+        "secondary lesions stacked. Dashed lines: the smallest and largest lesion of the paper."
+        "</figcaption></figure>"
+        if fig.histogram
+        else "<p>No lesion volumes.</p>"
+    )
     if fig.overlap:
         o = fig.overlap
-        ov = (f'<figure class="fig dark"><img src="{o["src"]}" alt="Probabilistic overlap map of the primary lesions">'
-              f'<figcaption><b>Figure 2.</b> Probabilistic overlap of the primary lesions of the {o["n_scans"]:,} '
-              "standardized scans in MNI152 2009 space (voxel value: fraction of scans whose primary lesion "
-              f'covers it; maximum {o["max"]:.2f}, {o["voxels_covered"]:,} voxels covered), over '
-              f'{esc(o["underlay"] or "no underlay")}. Slices through the peak.</figcaption></figure>')
+        ov = (
+            f'<figure class="fig dark"><img src="{o["src"]}" alt="Probabilistic overlap map of the primary lesions">'
+            f"<figcaption><b>Figure 2.</b> Probabilistic overlap of the primary lesions of the {o['n_scans']:,} "
+            "standardized scans in MNI152 2009 space (voxel value: fraction of scans whose primary lesion "
+            f"covers it; maximum {o['max']:.2f}, {o['voxels_covered']:,} voxels covered), over "
+            f"{esc(o['underlay'] or 'no underlay')}. Slices through the peak.</figcaption></figure>"
+        )
     else:
         ov = f'<p class="flag">No overlap map: {esc(fig.overlap_missing)}</p>'
     body = [
@@ -631,18 +731,26 @@ def _page(data: _Data, fig: _Figures) -> str:
         h2("tables"),
         "<p>Computed from the registry with the data descriptor's definitions (Liew et al., <i>Scientific Data</i> "
         "2018); each cell is compared with the published table.</p>",
-        '<div class="pair">', _paper_table(TABLE1, fig.tables["table1"], paper.TABLE1),
-        _paper_table(TABLE2, fig.tables["table2"], paper.TABLE2), "</div>",
-        h2("volumes"), _volume_table(fig.volumes), hist,
-        h2("overlap"), ov,
-        h2("subset"), _exclusions(view),
-        h2("validation"), _validation(data.runs),
-        h2("changes"), f'<pre class="changes">{esc(data.changes)}</pre>',
+        '<div class="pair">',
+        _paper_table(TABLE1, fig.tables["table1"], paper.TABLE1),
+        _paper_table(TABLE2, fig.tables["table2"], paper.TABLE2),
+        "</div>",
+        h2("volumes"),
+        _volume_table(fig.volumes),
+        hist,
+        h2("overlap"),
+        ov,
+        h2("subset"),
+        _exclusions(view),
+        h2("validation"),
+        _validation(data.runs),
+        h2("changes"),
+        f'<pre class="changes">{esc(data.changes)}</pre>',
         h2("scans"),
         '<p class="hint">Native T1, axial slice where the primary lesion is largest, its outline in red. '
         "Neurological convention: the patient's left is on the left, anterior at the top.</p>",
         _gallery(view, fig.thumbs),
-        f'<footer>Generated by atlas-registry {esc(__version__)} from {esc(rev)}. Scans are named by their public '
+        f"<footer>Generated by atlas-registry {esc(__version__)} from {esc(rev)}. Scans are named by their public "
         "identifiers.</footer>",
     ]
     page_title = f"{spec.title} — {spec.name}" if data.release else spec.title
@@ -651,7 +759,7 @@ def _page(data: _Data, fig: _Figures) -> str:
         f'<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR} {esc(__version__)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         f"<title>{esc(page_title)}</title><style>{CSS}</style></head>\n"
-        f'<body><main>{"".join(body)}</main></body></html>\n'
+        f"<body><main>{''.join(body)}</main></body></html>\n"
     )
 
 

@@ -70,9 +70,15 @@ def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_rang
     bins = histogram_bins(np.concatenate([primary, secondary]), paper_range)
     with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 2.9), dpi=150)
-        ax.hist([primary, secondary], bins=bins, stacked=True, color=[PRIMARY_COLOUR, SECONDARY_COLOUR],
-                edgecolor="white", linewidth=0.4,
-                label=[f"primary lesions (n={len(primary)})", f"secondary lesions (n={len(secondary)})"])
+        ax.hist(
+            [primary, secondary],
+            bins=bins,
+            stacked=True,
+            color=[PRIMARY_COLOUR, SECONDARY_COLOUR],
+            edgecolor="white",
+            linewidth=0.4,
+            label=[f"primary lesions (n={len(primary)})", f"secondary lesions (n={len(secondary)})"],
+        )
         for x in paper_range:
             ax.axvline(x, color=PAPER_COLOUR, linestyle="--", linewidth=0.9)
         ax.plot([], [], color=PAPER_COLOUR, linestyle="--", linewidth=0.9, label="paper: min and max")
@@ -91,6 +97,7 @@ def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_rang
 
 
 # -- thumbnails ----------------------------------------------------------------------------------
+
 
 def _thumbnail(job: tuple[str, str, str | None]) -> tuple[str, bytes | None, str | None]:
     """Worker: (key, T1 path, mask path) -> (key, PNG bytes, None) or (key, None, error)."""
@@ -113,10 +120,18 @@ def _bar(enabled: bool, total: int, label: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True, auto_refresh=False)
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        auto_refresh=False,
+    )
     task = bar.add_task(label, total=total)
     with bar:
+
         def step() -> None:
             bar.advance(task)
             bar.refresh()
@@ -132,7 +147,7 @@ def _drawn(jobs: list[tuple[str, str, str | None]], workers: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    import nibabel, PIL.PngImagePlugin, scipy.ndimage  # noqa: E401, F401 - imported once, before the workers fork
+    import nibabel  # noqa: E401, F401 - imported once, before the workers fork
 
     # fork: the workers start at once, with the modules above already imported (not on macOS)
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() and sys.platform != "darwin" else None
@@ -145,8 +160,9 @@ def _drawn(jobs: list[tuple[str, str, str | None]], workers: int):
             raise
 
 
-def thumbnails(jobs: list[tuple[str, str, str | None]], *, workers: int | None = None,
-               progress: bool = False) -> dict[str, bytes | str]:
+def thumbnails(
+    jobs: list[tuple[str, str, str | None]], *, workers: int | None = None, progress: bool = False
+) -> dict[str, bytes | str]:
     """Draw every thumbnail of ``jobs`` ((key, T1 path, mask path or None)), in worker processes
     when there are enough. Returns key -> PNG bytes, or key -> error message for a scan that could
     not be drawn."""

@@ -27,7 +27,8 @@ Rule codes: ``REV001`` unknown scan, ``REV002`` no issue cited, ``REV003`` issue
 ``REV007`` a given file cannot be read, ``REV008`` the scan is already excluded/included (or has no
 standardized files to include), ``REV009`` a standard-space mask given for a scan without a
 standard-space T1, ``REV010`` neither a reason nor an issue given, ``REV011`` the scan is withdrawn
-(only ``reinstate`` applies), ``REV012`` reinstating a scan that is not withdrawn; validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…``).
+(only ``reinstate`` applies), ``REV012`` reinstating a scan that is not withdrawn;
+validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ from .models import (
     LesionMask,
     Release,
     Revision,
-    ScanReport,
     Scanner,
+    ScanReport,
     Subject,
     Timepoint,
 )
@@ -81,8 +82,11 @@ class RevisionRefused(AtlasError):
         # name an error of the scan's own files first: a metadata count that no longer matches is
         # usually the consequence of a bad mask, not the cause
         first = min(report.errors, key=lambda f: (f"{scan}/" not in (f.path or ""), f.path or ""))
-        super().__init__(first.code, f"revision refused: {first.message} ({len(report.errors)} error(s); "
-                         "nothing was written)", path=first.path or scan)
+        super().__init__(
+            first.code,
+            f"revision refused: {first.message} ({len(report.errors)} error(s); nothing was written)",
+            path=first.path or scan,
+        )
 
 
 @dataclass
@@ -96,7 +100,7 @@ class MaskFiles:
     standard: bytes | None = None
 
     @classmethod
-    def from_paths(cls, raw, smooth_voi=None, smooth_nii=None, standard=None) -> "MaskFiles":
+    def from_paths(cls, raw, smooth_voi=None, smooth_nii=None, standard=None) -> MaskFiles:
         def read(p):
             if p is None:
                 return None
@@ -121,6 +125,7 @@ class RevisionOutcome:
 
 
 # -- the scan as it stands and as it will be -----------------------------------------------------
+
 
 def _fields(row, names: tuple[str, ...]) -> dict | None:
     return {k: getattr(row, k) for k in names} if row is not None else None
@@ -182,9 +187,12 @@ class _Scan:
         for les in self.lesions:
             if les.row is not None and les.row.number == number and not les.removed:
                 return les
-        raise AtlasError("REV005", f"{self.tp.code} has no lesion {number} "
-                         f"(lesions: {', '.join(str(l.row.number) for l in self.lesions if l.row) or 'none'})",
-                         path=self.tp.code)
+        raise AtlasError(
+            "REV005",
+            f"{self.tp.code} has no lesion {number} "
+            f"(lesions: {', '.join(str(one.row.number) for one in self.lesions if one.row) or 'none'})",
+            path=self.tp.code,
+        )
 
     @property
     def kept(self) -> list[_Les]:
@@ -197,20 +205,26 @@ def _load(s: Session, tp: Timepoint, store: ObjectStore) -> _Scan:
 
     images = {i.space: i for i in current(Image, Image.timepoint_id == tp.id)}
     report = next(iter(current(ScanReport, ScanReport.timepoint_id == tp.id)), None)
-    lesions = sorted(current(Lesion, Lesion.timepoint_id == tp.id), key=lambda l: l.number)
-    ids = [l.id for l in lesions]
+    lesions = sorted(current(Lesion, Lesion.timepoint_id == tp.id), key=lambda one: one.number)
+    ids = [one.id for one in lesions]
     masks = current(LesionMask, LesionMask.lesion_id.in_(ids)) if ids else []
     notes = {a.lesion_id: a for a in current(LesionAnnotation, LesionAnnotation.lesion_id.in_(ids))} if ids else {}
     out = []
-    for l in lesions:
-        les = _Les(row=l, note_row=notes.get(l.id))
-        les.masks = {(m.variant, m.space): m for m in masks if m.lesion_id == l.id}
+    for one in lesions:
+        les = _Les(row=one, note_row=notes.get(one.id))
+        les.masks = {(m.variant, m.space): m for m in masks if m.lesion_id == one.id}
         les.note = _fields(les.note_row, LESION_FIELDS)
         out.append(les)
-    return _Scan(tp=tp, scanner=s.get(Scanner, tp.scanner_id) if tp.scanner_id else None, t1=images["native"],
-                 t1_std=images.get(STANDARD_SPACE), report_row=report,
-                 report=_fields(report, REPORT_FIELDS), lesions=out,
-                 store=store)
+    return _Scan(
+        tp=tp,
+        scanner=s.get(Scanner, tp.scanner_id) if tp.scanner_id else None,
+        t1=images["native"],
+        t1_std=images.get(STANDARD_SPACE),
+        report_row=report,
+        report=_fields(report, REPORT_FIELDS),
+        lesions=out,
+        store=store,
+    )
 
 
 def _renumber(scan: _Scan) -> list[list[int]]:
@@ -218,21 +232,22 @@ def _renumber(scan: _Scan) -> list[list[int]]:
     the primary was removed), secondaries largest first (smoothed, then raw voxel count; ties keep
     their order). Returns the ``[old, new]`` pairs of lesions whose number changes."""
     kept = scan.kept
-    primary = next((l for l in kept if l.row is not None and l.row.number == 0), None)
+    primary = next((one for one in kept if one.row is not None and one.row.number == 0), None)
 
-    def size(l: _Les):
-        return (-l.count("smooth_nii"), -l.count("raw_voi"), l.row.number if l.row else 1 << 30)
+    def size(one: _Les):
+        return (-one.count("smooth_nii"), -one.count("raw_voi"), one.row.number if one.row else 1 << 30)
 
-    rest = sorted((l for l in kept if l is not primary), key=size)
+    rest = sorted((one for one in kept if one is not primary), key=size)
     if primary is None and rest:
         primary, rest = rest[0], rest[1:]
     ordered = ([primary] if primary else []) + rest
-    for n, l in enumerate(ordered):
-        l.number = n
-    return [[l.row.number, l.number] for l in ordered if l.row is not None and l.row.number != l.number]
+    for n, one in enumerate(ordered):
+        one.number = n
+    return [[one.row.number, one.number] for one in ordered if one.row is not None and one.row.number != one.number]
 
 
 # -- deriving files ------------------------------------------------------------------------------
+
 
 def _decode_mask(data: bytes, name: str):
     from . import niio
@@ -269,8 +284,18 @@ def resample_to(mask: np.ndarray, affine, shape, target_affine) -> np.ndarray:
     from scipy import ndimage as ndi
 
     m = np.linalg.inv(np.asarray(affine, dtype=float)) @ np.asarray(target_affine, dtype=float)
-    return ndi.affine_transform(np.asarray(mask, dtype=np.uint8), m[:3, :3], offset=m[:3, 3],
-                                output_shape=tuple(int(n) for n in shape), order=0, mode="constant", cval=0) > 0
+    return (
+        ndi.affine_transform(
+            np.asarray(mask, dtype=np.uint8),
+            m[:3, :3],
+            offset=m[:3, 3],
+            output_shape=tuple(int(n) for n in shape),
+            order=0,
+            mode="constant",
+            cval=0,
+        )
+        > 0
+    )
 
 
 def _standard_file(mask: np.ndarray, affine, t1_std) -> bytes:
@@ -286,8 +311,11 @@ def derive_standard(smooth_nii: bytes, t1_std, name: str = "LesionSmooth.nii.gz"
 def _set_files(scan: _Scan, les: _Les, files: MaskFiles) -> None:
     """Put ``files`` on ``les``, deriving what was not given (each file decoded once)."""
     if files.standard is not None and scan.t1_std is None:
-        raise AtlasError("REV009", f"{scan.tp.code} has no standard-space T1: a standard-space mask cannot be "
-                         "given", path=scan.tp.code)
+        raise AtlasError(
+            "REV009",
+            f"{scan.tp.code} has no standard-space T1: a standard-space mask cannot be given",
+            path=scan.tp.code,
+        )
     img, raw = _decode_mask(files.raw, "LesionRaw.voi")
     smooth_voi, smooth_nii = files.smooth_voi, files.smooth_nii
     if smooth_voi is None or smooth_nii is None:
@@ -301,13 +329,15 @@ def _set_files(scan: _Scan, les: _Les, files: MaskFiles) -> None:
     les.files[("smooth_nii", NATIVE)] = smooth_nii
     les.counts = {"raw_voi": int(raw.sum()), "smooth_nii": int(sm.sum())}
     if scan.t1_std is not None:
-        les.files[STD_KEY] = (files.standard if files.standard is not None
-                              else _standard_file(sm, img.affine, scan.image(STANDARD_SPACE)))
+        les.files[STD_KEY] = (
+            files.standard if files.standard is not None else _standard_file(sm, img.affine, scan.image(STANDARD_SPACE))
+        )
     for key in [k for k, data in les.files.items() if k in les.masks and les.masks[k].sha256 == sha256_bytes(data)]:
         del les.files[key]  # the same bytes as now: not a change
 
 
 # -- validation ----------------------------------------------------------------------------------
+
 
 def _place(store: ObjectStore, sha: str, dest: Path) -> None:
     """Put store object ``sha`` at ``dest`` (hard link when possible: the store never rewrites)."""
@@ -325,30 +355,56 @@ def _metadata_tables(scan: _Scan) -> dict[str, list[dict]]:
     sid, report = scan.tp.code, scan.report or {}
     counts = {c: 0 for c in md.COUNT_COLUMNS}
     lesions = []
-    for les in sorted(scan.kept, key=lambda l: l.number):
+    for les in sorted(scan.kept, key=lambda one: one.number):
         note = les.note or {}
         if note:
             counts[md.count_column(note["hemisphere"], note["location"])] += 1
-            lesions.append({md.SCAN_ID: sid, "Lesion": les.number, "Hemisphere": note["hemisphere"],
-                            "Location": note["location"], "Tracer": note.get("tracer") or "",
-                            "Reviewer": note.get("reviewer") or ""})
+            lesions.append(
+                {
+                    md.SCAN_ID: sid,
+                    "Lesion": les.number,
+                    "Hemisphere": note["hemisphere"],
+                    "Location": note["location"],
+                    "Tracer": note.get("tracer") or "",
+                    "Reviewer": note.get("reviewer") or "",
+                }
+            )
     hemi = report.get("primary_hemisphere")
 
     def text(v):
         return "" if v is None else v
 
-    scans = [{md.SCAN_ID: sid, md.COHORT: sid[:5], **counts,
-              "Stroke type": text(report.get("stroke_type")),
-              "Primary Stroke Location": text(report.get("primary_location")),
-              "Primary Stroke Location Hemisphere": hemi.capitalize() if hemi else "",
-              "Vascular territory": text(report.get("vascular_territory")),
-              "PVH": text(report.get("pvh")), "DWMH": text(report.get("dwmh")), "Notes": text(report.get("notes")),
-              md.PRIMARY_NOT_LARGEST: "Yes" if scan.tp.primary_chosen_by_neuroradiologist else "No"}]
+    scans = [
+        {
+            md.SCAN_ID: sid,
+            md.COHORT: sid[:5],
+            **counts,
+            "Stroke type": text(report.get("stroke_type")),
+            "Primary Stroke Location": text(report.get("primary_location")),
+            "Primary Stroke Location Hemisphere": hemi.capitalize() if hemi else "",
+            "Vascular territory": text(report.get("vascular_territory")),
+            "PVH": text(report.get("pvh")),
+            "DWMH": text(report.get("dwmh")),
+            "Notes": text(report.get("notes")),
+            md.PRIMARY_NOT_LARGEST: "Yes" if scan.tp.primary_chosen_by_neuroradiologist else "No",
+        }
+    ]
     sc = scan.scanner
-    scanners = [] if sc is None else [{
-        md.COHORT: sid[:5], "Field Strength (T)": sc.field_strength_t, "Manufacturer": sc.manufacturer,
-        "Model": sc.model, "Voxel Size X (mm)": sc.voxel_x_mm, "Voxel Size Y (mm)": sc.voxel_y_mm,
-        "Voxel Size Z (mm)": sc.voxel_z_mm}]
+    scanners = (
+        []
+        if sc is None
+        else [
+            {
+                md.COHORT: sid[:5],
+                "Field Strength (T)": sc.field_strength_t,
+                "Manufacturer": sc.manufacturer,
+                "Model": sc.model,
+                "Voxel Size X (mm)": sc.voxel_x_mm,
+                "Voxel Size Y (mm)": sc.voxel_y_mm,
+                "Voxel Size Z (mm)": sc.voxel_z_mm,
+            }
+        ]
+    )
     return {"scans": scans, "lesions": lesions, "scanners": scanners}
 
 
@@ -394,14 +450,19 @@ def _validate(root: Path, sid: str):
 
 # -- the revision --------------------------------------------------------------------------------
 
+
 def _issue_for(s: Session, tp: Timepoint, number: int | None, accept: set[int] | None = None) -> Issue | None:
     """The issue a revision of ``tp`` cites: it must be about ``tp`` (or, ``accept``, one of those
     timepoints: a subject's scans withdrawn together)."""
     if number is None:
         published = s.exec(select(Release.name).where(Release.status == "published").order_by(Release.id)).first()
         if published is not None:
-            raise AtlasError("REV002", f"release {published} is published: a revision must cite the issue it "
-                             "resolves (--issue N; open one with `atlas-registry issue open`)", path=tp.code)
+            raise AtlasError(
+                "REV002",
+                f"release {published} is published: a revision must cite the issue it "
+                "resolves (--issue N; open one with `atlas-registry issue open`)",
+                path=tp.code,
+            )
         return None
     issue = tracker.get_issue(s, number)
     if issue.timepoint_id not in (accept or {tp.id}):
@@ -410,8 +471,9 @@ def _issue_for(s: Session, tp: Timepoint, number: int | None, accept: set[int] |
     return issue
 
 
-def _revise(ws: Workspace, scan_code: str, kind: str, change, *, issue: int | None, reason: str | None,
-            author: str | None) -> RevisionOutcome:
+def _revise(
+    ws: Workspace, scan_code: str, kind: str, change, *, issue: int | None, reason: str | None, author: str | None
+) -> RevisionOutcome:
     """Lock, load, apply ``change(scan) -> details``, validate, write. The one path of every revision."""
     tracker.require_registry(ws)
     with db.session(ws) as s:
@@ -428,28 +490,42 @@ def _reason(tp: Timepoint, reason: str | None, iss: Issue | None) -> str:
     return reason
 
 
-def _apply(ws: Workspace, s: Session, tp: Timepoint, kind: str, change, iss: Issue | None, reason: str,
-           author: str | None) -> RevisionOutcome:
+def _apply(
+    ws: Workspace, s: Session, tp: Timepoint, kind: str, change, iss: Issue | None, reason: str, author: str | None
+) -> RevisionOutcome:
     """One revision of ``tp`` in the locked session ``s``."""
     if tp.withdrawn and kind != "reinstate_scan":
-        raise AtlasError("REV011", f"{tp.code} is withdrawn; `atlas-registry revise reinstate` brings it back first",
-                         path=tp.code)
+        raise AtlasError(
+            "REV011", f"{tp.code} is withdrawn; `atlas-registry revise reinstate` brings it back first", path=tp.code
+        )
     scan = _load(s, tp, ObjectStore(ws.objects_dir))
     details = {"scan": tp.code, **change(scan)}
-    files_change = any(l.files or l.removed for l in scan.lesions)
+    files_change = any(one.files or one.removed for one in scan.lesions)
     if files_change:
         renumbered = _renumber(scan)
     else:  # numbers only move when masks do
-        for l in scan.lesions:
-            l.number = l.row.number
+        for one in scan.lesions:
+            one.number = one.row.number
         renumbered = []
     if renumbered:
         details["renumbered"] = renumbered
-    if not (files_change or renumbered or scan.report_changed or "status" in details or "withdrawn" in details
-            or any(l.note_changed for l in scan.kept)):
+    if not (
+        files_change
+        or renumbered
+        or scan.report_changed
+        or "status" in details
+        or "withdrawn" in details
+        or any(one.note_changed for one in scan.kept)
+    ):
         raise AtlasError("REV004", f"nothing to change: {tp.code} already is as requested", path=tp.code)
-    rev = Revision(kind=kind, issue_id=iss.id if iss else None, timepoint_id=tp.id, author=author or operator(),
-                   reason=reason, created_at=now())
+    rev = Revision(
+        kind=kind,
+        issue_id=iss.id if iss else None,
+        timepoint_id=tp.id,
+        author=author or operator(),
+        reason=reason,
+        created_at=now(),
+    )
     s.add(rev)
     s.flush()
     if "status" not in details and "withdrawn" not in details:
@@ -539,9 +615,19 @@ def _write_rows(s: Session, scan: _Scan, rev_id: int, writers: list[_Writer], de
 
 # -- the kinds of revision -----------------------------------------------------------------------
 
-def replace_mask(ws: Workspace, scan: str, lesion: int, files: MaskFiles, *, issue: int | None = None,
-                 reason: str | None = None, author: str | None = None) -> RevisionOutcome:
+
+def replace_mask(
+    ws: Workspace,
+    scan: str,
+    lesion: int,
+    files: MaskFiles,
+    *,
+    issue: int | None = None,
+    reason: str | None = None,
+    author: str | None = None,
+) -> RevisionOutcome:
     """Replace the masks of lesion ``lesion`` (0 = primary) of ``scan``."""
+
     def change(sc: _Scan) -> dict:
         les = sc.lesion(lesion)
         _set_files(sc, les, files)
@@ -550,11 +636,22 @@ def replace_mask(ws: Workspace, scan: str, lesion: int, files: MaskFiles, *, iss
     return _revise(ws, scan, "replace_mask", change, issue=issue, reason=reason, author=author)
 
 
-def add_lesion(ws: Workspace, scan: str, files: MaskFiles, *, hemisphere: str | None = None,
-               location: str | None = None, tracer: str | None = None, reviewer: str | None = None,
-               issue: int | None = None, reason: str | None = None, author: str | None = None) -> RevisionOutcome:
+def add_lesion(
+    ws: Workspace,
+    scan: str,
+    files: MaskFiles,
+    *,
+    hemisphere: str | None = None,
+    location: str | None = None,
+    tracer: str | None = None,
+    reviewer: str | None = None,
+    issue: int | None = None,
+    reason: str | None = None,
+    author: str | None = None,
+) -> RevisionOutcome:
     """Add a lesion (a secondary, numbered by size) to ``scan``. Its annotation's hemisphere and
     location default to what the mask shows (:func:`masks.mask_metrics`)."""
+
     def change(sc: _Scan) -> dict:
         les = _Les(row=None)
         _set_files(sc, les, files)
@@ -562,8 +659,12 @@ def add_lesion(ws: Workspace, scan: str, files: MaskFiles, *, hemisphere: str | 
             from . import masks
 
             m = masks.mask_metrics(*les.smooth)
-        note = {"hemisphere": hemisphere or m["hemisphere"], "location": location or m["location"],
-                "tracer": tracer, "reviewer": reviewer}
+        note = {
+            "hemisphere": hemisphere or m["hemisphere"],
+            "location": location or m["location"],
+            "tracer": tracer,
+            "reviewer": reviewer,
+        }
         _check_note(sc, note)
         les.note = note
         sc.lesions.append(les)
@@ -572,9 +673,17 @@ def add_lesion(ws: Workspace, scan: str, files: MaskFiles, *, hemisphere: str | 
     return _revise(ws, scan, "add_lesion", change, issue=issue, reason=reason, author=author)
 
 
-def remove_lesion(ws: Workspace, scan: str, lesion: int, *, issue: int | None = None, reason: str | None = None,
-                  author: str | None = None) -> RevisionOutcome:
+def remove_lesion(
+    ws: Workspace,
+    scan: str,
+    lesion: int,
+    *,
+    issue: int | None = None,
+    reason: str | None = None,
+    author: str | None = None,
+) -> RevisionOutcome:
     """Remove lesion ``lesion`` of ``scan`` (its rows are retired; the files stay in the store)."""
+
     def change(sc: _Scan) -> dict:
         sc.lesion(lesion).removed = True
         return {"lesion": lesion}
@@ -612,15 +721,27 @@ def _check_note(sc: _Scan, note: dict) -> None:
         _coerce(sc.tp.code, k, note[k])
 
 
-def correct_metadata(ws: Workspace, scan: str, fields: dict[str, str | None], *, lesion: int | None = None,
-                     issue: int | None = None, reason: str | None = None, author: str | None = None) -> RevisionOutcome:
+def correct_metadata(
+    ws: Workspace,
+    scan: str,
+    fields: dict[str, str | None],
+    *,
+    lesion: int | None = None,
+    issue: int | None = None,
+    reason: str | None = None,
+    author: str | None = None,
+) -> RevisionOutcome:
     """Correct report fields of ``scan`` (:data:`REPORT_FIELDS`) or, with ``lesion``, annotation fields
     of that lesion (:data:`LESION_FIELDS`). An empty value clears an optional field."""
     allowed = LESION_FIELDS if lesion is not None else REPORT_FIELDS
     unknown = sorted(set(fields) - set(allowed))
     if unknown or not fields:
-        raise AtlasError("REV006", f"fields to correct must be among {', '.join(allowed)}"
-                         + (f", not {', '.join(unknown)}" if unknown else ""), path=scan)
+        raise AtlasError(
+            "REV006",
+            f"fields to correct must be among {', '.join(allowed)}"
+            + (f", not {', '.join(unknown)}" if unknown else ""),
+            path=scan,
+        )
 
     def change(sc: _Scan) -> dict:
         if lesion is not None:
@@ -641,9 +762,17 @@ def correct_metadata(ws: Workspace, scan: str, fields: dict[str, str | None], *,
     return _revise(ws, scan, "correct_metadata", change, issue=issue, reason=reason, author=author)
 
 
-def exclude_scan(ws: Workspace, scan: str, note: str | None = None, *, issue: int | None = None,
-                 reason: str | None = None, author: str | None = None) -> RevisionOutcome:
+def exclude_scan(
+    ws: Workspace,
+    scan: str,
+    note: str | None = None,
+    *,
+    issue: int | None = None,
+    reason: str | None = None,
+    author: str | None = None,
+) -> RevisionOutcome:
     """Exclude ``scan`` from the standardized subset (exclusion reason ``revision``)."""
+
     def change(sc: _Scan) -> dict:
         tp = sc.tp
         if tp.standard_status == "excluded":
@@ -655,16 +784,21 @@ def exclude_scan(ws: Workspace, scan: str, note: str | None = None, *, issue: in
     return _revise(ws, scan, "exclude_scan", change, issue=issue, reason=reason or note, author=author)
 
 
-def include_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,
-                 author: str | None = None) -> RevisionOutcome:
+def include_scan(
+    ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None, author: str | None = None
+) -> RevisionOutcome:
     """Re-include ``scan`` in the standardized subset (it needs its standard-space files)."""
+
     def change(sc: _Scan) -> dict:
         tp = sc.tp
         if tp.standard_status == "included":
             raise AtlasError("REV008", f"{tp.code} is already in the standardized subset", path=tp.code)
-        if sc.t1_std is None or any(STD_KEY not in l.masks for l in sc.kept):
-            raise AtlasError("REV008", f"{tp.code} has no standard-space files to include; ingest them from a "
-                             "standardized root", path=tp.code)
+        if sc.t1_std is None or any(STD_KEY not in one.masks for one in sc.kept):
+            raise AtlasError(
+                "REV008",
+                f"{tp.code} has no standard-space files to include; ingest them from a standardized root",
+                path=tp.code,
+            )
         before, state = _status(tp), _state(tp)
         tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "included", None, None
         return {"status": {"from": before, "to": _status(tp)}, "before": state}
@@ -677,16 +811,21 @@ def _withdraw(sc: _Scan) -> dict:
     return {"withdrawn": {"from": False, "to": True}}
 
 
-def withdraw_subject(ws: Workspace, subject: str, *, issue: int | None = None, reason: str | None = None,
-                     author: str | None = None) -> list[RevisionOutcome]:
+def withdraw_subject(
+    ws: Workspace, subject: str, *, issue: int | None = None, reason: str | None = None, author: str | None = None
+) -> list[RevisionOutcome]:
     """Withdraw every scan of ``subject`` (``cXXXXsXXXX``) still in the registry, one revision each,
     in one transaction (all or none): a participant withdraws consent for every session. The issue
     cited may be about any of the subject's scans."""
     tracker.require_registry(ws)
     with db.session(ws) as s:
         db.write_lock(s)
-        tps = s.exec(select(Timepoint).join(Subject, Subject.id == Timepoint.subject_id)
-                     .where(Subject.code == subject).order_by(Timepoint.code)).all()
+        tps = s.exec(
+            select(Timepoint)
+            .join(Subject, Subject.id == Timepoint.subject_id)
+            .where(Subject.code == subject)
+            .order_by(Timepoint.code)
+        ).all()
         if not tps:
             raise AtlasError("REV001", f"no subject {subject!r} in the registry", path=subject)
         todo = [tp for tp in tps if not tp.withdrawn]
@@ -697,8 +836,9 @@ def withdraw_subject(ws: Workspace, subject: str, *, issue: int | None = None, r
         return [_apply(ws, s, tp, "withdraw_scan", _withdraw, iss, why, author) for tp in todo]
 
 
-def withdraw_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,
-                  author: str | None = None) -> RevisionOutcome:
+def withdraw_scan(
+    ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None, author: str | None = None
+) -> RevisionOutcome:
     """Withdraw ``scan`` from every future release: consent withdrawn, found ineligible, a duplicate of
     another scan. It leaves the ``scans`` and ``lesions`` views and every new build; the releases that
     published it keep it (they are rebuilt from their stored membership), and its files and history
@@ -707,9 +847,11 @@ def withdraw_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason:
     return _revise(ws, scan, "withdraw_scan", _withdraw, issue=issue, reason=reason, author=author)
 
 
-def reinstate_scan(ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None,
-                   author: str | None = None) -> RevisionOutcome:
+def reinstate_scan(
+    ws: Workspace, scan: str, *, issue: int | None = None, reason: str | None = None, author: str | None = None
+) -> RevisionOutcome:
     """Bring a withdrawn ``scan`` back: it is in the views and the next builds again, as it was."""
+
     def change(sc: _Scan) -> dict:
         if not sc.tp.withdrawn:
             raise AtlasError("REV012", f"{sc.tp.code} is not withdrawn", path=sc.tp.code)

@@ -71,15 +71,19 @@ def _sqlite_ro(ws: Workspace):
     import sqlite3
     from urllib.parse import quote
 
-    conn = sqlite3.connect(f"file:{quote(str(Path(_sqlite_file(ws)).absolute()))}?mode=ro", uri=True, timeout=30,
-                           isolation_level=None)
+    conn = sqlite3.connect(
+        f"file:{quote(str(Path(_sqlite_file(ws)).absolute()))}?mode=ro", uri=True, timeout=30, isolation_level=None
+    )
     conn.execute("PRAGMA query_only=ON")
     return conn
 
 
 def _missing_state(e: Exception) -> AtlasError:
-    return AtlasError("SQL009", f"the registry has no change counter (schema older than 0008_change_counter: "
-                                f"run atlas-registry init): {' '.join(str(e).split())}")
+    return AtlasError(
+        "SQL009",
+        f"the registry has no change counter (schema older than 0008_change_counter: "
+        f"run atlas-registry init): {' '.join(str(e).split())}",
+    )
 
 
 _STATE_SQL = "SELECT registry_id, change_counter FROM registry_state WHERE id = 1"
@@ -133,9 +137,9 @@ def _sqlite_rows(conn, view: str, where: str | None, params=()):
 
     schema = _arrow_schema(view)
     rows = conn.execute(_select(view, where), params).fetchall()
-    cols = list(zip(*rows)) if rows else [() for _ in schema]
+    cols = list(zip(*rows, strict=False)) if rows else [() for _ in schema]
     arrays = []
-    for field, values in zip(schema, cols):
+    for field, values in zip(schema, cols, strict=False):
         if pa.types.is_boolean(field.type):
             values = [None if v is None else bool(v) for v in values]
         arrays.append(pa.array(values, type=field.type))
@@ -160,9 +164,14 @@ def _pg_rows(cur, view: str, where: str | None, params=()):
         buf,
         read_options=pcsv.ReadOptions(column_names=schema.names),
         parse_options=pcsv.ParseOptions(newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(column_types=schema, null_values=["\\N"], strings_can_be_null=True,
-                                            quoted_strings_can_be_null=False, true_values=["t"],
-                                            false_values=["f"]),
+        convert_options=pcsv.ConvertOptions(
+            column_types=schema,
+            null_values=["\\N"],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
     )
 
 
@@ -198,7 +207,7 @@ def _reading(ws: Workspace):
 def _state_in(kind: str, handle) -> State:
     try:
         row = handle.execute(_STATE_SQL).fetchone()
-    except Exception as e:  # sqlite3 / psycopg error: an older schema
+    except Exception as e:  # noqa: BLE001 -- sqlite3 / psycopg error: an older schema
         raise _missing_state(e) from None
     return State(str(row[0]), int(row[1]))
 
@@ -239,8 +248,10 @@ def _insert(con, view: str, table) -> None:
 
 def _write_info(con, state: State) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {INFO} (registry_id VARCHAR, change_counter BIGINT, built_at VARCHAR)")
-    con.execute(f"INSERT INTO {INFO} VALUES (?, ?, ?)",
-                [state.registry_id, state.change_counter, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())])
+    con.execute(
+        f"INSERT INTO {INFO} VALUES (?, ?, ?)",
+        [state.registry_id, state.change_counter, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())],
+    )
 
 
 def attach(file: Path, config: dict | None = None):
@@ -319,7 +330,7 @@ def build(ws: Workspace) -> State:
 def _codes(kind: str, handle, ids: list[int]) -> list[str]:
     out: list[str] = []
     for k in range(0, len(ids), 900):
-        chunk = ids[k:k + 900]
+        chunk = ids[k : k + 900]
         marks = ", ".join("?" if kind == "sqlite" else "%s" for _ in chunk)
         cur = handle.execute(f"SELECT code FROM timepoint WHERE id IN ({marks})", chunk)
         out += [r[0] for r in cur.fetchall()]
@@ -339,13 +350,25 @@ def refresh_scans(ws: Workspace, timepoint_ids) -> State | None:
         try:
             with _reading(ws) as (kind, handle):
                 state = _state_in(kind, handle)
-                if old is None or old.registry_id != state.registry_id or old.change_counter != state.change_counter - 1:
+                if (
+                    old is None
+                    or old.registry_id != state.registry_id
+                    or old.change_counter != state.change_counter - 1
+                ):
                     return None
                 codes = _codes(kind, handle, sorted({int(i) for i in timepoint_ids}))
                 new = {}
                 for view in (views.SCANS, views.LESIONS):
-                    new[view] = [_rows(kind, handle, view, f"scan IN ({', '.join('?' if kind == 'sqlite' else '%s' for _ in chunk)})", chunk)
-                                 for chunk in (codes[k:k + 900] for k in range(0, len(codes), 900))]
+                    new[view] = [
+                        _rows(
+                            kind,
+                            handle,
+                            view,
+                            f"scan IN ({', '.join('?' if kind == 'sqlite' else '%s' for _ in chunk)})",
+                            chunk,
+                        )
+                        for chunk in (codes[k : k + 900] for k in range(0, len(codes), 900))
+                    ]
             shutil.copyfile(dest, tmp)
             con = duckdb.connect(str(tmp))
             try:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from . import query
 from .config import Workspace
 from .errors import AtlasError
-from . import query
 
 TABLE1_COLUMNS = ("cohort", "scans", "single_left", "single_right", "single_other", "multiple")
 TABLE2_COLUMNS = ("cohort", "cortical_left", "cortical_right", "subcortical_left", "subcortical_right", "other")
@@ -79,8 +79,8 @@ def paper_tables(ws: Workspace, release: str | None = None) -> dict:
     cohorts = sorted(set(t1) | set(t2))
     zero1, zero2 = [0] * (len(TABLE1_COLUMNS) - 1), [0] * (len(TABLE2_COLUMNS) - 1)
     return {
-        "table1": [dict(zip(TABLE1_COLUMNS, [c, *t1.get(c, zero1)])) for c in cohorts],
-        "table2": [dict(zip(TABLE2_COLUMNS, [c, *t2.get(c, zero2)])) for c in cohorts],
+        "table1": [dict(zip(TABLE1_COLUMNS, [c, *t1.get(c, zero1)], strict=False)) for c in cohorts],
+        "table2": [dict(zip(TABLE2_COLUMNS, [c, *t2.get(c, zero2)], strict=False)) for c in cohorts],
     }
 
 
@@ -90,7 +90,10 @@ def _pct(part: int, whole: int) -> str:
 
 def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
     return [fmt(header), fmt(["-" * w for w in widths]), *[fmt(r) for r in rows]]
 
 
@@ -161,14 +164,18 @@ def format_volumes(stats: dict) -> str:
     out = ["Lesion volume, mm3 (native smoothed NIfTI masks): mean ± SD, min, max", ""]
     for kind, title in (("primary", "Primary lesions"), ("all", "All lesions (primary + secondary)")):
         s = stats[kind]
-        rows = [[c["cohort"], str(c["n"]), f"{_num(c['mean'])} ± {_num(c['sd'])}", _num(c["min"]), _num(c["max"])]
-                for c in s["cohorts"]]
+        rows = [
+            [c["cohort"], str(c["n"]), f"{_num(c['mean'])} ± {_num(c['sd'])}", _num(c["min"]), _num(c["max"])]
+            for c in s["cohorts"]
+        ]
         o = s["overall"]
         rows.append(["All", str(o["n"]), f"{_num(o['mean'])} ± {_num(o['sd'])}", _num(o["min"]), _num(o["max"])])
         out += [title, *_grid(["Cohort", "n", "mean ± SD", "min", "max"], rows), ""]
     p = stats["paper_all_lesions"]
-    out.append(f"Paper (ATLAS R1.1, all lesions): {_num(p['mean'])} ± {_num(p['sd'])}, min {_num(p['min'])}, "
-               f"max {_num(p['max'])}")
+    out.append(
+        f"Paper (ATLAS R1.1, all lesions): {_num(p['mean'])} ± {_num(p['sd'])}, min {_num(p['min'])}, "
+        f"max {_num(p['max'])}"
+    )
     return "\n".join(out)
 
 
@@ -203,8 +210,10 @@ def _overlap_sources(ws: Workspace, release: str | None) -> list[tuple[str, str]
         if release is None:  # the current standardized subset: withdrawn scans are in no current view
             sql += " AND t.standard_status = 'included' AND NOT t.withdrawn"
         else:
-            sql += (" AND t.id IN (SELECT rs.timepoint_id FROM release_scan rs JOIN release r ON r.id = rs.release_id"
-                    " WHERE r.name = :rel AND rs.in_standard = :yes)")
+            sql += (
+                " AND t.id IN (SELECT rs.timepoint_id FROM release_scan rs JOIN release r ON r.id = rs.release_id"
+                " WHERE r.name = :rel AND rs.in_standard = :yes)"
+            )
             params.update(rel=release, yes=True)
         return [tuple(r) for r in conn.execute(text(sql + " ORDER BY t.code"), params)]
 
@@ -260,8 +269,10 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
         raise AtlasError("STAT003", f"{out}: the overlap map is written as NIfTI (.nii.gz or .nii)")
     sources = _overlap_sources(ws, release)
     if not sources:
-        raise AtlasError("STAT004", "no standard-space primary lesion masks to average"
-                                    + (f" in release {release!r}" if release else ""))
+        raise AtlasError(
+            "STAT004",
+            "no standard-space primary lesion masks to average" + (f" in release {release!r}" if release else ""),
+        )
     store = ObjectStore(ws.objects_dir)
     counts = affine = None
     for scan, sha in sources:
@@ -273,8 +284,9 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
         if counts is None:
             counts, affine = np.zeros(mask.shape, np.uint32), img.affine
         elif mask.shape != counts.shape or not np.allclose(img.affine, affine, atol=1e-3):
-            raise AtlasError("STAT006", f"{scan}: primary mask is not on the grid of the others "
-                                        f"({mask.shape} vs {counts.shape})")
+            raise AtlasError(
+                "STAT006", f"{scan}: primary mask is not on the grid of the others ({mask.shape} vs {counts.shape})"
+            )
         counts += mask
     prob = (counts / len(sources)).astype(np.float32)
     hdr = nib.Nifti1Header()
@@ -291,8 +303,13 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
         underlay, underlay_source = _mean_t1(ws, store, [s for s, _ in sources], prob.shape), "mean standard T1"
     slices = _overlap_png(prob, underlay, png, len(sources), release, affine)
     return {
-        "out": str(out), "png": str(png), "n_scans": len(sources), "release": release, "slices": slices,
-        "max": float(prob.max()), "voxels_covered": int((counts > 0).sum()),
+        "out": str(out),
+        "png": str(png),
+        "n_scans": len(sources),
+        "release": release,
+        "slices": slices,
+        "max": float(prob.max()),
+        "voxels_covered": int((counts > 0).sum()),
         "underlay": underlay_source if underlay is not None else None,
     }
 
@@ -361,15 +378,24 @@ def _overlap_png(prob, underlay, png: Path, n: int, release: str | None, affine)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), facecolor="black")
     vmax = max(float(prob.max()), 1e-6)
     cmap = _overlay_cmap()
-    for ax, (name, cut, (left, right)) in zip(axes, views):
+    for ax, (name, cut, (left, right)) in zip(axes, views, strict=False):
         if underlay is not None:
             ax.imshow(cut(underlay).T, origin="lower", cmap="gray", interpolation="nearest")
         layer = np.ma.masked_where(cut(prob) <= 0, cut(prob))
         im = ax.imshow(layer.T, origin="lower", cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
         ax.set_title(f"{name}, {labels[name]} (MNI)", color="white")
         for xpos, text, ha in ((0.02, left, "left"), (0.98, right, "right")):
-            ax.text(xpos, 0.5, text, transform=ax.transAxes, color="white", fontsize=14, fontweight="bold",
-                    ha=ha, va="center")
+            ax.text(
+                xpos,
+                0.5,
+                text,
+                transform=ax.transAxes,
+                color="white",
+                fontsize=14,
+                fontweight="bold",
+                ha=ha,
+                va="center",
+            )
         ax.axis("off")
     cb = fig.colorbar(im, ax=axes, fraction=0.02, pad=0.02)
     cb.set_label("fraction of scans", color="white")

@@ -130,9 +130,7 @@ class ObjectStore:
         if not self.root.exists():
             return []
         return sorted(
-            p.parent.name + p.name
-            for p in self.root.glob("??/*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            p.parent.name + p.name for p in self.root.glob("??/*") if p.is_file() and not p.name.startswith(".tmp-")
         )
 
     def remove(self, sha: str) -> None:

@@ -68,23 +68,55 @@ def verify_store(ws: Workspace, *, workers: int | None = None, progress: bool = 
             continue
         st = store.path_of(sha).lstat()
         if st.st_size != sizes[sha]:
-            out.report.extend([error("STO002", f"{st.st_size} bytes, recorded {sizes[sha]}; {used}", subject=scan,
-                                     path=rel)])
+            out.report.extend(
+                [error("STO002", f"{st.st_size} bytes, recorded {sizes[sha]}; {used}", subject=scan, path=rel)]
+            )
             continue
         if stat.S_IMODE(st.st_mode) & 0o222:
-            out.report.extend([warning("STO003", f"writable (mode {stat.S_IMODE(st.st_mode):o}, objects are "
-                                       f"{OBJECT_MODE:o}); {used}", subject=scan, path=rel)])
+            out.report.extend(
+                [
+                    warning(
+                        "STO003",
+                        f"writable (mode {stat.S_IMODE(st.st_mode):o}, objects are {OBJECT_MODE:o}); {used}",
+                        subject=scan,
+                        path=rel,
+                    )
+                ]
+            )
         todo.append((rel, {"sha256": sha, "size": sizes[sha], "used": used, "scan": scan}))
     for sha in sorted(present - set(sizes)):
-        out.report.extend([info("STO004", "not recorded by the registry (left by an interrupted write)",
-                                path=os.path.relpath(store.path_of(sha), store.root))])
+        out.report.extend(
+            [
+                info(
+                    "STO004",
+                    "not recorded by the registry (left by an interrupted write)",
+                    path=os.path.relpath(store.path_of(sha), store.root),
+                )
+            ]
+        )
     out.report.files = len(sizes)
     out.bytes = sum(e["size"] for _, e in todo)
     for rel, digest, entry in hash_all(store.root, todo, workers, progress, out.bytes):
         if isinstance(digest, OSError):
-            out.report.extend([error("STO001", f"could not be read ({digest.strerror or digest}); {entry['used']}",
-                                     subject=entry["scan"], path=rel)])
+            out.report.extend(
+                [
+                    error(
+                        "STO001",
+                        f"could not be read ({digest.strerror or digest}); {entry['used']}",
+                        subject=entry["scan"],
+                        path=rel,
+                    )
+                ]
+            )
         elif digest != entry["sha256"]:
-            out.report.extend([error("STO002", f"damaged: its bytes hash to {digest[:12]}…; {entry['used']}",
-                                     subject=entry["scan"], path=rel)])
+            out.report.extend(
+                [
+                    error(
+                        "STO002",
+                        f"damaged: its bytes hash to {digest[:12]}…; {entry['used']}",
+                        subject=entry["scan"],
+                        path=rel,
+                    )
+                ]
+            )
     return out

@@ -84,8 +84,7 @@ def axial_thumbnail(t1, mask=None, *, size: int = DEFAULT_SIZE) -> bytes:
     return buf.getvalue()
 
 
-def thumbnail_file(t1_path: str | os.PathLike, mask_path: str | os.PathLike | None,
-                   size: int = DEFAULT_SIZE) -> bytes:
+def thumbnail_file(t1_path: str | os.PathLike, mask_path: str | os.PathLike | None, size: int = DEFAULT_SIZE) -> bytes:
     """:func:`axial_thumbnail` of two NIfTI files (``.nii.gz``, ``.voi``; store objects too)."""
     from . import niio
 

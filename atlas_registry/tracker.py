@@ -80,11 +80,15 @@ def check_file_kind(scan: str, kind: str | None) -> str | None:
     native = parse_native_name(name)
     parsed = native or parse_standard_name(name)
     if parsed is None or str(parsed.scan) != scan or parsed.kind == "sidecar":
-        raise AtlasError("ISS002", f"--file must be one of {', '.join(FILE_KINDS)} or a file name of {scan} "
-                         f"(e.g. {scan}_LesionRaw.voi or LesionRaw.voi), not {kind!r}", path=scan)
+        raise AtlasError(
+            "ISS002",
+            f"--file must be one of {', '.join(FILE_KINDS)} or a file name of {scan} "
+            f"(e.g. {scan}_LesionRaw.voi or LesionRaw.voi), not {kind!r}",
+            path=scan,
+        )
     if parsed.kind == "t1":
         return "t1" if native else "t1_standard"
-    return name[len(scan) + 1:]
+    return name[len(scan) + 1 :]
 
 
 def _nonempty(text: str | None, what: str) -> str:
@@ -100,8 +104,16 @@ def get_issue(s: Session, number: int) -> Issue:
     return issue
 
 
-def open_issue(ws: Workspace, scan: str, title: str, *, body: str | None = None, url: str | None = None,
-               file_kind: str | None = None, author: str | None = None) -> IssueView:
+def open_issue(
+    ws: Workspace,
+    scan: str,
+    title: str,
+    *,
+    body: str | None = None,
+    url: str | None = None,
+    file_kind: str | None = None,
+    author: str | None = None,
+) -> IssueView:
     require_registry(ws)
     title = _nonempty(title, "the title")
     if url is not None and not url.startswith(("http://", "https://")):
@@ -109,8 +121,16 @@ def open_issue(ws: Workspace, scan: str, title: str, *, body: str | None = None,
     with db.session(ws) as s:
         s.info["atlas_touched"] = set()  # nothing the SQL views show
         tp = timepoint(s, scan)
-        issue = Issue(timepoint_id=tp.id, file_kind=check_file_kind(scan, file_kind), title=title, body=body,
-                      url=url, status="open", opened_by=author or operator(), opened_at=now())
+        issue = Issue(
+            timepoint_id=tp.id,
+            file_kind=check_file_kind(scan, file_kind),
+            title=title,
+            body=body,
+            url=url,
+            status="open",
+            opened_by=author or operator(),
+            opened_at=now(),
+        )
         s.add(issue)
         s.flush()
         return _view(s, issue, tp.code)
@@ -160,7 +180,13 @@ def _revisions_by_issue(s: Session, ids: list[int]) -> dict[int, list[dict]]:
     if ids:
         for r in s.exec(select(Revision).where(Revision.issue_id.in_(ids)).order_by(Revision.id)).all():
             out.setdefault(r.issue_id, []).append(
-                {"revision": r.id, "kind": r.kind, "author": r.author, "at": r.created_at.isoformat(), "reason": r.reason}
+                {
+                    "revision": r.id,
+                    "kind": r.kind,
+                    "author": r.author,
+                    "at": r.created_at.isoformat(),
+                    "reason": r.reason,
+                }
             )
     return out
 
@@ -170,6 +196,17 @@ def _view(s: Session, issue: Issue, scan: str | None = None, revisions: list[dic
         scan = s.get(Timepoint, issue.timepoint_id).code
     if revisions is None:
         revisions = _revisions_by_issue(s, [issue.id]).get(issue.id, [])
-    return IssueView(number=issue.id, scan=scan, file_kind=issue.file_kind, title=issue.title, body=issue.body,
-                     url=issue.url, status=issue.status, opened_by=issue.opened_by, opened_at=issue.opened_at,
-                     closed_at=issue.closed_at, close_reason=issue.close_reason, revisions=revisions)
+    return IssueView(
+        number=issue.id,
+        scan=scan,
+        file_kind=issue.file_kind,
+        title=issue.title,
+        body=issue.body,
+        url=issue.url,
+        status=issue.status,
+        opened_by=issue.opened_by,
+        opened_at=issue.opened_at,
+        closed_at=issue.closed_at,
+        close_reason=issue.close_reason,
+        revisions=revisions,
+    )

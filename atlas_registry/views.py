@@ -77,13 +77,15 @@ _SCAN_COUNTS = (
     ),
     (
         "primary_volume_mm3",
-        "(SELECT m.volume_mm3 FROM lesion l JOIN lesion_mask m ON " + _CURRENT_NATIVE_MASK.format(l="l")
+        "(SELECT m.volume_mm3 FROM lesion l JOIN lesion_mask m ON "
+        + _CURRENT_NATIVE_MASK.format(l="l")
         + " WHERE l.timepoint_id = t.id AND l.number = 0 AND l.retired_rev_id IS NULL)",
         "volume of the primary lesion (native smoothed NIfTI mask), mm3",
     ),
     (
         "total_volume_mm3",
-        "(SELECT SUM(m.volume_mm3) FROM lesion l JOIN lesion_mask m ON " + _CURRENT_NATIVE_MASK.format(l="l")
+        "(SELECT SUM(m.volume_mm3) FROM lesion l JOIN lesion_mask m ON "
+        + _CURRENT_NATIVE_MASK.format(l="l")
         + " WHERE l.timepoint_id = t.id AND l.retired_rev_id IS NULL)",
         "sum of the lesion volumes (native smoothed NIfTI masks), mm3",
     ),
@@ -156,10 +158,21 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {view: {c: d for c, _, d in spec} for 
 #: The SQL type of each view column in DuckDB (the SQL snapshot, :mod:`atlas_registry.snapshot`),
 #: as the release's Parquet files type them (:mod:`atlas_registry.export.parquet`); others VARCHAR.
 DUCKDB_TYPES: dict[str, str] = {
-    "timepoint": "INTEGER", "n_lesions": "INTEGER", "pvh": "INTEGER", "dwmh": "INTEGER", "lesion": "INTEGER",
-    "voxel_count": "BIGINT", "primary_volume_mm3": "DOUBLE", "total_volume_mm3": "DOUBLE", "volume_mm3": "DOUBLE",
-    "field_strength_t": "DOUBLE", "voxel_x_mm": "DOUBLE", "voxel_y_mm": "DOUBLE", "voxel_z_mm": "DOUBLE",
-    "is_primary": "BOOLEAN", "in_standard": "BOOLEAN",
+    "timepoint": "INTEGER",
+    "n_lesions": "INTEGER",
+    "pvh": "INTEGER",
+    "dwmh": "INTEGER",
+    "lesion": "INTEGER",
+    "voxel_count": "BIGINT",
+    "primary_volume_mm3": "DOUBLE",
+    "total_volume_mm3": "DOUBLE",
+    "volume_mm3": "DOUBLE",
+    "field_strength_t": "DOUBLE",
+    "voxel_x_mm": "DOUBLE",
+    "voxel_y_mm": "DOUBLE",
+    "voxel_z_mm": "DOUBLE",
+    "is_primary": "BOOLEAN",
+    "in_standard": "BOOLEAN",
 }
 
 #: The layers (see the module documentation).
@@ -200,8 +213,9 @@ def releases_sql(dialect: str, timepoint_id: str) -> str:
     return _RELEASES[_dialect(dialect)].format(tp=timepoint_id)
 
 
-def source_sql(view: str, dialect: str, *, stored: bool = False, where: str | None = None,
-               withdrawal: bool = True) -> str:
+def source_sql(
+    view: str, dialect: str, *, stored: bool = False, where: str | None = None, withdrawal: bool = True
+) -> str:
     """The SELECT that computes ``view`` from the normalized tables on ``dialect`` (``sqlite`` |
     ``postgresql``): the view itself on the JOINS layer, or (``stored``) the rows of its
     current-state table: the key columns :data:`KEYS`, then the columns :data:`STORED`. ``where``:
@@ -209,10 +223,12 @@ def source_sql(view: str, dialect: str, *, stored: bool = False, where: str | No
     schema since 0005)."""
     rel = releases_sql(dialect, "t.id")
     exprs = [f"{_KEY_EXPR[k]} AS {k}" for k in KEYS[view]] if stored else []
-    exprs += [f"{expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view]
-              if not stored or col in STORED[view]]
-    conds = [c for c in (_WHERE.get(view), _NOT_WITHDRAWN if withdrawal and view != RELEASE_SCANS else None, where)
-             if c]
+    exprs += [
+        f"{expr.format(releases=rel)} AS {col}" for col, expr, _ in _SPEC[view] if not stored or col in STORED[view]
+    ]
+    conds = [
+        c for c in (_WHERE.get(view), _NOT_WITHDRAWN if withdrawal and view != RELEASE_SCANS else None, where) if c
+    ]
     cols = ",\n".join(f"  {e}" for e in exprs)
     return f"SELECT\n{cols}\n{_FROM[view]}" + (f"\nWHERE {' AND '.join(conds)}" if conds else "")
 

@@ -52,14 +52,23 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def write_result(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "machine": machine(),
-            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **data}
+    data = {
+        "benchmark": name,
+        "machine": machine(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **data,
+    }
     p = RESULTS / f"{name}.json"
     p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return p

@@ -29,8 +29,9 @@ def native_of(scale: str, cohorts: str) -> Path:
         return synth_data(scale) / "native"
     out = WORK / f"synth-{scale}-{cohorts.replace(',', '-')}"
     if not (out / ".complete").exists():
-        subprocess.run(CLI + ["synth", str(out), "--scale", scale, "--cohorts", cohorts, "--no-reliability", "--force"],
-                       check=True)
+        subprocess.run(
+            CLI + ["synth", str(out), "--scale", scale, "--cohorts", cohorts, "--no-reliability", "--force"], check=True
+        )
         (out / ".complete").write_text("ok\n")
     return out / "native"
 
@@ -67,10 +68,23 @@ def dcm2niix_alone(series: list[Path], procs: int, dst: Path) -> None:
     dst.mkdir(parents=True)
     listing = "\0".join(f"{s}" for s in series).encode()
     # xargs -P: one dcm2niix per series, as many at once as cores; -z y: gzip as people convert
-    subprocess.run(["xargs", "-0", "-n", "1", "-P", str(procs), "sh", "-c",
-                    f'd="{dst}/$(echo "$1" | md5sum | cut -c1-12)"; mkdir -p "$d"; '
-                    f'"{exe}" -z y -b y -ba y -v 0 -o "$d" "$1" >/dev/null', "sh"],
-                   input=listing, check=True)
+    subprocess.run(
+        [
+            "xargs",
+            "-0",
+            "-n",
+            "1",
+            "-P",
+            str(procs),
+            "sh",
+            "-c",
+            f'd="{dst}/$(echo "$1" | md5sum | cut -c1-12)"; mkdir -p "$d"; '
+            f'"{exe}" -z y -b y -ba y -v 0 -o "$d" "$1" >/dev/null',
+            "sh",
+        ],
+        input=listing,
+        check=True,
+    )
 
 
 def main() -> None:
@@ -106,13 +120,24 @@ def main() -> None:
     intake_s, intake_samples = timed(intake_all, args.runs)
     shutil.rmtree(WORK / "intake-dcm2niix-out", ignore_errors=True)
     scans = sum(len(v) for v in infos.values())
-    result = {"scale": args.scale, "scans": scans, "series_converted": len(series), "dicom_files": files,
-              "dicom_bytes": size, "procs": procs, "intake_s": round(intake_s, 2), "dcm2niix_s": round(base_s, 2),
-              "ratio": round(intake_s / base_s, 2), "samples": {"intake": intake_samples, "dcm2niix": base_samples},
-              "met": intake_s / base_s <= 1.5}
+    result = {
+        "scale": args.scale,
+        "scans": scans,
+        "series_converted": len(series),
+        "dicom_files": files,
+        "dicom_bytes": size,
+        "procs": procs,
+        "intake_s": round(intake_s, 2),
+        "dcm2niix_s": round(base_s, 2),
+        "ratio": round(intake_s / base_s, 2),
+        "samples": {"intake": intake_samples, "dcm2niix": base_samples},
+        "met": intake_s / base_s <= 1.5,
+    }
     write_result(f"intake-{args.scale}", result)
-    print(f"intake of {scans} scans ({files} DICOM files, {size / 1e9:.2f} GB): {intake_s:.1f} s; dcm2niix alone on "
-          f"the {len(series)} T1 series: {base_s:.1f} s ({intake_s / base_s:.2f}x)")
+    print(
+        f"intake of {scans} scans ({files} DICOM files, {size / 1e9:.2f} GB): {intake_s:.1f} s; dcm2niix alone on "
+        f"the {len(series)} T1 series: {base_s:.1f} s ({intake_s / base_s:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, synth_data, timed, write_result  # noqa: E402
 
-SQL = ("SELECT scan, lesion, volume_mm3 FROM lesions WHERE hemisphere = 'left' AND location = 'subcortical' "
-       "ORDER BY scan, lesion")
+SQL = (
+    "SELECT scan, lesion, volume_mm3 FROM lesions WHERE hemisphere = 'left' AND location = 'subcortical' "
+    "ORDER BY scan, lesion"
+)
 
 
 def release_workspace(scale: str):
@@ -83,8 +85,11 @@ def bids_validator(bids: Path) -> dict:
         issues = json.loads(out.stdout).get("issues", {}).get("issues", [])
     except json.JSONDecodeError:
         issues = []
-    return {"exit": out.returncode, "errors": sum(1 for i in issues if i.get("severity") == "error"),
-            "warnings": sum(1 for i in issues if i.get("severity") == "warning")}
+    return {
+        "exit": out.returncode,
+        "errors": sum(1 for i in issues if i.get("severity") == "error"),
+        "warnings": sum(1 for i in issues if i.get("severity") == "warning"),
+    }
 
 
 def pybids_query(bids: Path) -> int:
@@ -125,10 +130,14 @@ def main() -> None:
     res = {
         "scale": args.scale,
         "bids_files": sum(1 for p in bids.rglob("*") if p.is_file()),
-        "our_bids_check_s": ours_s, "bids_validator_deno_s": theirs_s, "bids_validator": verdict,
+        "our_bids_check_s": ours_s,
+        "bids_validator_deno_s": theirs_s,
+        "bids_validator": verdict,
         "our_over_bids_validator": ours_s / theirs_s,
         "left_subcortical_masks": {"sql": n_sql, "parquet": n_parquet, "pybids": n_pybids},
-        "sql_s": sql_s, "pybids_index_and_get_s": pybids_s, "pybids_over_sql": pybids_s / sql_s,
+        "sql_s": sql_s,
+        "pybids_index_and_get_s": pybids_s,
+        "pybids_over_sql": pybids_s / sql_s,
         "samples": {"ours": ours_samples, "bids_validator": theirs_samples},
     }
     write_result(f"peers-{args.scale}", res)

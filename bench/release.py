@@ -36,7 +36,7 @@ RELEASE = "R1.2"
 def _phases(log: str) -> dict[str, float]:
     """Seconds per phase of a build, from its progress lines (``[  t s] phase: ...``)."""
     marks = [(float(m.group(1)), m.group(2)) for m in re.finditer(r"\[\s*([\d.]+)s\] ([a-z ]+)", log)]
-    return {name.strip(): round(t2 - t1, 2) for (t1, name), (t2, _) in zip(marks, marks[1:])}
+    return {name.strip(): round(t2 - t1, 2) for (t1, name), (t2, _) in zip(marks, marks[1:], strict=False)}
 
 
 def tree_bytes(root: Path) -> tuple[int, int]:
@@ -65,10 +65,18 @@ def revised_raw(ws, scan: str, store) -> bytes:
     from atlas_registry.models import Lesion, LesionMask, Timepoint
 
     with db.session(ws) as s:
-        m = s.exec(select(LesionMask).join(Lesion, Lesion.id == LesionMask.lesion_id)
-                   .join(Timepoint, Timepoint.id == Lesion.timepoint_id)
-                   .where(Timepoint.code == scan, Lesion.number == 0, Lesion.retired_rev_id.is_(None),
-                          LesionMask.variant == "raw_voi", LesionMask.retired_rev_id.is_(None))).one()
+        m = s.exec(
+            select(LesionMask)
+            .join(Lesion, Lesion.id == LesionMask.lesion_id)
+            .join(Timepoint, Timepoint.id == Lesion.timepoint_id)
+            .where(
+                Timepoint.code == scan,
+                Lesion.number == 0,
+                Lesion.retired_rev_id.is_(None),
+                LesionMask.variant == "raw_voi",
+                LesionMask.retired_rev_id.is_(None),
+            )
+        ).one()
     img = niio.decode(store.get(m.sha256), m.source_name)
     raw = np.asanyarray(img.dataobj) != 0
     return niio.encode_voi(ndi.binary_erosion(raw), img)
@@ -84,14 +92,26 @@ def single_lesion_standard_scans(ws, n: int) -> list[str]:
     from atlas_registry.models import Lesion, LesionMask, Timepoint
 
     with db.session(ws) as s:
-        single = select(Lesion.timepoint_id).where(Lesion.retired_rev_id.is_(None)).group_by(
-            Lesion.timepoint_id).having(func.count() == 1)
-        rows = s.exec(select(Timepoint.code).join(Lesion, Lesion.timepoint_id == Timepoint.id)
-                      .join(LesionMask, LesionMask.lesion_id == Lesion.id)
-                      .where(Timepoint.standard_status == "included", Lesion.number == 0,
-                             Lesion.retired_rev_id.is_(None), LesionMask.variant == "smooth_nii",
-                             LesionMask.space == "native", Timepoint.id.in_(single))
-                      .order_by(LesionMask.volume_mm3.desc())).all()
+        single = (
+            select(Lesion.timepoint_id)
+            .where(Lesion.retired_rev_id.is_(None))
+            .group_by(Lesion.timepoint_id)
+            .having(func.count() == 1)
+        )
+        rows = s.exec(
+            select(Timepoint.code)
+            .join(Lesion, Lesion.timepoint_id == Timepoint.id)
+            .join(LesionMask, LesionMask.lesion_id == Lesion.id)
+            .where(
+                Timepoint.standard_status == "included",
+                Lesion.number == 0,
+                Lesion.retired_rev_id.is_(None),
+                LesionMask.variant == "smooth_nii",
+                LesionMask.space == "native",
+                Timepoint.id.in_(single),
+            )
+            .order_by(LesionMask.volume_mm3.desc())
+        ).all()
     return list(rows[:n])
 
 
@@ -177,17 +197,26 @@ def main() -> None:
         store = ObjectStore(ws.objects_dir)
         previous = tmp / "previous-manifest.json"
         for scan in single_lesion_standard_scans(ws, args.runs):
-            issue = tracker.open_issue(ws, scan, "Primary lesion mask includes a rim of normal tissue",
-                                       file_kind=f"{scan}_LesionRaw.voi")
+            issue = tracker.open_issue(
+                ws, scan, "Primary lesion mask includes a rim of normal tissue", file_kind=f"{scan}_LesionRaw.voi"
+            )
             raw = revised_raw(ws, scan, store)
-            s_rev.append(timed(lambda: replace_mask(ws, scan, 0, MaskFiles(raw=raw), issue=issue.number), 1)[0])
+            s_rev.append(
+                timed(
+                    lambda scan=scan, raw=raw, issue=issue: replace_mask(
+                        ws, scan, 0, MaskFiles(raw=raw), issue=issue.number
+                    ),
+                    1,
+                )[0]
+            )
             (previous.parent / "prev").mkdir(exist_ok=True)
             shutil.copyfile(built / "MANIFEST.json", previous.parent / "prev" / "MANIFEST.json")
             settle()
             log = io.StringIO()
             with contextlib.redirect_stderr(log):
-                s_incr.append(timed(lambda: release.build(ws, RELEASE, built, cache_dir=cache, force=True,
-                                                          progress=True), 1)[0])
+                s_incr.append(
+                    timed(lambda: release.build(ws, RELEASE, built, cache_dir=cache, force=True, progress=True), 1)[0]
+                )
             parts.append(_phases(log.getvalue()))
             changed.append(_changed(previous.parent / "prev", built))
         t_rev, t_incr = statistics.median(s_rev), statistics.median(s_incr)
@@ -214,8 +243,11 @@ def main() -> None:
         settle()
         t_publish_cmd = timed(lambda: release.publish(ws, RELEASE, out=built), 1)[0]  # once: it freezes
         zip_bytes = (built / "packages" / f"atlas-{RELEASE}-icpsr.zip").stat().st_size
-        t_pub, t_bag_cp, t_bag_sha = (statistics.median(s_pub), statistics.median(s_bag_cp),
-                                      statistics.median(s_bag_sha))
+        t_pub, t_bag_cp, t_bag_sha = (
+            statistics.median(s_pub),
+            statistics.median(s_bag_cp),
+            statistics.median(s_bag_sha),
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -244,27 +276,48 @@ def main() -> None:
         "verify_s": t_verify,
         "verify_floor_sha256_one_thread_s": t_hash,
         "verify_over_floor": t_verify / t_hash,
-        "targets": {"full_over_cp": 1.5, "incremental_over_full": 0.05, "unchanged_over_full": 0.02,
-                    "publication_over_floor": 1.5},
-        "samples": {"full": s_full, "cp": s_cp, "unchanged": s_same, "incremental": s_incr, "revision": s_rev,
-                    "publication": s_pub, "bag_copy": s_bag_cp, "bag_sha256": s_bag_sha, "verify": s_verify,
-                    "verify_floor": s_hash},
+        "targets": {
+            "full_over_cp": 1.5,
+            "incremental_over_full": 0.05,
+            "unchanged_over_full": 0.02,
+            "publication_over_floor": 1.5,
+        },
+        "samples": {
+            "full": s_full,
+            "cp": s_cp,
+            "unchanged": s_same,
+            "incremental": s_incr,
+            "revision": s_rev,
+            "publication": s_pub,
+            "bag_copy": s_bag_cp,
+            "bag_sha256": s_bag_sha,
+            "verify": s_verify,
+            "verify_floor": s_hash,
+        },
     }
     write_result("release" if args.scale == "full" else f"release-{args.scale}", res)
     print(f"| release {RELEASE} ({args.scale}) | {files} files, {size / 1e6:.0f} MB |")
     print("|---|---|")
     print(f"| `cp -r` of the built tree | {t_cp:.2f} s |")
     print(f"| full build, cold cache, new folder | {t_full:.2f} s ({t_full / t_cp:.2f}x cp, target <= 1.5x) |")
-    print(f"| build of an unchanged registry into the previous build | {t_same:.3f} s "
-          f"({100 * t_same / t_full:.1f} % of full, target <= 2 %) |")
+    print(
+        f"| build of an unchanged registry into the previous build | {t_same:.3f} s "
+        f"({100 * t_same / t_full:.1f} % of full, target <= 2 %) |"
+    )
     print(f"| one mask revision (validate + store) | {t_rev:.2f} s |")
-    print(f"| build after one revised mask into the previous build | {t_incr:.2f} s ({100 * t_incr / t_full:.1f} % "
-          f"of full, target <= 5 %; {changed} files differ) |")
-    print(f"| publication: deposit zip ({zip_bytes / 1e9:.2f} GB) + SHA256SUMS + notes | {t_pub:.2f} s "
-          f"({t_pub / floor:.2f}x floor: cp -r of the bag {t_bag_cp:.2f} s + SHA-256 {t_bag_sha:.2f} s; "
-          f"target <= 1.5x); `release publish` once {t_publish_cmd:.2f} s |")
-    print(f"| release verify of the build | {t_verify:.2f} s ({t_verify / t_hash:.2f}x SHA-256 of every file in one "
-          f"thread, {t_hash:.2f} s) |")
+    print(
+        f"| build after one revised mask into the previous build | {t_incr:.2f} s ({100 * t_incr / t_full:.1f} % "
+        f"of full, target <= 5 %; {changed} files differ) |"
+    )
+    print(
+        f"| publication: deposit zip ({zip_bytes / 1e9:.2f} GB) + SHA256SUMS + notes | {t_pub:.2f} s "
+        f"({t_pub / floor:.2f}x floor: cp -r of the bag {t_bag_cp:.2f} s + SHA-256 {t_bag_sha:.2f} s; "
+        f"target <= 1.5x); `release publish` once {t_publish_cmd:.2f} s |"
+    )
+    print(
+        f"| release verify of the build | {t_verify:.2f} s ({t_verify / t_hash:.2f}x SHA-256 of every file in one "
+        f"thread, {t_hash:.2f} s) |"
+    )
     for p in parts:
         print(f"|   phases of one incremental build | {p} |")
 

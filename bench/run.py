@@ -50,54 +50,114 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     for scale in ("small", "full"):
         r = load(f"synth-{scale}")
         if r:
-            out.append((f"synth, all 304 scans, {scale} scale", f"{r['seconds']:.1f} s", "—",
-                        f"≤ {r['target_s']:.0f} s", mark(r["met"])))
+            out.append(
+                (
+                    f"synth, all 304 scans, {scale} scale",
+                    f"{r['seconds']:.1f} s",
+                    "—",
+                    f"≤ {r['target_s']:.0f} s",
+                    mark(r["met"]),
+                )
+            )
     for scale in ("small", "full"):
         r = load(f"validate-{scale}")
         if r:
-            floor = f"`gzip -dc` of {r['files']} files ({r['bytes'] / 1e9:.2f} GB): {r['floor_gzip_dc_parallel_s']:.1f} s"
-            out.append((f"validate native + standard, {scale} scale", f"{r['validate_s']:.1f} s ({r['validate_ratio']:.2f}×)",
-                        floor, "≤ 1.5× floor", mark(r["validate_ratio"] <= 1.5)))
-            out.append((f"ingest native + standard, {scale} scale", f"{r['ingest_s']:.1f} s ({r['ingest_ratio']:.2f}×)",
-                        floor, "≤ 2× floor", mark(r["ingest_ratio"] <= 2.0)))
+            floor = (
+                f"`gzip -dc` of {r['files']} files ({r['bytes'] / 1e9:.2f} GB): {r['floor_gzip_dc_parallel_s']:.1f} s"
+            )
+            out.append(
+                (
+                    f"validate native + standard, {scale} scale",
+                    f"{r['validate_s']:.1f} s ({r['validate_ratio']:.2f}×)",
+                    floor,
+                    "≤ 1.5× floor",
+                    mark(r["validate_ratio"] <= 1.5),
+                )
+            )
+            out.append(
+                (
+                    f"ingest native + standard, {scale} scale",
+                    f"{r['ingest_s']:.1f} s ({r['ingest_ratio']:.2f}×)",
+                    floor,
+                    "≤ 2× floor",
+                    mark(r["ingest_ratio"] <= 2.0),
+                )
+            )
     for scale in ("small", "full"):
         r = load(f"intake-{scale}")
         if r:
-            out.append((f"intake of a DICOM delivery ({r['scans']} scans, {r['dicom_files']} files), {scale} scale",
-                        f"{r['intake_s']:.1f} s ({r['ratio']:.2f}×)",
-                        f"dcm2niix alone on the {r['series_converted']} T1 series ({r['procs']} at once): "
-                        f"{r['dcm2niix_s']:.1f} s", "≤ 1.5× dcm2niix", mark(r["ratio"] <= 1.5)))
+            out.append(
+                (
+                    f"intake of a DICOM delivery ({r['scans']} scans, {r['dicom_files']} files), {scale} scale",
+                    f"{r['intake_s']:.1f} s ({r['ratio']:.2f}×)",
+                    f"dcm2niix alone on the {r['series_converted']} T1 series ({r['procs']} at once): "
+                    f"{r['dcm2niix_s']:.1f} s",
+                    "≤ 1.5× dcm2niix",
+                    mark(r["ratio"] <= 1.5),
+                )
+            )
     for scale in ("small", "full"):
         r = load(f"release-{scale}") or (load("release") if scale == "full" else None)
         if r and r.get("scale", scale) == scale:
-            out.append((f"release build (full), {scale} scale",
-                        f"{r['full_build_cold_s']:.1f} s ({r['full_over_cp']:.2f}×)",
-                        f"`cp -r` of {r['files']} files ({r['bytes'] / 1e9:.2f} GB): {r['cp_r_s']:.1f} s",
-                        "≤ 1.5× copy", mark(r["full_over_cp"] <= 1.5)))
-            out.append((f"release build after one revised mask, {scale} scale",
-                        f"{r['incremental_build_s']:.2f} s ({100 * r['incremental_over_full']:.1f} % of full)",
-                        f"full build {r['full_build_cold_s']:.1f} s", "≤ 5 % of full",
-                        mark(r["incremental_over_full"] <= 0.05)))
+            out.append(
+                (
+                    f"release build (full), {scale} scale",
+                    f"{r['full_build_cold_s']:.1f} s ({r['full_over_cp']:.2f}×)",
+                    f"`cp -r` of {r['files']} files ({r['bytes'] / 1e9:.2f} GB): {r['cp_r_s']:.1f} s",
+                    "≤ 1.5× copy",
+                    mark(r["full_over_cp"] <= 1.5),
+                )
+            )
+            out.append(
+                (
+                    f"release build after one revised mask, {scale} scale",
+                    f"{r['incremental_build_s']:.2f} s ({100 * r['incremental_over_full']:.1f} % of full)",
+                    f"full build {r['full_build_cold_s']:.1f} s",
+                    "≤ 5 % of full",
+                    mark(r["incremental_over_full"] <= 0.05),
+                )
+            )
             if "unchanged_build_s" in r:
-                out.append((f"release build of an unchanged registry into the previous build, {scale} scale",
-                            f"{r['unchanged_build_s']:.3f} s ({100 * r['unchanged_over_full']:.1f} % of full)",
-                            f"full build {r['full_build_cold_s']:.1f} s", "≤ 2 % of full",
-                            mark(r["unchanged_over_full"] <= 0.02)))
+                out.append(
+                    (
+                        f"release build of an unchanged registry into the previous build, {scale} scale",
+                        f"{r['unchanged_build_s']:.3f} s ({100 * r['unchanged_over_full']:.1f} % of full)",
+                        f"full build {r['full_build_cold_s']:.1f} s",
+                        "≤ 2 % of full",
+                        mark(r["unchanged_over_full"] <= 0.02),
+                    )
+                )
             if "publication_s" in r:
-                out.append((f"release publish: deposit zip ({r['zip_bytes'] / 1e9:.2f} GB), {scale} scale",
-                            f"{r['publication_s']:.2f} s ({r['publication_over_floor']:.2f}×)",
-                            f"`cp -r` of the bag {r['bag_copy_s']:.2f} s + SHA-256 of it {r['bag_sha256_s']:.2f} s",
-                            "≤ 1.5× floor", mark(r["publication_over_floor"] <= 1.5)))
+                out.append(
+                    (
+                        f"release publish: deposit zip ({r['zip_bytes'] / 1e9:.2f} GB), {scale} scale",
+                        f"{r['publication_s']:.2f} s ({r['publication_over_floor']:.2f}×)",
+                        f"`cp -r` of the bag {r['bag_copy_s']:.2f} s + SHA-256 of it {r['bag_sha256_s']:.2f} s",
+                        "≤ 1.5× floor",
+                        mark(r["publication_over_floor"] <= 1.5),
+                    )
+                )
             if "zip_floor_over_full" in r:  # what any build after a change must at least do
-                out.append((f"floor of a build after any change: copy + SHA-256 of the deposit zip, {scale} scale",
-                            f"{r['zip_copy_s']:.2f} + {r['zip_sha256_s']:.2f} s "
-                            f"({100 * r['zip_floor_over_full']:.1f} % of full)",
-                            f"{r['zip_bytes'] / 1e9:.2f} GB zip", "none (floor)", "—"))
+                out.append(
+                    (
+                        f"floor of a build after any change: copy + SHA-256 of the deposit zip, {scale} scale",
+                        f"{r['zip_copy_s']:.2f} + {r['zip_sha256_s']:.2f} s "
+                        f"({100 * r['zip_floor_over_full']:.1f} % of full)",
+                        f"{r['zip_bytes'] / 1e9:.2f} GB zip",
+                        "none (floor)",
+                        "—",
+                    )
+                )
             if "verify_s" in r:
-                out.append((f"release verify of the build ({r['files']} files, {r['bytes'] / 1e9:.2f} GB), {scale} scale",
-                            f"{r['verify_s']:.2f} s ({r['verify_over_floor']:.2f}×)",
-                            f"SHA-256 of every file in one thread: {r['verify_floor_sha256_one_thread_s']:.2f} s",
-                            "none (peer: the least a checker does)", "—"))
+                out.append(
+                    (
+                        f"release verify of the build ({r['files']} files, {r['bytes'] / 1e9:.2f} GB), {scale} scale",
+                        f"{r['verify_s']:.2f} s ({r['verify_over_floor']:.2f}×)",
+                        f"SHA-256 of every file in one thread: {r['verify_floor_sha256_one_thread_s']:.2f} s",
+                        "none (peer: the least a checker does)",
+                        "—",
+                    )
+                )
     r = load("sql")
     if r and "snapshot_upkeep" in r:  # sql on the registry's snapshot (issue 15)
         size = f"{r['scans']:,} scans, {r['lesions']:,} lesions"
@@ -105,31 +165,67 @@ def rows() -> list[tuple[str, str, str, str, str]]:
         names = [n for n in r["queries"][kinds[0]] if not n.startswith("_")]
         for name in names:
             qs = {k: r["queries"][k][name] for k in kinds}
-            figure = ", ".join(f"{'SQLite' if k == 'sqlite' else 'PostgreSQL'} registry {q['ms']:.0f} ms "
-                               f"({q['ratio']:.2f}×)" for k, q in qs.items())
-            peer = "DuckDB directly on the snapshot file " + ", ".join(f"{q['duckdb_direct_ms']:.0f} ms" for q in qs.values())
+            figure = ", ".join(
+                f"{'SQLite' if k == 'sqlite' else 'PostgreSQL'} registry {q['ms']:.0f} ms ({q['ratio']:.2f}×)"
+                for k, q in qs.items()
+            )
+            peer = "DuckDB directly on the snapshot file " + ", ".join(
+                f"{q['duckdb_direct_ms']:.0f} ms" for q in qs.values()
+            )
             ok = all(q["meets_target"] and q["same_answer"] for q in qs.values())
-            out.append((f"SQL: {name} ({size}), sql with its freshness check", figure, peer,
-                        f"≤ {r['target_ms']:.0f} ms and ≤ {r['target_ratio_vs_duckdb_direct']}× DuckDB direct", mark(ok)))
+            out.append(
+                (
+                    f"SQL: {name} ({size}), sql with its freshness check",
+                    figure,
+                    peer,
+                    f"≤ {r['target_ms']:.0f} ms and ≤ {r['target_ratio_vs_duckdb_direct']}× DuckDB direct",
+                    mark(ok),
+                )
+            )
         for k, u in r["snapshot_upkeep"].items():
             reg = "SQLite" if k == "sqlite" else "PostgreSQL"
-            out.append((f"SQL snapshot refresh after a one-scan revision, {reg} registry ({size})",
-                        f"{u['one_scan_s']:.2f} s", f"full export {u['full_build_s']:.1f} s",
-                        f"≤ {r['target_refresh_one_scan_s']:.0f} s", mark(u["one_scan_s"] <= r["target_refresh_one_scan_s"])))
-            out.append((f"SQL snapshot refresh after a 55-scan cohort / 1,000 scans, {reg} registry ({size})",
-                        f"{u['cohort_55_scans_s']:.2f} s / {u['1000_scans_s']:.2f} s", "—",
-                        "≤ 10 % of the ingest of the cohort", "see notes"))
+            out.append(
+                (
+                    f"SQL snapshot refresh after a one-scan revision, {reg} registry ({size})",
+                    f"{u['one_scan_s']:.2f} s",
+                    f"full export {u['full_build_s']:.1f} s",
+                    f"≤ {r['target_refresh_one_scan_s']:.0f} s",
+                    mark(u["one_scan_s"] <= r["target_refresh_one_scan_s"]),
+                )
+            )
+            out.append(
+                (
+                    f"SQL snapshot refresh after a 55-scan cohort / 1,000 scans, {reg} registry ({size})",
+                    f"{u['cohort_55_scans_s']:.2f} s / {u['1000_scans_s']:.2f} s",
+                    "—",
+                    "≤ 10 % of the ingest of the cohort",
+                    "see notes",
+                )
+            )
     for scale in ("small", "full"):
         r = load(f"peers-{scale}")
         if r:
             v = r["bids_validator"]
-            out.append((f"BIDS archive check ({r['bids_files']} files), ours vs bids-validator-deno",
-                        f"ours {r['our_bids_check_s']:.1f} s", f"bids-validator-deno {r['bids_validator_deno_s']:.1f} s "
-                        f"({v.get('errors')} errors, {v.get('warnings')} warnings)", "peer comparison", "—"))
+            out.append(
+                (
+                    f"BIDS archive check ({r['bids_files']} files), ours vs bids-validator-deno",
+                    f"ours {r['our_bids_check_s']:.1f} s",
+                    f"bids-validator-deno {r['bids_validator_deno_s']:.1f} s "
+                    f"({v.get('errors')} errors, {v.get('warnings')} warnings)",
+                    "peer comparison",
+                    "—",
+                )
+            )
             n = r["left_subcortical_masks"]
-            out.append(("left subcortical lesion masks: our SQL vs pybids BIDSLayout + get",
-                        f"SQL {1000 * r['sql_s']:.1f} ms ({n['sql']} masks)",
-                        f"pybids {r['pybids_index_and_get_s']:.1f} s ({n['pybids']} masks)", "peer comparison", "—"))
+            out.append(
+                (
+                    "left subcortical lesion masks: our SQL vs pybids BIDSLayout + get",
+                    f"SQL {1000 * r['sql_s']:.1f} ms ({n['sql']} masks)",
+                    f"pybids {r['pybids_index_and_get_s']:.1f} s ({n['pybids']} masks)",
+                    "peer comparison",
+                    "—",
+                )
+            )
     return out
 
 

@@ -95,7 +95,7 @@ def _interleaved(fns, runs: int) -> list[tuple[float, object]]:
             t0 = time.perf_counter()
             outs[k] = fn()
             samples[k].append((time.perf_counter() - t0) * 1000)
-    return [(statistics.median(x), o) for x, o in zip(samples, outs)]
+    return [(statistics.median(x), o) for x, o in zip(samples, outs, strict=False)]
 
 
 def _load(ws, scans: int, lesions: int) -> float:
@@ -117,20 +117,35 @@ def _queries(ws, runs: int) -> dict:
     out = {}
     try:
         for name, sql in QUERIES.items():
-            (ms, res), (dms, drows) = _interleaved([lambda: query.run(ws, sql, limit=query.MAX_LIMIT),
-                                                    lambda: direct.execute(sql).fetchall()], runs)
-            cold, _ = _median_ms(lambda: (query.close_cached(), query.run(ws, sql, limit=query.MAX_LIMIT)), runs)
-            out[name] = {"ms": round(ms, 2), "duckdb_direct_ms": round(dms, 2), "ratio": round(ms / max(dms, 1e-3), 2),
-                         "first_query_of_a_process_ms": round(cold, 2),
-                         "rows": len(res.rows), "same_answer": res.rows == drows,
-                         "load_average": round(os.getloadavg()[0], 1)}
+            (ms, res), (dms, drows) = _interleaved(
+                [
+                    lambda sql=sql: query.run(ws, sql, limit=query.MAX_LIMIT),
+                    lambda sql=sql: direct.execute(sql).fetchall(),
+                ],
+                runs,
+            )
+            cold, _ = _median_ms(
+                lambda sql=sql: (query.close_cached(), query.run(ws, sql, limit=query.MAX_LIMIT)), runs
+            )
+            out[name] = {
+                "ms": round(ms, 2),
+                "duckdb_direct_ms": round(dms, 2),
+                "ratio": round(ms / max(dms, 1e-3), 2),
+                "first_query_of_a_process_ms": round(cold, 2),
+                "rows": len(res.rows),
+                "same_answer": res.rows == drows,
+                "load_average": round(os.getloadavg()[0], 1),
+            }
             out[name]["meets_target"] = out[name]["ms"] <= TARGET_MS and out[name]["ratio"] <= TARGET_RATIO
-            print(f"  {name}: {ms:.1f} ms, DuckDB directly {dms:.1f} ms, first query of a process {cold:.1f} ms",
-                  file=sys.stderr)
+            print(
+                f"  {name}: {ms:.1f} ms, DuckDB directly {dms:.1f} ms, first query of a process {cold:.1f} ms",
+                file=sys.stderr,
+            )
         # the parts of the path: the freshness check and opening + locking the snapshot
         out["_freshness_check_ms"] = round(_median_ms(lambda: snapshot.registry_state(ws), runs)[0], 2)
-        out["_open_and_lock_ms"] = round(_median_ms(lambda: (query.close_cached(),
-                                                             query.registry_connection(ws).close()), runs)[0], 2)
+        out["_open_and_lock_ms"] = round(
+            _median_ms(lambda: (query.close_cached(), query.registry_connection(ws).close()), runs)[0], 2
+        )
     finally:
         direct.close()
     return out
@@ -148,8 +163,11 @@ def _upkeep(ws, runs: int) -> dict:
     def write(some: list[int]) -> None:
         """A committed change of these scans (the revision's transaction), without the refresh."""
         with eng.begin() as c:
-            c.exec_driver_sql("UPDATE scan_report SET pvh = 3 - pvh WHERE pvh IS NOT NULL AND timepoint_id IN ("
-                              + ", ".join(str(i) for i in some) + ")")
+            c.exec_driver_sql(
+                "UPDATE scan_report SET pvh = 3 - pvh WHERE pvh IS NOT NULL AND timepoint_id IN ("
+                + ", ".join(str(i) for i in some)
+                + ")"
+            )
             facts.refresh(c, some)
             c.exec_driver_sql(db.BUMP_COUNTER)
 
@@ -165,12 +183,15 @@ def _upkeep(ws, runs: int) -> dict:
     snapshot.build(ws)
     full = time.perf_counter() - t0
     mid = len(ids) // 2
-    one = statistics.median(refresh_after(ids[mid + k:mid + k + 1]) for k in range(runs))
+    one = statistics.median(refresh_after(ids[mid + k : mid + k + 1]) for k in range(runs))
     step = max(1, len(ids) // 1000)
-    return {"full_build_s": round(full, 3), "one_scan_s": round(one, 4),
-            "cohort_55_scans_s": round(refresh_after(ids[100:155]), 4),
-            "1000_scans_s": round(refresh_after(ids[::step][:1000]), 4),
-            "snapshot_bytes": snapshot.path(ws).stat().st_size}
+    return {
+        "full_build_s": round(full, 3),
+        "one_scan_s": round(one, 4),
+        "cohort_55_scans_s": round(refresh_after(ids[100:155]), 4),
+        "1000_scans_s": round(refresh_after(ids[::step][:1000]), 4),
+        "snapshot_bytes": snapshot.path(ws).stat().st_size,
+    }
 
 
 def main() -> None:
@@ -178,8 +199,12 @@ def main() -> None:
     ap.add_argument("--scans", type=int, default=100_000)
     ap.add_argument("--lesions", type=int, default=250_000)
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--pg", default=os.environ.get("ATLAS_BENCH_POSTGRES_URL") or os.environ.get(
-        "ATLAS_TEST_POSTGRES_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("ATLAS_BENCH_POSTGRES_URL")
+        or os.environ.get("ATLAS_TEST_POSTGRES_URL")
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--sqlite-home", help="an SQLite workspace already loaded with --scans/--lesions")
     ap.add_argument("--pg-schema", help="a PostgreSQL schema of --pg already loaded with --scans/--lesions")
@@ -234,25 +259,48 @@ def main() -> None:
             pg_eng.dispose()
 
     kinds = list(results)
-    print(f"\nsql on the snapshot, {args.scans:,} scans / {args.lesions:,} lesions, median of {args.runs} runs "
-          f"(targets: <= {TARGET_MS:.0f} ms and <= {TARGET_RATIO}x DuckDB directly on the snapshot file)\n")
+    print(
+        f"\nsql on the snapshot, {args.scans:,} scans / {args.lesions:,} lesions, median of {args.runs} runs "
+        f"(targets: <= {TARGET_MS:.0f} ms and <= {TARGET_RATIO}x DuckDB directly on the snapshot file)\n"
+    )
     head = ["query"] + [f"{k} registry: sql ms (DuckDB direct ms, ratio)" for k in kinds]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name in QUERIES:
-        print("| " + " | ".join([name] + [f"{results[k][name]['ms']:.1f} ({results[k][name]['duckdb_direct_ms']:.1f}, "
-                                          f"{results[k][name]['ratio']:.2f}x)" for k in kinds]) + " |")
+        print(
+            "| "
+            + " | ".join(
+                [name]
+                + [
+                    f"{results[k][name]['ms']:.1f} ({results[k][name]['duckdb_direct_ms']:.1f}, "
+                    f"{results[k][name]['ratio']:.2f}x)"
+                    for k in kinds
+                ]
+            )
+            + " |"
+        )
     print("\nupkeep: " + "; ".join(f"{k} {u}" for k, u in upkeep.items()))
-    met = all(r["meets_target"] and r["same_answer"] for k in kinds for n, r in results[k].items()
-              if not n.startswith("_"))
+    met = all(
+        r["meets_target"] and r["same_answer"] for k in kinds for n, r in results[k].items() if not n.startswith("_")
+    )
     met_refresh = all(u["one_scan_s"] <= TARGET_REFRESH_S for u in upkeep.values())
-    path = write_result("sql", {
-        "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
-        "scans": args.scans, "lesions": args.lesions, "runs": args.runs, "target_ms": TARGET_MS,
-        "target_ratio_vs_duckdb_direct": TARGET_RATIO, "target_refresh_one_scan_s": TARGET_REFRESH_S,
-        "bulk_load_s": {k: round(v, 2) for k, v in load_s.items()}, "queries": results, "snapshot_upkeep": upkeep,
-        "query_targets_met": met, "refresh_target_met": met_refresh,
-    })
+    path = write_result(
+        "sql",
+        {
+            "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
+            "scans": args.scans,
+            "lesions": args.lesions,
+            "runs": args.runs,
+            "target_ms": TARGET_MS,
+            "target_ratio_vs_duckdb_direct": TARGET_RATIO,
+            "target_refresh_one_scan_s": TARGET_REFRESH_S,
+            "bulk_load_s": {k: round(v, 2) for k, v in load_s.items()},
+            "queries": results,
+            "snapshot_upkeep": upkeep,
+            "query_targets_met": met,
+            "refresh_target_met": met_refresh,
+        },
+    )
     print(f"\nresults: {path}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -41,9 +41,17 @@ def main() -> None:
             out.rename(dest)
             (dest / ".complete").write_text("ok\n")
     shutil.rmtree(out, ignore_errors=True)
-    res = {"scale": args.scale, "seconds": median, "samples": samples, "target_s": TARGET_S[args.scale],
-           "met": median <= TARGET_S[args.scale], "scans": summary.get("scans"), "lesions": summary.get("lesions"),
-           "bytes": size, "lesion_volume_mm3": summary.get("lesion_volume_mm3")}
+    res = {
+        "scale": args.scale,
+        "seconds": median,
+        "samples": samples,
+        "target_s": TARGET_S[args.scale],
+        "met": median <= TARGET_S[args.scale],
+        "scans": summary.get("scans"),
+        "lesions": summary.get("lesions"),
+        "bytes": size,
+        "lesion_volume_mm3": summary.get("lesion_volume_mm3"),
+    }
     write_result(f"synth-{args.scale}", res)
     print(f"synth --scale {args.scale}: {median:.1f} s (target {TARGET_S[args.scale]:.0f} s), {size / 1e6:.0f} MB")
 

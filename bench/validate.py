@@ -31,7 +31,8 @@ def decompress_all(files: list[Path], procs: int) -> None:
     listing = "\0".join(str(f) for f in files).encode()
     subprocess.run(
         ["xargs", "-0", "-n", "16", "-P", str(procs), "sh", "-c", 'for f; do gzip -dc "$f" >/dev/null; done', "sh"],
-        input=listing, check=True,
+        input=listing,
+        check=True,
     )
 
 

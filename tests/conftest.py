@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC
 
 import pytest
 
@@ -124,7 +125,7 @@ contact_email = "ada@example.org"
 
 def build_export_registry(home):
     """A Workspace at ``home`` holding the tiny registry described above."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import nibabel as nib
     import numpy as np
@@ -133,15 +134,25 @@ def build_export_registry(home):
     from atlas_registry import db, niio
     from atlas_registry.config import Workspace
     from atlas_registry.models import (
-        Cohort, Image, Lesion, LesionAnnotation, LesionMask, PublicId, Revision, ScanReport, Scanner,
-        StoredObject, Subject, Timepoint,
+        Cohort,
+        Image,
+        Lesion,
+        LesionAnnotation,
+        LesionMask,
+        PublicId,
+        Revision,
+        Scanner,
+        ScanReport,
+        StoredObject,
+        Subject,
+        Timepoint,
     )
     from atlas_registry.store import ObjectStore
 
     ws = Workspace(home)
     db.upgrade(ws)
     store = ObjectStore(ws.objects_dir)
-    when = datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    when = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
     rng = np.random.default_rng(7)
 
     def put(data: bytes, media="application/x-nifti-gz") -> str:
@@ -173,19 +184,34 @@ def build_export_registry(home):
         s.add(rev2)
         s.flush()
         cohorts = {}
-        for code, site, field, vox in (("c0001", "Site one", 1.5, (0.9, 0.9, 3.0)), ("c0003", "Site three", 3.0, (1.0, 1.0, 1.0))):
+        for code, site, field, vox in (
+            ("c0001", "Site one", 1.5, (0.9, 0.9, 3.0)),
+            ("c0003", "Site three", 3.0, (1.0, 1.0, 1.0)),
+        ):
             c = Cohort(code=code, site=site)
             s.add(c)
             s.flush()
-            sc = Scanner(cohort_id=c.id, manufacturer="Siemens" if field == 3.0 else "GE", model="Trio" if field == 3.0 else "Signa",
-                         field_strength_t=field, voxel_x_mm=vox[0], voxel_y_mm=vox[1], voxel_z_mm=vox[2])
+            sc = Scanner(
+                cohort_id=c.id,
+                manufacturer="Siemens" if field == 3.0 else "GE",
+                model="Trio" if field == 3.0 else "Signa",
+                field_strength_t=field,
+                voxel_x_mm=vox[0],
+                voxel_y_mm=vox[1],
+                voxel_z_mm=vox[2],
+            )
             s.add(sc)
             s.flush()
             cohorts[code] = (c, sc, vox)
         # (scan, n lesions, standardized?)
-        plan = [("c0001s0001t01", 1, False), ("c0001s0002t01", 2, False),
-                ("c0003s0001t01", 1, True), ("c0003s0002t01", 3, True), ("c0003s0002t02", 1, True),
-                ("c0003s0003t01", 2, "failed")]
+        plan = [
+            ("c0001s0001t01", 1, False),
+            ("c0001s0002t01", 2, False),
+            ("c0003s0001t01", 1, True),
+            ("c0003s0002t01", 3, True),
+            ("c0003s0002t02", 1, True),
+            ("c0003s0003t01", 2, "failed"),
+        ]
         subjects = {}
         hemis = ["left", "right", "other"]
         locs = ["cortical", "subcortical", "other"]
@@ -198,10 +224,16 @@ def build_export_registry(home):
                 s.flush()
                 s.add(PublicId(subject_id=sub.id, label=f"a{k + 2}x{k + 3}pq{k + 4}m", created_at=when))
                 subjects[subj_code] = sub
-            tp = Timepoint(subject_id=subjects[subj_code].id, scanner_id=sc.id, code=code, number=int(code[-2:]),
-                           standard_status="included" if std is True else ("excluded" if std else "pending"),
-                           exclusion_reason="registration_failed" if std == "failed" else
-                           ("low_resolution" if code.startswith("c0001") else None))
+            tp = Timepoint(
+                subject_id=subjects[subj_code].id,
+                scanner_id=sc.id,
+                code=code,
+                number=int(code[-2:]),
+                standard_status="included" if std is True else ("excluded" if std else "pending"),
+                exclusion_reason="registration_failed"
+                if std == "failed"
+                else ("low_resolution" if code.startswith("c0001") else None),
+            )
             if code.startswith("c0001"):
                 tp.standard_status = "excluded"
             s.add(tp)
@@ -210,20 +242,57 @@ def build_export_registry(home):
             if k == 0:
                 t1.header["descrip"] = b""
             sha = put(niio.encode_nifti(t1))
-            s.add(Image(timepoint_id=tp.id, space="native", sha256=sha, source_name=f"{code}.nii.gz", shape_x=12,
-                        shape_y=14, shape_z=10, voxel_x_mm=vox[0], voxel_y_mm=vox[1], voxel_z_mm=vox[2], dtype="int16",
-                        affine="[]", created_rev_id=rev.id))
-            s.add(ScanReport(timepoint_id=tp.id, stroke_type=["Ischemic", "Embolic"][k % 2],
-                             primary_location="MCA cortex", primary_hemisphere=["left", "right"][k % 2],
-                             vascular_territory="MCA", pvh=k % 4, dwmh=(k + 1) % 4, notes=None if k % 2 else "small",
-                             created_rev_id=rev.id))
+            s.add(
+                Image(
+                    timepoint_id=tp.id,
+                    space="native",
+                    sha256=sha,
+                    source_name=f"{code}.nii.gz",
+                    shape_x=12,
+                    shape_y=14,
+                    shape_z=10,
+                    voxel_x_mm=vox[0],
+                    voxel_y_mm=vox[1],
+                    voxel_z_mm=vox[2],
+                    dtype="int16",
+                    affine="[]",
+                    created_rev_id=rev.id,
+                )
+            )
+            s.add(
+                ScanReport(
+                    timepoint_id=tp.id,
+                    stroke_type=["Ischemic", "Embolic"][k % 2],
+                    primary_location="MCA cortex",
+                    primary_hemisphere=["left", "right"][k % 2],
+                    vascular_territory="MCA",
+                    pvh=k % 4,
+                    dwmh=(k + 1) % 4,
+                    notes=None if k % 2 else "small",
+                    created_rev_id=rev.id,
+                )
+            )
             if std is True:
                 st1 = image((16, 18, 14), (1.0, 1.0, 1.0), (-8.0, -9.0, -7.0))
                 ssha = put(niio.encode_nifti(st1))
-                s.add(Image(timepoint_id=tp.id, space="MNI152NLin2009aSym", sha256=ssha,
-                            source_name=f"{code}_t1w_deface_stx.nii.gz", shape_x=16, shape_y=18, shape_z=14,
-                            voxel_x_mm=1.0, voxel_y_mm=1.0, voxel_z_mm=1.0, dtype="int16", affine="[]", defaced=True,
-                            created_rev_id=rev2.id))
+                s.add(
+                    Image(
+                        timepoint_id=tp.id,
+                        space="MNI152NLin2009aSym",
+                        sha256=ssha,
+                        source_name=f"{code}_t1w_deface_stx.nii.gz",
+                        shape_x=16,
+                        shape_y=18,
+                        shape_z=14,
+                        voxel_x_mm=1.0,
+                        voxel_y_mm=1.0,
+                        voxel_z_mm=1.0,
+                        dtype="int16",
+                        affine="[]",
+                        defaced=True,
+                        created_rev_id=rev2.id,
+                    )
+                )
             for n in range(nles):
                 les = Lesion(timepoint_id=tp.id, number=n, created_rev_id=rev.id)
                 s.add(les)
@@ -232,22 +301,61 @@ def build_export_registry(home):
                 m = mask_img(t1, box)
                 vol = float(m.sum() * np.prod(vox))
                 for variant in ("raw_voi", "smooth_voi", "smooth_nii"):
-                    data = niio.encode_voi(m, t1) if variant.endswith("voi") else niio.encode_nifti(
-                        nib.Nifti1Image(m, t1.affine, t1.header))
+                    data = (
+                        niio.encode_voi(m, t1)
+                        if variant.endswith("voi")
+                        else niio.encode_nifti(nib.Nifti1Image(m, t1.affine, t1.header))
+                    )
                     msha = put(data)
-                    s.add(LesionMask(lesion_id=les.id, variant=variant, space="native", sha256=msha, source_name="x",
-                                     voxel_count=int(m.sum()), volume_mm3=vol, centroid_x_mm=0, centroid_y_mm=0,
-                                     centroid_z_mm=0, n_components=1, hemisphere=hemis[n % 3], location=locs[n % 3],
-                                     created_rev_id=rev.id))
-                s.add(LesionAnnotation(lesion_id=les.id, hemisphere=hemis[n % 3], location=locs[n % 3], tracer="T01",
-                                       reviewer="T02", created_rev_id=rev.id))
+                    s.add(
+                        LesionMask(
+                            lesion_id=les.id,
+                            variant=variant,
+                            space="native",
+                            sha256=msha,
+                            source_name="x",
+                            voxel_count=int(m.sum()),
+                            volume_mm3=vol,
+                            centroid_x_mm=0,
+                            centroid_y_mm=0,
+                            centroid_z_mm=0,
+                            n_components=1,
+                            hemisphere=hemis[n % 3],
+                            location=locs[n % 3],
+                            created_rev_id=rev.id,
+                        )
+                    )
+                s.add(
+                    LesionAnnotation(
+                        lesion_id=les.id,
+                        hemisphere=hemis[n % 3],
+                        location=locs[n % 3],
+                        tracer="T01",
+                        reviewer="T02",
+                        created_rev_id=rev.id,
+                    )
+                )
                 if std is True:
                     sm = mask_img(st1, (slice(2 + 4 * n, 5 + 4 * n), slice(3, 6), slice(3, 5)))
                     msha = put(niio.encode_nifti(nib.Nifti1Image(sm, st1.affine, st1.header)))
-                    s.add(LesionMask(lesion_id=les.id, variant="smooth_nii", space="MNI152NLin2009aSym", sha256=msha,
-                                     source_name="y", voxel_count=int(sm.sum()), volume_mm3=float(sm.sum()),
-                                     centroid_x_mm=0, centroid_y_mm=0, centroid_z_mm=0, n_components=1,
-                                     hemisphere=hemis[n % 3], location=locs[n % 3], created_rev_id=rev2.id))
+                    s.add(
+                        LesionMask(
+                            lesion_id=les.id,
+                            variant="smooth_nii",
+                            space="MNI152NLin2009aSym",
+                            sha256=msha,
+                            source_name="y",
+                            voxel_count=int(sm.sum()),
+                            volume_mm3=float(sm.sum()),
+                            centroid_x_mm=0,
+                            centroid_y_mm=0,
+                            centroid_z_mm=0,
+                            n_components=1,
+                            hemisphere=hemis[n % 3],
+                            location=locs[n % 3],
+                            created_rev_id=rev2.id,
+                        )
+                    )
         s.commit()
     return ws
 
@@ -293,8 +401,11 @@ def ingested_small(synth_small, tmp_path_factory):
 # Releases of the tiny export registry (fast, SQLite) and of a 2-cohort synthetic dataset ingested
 # for real (SQLite and PostgreSQL), for the release and revision tests.
 
-RELEASE_SPEC_NEXT = EXPORT_SPEC.replace('name = "T1.0"', 'name = "T1.1"').replace(
-    'version = "1.0.0"', 'version = "1.1.0"').replace('date = "2020-03-04"', 'date = "2021-05-06"')
+RELEASE_SPEC_NEXT = (
+    EXPORT_SPEC.replace('name = "T1.0"', 'name = "T1.1"')
+    .replace('version = "1.0.0"', 'version = "1.1.0"')
+    .replace('date = "2020-03-04"', 'date = "2021-05-06"')
+)
 
 
 @pytest.fixture
@@ -411,7 +522,7 @@ class SqlRegistryBuilder:
     mask, optionally other variants), reports, releases, retirements, MNI masks as real files."""
 
     def __init__(self, ws):
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from sqlmodel import Session
 
@@ -420,7 +531,7 @@ class SqlRegistryBuilder:
         from atlas_registry.store import ObjectStore
 
         self.ws = ws
-        self.when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+        self.when = datetime(2026, 1, 2, tzinfo=UTC)
         self.store = ObjectStore(ws.objects_dir)
         self.s = Session(db.engine(ws), expire_on_commit=False)
         self.rev = Revision(kind="ingest", author="test", reason="hand-made registry", created_at=self.when)
@@ -440,7 +551,9 @@ class SqlRegistryBuilder:
         sha = self.store.put(data) if data is not None else hashlib.sha256(f"fake {self._n}".encode()).hexdigest()
         data = data or b""
         if self.s.get(StoredObject, sha) is None:
-            self.s.add(StoredObject(sha256=sha, size_bytes=len(data), media_type="application/gzip", created_at=self.when))
+            self.s.add(
+                StoredObject(sha256=sha, size_bytes=len(data), media_type="application/gzip", created_at=self.when)
+            )
             self.s.flush()
         return sha
 
@@ -465,13 +578,31 @@ class SqlRegistryBuilder:
             self.releases[name] = r
         return self.releases[name]
 
-    def scan(self, code, lesions=(), *, report=None, standard="included", reason=None, scanner=(3.0, "Siemens", "Prisma"),
-             voxel=(1.0, 1.0, 1.0), releases=(), mni=None, t1_mni=None):
+    def scan(
+        self,
+        code,
+        lesions=(),
+        *,
+        report=None,
+        standard="included",
+        reason=None,
+        scanner=(3.0, "Siemens", "Prisma"),
+        voxel=(1.0, 1.0, 1.0),
+        releases=(),
+        mni=None,
+        t1_mni=None,
+    ):
         """A scan ``cXXXXsXXXXtXX``; ``lesions``: dicts with hemisphere, location, volume (and
         optionally mask_hemisphere, mask_location); ``releases``: names or (name, in_standard);
         ``mni``: {lesion number: array} stored as standard-space smoothed masks."""
         from atlas_registry.models import (
-            Cohort, Image, ReleaseScan, ScanReport, Scanner, Subject, Timepoint,
+            Cohort,
+            Image,
+            ReleaseScan,
+            Scanner,
+            ScanReport,
+            Subject,
+            Timepoint,
         )
 
         s = self.s
@@ -480,8 +611,15 @@ class SqlRegistryBuilder:
             c = Cohort(code=cc, site=f"site {cc}")
             s.add(c)
             s.flush()
-            scn = Scanner(cohort_id=c.id, manufacturer=scanner[1], model=scanner[2], field_strength_t=scanner[0],
-                          voxel_x_mm=voxel[0], voxel_y_mm=voxel[1], voxel_z_mm=voxel[2])
+            scn = Scanner(
+                cohort_id=c.id,
+                manufacturer=scanner[1],
+                model=scanner[2],
+                field_strength_t=scanner[0],
+                voxel_x_mm=voxel[0],
+                voxel_y_mm=voxel[1],
+                voxel_z_mm=voxel[2],
+            )
             s.add(scn)
             s.flush()
             self.cohorts[cc] = (c, scn)
@@ -491,8 +629,14 @@ class SqlRegistryBuilder:
             s.add(sub)
             s.flush()
             self.subjects[sc] = sub
-        tp = Timepoint(subject_id=self.subjects[sc].id, scanner_id=scn.id, code=code, number=int(code[11:13]),
-                       standard_status=standard, exclusion_reason=reason)
+        tp = Timepoint(
+            subject_id=self.subjects[sc].id,
+            scanner_id=scn.id,
+            code=code,
+            number=int(code[11:13]),
+            standard_status=standard,
+            exclusion_reason=reason,
+        )
         s.add(tp)
         s.flush()
         if report is not None:
@@ -502,13 +646,30 @@ class SqlRegistryBuilder:
         for k, arr in (mni or {}).items():
             self.mask(tp, k, arr)
         if t1_mni is not None:
-            s.add(Image(timepoint_id=tp.id, space="MNI152NLin2009aSym", sha256=self.nifti(t1_mni), source_name="t1.nii.gz",
-                        shape_x=t1_mni.shape[0], shape_y=t1_mni.shape[1], shape_z=t1_mni.shape[2], voxel_x_mm=2.0,
-                        voxel_y_mm=2.0, voxel_z_mm=2.0, dtype=str(t1_mni.dtype), affine="[]", created_rev_id=self.rev.id))
+            s.add(
+                Image(
+                    timepoint_id=tp.id,
+                    space="MNI152NLin2009aSym",
+                    sha256=self.nifti(t1_mni),
+                    source_name="t1.nii.gz",
+                    shape_x=t1_mni.shape[0],
+                    shape_y=t1_mni.shape[1],
+                    shape_z=t1_mni.shape[2],
+                    voxel_x_mm=2.0,
+                    voxel_y_mm=2.0,
+                    voxel_z_mm=2.0,
+                    dtype=str(t1_mni.dtype),
+                    affine="[]",
+                    created_rev_id=self.rev.id,
+                )
+            )
         for rel in releases:
             name, in_std = rel if isinstance(rel, tuple) else (rel, standard == "included")
-            s.add(ReleaseScan(release_id=self.release(name).id, timepoint_id=tp.id, in_standard=in_std, scan=code,
-                              cohort=cc))
+            s.add(
+                ReleaseScan(
+                    release_id=self.release(name).id, timepoint_id=tp.id, in_standard=in_std, scan=code, cohort=cc
+                )
+            )
         s.flush()
         return tp
 
@@ -518,14 +679,34 @@ class SqlRegistryBuilder:
         les = Lesion(timepoint_id=tp.id, number=number, created_rev_id=self.rev.id)
         self.s.add(les)
         self.s.flush()
-        self.s.add(LesionAnnotation(lesion_id=les.id, hemisphere=hemisphere, location=location, tracer="rater-01",
-                                    created_rev_id=self.rev.id))
+        self.s.add(
+            LesionAnnotation(
+                lesion_id=les.id,
+                hemisphere=hemisphere,
+                location=location,
+                tracer="rater-01",
+                created_rev_id=self.rev.id,
+            )
+        )
         for variant, vol in (("smooth_nii", volume), ("raw_voi", volume * 1.1)):  # the views use smooth_nii
-            self.s.add(LesionMask(lesion_id=les.id, variant=variant, space="native", sha256=self._object(),
-                                  source_name=f"{tp.code}_{variant}_{number}", voxel_count=max(1, int(vol)),
-                                  volume_mm3=vol, centroid_x_mm=0, centroid_y_mm=0, centroid_z_mm=0, n_components=1,
-                                  hemisphere=mask_hemisphere or hemisphere, location=mask_location or location,
-                                  created_rev_id=self.rev.id))
+            self.s.add(
+                LesionMask(
+                    lesion_id=les.id,
+                    variant=variant,
+                    space="native",
+                    sha256=self._object(),
+                    source_name=f"{tp.code}_{variant}_{number}",
+                    voxel_count=max(1, int(vol)),
+                    volume_mm3=vol,
+                    centroid_x_mm=0,
+                    centroid_y_mm=0,
+                    centroid_z_mm=0,
+                    n_components=1,
+                    hemisphere=mask_hemisphere or hemisphere,
+                    location=mask_location or location,
+                    created_rev_id=self.rev.id,
+                )
+            )
         self.s.flush()
         return les
 
@@ -535,15 +716,29 @@ class SqlRegistryBuilder:
 
         from atlas_registry.models import Lesion, LesionMask
 
-        les = self.s.exec(select(Lesion).where(Lesion.timepoint_id == tp.id, Lesion.number == number,
-                                               Lesion.retired_rev_id.is_(None))).first()
+        les = self.s.exec(
+            select(Lesion).where(Lesion.timepoint_id == tp.id, Lesion.number == number, Lesion.retired_rev_id.is_(None))
+        ).first()
         if les is None:
             les = self.lesion(tp, number, "left", "subcortical", 100.0)
-        self.s.add(LesionMask(lesion_id=les.id, variant="smooth_nii", space="MNI152NLin2009aSym",
-                              sha256=self.nifti(array.astype("uint8")), source_name=f"{tp.code}_stx_{number}",
-                              voxel_count=max(1, int(array.sum())), volume_mm3=max(1.0, float(array.sum()) * 8.0),
-                              centroid_x_mm=0, centroid_y_mm=0, centroid_z_mm=0, n_components=1,
-                              hemisphere="left", location="subcortical", created_rev_id=self.rev.id))
+        self.s.add(
+            LesionMask(
+                lesion_id=les.id,
+                variant="smooth_nii",
+                space="MNI152NLin2009aSym",
+                sha256=self.nifti(array.astype("uint8")),
+                source_name=f"{tp.code}_stx_{number}",
+                voxel_count=max(1, int(array.sum())),
+                volume_mm3=max(1.0, float(array.sum()) * 8.0),
+                centroid_x_mm=0,
+                centroid_y_mm=0,
+                centroid_z_mm=0,
+                n_components=1,
+                hemisphere="left",
+                location="subcortical",
+                created_rev_id=self.rev.id,
+            )
+        )
         self.s.flush()
 
     def retire(self, row):
@@ -615,9 +810,12 @@ def validate_clean(synth_two_cohorts, tmp_path_factory):
         if (src / "standard" / s.cohort_code / sid).is_dir():
             shutil.copytree(src / "standard" / s.cohort_code / sid, standard / s.cohort_code / sid)
     keep = {"scans": md.SCAN_ID, "lesions": md.SCAN_ID}
-    trimmed = {name: (df[df[keep[name]].isin(picked)] if name in keep else
-                      df[df[md.COHORT].isin({p[:5] for p in picked})]).reset_index(drop=True)
-               for name, df in frames.items()}
+    trimmed = {
+        name: (
+            df[df[keep[name]].isin(picked)] if name in keep else df[df[md.COHORT].isin({p[:5] for p in picked})]
+        ).reset_index(drop=True)
+        for name, df in frames.items()
+    }
     write_metadata_tables(native, trimmed)
     shutil.copy2(src / "standard" / naming.REGISTRATION_FAILURES, standard / naming.REGISTRATION_FAILURES)
     return native, standard, picked
@@ -660,10 +858,11 @@ def release_parquet(tmp_path):
         folder = query.release_dir(out, name) / "parquet"
         folder.mkdir(parents=True)
         for view in ("scans", "lesions"):
-            r = query.run(ws, f"SELECT * FROM {view} WHERE scan IN "
-                              f"(SELECT scan FROM release_scans WHERE release = '{member_of}')")
-            cols = list(zip(*r.rows)) if r.rows else [[] for _ in r.columns]
-            data = {c: list(v) for c, v in zip(r.columns, cols)}
+            r = query.run(
+                ws, f"SELECT * FROM {view} WHERE scan IN (SELECT scan FROM release_scans WHERE release = '{member_of}')"
+            )
+            cols = list(zip(*r.rows, strict=False)) if r.rows else [[] for _ in r.columns]
+            data = {c: list(v) for c, v in zip(r.columns, cols, strict=False)}
             if "is_primary" in data:  # SQLite 0/1 -> a Parquet boolean, as the exporter writes it
                 data["is_primary"] = [bool(x) for x in data["is_primary"]]
             pq.write_table(pa.table(data), folder / f"{view}.parquet")
@@ -712,8 +911,9 @@ def synth_small_cohorts(tmp_path_factory):
     def make(cohorts, seed: int = 0, workers=None, reliability: bool = False):
         cohorts = sorted(cohorts)
         name = f"synth-small-{'-'.join(cohorts)}-seed{seed}-w{workers or 0}{'-rel' if reliability else ''}"
-        return _synth_shared(tmp_path_factory, name, cohorts=cohorts, seed=seed, workers=workers,
-                             with_reliability=reliability)
+        return _synth_shared(
+            tmp_path_factory, name, cohorts=cohorts, seed=seed, workers=workers, with_reliability=reliability
+        )
 
     return make
 
@@ -723,40 +923,66 @@ def synth_small_cohorts(tmp_path_factory):
 # revise module cannot re-validate (the hand-made export registry): used by test_report.py (and
 # meant for test_release.py's revise_report, which does the same).
 
-REPORT_COLUMNS = ("stroke_type", "primary_location", "primary_hemisphere", "vascular_territory", "pvh", "dwmh",
-                  "notes")
+REPORT_COLUMNS = ("stroke_type", "primary_location", "primary_hemisphere", "vascular_territory", "pvh", "dwmh", "notes")
 
 
-def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_url: str | None = None,
-                      reason: str = "report corrected", **fields) -> int:
+def revise_report_orm(
+    ws,
+    code: str,
+    *,
+    issue_title: str | None = None,
+    issue_url: str | None = None,
+    reason: str = "report corrected",
+    **fields,
+) -> int:
     """Retire the current scan report of ``code`` and add one with ``fields`` changed, as a
     ``correct_metadata`` revision that cites a new (closed) issue titled ``issue_title``, if given.
     Returns the revision id."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlmodel import Session, select
 
     from atlas_registry import db, facts
     from atlas_registry.models import Issue, Revision, ScanReport, Timepoint
 
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     with Session(db.engine(ws)) as s:
         tp = s.exec(select(Timepoint).where(Timepoint.code == code)).one()
         issue = None
         if issue_title:
-            issue = Issue(timepoint_id=tp.id, title=issue_title, status="closed", opened_by="u", opened_at=when,
-                          closed_at=when, close_reason="resolved", url=issue_url)
+            issue = Issue(
+                timepoint_id=tp.id,
+                title=issue_title,
+                status="closed",
+                opened_by="u",
+                opened_at=when,
+                closed_at=when,
+                close_reason="resolved",
+                url=issue_url,
+            )
             s.add(issue)
             s.flush()
-        rev = Revision(kind="correct_metadata", issue_id=issue.id if issue else None, timepoint_id=tp.id,
-                       author="curator", reason=reason, created_at=when, details="{}")
+        rev = Revision(
+            kind="correct_metadata",
+            issue_id=issue.id if issue else None,
+            timepoint_id=tp.id,
+            author="curator",
+            reason=reason,
+            created_at=when,
+            details="{}",
+        )
         s.add(rev)
         s.flush()
-        old = s.exec(select(ScanReport).where(ScanReport.timepoint_id == tp.id, ScanReport.retired_rev_id.is_(None))).one()
+        old = s.exec(
+            select(ScanReport).where(ScanReport.timepoint_id == tp.id, ScanReport.retired_rev_id.is_(None))
+        ).one()
         old.retired_rev_id = rev.id
         s.add(old)
-        s.add(ScanReport(timepoint_id=tp.id, created_rev_id=rev.id,
-                         **{k: fields.get(k, getattr(old, k)) for k in REPORT_COLUMNS}))
+        s.add(
+            ScanReport(
+                timepoint_id=tp.id, created_rev_id=rev.id, **{k: fields.get(k, getattr(old, k)) for k in REPORT_COLUMNS}
+            )
+        )
         facts.refresh(s, [tp.id])  # keep the scans/lesions views current, as revise does
         s.connection().exec_driver_sql(db.BUMP_COUNTER)  # a committed write, as db.session counts it
         s.commit()
@@ -765,6 +991,7 @@ def revise_report_orm(ws, code: str, *, issue_title: str | None = None, issue_ur
 
 # --- schema helpers ---
 # The JSON Schemas of schemas/ checked against what the commands really print or write.
+
 
 def assert_valid(doc, schema: str) -> None:
     """``doc`` is valid against ``schemas/<schema>`` (every error listed on failure)."""

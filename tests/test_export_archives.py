@@ -8,6 +8,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,9 @@ def files_under(root: Path) -> dict[str, Path]:
 def built(export_ws, export_spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("release") / "out"
     view = view_of(export_ws, export_spec)
-    entries = write_archives(export_ws, view, out, changes=CHANGES, release_notes="Notes.",
-                             cache_dir=out.parent / "cache")
+    entries = write_archives(
+        export_ws, view, out, changes=CHANGES, release_notes="Notes.", cache_dir=out.parent / "cache"
+    )
     return view, out, entries
 
 
@@ -45,15 +47,32 @@ def test_layout_and_counts(built):
     assert len(icpsr_t1) == len(view.scans) == 6
     assert len(list((out / "icpsr/native").rglob("*_Lesion*"))) == 3 * view.n_lesions
     assert len(list((out / "bids").rglob("*_T1w.nii.gz"))) == 3
-    for name in ("README.md", "CHANGES", "codebook.xml", "codebook.md", "native/ATLAS_metadata.xlsx",
-                 "native/ATLAS_scans.csv", "tables/ATLAS_scans.sav", "tables/ATLAS_lesions.dta"):
+    for name in (
+        "README.md",
+        "CHANGES",
+        "codebook.xml",
+        "codebook.md",
+        "native/ATLAS_metadata.xlsx",
+        "native/ATLAS_scans.csv",
+        "tables/ATLAS_scans.sav",
+        "tables/ATLAS_lesions.dta",
+    ):
         assert (out / "icpsr" / name).is_file(), name
-    for name in ("dataset_description.json", "README", "CHANGES", "participants.tsv", "participants.json",
-                 "sessions.json"):
+    for name in (
+        "dataset_description.json",
+        "README",
+        "CHANGES",
+        "participants.tsv",
+        "participants.json",
+        "sessions.json",
+    ):
         assert (out / "bids" / name).is_file(), name
     assert (out / "bids/CHANGES").read_text() == CHANGES == (out / "icpsr/CHANGES").read_text()
     assert sorted(p.name for p in (out / "packages").iterdir()) == [  # one bag per archive; the zip: at publication
-        "atlas-T1.0-bids", "atlas-T1.0-icpsr", "atlas-T1.0-parquet"]
+        "atlas-T1.0-bids",
+        "atlas-T1.0-icpsr",
+        "atlas-T1.0-parquet",
+    ]
     assert {p.name for p in (out / "parquet").iterdir()} == {
         f"{t}.parquet" for t in ("scans", "lesions", "images", "masks", "scanners", "issues", "revisions", "releases")
     } | {"schema.json"}
@@ -80,8 +99,9 @@ def test_manifest_matches_the_files(built, export_ws):
 
 def test_same_view_same_bytes(built, export_ws, export_spec, tmp_path):
     view, out, entries = built
-    again = write_archives(export_ws, view_of(export_ws, export_spec), tmp_path / "again", changes=CHANGES,
-                           release_notes="Notes.")  # no cache, another folder, another time
+    again = write_archives(
+        export_ws, view_of(export_ws, export_spec), tmp_path / "again", changes=CHANGES, release_notes="Notes."
+    )  # no cache, another folder, another time
     assert [(e.path, e.size, e.sha256) for e in again] == [(e.path, e.size, e.sha256) for e in entries]
 
 
@@ -95,8 +115,13 @@ def test_pybids_indexes_every_image_and_mask(built):
     assert len(t1) == len(view.standard_scans)
     unions = layout.get(suffix="mask", label="L", desc="T1lesion", space=space, extension=".nii.gz")
     assert len(unions) == len(view.standard_scans)
-    per_lesion = layout.get(suffix="mask", label="L", desc=re.compile(r"primary|secondary\d+").pattern,
-                            regex_search=True, extension=".nii.gz")
+    per_lesion = layout.get(
+        suffix="mask",
+        label="L",
+        desc=re.compile(r"primary|secondary\d+").pattern,
+        regex_search=True,
+        extension=".nii.gz",
+    )
     assert len(per_lesion) == sum(len(s.lesions) for s in view.standard_scans)
     assert len(layout.get(suffix="mask", desc="primary", extension=".nii.gz")) == len(view.standard_scans)
     assert sorted(layout.get_subjects()) == sorted({s.public_label for s in view.standard_scans})
@@ -127,7 +152,7 @@ def test_participants_tsv(built):
     meta = json.loads((out / "bids/participants.json").read_text())
     assert set(header) <= set(meta)
     assert meta["pvh"]["Levels"]["0"] and meta["cohort"]["Levels"] == {"c0003": "Site three"}
-    assert all(len(l.split("\t")) == len(header) for l in lines)
+    assert all(len(row.split("\t")) == len(header) for row in lines)
     sessions = list((out / "bids").glob("sub-*/sub-*_sessions.tsv"))
     assert len(sessions) == 1 and sessions[0].read_text().splitlines()[1].startswith("ses-1\t")
 
@@ -142,8 +167,9 @@ def test_bagit_bag_and_deterministic_zip(built, tmp_path):
     bag.validate()
     assert bag.info["Bagging-Date"] == "2020-03-04"
     assert len(bag.payload_entries()) == sum(1 for e in entries if e.archive == "icpsr")
-    members = [e.path[len("packages/atlas-T1.0-icpsr/"):] for e in entries
-               if e.path.startswith("packages/atlas-T1.0-icpsr/")]
+    members = [
+        e.path[len("packages/atlas-T1.0-icpsr/") :] for e in entries if e.path.startswith("packages/atlas-T1.0-icpsr/")
+    ]
     size, sha = write_deposit_zip(out, "T1.0", "2020-03-04", members, tmp_path / "deposit.zip")
     assert (size, sha) == ((tmp_path / "deposit.zip").stat().st_size, sha256_file(tmp_path / "deposit.zip"))
     assert write_deposit_zip(out, "T1.0", "2020-03-04", members[::-1], tmp_path / "again.zip") == (size, sha)
@@ -206,8 +232,10 @@ def test_parquet_tables(built, export_ws):
     assert scans.schema.field("total_volume_mm3").metadata[b"unit"] == b"mm3"
     assert scans.schema.metadata[b"atlas.table"] == b"scans"
     con = duckdb.connect()
-    n = {t: con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir / t}.parquet')").fetchone()[0]
-         for t in ("scans", "lesions", "images", "scanners", "revisions", "releases")}
+    n = {
+        t: con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir / t}.parquet')").fetchone()[0]
+        for t in ("scans", "lesions", "images", "scanners", "revisions", "releases")
+    }
     assert n == {"scans": 6, "lesions": 10, "images": 9, "scanners": 2, "revisions": 2, "releases": 1}
     by = dict(con.execute(f"SELECT cohort, COUNT(*) FROM read_parquet('{pdir}/lesions.parquet') GROUP BY 1").fetchall())
     assert by == {"c0001": 3, "c0003": 7}
@@ -239,26 +267,30 @@ def test_ddi_codebook(built):
 
 
 def test_incremental_build_recomputes_only_the_changed_scan(export_ws_fresh, export_spec, tmp_path, monkeypatch):
-    from atlas_registry.export import bids
-
     from test_export_view import replace_standard_mask
+
+    from atlas_registry.export import bids
 
     calls = []
     real = bids.union_mask_bytes
     monkeypatch.setattr(bids, "union_mask_bytes", lambda store, lesions: calls.append(lesions) or real(store, lesions))
     cache = tmp_path / "cache"
-    first = write_archives(export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "a", changes=CHANGES,
-                           cache_dir=cache)
+    first = write_archives(
+        export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "a", changes=CHANGES, cache_dir=cache
+    )
     assert len(calls) == 1  # one scan of the subset has several lesions
-    write_archives(export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "b", changes=CHANGES,
-                   cache_dir=cache)
+    write_archives(
+        export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "b", changes=CHANGES, cache_dir=cache
+    )
     assert len(calls) == 1  # nothing changed: everything from the cache
     replace_standard_mask(export_ws_fresh, "c0003s0002t01", 2)
-    second = write_archives(export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "c",
-                            changes=CHANGES, cache_dir=cache)
+    second = write_archives(
+        export_ws_fresh, view_of(export_ws_fresh, export_spec), tmp_path / "c", changes=CHANGES, cache_dir=cache
+    )
     assert len(calls) == 2
     changed = {e.path for e in second} ^ {e.path for e in first} | {
-        a.path for a, b in zip(first, second) if (a.path, a.sha256) != (b.path, b.sha256)}
+        a.path for a, b in zip(first, second, strict=False) if (a.path, a.sha256) != (b.path, b.sha256)
+    }
     bids_changed = {p for p in changed if p.startswith("bids/sub-")}
     label = view_of(export_ws_fresh, export_spec).scan("c0003s0002t01").public_label
     assert bids_changed and all(f"sub-{label}/ses-1/" in p for p in bids_changed)
@@ -279,23 +311,39 @@ def test_cache_recomputes_a_damaged_entry(tmp_path):
 
 
 def test_issues_and_revisions_tables_name_public_scans(export_ws_fresh, export_spec, tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import pyarrow.parquet as pq
     from sqlmodel import select
 
     from atlas_registry.models import Issue, Revision, Timepoint
 
-    when = datetime(2020, 2, 1, tzinfo=timezone.utc)
+    when = datetime(2020, 2, 1, tzinfo=UTC)
     with Session(db.engine(export_ws_fresh)) as s:
         tp = s.exec(select(Timepoint).where(Timepoint.code == "c0003s0002t01")).one()
         for title in ("mask of c0003s0002t01 too big", "c0003s0002t01 has a microbleed"):
-            s.add(Issue(timepoint_id=tp.id, title=title, body="see c0003s0002", url="https://github.com/npnl/ATLAS/issues/1",
-                        opened_by="user", opened_at=when))
+            s.add(
+                Issue(
+                    timepoint_id=tp.id,
+                    title=title,
+                    body="see c0003s0002",
+                    url="https://github.com/npnl/ATLAS/issues/1",
+                    opened_by="user",
+                    opened_at=when,
+                )
+            )
         s.flush()
         first = s.exec(select(Issue).order_by(Issue.id)).first()
-        s.add(Revision(kind="correct_metadata", issue_id=first.id, timepoint_id=tp.id, author="curator",
-                       reason="fixed c0003s0002t01", created_at=when))
+        s.add(
+            Revision(
+                kind="correct_metadata",
+                issue_id=first.id,
+                timepoint_id=tp.id,
+                author="curator",
+                reason="fixed c0003s0002t01",
+                created_at=when,
+            )
+        )
         first.status, first.closed_at = "closed", when
         s.add(first)
         s.commit()
@@ -303,7 +351,10 @@ def test_issues_and_revisions_tables_name_public_scans(export_ws_fresh, export_s
     write_archives(export_ws_fresh, view, tmp_path / "out", changes=CHANGES)
     public = view.scan("c0003s0002t01").public_scan
     issues = pq.read_table(tmp_path / "out/parquet/issues.parquet").to_pylist()
-    assert [(i["scan"], i["status"], i["resolved_by"]) for i in issues] == [(public, "closed", [3]), (public, "open", [])]
+    assert [(i["scan"], i["status"], i["resolved_by"]) for i in issues] == [
+        (public, "closed", [3]),
+        (public, "open", []),
+    ]
     assert issues[0]["title"] == f"mask of {public} too big" and "c0003" not in issues[0]["body"]
     revisions = pq.read_table(tmp_path / "out/parquet/revisions.parquet").to_pylist()
     assert revisions[-1]["scan"] == public and revisions[-1]["reason"] == f"fixed {public}"
@@ -316,12 +367,13 @@ def test_participants_rows_follow_the_documented_schema(built):
 
     _, out, _ = built
     documented = json.loads((Path(__file__).parent.parent / "schemas/bids-participants.schema.json").read_text())
-    assert documented == bids.tsv_json_schema(bids.PARTICIPANT_COLUMNS, documented["title"],
-                                              "https://atlas-registry/schemas/bids-participants.schema.json")
-    lines = [l.split("\t") for l in (out / "bids/participants.tsv").read_text().splitlines()]
+    assert documented == bids.tsv_json_schema(
+        bids.PARTICIPANT_COLUMNS, documented["title"], "https://atlas-registry/schemas/bids-participants.schema.json"
+    )
+    lines = [row.split("\t") for row in (out / "bids/participants.tsv").read_text().splitlines()]
     assert lines[0] == documented["x-column-order"]
     for row in lines[1:]:
-        jsonschema.validate(dict(zip(lines[0], row)), documented)
+        jsonschema.validate(dict(zip(lines[0], row, strict=False)), documented)
 
 
 def _zipfile_reference(dest: Path, root: Path, rels: list[str], day: str, prefix: str) -> None:
@@ -352,8 +404,12 @@ def test_write_zip_writes_what_zipfile_writes_and_hashes_it(tmp_path, monkeypatc
 
     root = tmp_path / "tree"
     (root / "a/b").mkdir(parents=True)
-    files = {"a/b/x.nii.gz": os.urandom(3_000_001), "a/t.txt": b"line of text\n" * 200_000,
-             "z.json": b'{"a": 1}\n', "a/empty.tsv": b""}
+    files = {
+        "a/b/x.nii.gz": os.urandom(3_000_001),
+        "a/t.txt": b"line of text\n" * 200_000,
+        "z.json": b'{"a": 1}\n',
+        "a/empty.tsv": b"",
+    }
     for rel, data in files.items():
         (root / rel).write_bytes(data)
     rels = sorted(files)
@@ -391,8 +447,14 @@ def test_objects_are_copied_where_links_fail(export_ws, export_spec, tmp_path, m
 
     monkeypatch.setattr(output.os, "link", no_links)
     out = tmp_path / "out"
-    entries = write_archives(export_ws, view_of(export_ws, export_spec), out, changes=CHANGES,
-                             release_notes="Notes.", cache_dir=tmp_path / "cache")
+    entries = write_archives(
+        export_ws,
+        view_of(export_ws, export_spec),
+        out,
+        changes=CHANGES,
+        release_notes="Notes.",
+        cache_dir=tmp_path / "cache",
+    )
     store = ObjectStore(export_ws.objects_dir)
     e = next(e for e in entries if e.path.startswith("icpsr/native/c") and store.has(e.sha256))
     assert os.stat(out / e.path).st_nlink == 1 and sha256_file(out / e.path) == e.sha256
@@ -403,15 +465,18 @@ def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, c
     from atlas_registry import release, verdicts
 
     def checked() -> int:
-        line = next(l for l in capsys.readouterr().err.splitlines() if "de-identification:" in l)
+        line = next(row for row in capsys.readouterr().err.splitlines() if "de-identification:" in row)
         return int(re.search(r"de-identification: (\d+) checked", line).group(1))
 
     before = verdicts.load(ingested_two.verdicts_dir)
     out = release.build(ingested_two, "R1.1", tmp_path / "out", progress=True)
     store = ObjectStore(ingested_two.objects_dir)
     manifest = json.loads((Path(out.out) / "MANIFEST.json").read_text())["files"]
-    derived = [f for f in manifest if f["path"].endswith(".nii.gz") and not store.has(f["sha256"])
-               and not f["path"].startswith("packages/")]  # (the BIDS bag links the same files)
+    derived = [
+        f
+        for f in manifest
+        if f["path"].endswith(".nii.gz") and not store.has(f["sha256"]) and not f["path"].startswith("packages/")
+    ]  # (the BIDS bag links the same files)
     assert derived and all("desc-T1lesion" in f["path"] for f in derived)  # union masks: made by the build
     assert any(v.startswith("face ") for v in before)
     assert checked() == len(derived)  # everything ingest verified is known: no T1 inflated again
@@ -421,7 +486,8 @@ def test_a_build_does_not_recheck_what_ingest_verified(ingested_two, tmp_path, c
     release.build(ingested_two, "R1.1", tmp_path / "again", progress=True, force=True)
     assert checked() > len(derived) + sum(1 for v in before if v.startswith("face "))
     assert {v for v in verdicts.load(ingested_two.verdicts_dir) if v.startswith("face ")} == {
-        v for v in before if v.startswith("face ")}
+        v for v in before if v.startswith("face ")
+    }
 
 
 def test_the_restricted_archive_links_to_the_public_ones_and_they_cannot_link_back(built):
@@ -432,12 +498,21 @@ def test_the_restricted_archive_links_to_the_public_ones_and_they_cannot_link_ba
 
     view, out, _ = built
     cw = pd.read_csv(out / "icpsr/crosswalk.csv", dtype=str)
-    assert list(cw.columns) == ["scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan",
-                                "in_bids"]
+    assert list(cw.columns) == [
+        "scan_id",
+        "subject_id",
+        "cohort",
+        "participant_id",
+        "session_id",
+        "public_scan",
+        "in_bids",
+    ]
     assert sorted(cw.scan_id) == sorted(s.code for s in view.scans)
     con = duckdb.connect()
-    joined = con.execute(f"SELECT c.scan_id, p.scan FROM read_csv('{out}/icpsr/crosswalk.csv', all_varchar=true) c "
-                         f"JOIN read_parquet('{out}/parquet/scans.parquet') p ON p.scan = c.public_scan").fetchall()
+    joined = con.execute(
+        f"SELECT c.scan_id, p.scan FROM read_csv('{out}/icpsr/crosswalk.csv', all_varchar=true) c "
+        f"JOIN read_parquet('{out}/parquet/scans.parquet') p ON p.scan = c.public_scan"
+    ).fetchall()
     assert len(joined) == len(view.scans)
     parts = pd.read_csv(out / "bids/participants.tsv", sep="\t", dtype=str)
     linked = cw[cw.in_bids == "yes"].merge(parts, on="participant_id")
@@ -468,8 +543,9 @@ def test_the_bids_readme_snippet_loads_every_image_with_pybids(built):
         exec(compile(code, "README snippet", "exec"), {})
     n = len(view.standard_scans)
     n_subjects = len({s.public_label for s in view.standard_scans})
-    assert printed.getvalue().strip() == (f"{n_subjects} subjects, {n} T1w images, {n} lesion masks, "
-                                          f"{n} primary lesion masks")
+    assert printed.getvalue().strip() == (
+        f"{n_subjects} subjects, {n} T1w images, {n} lesion masks, {n} primary lesion masks"
+    )
     default = BIDSLayout(out / "bids")
     assert default.get(suffix="T1w", extension=".nii.gz") == [] and default.get(suffix="mask") == []
 
@@ -486,7 +562,8 @@ def test_bids_says_what_made_it_and_where_it_lies(built, export_spec):
     view, out, _ = built
     desc = json.loads((out / "bids/dataset_description.json").read_text())
     assert [g["Name"] for g in desc["GeneratedBy"]] == [p["name"] for p in export_spec.standard.pipeline] + [
-        "atlas-registry"]
+        "atlas-registry"
+    ]
     assert all(g["Version"] for g in desc["GeneratedBy"])
     assert desc["SourceDatasets"] == [{"DOI": "doi:10.0000/native", "Version": "1.0.0"}]
     assert all(export_spec.name not in json.dumps(sd) for sd in desc["SourceDatasets"])
@@ -521,23 +598,34 @@ def test_parquet_types_keys_and_one_row_per_mask_file(built):
     assert scans.schema.field("releases").type == pa.list_(pa.string())
     assert scans.column("releases").to_pylist()[0] == ["T1.0"]
     rel = pq.read_table(pdir / "releases.parquet")
-    assert rel.schema.field("date").type == pa.date32() and rel.column("date").to_pylist() == [datetime.date(2020, 3, 4)]
-    for name, keys in (("scans", ("scan", "subject", "cohort")), ("lesions", ("scan", "lesion")),
-                       ("masks", ("scan", "path", "sha256")), ("releases", ("name",))):
+    assert rel.schema.field("date").type == pa.date32() and rel.column("date").to_pylist() == [
+        datetime.date(2020, 3, 4)
+    ]
+    for name, keys in (
+        ("scans", ("scan", "subject", "cohort")),
+        ("lesions", ("scan", "lesion")),
+        ("masks", ("scan", "path", "sha256")),
+        ("releases", ("name",)),
+    ):
         sch = pq.read_schema(pdir / f"{name}.parquet")
         assert all(not sch.field(k).nullable for k in keys), name
     con = duckdb.connect()
-    rows = con.execute(f"SELECT path, size_bytes, sha256, lesion, lesion_desc FROM read_parquet('{pdir}/masks.parquet') "
-                       "ORDER BY path").fetchall()
+    rows = con.execute(
+        f"SELECT path, size_bytes, sha256, lesion, lesion_desc FROM read_parquet('{pdir}/masks.parquet') ORDER BY path"
+    ).fetchall()
     by_path = {e.path: e for e in entries}
     mask_files = sorted(e.path for e in entries if e.path.startswith("bids/") and e.path.endswith("_mask.nii.gz"))
     assert [r[0] for r in rows] == mask_files
     for path, size, sha, lesion, desc in rows:
-        assert (size, sha) == (by_path[path].size, by_path[path].sha256) == ((out / path).stat().st_size,
-                                                                              sha256_file(out / path))
+        assert (
+            (size, sha)
+            == (by_path[path].size, by_path[path].sha256)
+            == ((out / path).stat().st_size, sha256_file(out / path))
+        )
         assert f"desc-{desc}_" in path and (lesion is None) == (desc == "T1lesion")
-    assert con.execute(f"SELECT COUNT(*) FROM read_parquet('{pdir}/scans.parquet') "
-                       "WHERE list_contains(releases, 'T1.0')").fetchone()[0] == len(view.scans)
+    assert con.execute(
+        f"SELECT COUNT(*) FROM read_parquet('{pdir}/scans.parquet') WHERE list_contains(releases, 'T1.0')"
+    ).fetchone()[0] == len(view.scans)
 
 
 def test_spss_measure_levels_formats_widths_and_labels(built, export_spec):
@@ -586,9 +674,11 @@ def test_every_archive_is_a_bagit_1_0_bag_with_the_deposit_fields(built, export_
         bag = bagit.Bag(str(out / f"packages/atlas-T1.0-{archive}"))
         bag.validate()
         assert bag.version_info == (1, 0) and (out / f"packages/atlas-T1.0-{archive}/bagit.txt").read_text().startswith(
-            "BagIt-Version: 1.0\n")
+            "BagIt-Version: 1.0\n"
+        )
         assert sorted(bag.payload_entries()) == sorted(
-            "data/" + e.path[len(archive) + 1:] for e in entries if e.archive == archive)
+            "data/" + e.path[len(archive) + 1 :] for e in entries if e.archive == archive
+        )
         assert bag.info["Source-Organization"] == export_spec.deposit.source_organization == "Test Laboratory"
         assert bag.info["Contact-Name"] == "Ada Lovelace" and bag.info["Contact-Email"] == "ada@example.org"
         assert bag.info["External-Identifier"] == "T1.0 1.0.0 10.0000/test"
@@ -610,22 +700,32 @@ def test_ddi_codebook_describes_every_data_file_and_is_valid_ddi_2_5(built):
     ns = {"d": "ddi:codebook:2_5"}
     root = ET.parse(xml).getroot()
     uris = {f.get("URI") for f in root.findall("d:fileDscr", ns)}
-    data_files = {p.relative_to(out / "icpsr").as_posix() for p in (out / "icpsr").rglob("*")
-                  if p.suffix in (".csv", ".sav", ".dta", ".xlsx")}
+    data_files = {
+        p.relative_to(out / "icpsr").as_posix()
+        for p in (out / "icpsr").rglob("*")
+        if p.suffix in (".csv", ".sav", ".dta", ".xlsx")
+    }
     assert uris == data_files and "crosswalk.csv" in uris and "tables/ATLAS_lesions.sav" in uris
     ids = {f.get("ID"): f.get("URI") for f in root.findall("d:fileDscr", ns)}
-    for stem, table in (("ATLAS_scans", "scans"), ("ATLAS_lesions", "lesions"), ("ATLAS_scanners", "scanners")):
+    for stem in ("ATLAS_scans", "ATLAS_lesions", "ATLAS_scanners"):
         for ext, read in ((".sav", pyreadstat.read_sav), (".dta", pyreadstat.read_dta)):
             _, meta = read(str(out / f"icpsr/tables/{stem}{ext}"))
             for var in root.findall("d:dataDscr/d:var", ns):
                 files = {ids[i] for i in var.get("files").split()}
                 if f"tables/{stem}{ext}" not in files or not var.findall("d:catgry", ns):
                     continue
-                cats = {float(c.find("d:catValu", ns).text): c.find("d:labl", ns).text
-                        for c in var.findall("d:catgry", ns)}
+                cats = {
+                    float(c.find("d:catValu", ns).text): c.find("d:labl", ns).text for c in var.findall("d:catgry", ns)
+                }
                 assert cats == meta.variable_value_labels[var.get("name")], (stem, ext, var.get("name"))
     study = root.find("d:stdyDscr", ns)
-    for path in ("d:stdyInfo/d:subject/d:keyword", "d:stdyInfo/d:sumDscr/d:timePrd", "d:stdyInfo/d:sumDscr/d:nation",
-                 "d:stdyInfo/d:sumDscr/d:anlyUnit", "d:stdyInfo/d:sumDscr/d:universe",
-                 "d:stdyInfo/d:sumDscr/d:dataKind", "d:method/d:dataColl/d:collMode"):
+    for path in (
+        "d:stdyInfo/d:subject/d:keyword",
+        "d:stdyInfo/d:sumDscr/d:timePrd",
+        "d:stdyInfo/d:sumDscr/d:nation",
+        "d:stdyInfo/d:sumDscr/d:anlyUnit",
+        "d:stdyInfo/d:sumDscr/d:universe",
+        "d:stdyInfo/d:sumDscr/d:dataKind",
+        "d:method/d:dataColl/d:collMode",
+    ):
         assert (study.findtext(path, namespaces=ns) or "").strip(), path

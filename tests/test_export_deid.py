@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import nibabel as nib
 import numpy as np
@@ -30,8 +30,11 @@ def swap_object(ws, row_query, make_bytes):
         row = s.exec(row_query).first()
         data = make_bytes(store.get(row.sha256))
         sha = store.put(data)
-        s.add(StoredObject(sha256=sha, size_bytes=len(data), media_type="application/x-nifti-gz",
-                           created_at=datetime.now(timezone.utc)))
+        s.add(
+            StoredObject(
+                sha256=sha, size_bytes=len(data), media_type="application/x-nifti-gz", created_at=datetime.now(UTC)
+            )
+        )
         s.flush()
         row.sha256 = sha
         s.add(row)
@@ -48,8 +51,11 @@ def test_header_text_aborts_the_build(export_ws_fresh, export_spec, tmp_path):
         img.header["descrip"] = b"TE=2.9;Time=101500.000"
         return niio.encode_nifti(img)
 
-    swap_object(export_ws_fresh, select(Image).where(Image.timepoint_id == _tp("c0001s0001t01"),
-                                                     Image.space == "native"), with_time)
+    swap_object(
+        export_ws_fresh,
+        select(Image).where(Image.timepoint_id == _tp("c0001s0001t01"), Image.space == "native"),
+        with_time,
+    )
     with pytest.raises(AtlasError) as e:
         build(export_ws_fresh, export_spec, tmp_path / "out")
     assert e.value.code == "DEID001"
@@ -65,8 +71,13 @@ def test_header_extension_aborts_the_build(export_ws_fresh, export_spec, tmp_pat
 
     from atlas_registry.models import Lesion
 
-    swap_object(export_ws_fresh, select(LesionMask).join(Lesion, Lesion.id == LesionMask.lesion_id)
-                .where(Lesion.timepoint_id == _tp("c0003s0002t01"), LesionMask.space != "native"), with_extension)
+    swap_object(
+        export_ws_fresh,
+        select(LesionMask)
+        .join(Lesion, Lesion.id == LesionMask.lesion_id)
+        .where(Lesion.timepoint_id == _tp("c0003s0002t01"), LesionMask.space != "native"),
+        with_extension,
+    )
     with pytest.raises(AtlasError) as e:
         build(export_ws_fresh, export_spec, tmp_path / "out")
     assert e.value.code == "DEID002" and e.value.path.startswith("bids/sub-")
@@ -81,19 +92,26 @@ def test_a_face_aborts_the_build(export_ws_fresh, export_spec, tmp_path):
         img.header.set_xyzt_units("mm")
         return niio.encode_nifti(img)
 
-    swap_object(export_ws_fresh, select(Image).where(Image.timepoint_id == _tp("c0003s0001t01"),
-                                                     Image.space != "native"), with_face)
+    swap_object(
+        export_ws_fresh,
+        select(Image).where(Image.timepoint_id == _tp("c0003s0001t01"), Image.space != "native"),
+        with_face,
+    )
     with pytest.raises(AtlasError) as e:
         build(export_ws_fresh, export_spec, tmp_path / "out")
     assert e.value.code == "DEID008" and e.value.path.endswith("_space-MNI152NLin2009aSym_T1w.nii.gz")
 
 
-@pytest.mark.parametrize("scan, field, text, rule, path", [
-    ("c0001s0002t01", "notes", "call jdoe@example.org", "DEID007", "icpsr/native/ATLAS_scans.csv"),
-    ("c0003s0001t01", "primary_location", "as in c0003s0001", "EXP010", "bids/participants.tsv"),
-])
-def test_identifying_report_text_aborts_the_build(export_ws_fresh, export_spec, tmp_path, scan, field, text, rule,
-                                                  path):
+@pytest.mark.parametrize(
+    "scan, field, text, rule, path",
+    [
+        ("c0001s0002t01", "notes", "call jdoe@example.org", "DEID007", "icpsr/native/ATLAS_scans.csv"),
+        ("c0003s0001t01", "primary_location", "as in c0003s0001", "EXP010", "bids/participants.tsv"),
+    ],
+)
+def test_identifying_report_text_aborts_the_build(
+    export_ws_fresh, export_spec, tmp_path, scan, field, text, rule, path
+):
     with Session(db.engine(export_ws_fresh)) as s:
         r = s.exec(select(ScanReport).where(ScanReport.timepoint_id == _tp(scan))).one()
         setattr(r, field, text)
@@ -125,4 +143,3 @@ def test_extension_codes_are_read(tmp_path):
     img.header.extensions.append(nib.nifti1.Nifti1Extension(2, b"DICM" + b"x" * 60))
     img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"comment"))
     assert nifti_head(niio.encode_nifti(img))[1] == [2, 6]
-

@@ -46,10 +46,14 @@ def test_counts(small_release):
     pq = out / "parquet"
     assert con.execute(f"SELECT COUNT(*) FROM '{pq}/lesions.parquet'").fetchone()[0] == 521
     assert con.execute(f"SELECT COUNT(*) FROM '{pq}/scans.parquet'").fetchone()[0] == 304
-    assert con.execute(f"SELECT COUNT(*) FROM '{pq}/scans.parquet' WHERE standard_status = 'included'"
-                       ).fetchone()[0] == 229
-    assert dict(view.exclusions).values() and set(dict(view.exclusions).values()) == {"low_resolution",
-                                                                                     "registration_failed"}
+    assert (
+        con.execute(f"SELECT COUNT(*) FROM '{pq}/scans.parquet' WHERE standard_status = 'included'").fetchone()[0]
+        == 229
+    )
+    assert dict(view.exclusions).values() and set(dict(view.exclusions).values()) == {
+        "low_resolution",
+        "registration_failed",
+    }
     participants = (out / "bids/participants.tsv").read_text().splitlines()
     assert len(participants) == 1 + 220  # 229 scans of 220 people
 
@@ -70,8 +74,9 @@ def test_pybids_finds_everything(small_release):
     from bids.layout import BIDSLayoutIndexer
 
     view, out, _ = small_release
-    layout = BIDSLayout(out / "bids", validate=False, is_derivative=True,
-                        indexer=BIDSLayoutIndexer(index_metadata=False))  # names only: 3x faster
+    layout = BIDSLayout(
+        out / "bids", validate=False, is_derivative=True, indexer=BIDSLayoutIndexer(index_metadata=False)
+    )  # names only: 3x faster
     assert len(layout.get(suffix="T1w", space="MNI152NLin2009aSym", extension=".nii.gz")) == 229
     assert len(layout.get(suffix="mask", label="L", desc="T1lesion", extension=".nii.gz")) == 229
     assert len(layout.get(suffix="mask", desc="primary", extension=".nii.gz")) == 229
@@ -102,10 +107,12 @@ def test_paper_tables_same_on_release_as_on_registry(small_release, ingested_sma
     for view_name in ("scans", "lesions"):
         con.execute(f"CREATE VIEW {view_name} AS SELECT * FROM read_parquet('{out}/parquet/{view_name}.parquet')")
     for sql in (stats.TABLE1_SQL, stats.TABLE2_SQL):
-        release_rows = sorted(tuple(int(v) if isinstance(v, (int, float)) else v for v in r)
-                              for r in con.execute(sql).fetchall())
-        registry_rows = sorted(tuple(int(v) if isinstance(v, (int, float)) else v for v in r)
-                               for r in stats.fetch(ingested_small, sql))
+        release_rows = sorted(
+            tuple(int(v) if isinstance(v, (int, float)) else v for v in r) for r in con.execute(sql).fetchall()
+        )
+        registry_rows = sorted(
+            tuple(int(v) if isinstance(v, (int, float)) else v for v in r) for r in stats.fetch(ingested_small, sql)
+        )
         assert release_rows == registry_rows
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session, select
@@ -24,16 +24,19 @@ def test_scans_subset_and_exclusions(export_ws, export_spec):
     assert [s.code for s in v.scans] == sorted(s.code for s in v.scans)
     assert len(v.scans) == 6 and v.n_lesions == 10
     assert [s.code for s in v.standard_scans] == ["c0003s0001t01", "c0003s0002t01", "c0003s0002t02"]
-    assert dict(v.exclusions) == {"c0001s0001t01": "low_resolution", "c0001s0002t01": "low_resolution",
-                                  "c0003s0003t01": "registration_failed"}
+    assert dict(v.exclusions) == {
+        "c0001s0001t01": "low_resolution",
+        "c0001s0002t01": "low_resolution",
+        "c0003s0003t01": "registration_failed",
+    }
     s = v.scan("c0003s0002t01")
     assert s.public_scan == f"sub-{s.public_label}_ses-1" and s.cohort == "c0003" and s.timepoint == 1
-    assert [l.number for l in s.lesions] == [0, 1, 2]
-    assert all(l.standard is not None and len(l.native) == 3 for l in s.lesions)
+    assert [les.number for les in s.lesions] == [0, 1, 2]
+    assert all(les.standard is not None and len(les.native) == 3 for les in s.lesions)
     assert s.scanner.field_strength_t == 3.0 and s.report.pvh == 3 and s.t1_standard.defaced
     # scans outside the subset carry no standard-space files
     assert v.scan("c0003s0003t01").t1_standard is None
-    assert all(l.standard is None for l in v.scan("c0003s0003t01").lesions)
+    assert all(les.standard is None for les in v.scan("c0003s0003t01").lesions)
     assert v.releases[-1].name == "T1.0" and v.releases[-1].n_standard == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.scans[0].code = "x"
@@ -74,21 +77,35 @@ def replace_standard_mask(ws, scan: str, number: int) -> tuple[int, str]:
     with Session(db.engine(ws)) as s:
         tp = s.exec(select(Timepoint).where(Timepoint.code == scan)).one()
         lesion = s.exec(select(Lesion).where(Lesion.timepoint_id == tp.id, Lesion.number == number)).one()
-        old = s.exec(select(LesionMask).where(LesionMask.lesion_id == lesion.id, LesionMask.space != "native",
-                                              LesionMask.retired_rev_id.is_(None))).one()
+        old = s.exec(
+            select(LesionMask).where(
+                LesionMask.lesion_id == lesion.id, LesionMask.space != "native", LesionMask.retired_rev_id.is_(None)
+            )
+        ).one()
         img = niio.decode(store.get(old.sha256), "old")
         data = np.asarray(img.dataobj).copy()
         data[0, 0, 0] = 1
         new = niio.encode_nifti(nib.Nifti1Image(data, img.affine, img.header))
         sha = store.put(new)
-        s.add(StoredObject(sha256=sha, size_bytes=len(new), media_type="application/x-nifti-gz",
-                           created_at=datetime.now(timezone.utc)))
-        rev = Revision(kind="replace_mask", timepoint_id=tp.id, author="test", reason=f"fix {scan} mask",
-                       created_at=datetime.now(timezone.utc))
+        s.add(
+            StoredObject(
+                sha256=sha, size_bytes=len(new), media_type="application/x-nifti-gz", created_at=datetime.now(UTC)
+            )
+        )
+        rev = Revision(
+            kind="replace_mask",
+            timepoint_id=tp.id,
+            author="test",
+            reason=f"fix {scan} mask",
+            created_at=datetime.now(UTC),
+        )
         s.add(rev)
         s.flush()
-        fields = {k: getattr(old, k) for k in LesionMask.model_fields if k not in ("id", "sha256", "created_rev_id",
-                                                                                 "retired_rev_id")}
+        fields = {
+            k: getattr(old, k)
+            for k in LesionMask.model_fields
+            if k not in ("id", "sha256", "created_rev_id", "retired_rev_id")
+        }
         old.retired_rev_id = rev.id
         s.add(old)
         s.add(LesionMask(**fields, sha256=sha, created_rev_id=rev.id))
@@ -121,7 +138,8 @@ def test_public_text_replaces_native_ids(export_ws, export_spec):
     v = view_of(export_ws, export_spec)
     s = v.scan("c0003s0001t01")
     assert v.public_text("see c0003s0001t01 and c0003s0001, c0099s0001t01") == (
-        f"see {s.public_scan} and {s.bids_subject}, [withheld]")
+        f"see {s.public_scan} and {s.bids_subject}, [withheld]"
+    )
 
 
 def test_exclusion_by_a_later_revision_is_not_seen_before_it(export_ws_fresh, export_spec):
@@ -129,8 +147,13 @@ def test_exclusion_by_a_later_revision_is_not_seen_before_it(export_ws_fresh, ex
     before = view_of(ws, export_spec)
     with Session(db.engine(ws)) as s:
         tp = s.exec(select(Timepoint).where(Timepoint.code == "c0003s0001t01")).one()
-        rev = Revision(kind="exclude_scan", timepoint_id=tp.id, author="test", reason="bad registration",
-                       created_at=datetime.now(timezone.utc))
+        rev = Revision(
+            kind="exclude_scan",
+            timepoint_id=tp.id,
+            author="test",
+            reason="bad registration",
+            created_at=datetime.now(UTC),
+        )
         s.add(rev)
         tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "excluded", "revision", "bad registration"
         s.add(tp)
@@ -156,14 +179,23 @@ def test_status_before_a_toggle_is_what_the_toggle_found(export_ws_fresh, export
     assert dict(before.exclusions)["c0003s0001t01"] == "registration_failed"
     with Session(db.engine(ws)) as s:  # what revise.include_scan records
         tp = s.exec(select(Timepoint).where(Timepoint.code == "c0003s0001t01")).one()
-        s.add(Revision(kind="include_scan", timepoint_id=tp.id, author="test", reason="registration redone",
-                       created_at=datetime.now(timezone.utc),
-                       details=json.dumps({"scan": tp.code, "before": ["excluded", "registration_failed",
-                                                                       "no convergence"]})))
+        s.add(
+            Revision(
+                kind="include_scan",
+                timepoint_id=tp.id,
+                author="test",
+                reason="registration redone",
+                created_at=datetime.now(UTC),
+                details=json.dumps({"scan": tp.code, "before": ["excluded", "registration_failed", "no convergence"]}),
+            )
+        )
         tp.standard_status, tp.exclusion_reason, tp.exclusion_note = "included", None, None
         s.add(tp)
         s.commit()
     assert view_of(ws, export_spec).scan("c0003s0001t01").in_standard
     then = view_of(ws, export_spec, as_of_revision=before.revision).scan("c0003s0001t01")
     assert (then.in_standard, then.exclusion_reason, then.exclusion_note) == (
-        False, "registration_failed", "no convergence")
+        False,
+        "registration_failed",
+        "no convergence",
+    )

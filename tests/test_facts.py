@@ -6,6 +6,8 @@ an upgrade of a registry that already holds scans. The partial unique indexes al
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -35,8 +37,10 @@ LEFT JOIN lesion_annotation a ON a.lesion_id = l.id AND a.retired_rev_id IS NULL
 LEFT JOIN lesion_mask m ON m.lesion_id = l.id AND m.retired_rev_id IS NULL AND m.variant = 'smooth_nii'
   AND m.space = 'native'
 WHERE l.retired_rev_id IS NULL"""
-PUBLISHED = ("SELECT rs.timepoint_id, rl.name FROM release_scan rs JOIN release rl ON rl.id = rs.release_id"
-             " WHERE rl.status = 'published'")
+PUBLISHED = (
+    "SELECT rs.timepoint_id, rl.name FROM release_scan rs JOIN release rl ON rl.id = rs.release_id"
+    " WHERE rl.status = 'published'"
+)
 
 
 def _rows(conn, sql: str) -> list[dict]:
@@ -65,12 +69,16 @@ def expected(ws) -> tuple[dict, dict]:
         for tp, name in conn.execute(text(PUBLISHED)):
             published.setdefault(tp, []).append(name)
     for tp, row in scans.items():
-        mine = [l for l in lesions.values() if l["timepoint_id"] == tp]
-        volumes = [l["volume_mm3"] for l in mine if l["volume_mm3"] is not None]
-        primary = [l["volume_mm3"] for l in mine if l["lesion"] == 0]
+        mine = [les for les in lesions.values() if les["timepoint_id"] == tp]
+        volumes = [les["volume_mm3"] for les in mine if les["volume_mm3"] is not None]
+        primary = [les["volume_mm3"] for les in mine if les["lesion"] == 0]
         names = sorted(published.get(tp, []), key=lambda n: n.encode())
-        row.update(n_lesions=len(mine), primary_volume_mm3=primary[0] if primary else None,
-                   total_volume_mm3=sum(volumes) if volumes else None, releases=",".join(names) or None)
+        row.update(
+            n_lesions=len(mine),
+            primary_volume_mm3=primary[0] if primary else None,
+            total_volume_mm3=sum(volumes) if volumes else None,
+            releases=",".join(names) or None,
+        )
     for row in lesions.values():
         row.update(is_primary=row["lesion"] == 0, releases=scans[row["timepoint_id"]]["releases"])
     return ({k: _plain(v) for k, v in scans.items()}, {k: _plain(v) for k, v in lesions.items()})
@@ -79,19 +87,24 @@ def expected(ws) -> tuple[dict, dict]:
 def stored(ws) -> tuple[dict, dict]:
     """The rows of scan_current and lesion_current, by key."""
     with db.engine(ws).connect() as conn:
-        return tuple({r[key]: _plain(r) for r in _rows(conn, f"SELECT * FROM {views.TABLES[view]}")}
-                     for view, key in ((views.SCANS, "timepoint_id"), (views.LESIONS, "lesion_id")))
+        return tuple(
+            {r[key]: _plain(r) for r in _rows(conn, f"SELECT * FROM {views.TABLES[view]}")}
+            for view, key in ((views.SCANS, "timepoint_id"), (views.LESIONS, "lesion_id"))
+        )
 
 
 def assert_current(ws) -> None:
     """The tables hold the expected rows, and the views show them (a lesion's releases: its scan's)."""
     want_scans, want_lesions = expected(ws)
-    for got, want in zip(stored(ws), (want_scans, want_lesions)):
+    for got, want in zip(stored(ws), (want_scans, want_lesions), strict=False):
         assert set(got) == set(want)
         for key, row in got.items():
             assert row == {c: want[key][c] for c in row}, key
     with db.engine(ws).connect() as conn:
-        for view, want, key in ((views.SCANS, want_scans, ("scan",)), (views.LESIONS, want_lesions, ("scan", "lesion"))):
+        for view, want, key in (
+            (views.SCANS, want_scans, ("scan",)),
+            (views.LESIONS, want_lesions, ("scan", "lesion")),
+        ):
             got = {tuple(r[k] for k in key): _plain(r) for r in _rows(conn, f"SELECT * FROM {view}")}
             assert got == {tuple(r[k] for k in key): {c: r[c] for c in views.COLUMNS[view]} for r in want.values()}
 
@@ -117,9 +130,9 @@ def _current(s: Session, model, **where):
 
 
 def _revision(s: Session) -> Revision:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    rev = Revision(kind="correct_metadata", author="test", reason="test", created_at=datetime.now(timezone.utc))
+    rev = Revision(kind="correct_metadata", author="test", reason="test", created_at=datetime.now(UTC))
     s.add(rev)
     s.flush()
     return rev
@@ -157,8 +170,9 @@ def test_replaced_and_removed_rows_after_refresh(bulk):
         s.add(new)
         s.flush()
         s.add_all([_copy(m, lesion_id=new.id, volume_mm3=m.volume_mm3 * 2 + 1, created_rev_id=rev.id) for m in masks])
-        s.add_all([_copy(a, lesion_id=new.id, hemisphere="other", location="other", created_rev_id=rev.id)
-                   for a in notes])
+        s.add_all(
+            [_copy(a, lesion_id=new.id, hemisphere="other", location="other", created_rev_id=rev.id) for a in notes]
+        )
         first = _current(s, Lesion, timepoint_id=tp_a, number=0)[0]
         note = _current(s, LesionAnnotation, lesion_id=first.id)
         _retire(s, note, rev)
@@ -167,9 +181,12 @@ def test_replaced_and_removed_rows_after_refresh(bulk):
         _retire(s, report, rev)
         s.add_all([_copy(r, pvh=3, vascular_territory="PCA", created_rev_id=rev.id) for r in report])
         # tp_b: its last lesion removed (with its masks and annotation).
-        last = max(_current(s, Lesion, timepoint_id=tp_b), key=lambda l: l.number)
-        _retire(s, [last, *_current(s, LesionMask, lesion_id=last.id),
-                    *_current(s, LesionAnnotation, lesion_id=last.id)], rev)
+        last = max(_current(s, Lesion, timepoint_id=tp_b), key=lambda les: les.number)
+        _retire(
+            s,
+            [last, *_current(s, LesionMask, lesion_id=last.id), *_current(s, LesionAnnotation, lesion_id=last.id)],
+            rev,
+        )
         # tp_c: excluded from the standardized subset.
         tpc = s.get(Timepoint, tp_c)
         tpc.standard_status, tpc.exclusion_reason = "excluded", "revision"
@@ -184,7 +201,7 @@ def test_replaced_and_removed_rows_after_refresh(bulk):
     assert_current(bulk)
     scans, lesions = stored(bulk)
     assert scans[tp_a]["pvh"] == 3 and scans[tp_c]["standard_status"] == "excluded"
-    assert scans[tp_b]["n_lesions"] == len([l for l in lesions.values() if l["timepoint_id"] == tp_b])
+    assert scans[tp_b]["n_lesions"] == len([les for les in lesions.values() if les["timepoint_id"] == tp_b])
 
 
 def test_refresh_touches_only_the_given_timepoints_and_chunks_long_lists(bulk, monkeypatch):
@@ -215,7 +232,10 @@ def test_published_release_after_refresh_releases(bulk):
     scans, _ = stored(bulk)
     assert any(r["releases"] == "R1.0,R1.1,R2.0" for r in scans.values())
     with db.engine(bulk).connect() as conn:
-        assert {r[0] for r in conn.execute(text("SELECT DISTINCT releases FROM lesions"))} <= {"R1.1,R2.0", "R1.0,R1.1,R2.0"}
+        assert {r[0] for r in conn.execute(text("SELECT DISTINCT releases FROM lesions"))} <= {
+            "R1.1,R2.0",
+            "R1.0,R1.1,R2.0",
+        }
 
 
 def test_upgrade_of_a_registry_holding_scans_fills_the_tables(bulk):
@@ -241,8 +261,11 @@ def test_full_refresh_rebuilds_everything(bulk):
 
 def _one_lesion(sql_builder):
     b = sql_builder
-    tp = b.scan("c0001s0001t01", [dict(hemisphere="left", location="cortical", volume=10.0)],
-                report=dict(stroke_type="ischemic", pvh=1))
+    tp = b.scan(
+        "c0001s0001t01",
+        [dict(hemisphere="left", location="cortical", volume=10.0)],
+        report=dict(stroke_type="ischemic", pvh=1),
+    )
     les = _current(b.s, Lesion, timepoint_id=tp.id)[0]
     return b, {
         "lesion": les,
@@ -282,9 +305,13 @@ def test_text_columns_compare_bytewise_on_postgresql(pg_schema_url, tmp_path):
     registry = Workspace(tmp_path / "ws", pg_schema_url())
     db.upgrade(registry)
     with db.engine(registry).connect() as conn:
-        rows = conn.execute(text(
-            "SELECT c.relname, a.attname, co.collname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-            " JOIN pg_type ty ON ty.oid = a.atttypid LEFT JOIN pg_collation co ON co.oid = a.attcollation"
-            " WHERE c.relname IN ('scan_current', 'lesion_current') AND c.relnamespace = current_schema()::regnamespace"
-            " AND ty.typname IN ('varchar', 'text')")).all()
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, a.attname, co.collname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                " JOIN pg_type ty ON ty.oid = a.atttypid LEFT JOIN pg_collation co ON co.oid = a.attcollation"
+                " WHERE c.relname IN ('scan_current', 'lesion_current')"
+                " AND c.relnamespace = current_schema()::regnamespace"
+                " AND ty.typname IN ('varchar', 'text')"
+            )
+        ).all()
     assert len(rows) == 12 + 15 and {r[2] for r in rows} == {"C"}

@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import EXPORT_SPEC, assert_valid, build_export_registry
 
 from atlas_registry import fixity, release
 from atlas_registry.cli import main
-from conftest import EXPORT_SPEC, assert_valid, build_export_registry
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,25 @@ def built(tmp_path_factory):
     specs.mkdir()
     (specs / "T1.0.toml").write_text(EXPORT_SPEC, encoding="utf-8")
     out = base / "T1.0"
-    assert main(["--home", str(ws.home), "release", "build", "T1.0", "--out", str(out), "--specs", str(specs),
-                 "--no-cache", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(ws.home),
+                "release",
+                "build",
+                "T1.0",
+                "--out",
+                str(out),
+                "--specs",
+                str(specs),
+                "--no-cache",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     return ws, specs, out
 
 
@@ -83,8 +100,9 @@ def test_missing_changed_truncated_and_extra_files_are_named(built, copy, capsys
     (copy / ".DS_Store").write_bytes(b"\0")
     result = fixity.verify(copy, ws=built[0])
     assert not result.ok
-    assert found(result) == sorted([("REL031", gone), ("REL032", flipped), ("REL032", cut),
-                                    ("REL033", "icpsr/notes.txt"), ("REL033", ".DS_Store")])
+    assert found(result) == sorted(
+        [("REL031", gone), ("REL032", flipped), ("REL032", cut), ("REL033", "icpsr/notes.txt"), ("REL033", ".DS_Store")]
+    )
     assert main(["--home", str(built[0].home), "release", "verify", str(copy)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("ERROR   [REL031]") and gone in line for line in lines)
@@ -107,8 +125,9 @@ def test_symbolic_links_are_refused_not_followed(built, copy, tmp_path):
     assert found(result) == [("REL033", "linked-dir"), ("REL034", victim)]
 
 
-@pytest.mark.parametrize("bad", ["../outside.bin", "/etc/passwd", "icpsr/../../outside.bin", "icpsr//x",
-                                 "icpsr\\x", "MANIFEST.json"])
+@pytest.mark.parametrize(
+    "bad", ["../outside.bin", "/etc/passwd", "icpsr/../../outside.bin", "icpsr//x", "icpsr\\x", "MANIFEST.json"]
+)
 def test_unsafe_manifest_paths_are_never_opened(built, copy, tmp_path, bad):
     (tmp_path / "outside.bin").write_bytes(b"secret")
     doc = manifest(copy)
@@ -125,13 +144,16 @@ def test_a_listed_path_twice_is_refused(copy):
     assert ("REL034", doc["files"][0]["path"]) in found(fixity.verify(copy))
 
 
-@pytest.mark.parametrize("damage, where", [
-    (lambda d: d["files"][0].update(sha256="ABC"), "files/0/sha256"),
-    (lambda d: d["files"][2].update(size=-1), "files/2/size"),
-    (lambda d: d.pop("release"), "(top)"),
-    (lambda d: d.update(extra="field"), "(top)"),
-    (lambda d: d["files"][0].update(archive="dropbox"), "files/0/archive"),
-])
+@pytest.mark.parametrize(
+    "damage, where",
+    [
+        (lambda d: d["files"][0].update(sha256="ABC"), "files/0/sha256"),
+        (lambda d: d["files"][2].update(size=-1), "files/2/size"),
+        (lambda d: d.pop("release"), "(top)"),
+        (lambda d: d.update(extra="field"), "(top)"),
+        (lambda d: d["files"][0].update(archive="dropbox"), "files/0/archive"),
+    ],
+)
 def test_a_manifest_against_its_schema(copy, damage, where):
     doc = manifest(copy)
     damage(doc)
@@ -170,7 +192,9 @@ def test_a_consistently_edited_release_is_caught_by_the_registry(built, copy, tm
     assert fixity.verify(tmp_path / "pub-T1.0", ws=pub_ws).ok
     published = fixity.verify(copy, ws=pub_ws)
     assert not published.ok and sorted((f.code, f.severity) for f in published.report.findings) == [
-        ("REL035", "error"), ("REL036", "warning")]  # and the copy lacks the zip written at publication
+        ("REL035", "error"),
+        ("REL036", "warning"),
+    ]  # and the copy lacks the zip written at publication
 
 
 def test_a_downloaded_release_needs_no_workspace(built, copy, tmp_path, capsys, monkeypatch):

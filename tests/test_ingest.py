@@ -40,10 +40,17 @@ def test_small_release_ingests_completely(ingested_small):
         # three native files per lesion, one standard mask per lesion of a standardized scan
         native = s.exec(select(func.count()).select_from(LesionMask).where(LesionMask.space == "native")).one()
         assert native == 3 * 521
-        included = s.exec(select(func.count()).select_from(Timepoint).where(Timepoint.standard_status == "included")).one()
+        included = s.exec(
+            select(func.count()).select_from(Timepoint).where(Timepoint.standard_status == "included")
+        ).one()
         assert included == 229
-        reasons = dict(s.exec(select(Timepoint.exclusion_reason, func.count()).where(
-            Timepoint.standard_status == "excluded").group_by(Timepoint.exclusion_reason)).all())
+        reasons = dict(
+            s.exec(
+                select(Timepoint.exclusion_reason, func.count())
+                .where(Timepoint.standard_status == "excluded")
+                .group_by(Timepoint.exclusion_reason)
+            ).all()
+        )
         assert reasons == {"low_resolution": 31, "registration_failed": 44}
         # every object the registry points at is in the store, with the right bytes
         store = ObjectStore(ws.objects_dir)
@@ -176,7 +183,6 @@ def test_scrub_headers_blanks_text_and_audits(registry, one_cohort):
     assert bytes(hdr["descrip"]).strip(b"\0 ") == b""
     assert any(e.path and e.path.endswith(t1.name) for e in scrubs)
     from atlas_registry import verdicts
-
     from atlas_registry.validate import deid
 
     # what is stored is the canonical form: its header passes the header check, so its verdict holds
@@ -202,8 +208,9 @@ def test_two_concurrent_ingests_store_once(registry, one_cohort):
     to do (or is refused); never a duplicate row or a lost file."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_ingest_worker, args=(str(registry.home), registry.db, str(one_cohort), q))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_ingest_worker, args=(str(registry.home), registry.db, str(one_cohort), q)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -235,8 +242,11 @@ def test_kill_at_any_moment_leaves_no_half_scan(tmp_path, one_cohort, delay):
 
     ws = Workspace(tmp_path / "ws")
     db.upgrade(ws)
-    proc = subprocess.Popen([sys.executable, "-m", "atlas_registry", "--home", str(ws.home), "ingest",
-                             str(one_cohort), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atlas_registry", "--home", str(ws.home), "ingest", str(one_cohort), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
@@ -273,9 +283,10 @@ def test_ingest_records_the_verdicts_of_its_validation(ingested_two):
 def test_a_scan_already_registered_under_another_identifier_is_refused(ingested_two, synth_two_cohorts, tmp_path):
     """A later delivery holds a registered scan again under a new identifier (its files, its sheet rows,
     renamed): it passes validation on its own, and ingest refuses it (ING007) with nothing written."""
+    from conftest import write_metadata_tables
+
     from atlas_registry import metadata as md
     from atlas_registry.validate.runner import validate_path
-    from conftest import write_metadata_tables
 
     ws = ingested_two
     old, new = "c0009s0004t01", "c0009s0099t01"

@@ -11,7 +11,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -27,15 +26,53 @@ COHORT = "c0001"
 # PS3.15 Annex E basic profile attributes (those a scanner writes into MR images; the values of every
 # one present in a delivery are looked for in the outputs)
 ANNEX_E = (
-    "AccessionNumber", "AcquisitionDate", "AcquisitionDateTime", "AcquisitionTime", "AdmittingDiagnosesDescription",
-    "ContentDate", "ContentTime", "DeviceSerialNumber", "FrameOfReferenceUID", "InstitutionAddress",
-    "InstitutionName", "InstitutionalDepartmentName", "OperatorsName", "OtherPatientIDs", "OtherPatientNames",
-    "PatientAddress", "PatientAge", "PatientBirthDate", "PatientBirthName", "PatientComments", "PatientID",
-    "PatientMotherBirthName", "PatientName", "PatientTelephoneNumbers", "PatientWeight", "PerformingPhysicianName",
-    "PhysiciansOfRecord", "ReferringPhysicianName", "RequestingPhysician", "SeriesDate", "SeriesInstanceUID",
-    "SeriesTime", "SOPInstanceUID", "StationName", "StudyDate", "StudyDescription", "StudyID", "StudyInstanceUID",
-    "StudyTime", "RequestAttributesSequence", "ProtocolName", "SeriesDescription", "ImageComments",
-    "PerformedProcedureStepID", "PerformedProcedureStepStartDate", "ScheduledProcedureStepID", "MediaStorageSOPInstanceUID",
+    "AccessionNumber",
+    "AcquisitionDate",
+    "AcquisitionDateTime",
+    "AcquisitionTime",
+    "AdmittingDiagnosesDescription",
+    "ContentDate",
+    "ContentTime",
+    "DeviceSerialNumber",
+    "FrameOfReferenceUID",
+    "InstitutionAddress",
+    "InstitutionName",
+    "InstitutionalDepartmentName",
+    "OperatorsName",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "PatientAddress",
+    "PatientAge",
+    "PatientBirthDate",
+    "PatientBirthName",
+    "PatientComments",
+    "PatientID",
+    "PatientMotherBirthName",
+    "PatientName",
+    "PatientTelephoneNumbers",
+    "PatientWeight",
+    "PerformingPhysicianName",
+    "PhysiciansOfRecord",
+    "ReferringPhysicianName",
+    "RequestingPhysician",
+    "SeriesDate",
+    "SeriesInstanceUID",
+    "SeriesTime",
+    "SOPInstanceUID",
+    "StationName",
+    "StudyDate",
+    "StudyDescription",
+    "StudyID",
+    "StudyInstanceUID",
+    "StudyTime",
+    "RequestAttributesSequence",
+    "ProtocolName",
+    "SeriesDescription",
+    "ImageComments",
+    "PerformedProcedureStepID",
+    "PerformedProcedureStepStartDate",
+    "ScheduledProcedureStepID",
+    "MediaStorageSOPInstanceUID",
 )
 MIN_LEN = 4  # shorter values ("M", "1") occur in any binary file by chance
 
@@ -99,8 +136,9 @@ def dicom_delivery(synth_two_cohorts, tmp_path):
     return tmp_path / "delivery", info
 
 
-def test_dicom_delivery_to_release_leaves_every_identifier_behind(registry, dicom_delivery, synth_two_cohorts,
-                                                                  tmp_path):
+def test_dicom_delivery_to_release_leaves_every_identifier_behind(
+    registry, dicom_delivery, synth_two_cohorts, tmp_path
+):
     from atlas_registry import release
     from atlas_registry.ingest import ingest_path
 
@@ -136,7 +174,9 @@ def test_dicom_delivery_to_release_leaves_every_identifier_behind(registry, dico
         'name = "D1.0"\nversion = "1.0.0"\ndate = "2020-03-04"\ntitle = "Intake test"\ndescription = "d"\n'
         'authors = ["Ada Lovelace"]\nlicense = "CC0"\ndata_use = "Use under the agreement."\n'
         'how_to_cite = "Lovelace A. doi:10.0000/test"\nreferences = ["https://doi.org/10.0000/test"]\n'
-        'cohorts = "all"\narchives = ["icpsr", "bids", "parquet"]\n', encoding="utf-8")
+        'cohorts = "all"\narchives = ["icpsr", "bids", "parquet"]\n',
+        encoding="utf-8",
+    )
     release.build(registry, "D1.0", tmp_path / "release", specs=specs)
     assert leaks([tmp_path / "native", tmp_path / "release"], values) == []
     if registry.is_sqlite:  # the registry itself holds digests, not the site's identifiers
@@ -147,7 +187,7 @@ def test_dicom_delivery_to_release_leaves_every_identifier_behind(registry, dico
 def test_enhanced_multiframe_series(registry, synth_two_cohorts, tmp_path):
     native = synth_two_cohorts / "native"
     scans = sorted(p.name for p in (native / COHORT).iterdir())[:2]
-    info = write_delivery(native, COHORT, tmp_path / "d", kind="dicom", scans=scans, enhanced=True)
+    write_delivery(native, COHORT, tmp_path / "d", kind="dicom", scans=scans, enhanced=True)
     files = [p for p in (tmp_path / "d").rglob("s003_mprage/*.dcm")]
     assert len(files) == 2 and int(pydicom.dcmread(files[0]).NumberOfFrames) > 1
     res = run(tmp_path / "d", "c0012", tmp_path / "native", registry, workers=1)
@@ -245,8 +285,9 @@ def test_real_dicom_from_pydicom_is_classified_and_left_behind(registry, tmp_pat
     truncated = get_testdata_file("MR_truncated.dcm")
     assert mr_small and truncated
     base = Path(mr_small).parent
-    series = sorted(p for p in base.rglob("*") if p.is_file() and p.parent.name.startswith("MR")
-                    and "dicomdirtests" in str(p))
+    series = sorted(
+        p for p in base.rglob("*") if p.is_file() and p.parent.name.startswith("MR") and "dicomdirtests" in str(p)
+    )
     root = tmp_path / "d"
     (root / "P1" / "v1").mkdir(parents=True)
     shutil.copy(mr_small, root / "P1" / "v1" / "mr_small.dcm")
@@ -257,8 +298,10 @@ def test_real_dicom_from_pydicom_is_classified_and_left_behind(registry, tmp_pat
             continue
         if ds.get("PatientID") == pydicom.dcmread(mr_small, stop_before_pixels=True).PatientID:
             shutil.copy(p, root / "P1" / "v1" / p.name)
-    (root / "MAP.csv").write_text("subject,session,role,stroke_type,vascular_territory,pvh,dwmh,tracer,reviewer\n"
-                                  "P1,v1,t1,Ischemic,MCA,1,1,T01,T02\n")
+    (root / "MAP.csv").write_text(
+        "subject,session,role,stroke_type,vascular_territory,pvh,dwmh,tracer,reviewer\n"
+        "P1,v1,t1,Ischemic,MCA,1,1,T01,T02\n"
+    )
     e = _refused("INTK007", registry, root, tmp_path)
     assert "derived" in str(e)
     # a real file cut short
@@ -278,14 +321,16 @@ def test_real_dicom_from_pydicom_is_classified_and_left_behind(registry, tmp_pat
             if ds.get("Modality") == "MR" and ds.get("PatientID") == "98890234":
                 by_series.setdefault(ds.SeriesInstanceUID, []).append(p)
     assert len(by_series) >= 3
-    for n, (uid, files) in enumerate(sorted(by_series.items())):
+    for n, (_uid, files) in enumerate(sorted(by_series.items())):
         for p in files:
             (root2 / "P2" / "v1" / f"series{n}").mkdir(parents=True, exist_ok=True)
             shutil.copy(p, root2 / "P2" / "v1" / f"series{n}" / p.name)
     head = "subject,session,role,series,path,stroke_type,vascular_territory,pvh,dwmh,tracer,reviewer\n"
     (root2 / "MAP.csv").write_text(head + "P2,v1,t1,,,Ischemic,MCA,1,1,T01,T02\n")
     e = _refused("INTK007", registry, root2, tmp_path, out="native2")
-    assert "derived" in str(e) and "localizer" in str(e)  # T_S_C_RF_FAST_PILOT: a 3-plane localizer (slices in 3 orientations)
+    assert "derived" in str(e) and "localizer" in str(
+        e
+    )  # T_S_C_RF_FAST_PILOT: a 3-plane localizer (slices in 3 orientations)
     # the curator takes one anyway (MAP.csv `path`): dcm2niix cannot stack it into one image
     n3 = next(n for n, (uid, files) in enumerate(sorted(by_series.items())) if len(files) == 3)
     (root2 / "MAP.csv").write_text(head + f"P2,v1,t1,,P2/v1/series{n3},Ischemic,MCA,1,1,T01,T02\n")

@@ -48,18 +48,25 @@ def test_nifti_delivery_becomes_the_same_cohort(registry, delivery, synth_two_co
     got = md.read_metadata(out)
     # the site's subjects in the order of their numbers: sXXXX follows the first delivery's order
     by_site = {}
-    for orig, (subject, session) in sorted(info["scans"].items()):
+    for orig, (subject, _session) in sorted(info["scans"].items()):
         by_site.setdefault(subject, []).append(orig)
     for new in res.scans:
         sid = naming.parse_scan_id(new)
         # find the original scan with the same T1 voxels
         t1 = niio.load(out / naming.native_relpath(sid, "t1"))
-        match = [o for o in info["scans"] if np.array_equal(
-            np.asanyarray(niio.load(synth_two_cohorts / "native" / naming.native_relpath(o, "t1")).dataobj),
-            np.asanyarray(t1.dataobj))]
+        match = [
+            o
+            for o in info["scans"]
+            if np.array_equal(
+                np.asanyarray(niio.load(synth_two_cohorts / "native" / naming.native_relpath(o, "t1")).dataobj),
+                np.asanyarray(t1.dataobj),
+            )
+        ]
         assert len(match) == 1
         orig = match[0]
-        assert np.allclose(t1.affine, niio.load(synth_two_cohorts / "native" / naming.native_relpath(orig, "t1")).affine)
+        assert np.allclose(
+            t1.affine, niio.load(synth_two_cohorts / "native" / naming.native_relpath(orig, "t1")).affine
+        )
         a = src["lesions"][src["lesions"]["Scan ID"] == orig].drop(columns="Scan ID").reset_index(drop=True)
         b = got["lesions"][got["lesions"]["Scan ID"] == new].drop(columns="Scan ID").reset_index(drop=True)
         assert a.equals(b)
@@ -90,7 +97,7 @@ def test_same_subject_same_number_new_session_next_timepoint(registry, synth_two
     first = write_delivery(native, COHORT, tmp_path / "d1", kind="nifti", scans=scans[:3])
     r1 = run(tmp_path / "d1", "c0012", tmp_path / "n1", registry, workers=1)
     # a later delivery: one subject seen before comes back for a new session, one new subject
-    (subject, _), = [first["scans"][scans[0]]]
+    ((subject, _),) = [first["scans"][scans[0]]]
     d2 = write_delivery(native, COHORT, tmp_path / "d2", kind="nifti", scans=scans[3:5])
     rows = _rows(tmp_path / "d2" / "MAP.csv")
     old_subject = d2["scans"][scans[3]][0]
@@ -202,8 +209,24 @@ def test_cli_intake_json_and_one_line_refusals(registry, delivery, tmp_path, cap
     assert main(args + ["intake", str(root), "--cohort", "c0012", "--out", str(tmp_path / "n"), "--plan"]) == 0
     assert not (tmp_path / "n").exists()
     capsys.readouterr()
-    assert main(args + ["intake", str(root), "--cohort", "c0012", "--out", str(tmp_path / "n"), "--workers", "1",
-                        "--format", "json"]) == 0
+    assert (
+        main(
+            args
+            + [
+                "intake",
+                str(root),
+                "--cohort",
+                "c0012",
+                "--out",
+                str(tmp_path / "n"),
+                "--workers",
+                "1",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert schema_problem(doc, "intake-result.schema.json") is None
     assert len(doc["scans"]) == 6 and doc["kind"] == "nifti"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_revise import TWO_LESIONS, mask_bytes, masks_of
 
 from atlas_registry import niio
 from atlas_registry.cli import main
 from atlas_registry.store import sha256_file
-from test_revise import TWO_LESIONS, mask_bytes, masks_of
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -32,8 +32,12 @@ def test_export_then_revise(ingested_two, tmp_path, capsys):
     thinner = voxels(corrected.read_bytes())
     assert thinner.shape == original.shape and 0 < thinner.sum() < original.sum()
     assert not (thinner & ~original).any()  # only removed voxels
-    assert main(["revise", "mask", TWO_LESIONS, "--lesion", "1", "--raw", str(corrected), "--reason", "over-traced",
-                 *home]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            ["revise", "mask", TWO_LESIONS, "--lesion", "1", "--raw", str(corrected), "--reason", "over-traced", *home]
+        )
+        == 0
+    ), capsys.readouterr().err
     assert (voxels(mask_bytes(ws, TWO_LESIONS, 1)) == thinner).all()
 
 
@@ -41,8 +45,11 @@ def test_export_then_revise(ingested_two, tmp_path, capsys):
 def test_export_refusals(ingested_two, tmp_path, capsys):
     home = ["--home", str(ingested_two.home)]
     out = tmp_path / "x.voi"
-    for args, code in ((["c0099s0001t01"], "REV001"), ([TWO_LESIONS, "--lesion", "9"], "REV005"),
-                       ([TWO_LESIONS, "--erode", "60"], "REV013")):
+    for args, code in (
+        (["c0099s0001t01"], "REV001"),
+        ([TWO_LESIONS, "--lesion", "9"], "REV005"),
+        ([TWO_LESIONS, "--erode", "60"], "REV013"),
+    ):
         assert main(["mask", "export", *args, "--out", str(out), *home]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error [{code}]"), err

@@ -14,7 +14,7 @@ from atlas_registry import anatomy, masks
 
 def _ball(shape, centre, radius_mm, zooms=(1.0, 1.0, 1.0)):
     g = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    d2 = sum(((a - c) * z) ** 2 for a, c, z in zip(g, centre, zooms))
+    d2 = sum(((a - c) * z) ** 2 for a, c, z in zip(g, centre, zooms, strict=False))
     return d2 <= radius_mm**2
 
 
@@ -127,8 +127,10 @@ def test_classify_is_grid_independent():
     inv = np.linalg.inv(aff)
     g = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
     centre = inv[:3, :3] @ np.array([-26.0, -4.0, 24.0]) + inv[:3, 3]
-    world_d2 = sum((np.asarray(aff)[r, :3] @ np.stack([a - c for a, c in zip(g, centre)], 0).reshape(3, -1)) ** 2
-                   for r in range(3))
+    world_d2 = sum(
+        (np.asarray(aff)[r, :3] @ np.stack([a - c for a, c in zip(g, centre, strict=False)], 0).reshape(3, -1)) ** 2
+        for r in range(3)
+    )
     m = (world_d2 <= 25.0).reshape(shape)
     assert anatomy.classify(m, aff) == ("left", "subcortical")
     assert anatomy.classify(np.zeros(shape, bool), aff) == ("other", "other")

@@ -104,17 +104,37 @@ def test_matching_rules_can_fail():
     assert matches(["a"], ["a", "b"]) is not None
     assert matches(["x 2026-11-26 23:31 in 31.0 s"], ["x 2031-01-02 08:09 in 58.2 s"]) is None
     assert matches(["304 scans"], ["303 scans"]) is not None
-    assert matches(["in /…/atlas-workspace/releases/R1.1 (sha256 73b6e07a42eb…"],
-                   ["in /tmp/x/atlas-workspace/releases/R1.1 (sha256 " + "ab" * 32 + ")"]) is None
-    assert commands("atlas-registry a 'b c' && atlas-registry d   # note") == [["atlas-registry", "a", "b c"],
-                                                                           ["atlas-registry", "d"]]
+    assert (
+        matches(
+            ["in /…/atlas-workspace/releases/R1.1 (sha256 73b6e07a42eb…"],
+            ["in /tmp/x/atlas-workspace/releases/R1.1 (sha256 " + "ab" * 32 + ")"],
+        )
+        is None
+    )
+    assert commands("atlas-registry a 'b c' && atlas-registry d   # note") == [
+        ["atlas-registry", "a", "b c"],
+        ["atlas-registry", "d"],
+    ]
 
 
 def test_tour_lists_the_whole_job():
     cmds = " ".join(c for c, _ in tour())
-    for needed in ("synth data", "ingest data/native", "release build R1.1", "release publish R1.1", "issue open",
-                   "mask export", "revise mask", "release build R1.2", "release publish R1.2", "release diff R1.1 R1.2",
-                   "release verify R1.1", "store verify", "status", "report"):
+    for needed in (
+        "synth data",
+        "ingest data/native",
+        "release build R1.1",
+        "release publish R1.1",
+        "issue open",
+        "mask export",
+        "revise mask",
+        "release build R1.2",
+        "release publish R1.2",
+        "release diff R1.1 R1.2",
+        "release verify R1.1",
+        "store verify",
+        "status",
+        "report",
+    ):
         assert needed in cmds, needed
     order = [" ".join(" ".join(a) for a in commands(c)) for c, _ in tour()]
     published = max(n for n, c in enumerate(order) if "release publish R1.1" in c)

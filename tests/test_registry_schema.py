@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import inspect, text
@@ -62,7 +62,7 @@ def test_covering_indexes_migration_down_and_up(workspace):
 
 
 def _seed(s):
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     c = Cohort(code="c0001")
     s.add(c)
     s.flush()
@@ -142,29 +142,39 @@ def test_help_is_fast():
 def test_version_names_the_schema_head_without_the_heavy_stack():
     from importlib.metadata import version
 
-    code = ("import sys\nfrom atlas_registry.cli import main\nmain(['--version'])")
+    code = "import sys\nfrom atlas_registry.cli import main\nmain(['--version'])"
     out = subprocess.run([sys.executable, "-c", code + "\n"], capture_output=True, text=True)
     assert out.returncode == 0
     assert out.stdout.strip() == f"atlas-registry {version('atlas-registry')} (registry schema {db.head_revision()})"
-    probe = code.replace("main(['--version'])", "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-                         "print(','.join(m for m in ('sqlalchemy','nibabel','pandas') if m in sys.modules), file=sys.stderr)")
+    probe = code.replace(
+        "main(['--version'])",
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(','.join(m for m in ('sqlalchemy','nibabel','pandas') if m in sys.modules), file=sys.stderr)",
+    )
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stderr.strip() == ""
 
 
 def test_withdrawal_migration_down_and_up_keeps_release_membership(workspace):
     """0005 names the scans in release_scan (filled from the registry) and admits withdrawals; its
     downgrade restores 0004 and keeps every release's membership."""
-    from atlas_registry.models import Release, ReleaseScan
     from sqlmodel import Session
+
+    from atlas_registry.models import Release, ReleaseScan
 
     db.upgrade(workspace, "0004_covering_indexes")
     eng = db.engine(workspace)
     with eng.begin() as c:  # a release of one scan, written as 0004 knew it
         c.execute(text("INSERT INTO cohort (id, code) VALUES (1, 'c0001')"))
         c.execute(text("INSERT INTO subject (id, cohort_id, code, number) VALUES (1, 1, 'c0001s0001', 1)"))
-        c.execute(text("INSERT INTO timepoint (id, subject_id, code, number, standard_status, "
-                       "primary_chosen_by_neuroradiologist) VALUES (1, 1, 'c0001s0001t01', 1, 'pending', false)"))
-        c.execute(text("INSERT INTO release (id, name, version, status, spec) VALUES (1, 'R1.0', '1.0.0', 'built', '')"))
+        c.execute(
+            text(
+                "INSERT INTO timepoint (id, subject_id, code, number, standard_status, "
+                "primary_chosen_by_neuroradiologist) VALUES (1, 1, 'c0001s0001t01', 1, 'pending', false)"
+            )
+        )
+        c.execute(
+            text("INSERT INTO release (id, name, version, status, spec) VALUES (1, 'R1.0', '1.0.0', 'built', '')")
+        )
         c.execute(text("INSERT INTO release_scan (id, release_id, timepoint_id, in_standard) VALUES (1, 1, 1, false)"))
     db.upgrade(workspace)
     eng.dispose()
@@ -173,14 +183,16 @@ def test_withdrawal_migration_down_and_up_keeps_release_membership(workspace):
         assert (rs.scan, rs.cohort) == ("c0001s0001t01", "c0001") and s.get(Release, 1).name == "R1.0"
     with db.engine(workspace).connect() as c:
         assert c.execute(text("SELECT release, scan, cohort FROM release_scans")).all() == [
-            ("R1.0", "c0001s0001t01", "c0001")]
+            ("R1.0", "c0001s0001t01", "c0001")
+        ]
     assert "ix_release_scan_scan" in {ix["name"] for ix in inspect(db.engine(workspace)).get_indexes("release_scan")}
     assert _diff(workspace) == []
     db.downgrade(workspace, "0004_covering_indexes")
     db.engine(workspace).dispose()
     with db.engine(workspace).connect() as c:
         assert c.execute(text("SELECT release, scan, cohort FROM release_scans")).all() == [
-            ("R1.0", "c0001s0001t01", "c0001")]
+            ("R1.0", "c0001s0001t01", "c0001")
+        ]
         cols = {col["name"] for col in inspect(c).get_columns("release_scan")}
     assert "scan" not in cols
     db.upgrade(workspace)
@@ -191,32 +203,48 @@ def test_frozen_release_scan_migration_down_and_up(workspace):
     """0006 records in release_scan what a build read from the current state (exclusion reason and note,
     public label): upgrading fills the labels of existing releases from public_id; downgrading drops the
     columns and keeps every release's membership."""
-    from atlas_registry.models import ReleaseScan
     from sqlmodel import Session
+
+    from atlas_registry.models import ReleaseScan
 
     db.upgrade(workspace, "0005_withdrawal")
     eng = db.engine(workspace)
     with eng.begin() as c:  # a published release of two scans of one subject, written as 0005 knew it
         c.execute(text("INSERT INTO cohort (id, code) VALUES (1, 'c0001')"))
         c.execute(text("INSERT INTO subject (id, cohort_id, code, number) VALUES (1, 1, 'c0001s0001', 1)"))
-        c.execute(text("INSERT INTO public_id (id, subject_id, label, created_at) "
-                       "VALUES (1, 1, 'a7kq2mzp', '2026-01-02 00:00:00')"))
+        c.execute(
+            text(
+                "INSERT INTO public_id (id, subject_id, label, created_at) "
+                "VALUES (1, 1, 'a7kq2mzp', '2026-01-02 00:00:00')"
+            )
+        )
         for n in (1, 2):
-            c.execute(text(f"INSERT INTO timepoint (id, subject_id, code, number, standard_status, withdrawn, "
-                           f"primary_chosen_by_neuroradiologist) VALUES ({n}, 1, 'c0001s0001t0{n}', {n}, 'pending', "
-                           "false, false)"))
-        c.execute(text("INSERT INTO release (id, name, version, status, spec) "
-                       "VALUES (1, 'R1.0', '1.0.0', 'published', '')"))
+            c.execute(
+                text(
+                    f"INSERT INTO timepoint (id, subject_id, code, number, standard_status, withdrawn, "
+                    f"primary_chosen_by_neuroradiologist) VALUES ({n}, 1, 'c0001s0001t0{n}', {n}, 'pending', "
+                    "false, false)"
+                )
+            )
+        c.execute(
+            text("INSERT INTO release (id, name, version, status, spec) VALUES (1, 'R1.0', '1.0.0', 'published', '')")
+        )
         for n in (1, 2):
-            c.execute(text(f"INSERT INTO release_scan (id, release_id, timepoint_id, in_standard, scan, cohort) "
-                           f"VALUES ({n}, 1, {n}, false, 'c0001s0001t0{n}', 'c0001')"))
+            c.execute(
+                text(
+                    f"INSERT INTO release_scan (id, release_id, timepoint_id, in_standard, scan, cohort) "
+                    f"VALUES ({n}, 1, {n}, false, 'c0001s0001t0{n}', 'c0001')"
+                )
+            )
     db.upgrade(workspace)
     eng.dispose()
     assert _diff(workspace) == []
     with Session(db.engine(workspace)) as s:
         rows = [s.get(ReleaseScan, n) for n in (1, 2)]
         assert [(r.scan, r.public_label, r.exclusion_reason, r.exclusion_note) for r in rows] == [
-            ("c0001s0001t01", "a7kq2mzp", None, None), ("c0001s0001t02", "a7kq2mzp", None, None)]
+            ("c0001s0001t01", "a7kq2mzp", None, None),
+            ("c0001s0001t02", "a7kq2mzp", None, None),
+        ]
         rows[0].exclusion_reason, rows[0].exclusion_note = "pending", "not yet processed"
         s.add(rows[0])
         s.commit()
@@ -226,7 +254,9 @@ def test_frozen_release_scan_migration_down_and_up(workspace):
     assert db.current_revision(workspace) == "0005_withdrawal"
     with db.engine(workspace).connect() as c:
         assert c.execute(text("SELECT release, scan FROM release_scans ORDER BY scan")).all() == [
-            ("R1.0", "c0001s0001t01"), ("R1.0", "c0001s0001t02")]
+            ("R1.0", "c0001s0001t01"),
+            ("R1.0", "c0001s0001t02"),
+        ]
         cols = {col["name"] for col in inspect(c).get_columns("release_scan")}
     assert not cols & {"exclusion_reason", "exclusion_note", "public_label"} and {"scan", "in_standard"} <= cols
     db.upgrade(workspace)
@@ -234,4 +264,6 @@ def test_frozen_release_scan_migration_down_and_up(workspace):
     assert _diff(workspace) == []
     with db.engine(workspace).connect() as c:
         assert c.execute(text("SELECT public_label FROM release_scan ORDER BY id")).scalars().all() == [
-            "a7kq2mzp", "a7kq2mzp"]
+            "a7kq2mzp",
+            "a7kq2mzp",
+        ]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import revise_report_orm
 from sqlmodel import Session, select
 
 from atlas_registry import db, release
@@ -15,7 +16,6 @@ from atlas_registry.cli import main
 from atlas_registry.errors import AtlasError
 from atlas_registry.models import Release, ReleaseItem, ReleaseScan
 from atlas_registry.store import sha256_file
-from conftest import revise_report_orm
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -25,8 +25,9 @@ def tree(root: Path) -> dict[str, str]:
 
 def revise_report(ws, code: str, pvh: int, issue_title: str | None = None) -> int:
     """A PVH correction written with the ORM (the revise module is tested on real data elsewhere)."""
-    return revise_report_orm(ws, code, pvh=pvh, issue_title=issue_title, issue_url="https://example.org/issues/3",
-                             reason="PVH regraded")
+    return revise_report_orm(
+        ws, code, pvh=pvh, issue_title=issue_title, issue_url="https://example.org/issues/3", reason="PVH regraded"
+    )
 
 
 def test_two_builds_are_byte_identical_and_manifest_is_complete(export_ws_fresh, release_specs, tmp_path):
@@ -93,12 +94,18 @@ release.build(Workspace(Path(sys.argv[1])), "T1.0", Path(sys.argv[2]), specs=Pat
 def test_killed_build_leaves_no_release_and_is_cleaned_up(export_ws_fresh, release_specs, tmp_path):
     builds = tmp_path / "builds"
     out = builds / "out"
-    p = subprocess.run([sys.executable, "-c", KILLER, str(export_ws_fresh.home), str(out), str(release_specs)],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", KILLER, str(export_ws_fresh.home), str(out), str(release_specs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == -9, p.stderr
     assert not out.exists()
     leftovers = list(builds.iterdir())
-    assert len(leftovers) == 1 and leftovers[0].name.startswith(".out.build-") and any(leftovers[0].rglob("*"))  # the partial build, under a hidden name
+    assert (
+        len(leftovers) == 1 and leftovers[0].name.startswith(".out.build-") and any(leftovers[0].rglob("*"))
+    )  # the partial build, under a hidden name
     release.build(export_ws_fresh, "T1.0", out, specs=release_specs)
     assert (out / release.MANIFEST).is_file()
     assert [x.name for x in builds.iterdir()] == ["out"]
@@ -108,8 +115,18 @@ def test_existing_output_needs_force(export_ws_fresh, release_specs, tmp_path, c
     out = tmp_path / "out"
     (out / "old").mkdir(parents=True)
     (out / "old" / "file.txt").write_text("stale")
-    argv = ["--home", str(export_ws_fresh.home), "release", "build", "T1.0", "--out", str(out),
-            "--specs", str(release_specs), "--no-cache"]
+    argv = [
+        "--home",
+        str(export_ws_fresh.home),
+        "release",
+        "build",
+        "T1.0",
+        "--out",
+        str(out),
+        "--specs",
+        str(release_specs),
+        "--no-cache",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error [REL015]") and (out / "old" / "file.txt").exists()
@@ -141,16 +158,21 @@ def test_publish_freezes_and_rebuild_reproduces_or_fails_loudly(export_ws_fresh,
 
     # later revisions and an edited specification do not change what T1.0 contains
     revise_report(ws, "c0003s0002t01", pvh=0, issue_title="PVH of the second subject is 0")
-    (release_specs / "T1.0.toml").write_text((release_specs / "T1.0.toml").read_text().replace(
-        "Test release of the exporters", "A retitled release"))
+    (release_specs / "T1.0.toml").write_text(
+        (release_specs / "T1.0.toml").read_text().replace("Test release of the exporters", "A retitled release")
+    )
     again = release.build(ws, "T1.0", tmp_path / "v1-again", specs=release_specs)
     assert again.reproduced and tree(tmp_path / "v1") == tree(tmp_path / "v1-again")
     assert release.plan(ws, "T1.0", specs=release_specs).status == "published"
 
     # tamper with the stored manifest: the rebuild must name the file and leave nothing behind
     with Session(db.engine(ws)) as s:
-        item = s.exec(select(ReleaseItem).join(Release).where(Release.name == "T1.0")
-                      .where(ReleaseItem.path == "bids/participants.tsv")).one()
+        item = s.exec(
+            select(ReleaseItem)
+            .join(Release)
+            .where(Release.name == "T1.0")
+            .where(ReleaseItem.path == "bids/participants.tsv")
+        ).one()
         item.sha256 = "0" * 64
         s.add(item)
         s.commit()
@@ -168,15 +190,18 @@ def test_next_release_diff_changes_and_plan(export_ws_fresh, release_specs, tmp_
 
     p = release.plan(ws, "T1.1", specs=release_specs)
     assert p.previous == "T1.0" and p.status == "new" and p.n_scans == 6
-    assert [(c.revision, c.scan, c.issue_title) for c in p.changes] == [(rev, "c0003s0002t01", "PVH of the second subject is 0")]
+    assert [(c.revision, c.scan, c.issue_title) for c in p.changes] == [
+        (rev, "c0003s0002t01", "PVH of the second subject is 0")
+    ]
     assert p.exclusions == {"low_resolution": 2, "registration_failed": 1}
 
     release.build(ws, "T1.1", tmp_path / "v2", specs=release_specs)
     changes = (tmp_path / "v2" / "bids" / "CHANGES").read_text()
     blocks = changes.split("\n\n")
-    assert blocks[0].splitlines() == ["1.1.0 2021-05-06",
-                                      "  - PVH of the second subject is 0 (issue #1, https://example.org/issues/3): "
-                                      "metadata corrected"]
+    assert blocks[0].splitlines() == [
+        "1.1.0 2021-05-06",
+        "  - PVH of the second subject is 0 (issue #1, https://example.org/issues/3): metadata corrected",
+    ]
     assert blocks[1].startswith("1.0.0 2020-03-04\n  - Initial release")
     assert "c0003s" not in changes
 
@@ -194,7 +219,7 @@ def test_next_release_diff_changes_and_plan(export_ws_fresh, release_specs, tmp_
     out = capsys.readouterr().out
     assert "~ c0003s0002t01" in out and "issue #1 'PVH of the second subject is 0'" in out
     assert main(["--home", str(ws.home), "release", "plan", "T1.1", "--specs", str(release_specs)]) == 0
-    assert "r%d correct_metadata" % rev in capsys.readouterr().out
+    assert f"r{rev} correct_metadata" in capsys.readouterr().out
     assert main(["--home", str(ws.home), "release", "publish", "T1.1", "--specs", str(release_specs)]) == 0
     assert "previous release T1.0" in capsys.readouterr().out
     with pytest.raises(AtlasError) as e:
@@ -229,8 +254,10 @@ def test_release_recorded_before_0006_rebuilds_from_history(export_ws_fresh, rel
     with Session(db.engine(ws)) as s:
         rows = s.exec(select(ReleaseScan)).all()
         assert sorted((r.scan, r.exclusion_reason) for r in rows if not r.in_standard) == [
-            ("c0001s0001t01", "low_resolution"), ("c0001s0002t01", "low_resolution"),
-            ("c0003s0003t01", "registration_failed")]
+            ("c0001s0001t01", "low_resolution"),
+            ("c0001s0002t01", "low_resolution"),
+            ("c0003s0003t01", "registration_failed"),
+        ]
         assert all(r.exclusion_reason is None and r.exclusion_note is None for r in rows if r.in_standard)
         assert all(r.exclusion_note for r in rows if not r.in_standard)
         assert len({r.public_label for r in rows}) == 5 and all(r.public_label.startswith("a") for r in rows)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from test_revise import eroded, mask_bytes
 
 from atlas_registry import metadata, release, revise, tracker
 from atlas_registry.config import Workspace
 from atlas_registry.ingest import ingest_path
 from atlas_registry.revise import MaskFiles
-from test_revise import eroded, mask_bytes
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,9 @@ def staged(synth_two_cohorts, tmp_path_factory):
     return roots, scans[:6], scans[6:]
 
 
-def test_published_release_rebuilds_identically_after_every_later_operation(workspace, synth_two_cohorts, staged,
-                                                                           tmp_path, capsys):
+def test_published_release_rebuilds_identically_after_every_later_operation(
+    workspace, synth_two_cohorts, staged, tmp_path, capsys
+):
     from atlas_registry.cli import main
 
     ws: Workspace = workspace
@@ -64,8 +65,13 @@ def test_published_release_rebuilds_identically_after_every_later_operation(work
     ingest_path(ws, native / "c0001", workers=1)
     still_frozen("ingest of another cohort")
     # a mask corrected (its standard-space mask regenerated), a report field corrected
-    revise.replace_mask(ws, early[0], 0, MaskFiles(raw=eroded(mask_bytes(ws, early[0], 0))),
-                        issue=issue(early[0], "Primary lesion over-traced"))
+    revise.replace_mask(
+        ws,
+        early[0],
+        0,
+        MaskFiles(raw=eroded(mask_bytes(ws, early[0], 0))),
+        issue=issue(early[0], "Primary lesion over-traced"),
+    )
     still_frozen("revise mask")
     revise.correct_metadata(ws, early[1], {"pvh": "3", "notes": "regraded"}, issue=issue(early[1], "PVH is 3"))
     still_frozen("revise metadata")

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import revise_report_orm
 from sqlmodel import Session, select
 
 from atlas_registry import db, fixity, release
@@ -18,7 +19,6 @@ from atlas_registry.cli import main
 from atlas_registry.errors import AtlasError
 from atlas_registry.models import Release
 from atlas_registry.store import sha256_file
-from conftest import revise_report_orm
 
 ZIP = "packages/atlas-T1.0-icpsr.zip"
 
@@ -29,8 +29,11 @@ def tree(root: Path) -> dict[str, str]:
 
 def inodes(root: Path) -> dict[str, int]:
     """Inode of every file but MANIFEST.json (rewritten by every build that runs)."""
-    return {p.relative_to(root).as_posix(): p.stat().st_ino for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "MANIFEST.json"}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_ino
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "MANIFEST.json"
+    }
 
 
 def test_build_writes_no_zip_publish_writes_it_once_and_records_it(export_ws_fresh, release_specs, tmp_path, capsys):
@@ -130,8 +133,10 @@ def test_a_build_reuses_the_earlier_build_and_gives_the_same_bytes(export_ws_fre
     assert not changed.unchanged and changed.manifest_sha256 != first.manifest_sha256
     assert 0 < changed.kept < changed.files
     now = inodes(out)
-    assert now["icpsr/native/c0003/c0003s0001t01/c0003s0001t01.nii.gz"] == before[
-        "icpsr/native/c0003/c0003s0001t01/c0003s0001t01.nii.gz"]
+    assert (
+        now["icpsr/native/c0003/c0003s0001t01/c0003s0001t01.nii.gz"]
+        == before["icpsr/native/c0003/c0003s0001t01/c0003s0001t01.nii.gz"]
+    )
     assert tree(out)["bids/participants.tsv"] != before_bytes["bids/participants.tsv"]
     fresh = release.build(ws, "T1.0", tmp_path / "fresh", specs=release_specs)
     assert fresh.manifest_sha256 == changed.manifest_sha256 and tree(tmp_path / "fresh") == tree(out)
@@ -163,8 +168,7 @@ def test_a_failed_build_over_an_earlier_one_leaves_no_folder(export_ws_fresh, re
     assert list((tmp_path / "builds").iterdir()) == []
 
 
-def test_verify_without_a_registry_says_what_it_checked(export_ws_fresh, release_specs, tmp_path, capsys,
-                                                        monkeypatch):
+def test_verify_without_a_registry_says_what_it_checked(export_ws_fresh, release_specs, tmp_path, capsys, monkeypatch):
     ws, out = export_ws_fresh, tmp_path / "T1.0"
     release.build(ws, "T1.0", out, specs=release_specs)
     pub = release.publish(ws, "T1.0", specs=release_specs)

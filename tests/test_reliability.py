@@ -29,7 +29,7 @@ def _save(path, mask):
 
 def _cube(side: int, shift: int) -> np.ndarray:
     m = np.zeros(GRID, bool)
-    m[10 + shift:10 + shift + side, 10:10 + side, 10:10 + side] = True
+    m[10 + shift : 10 + shift + side, 10 : 10 + side, 10 : 10 + side] = True
     return m
 
 
@@ -39,7 +39,7 @@ def cubes(tmp_path):
     for brain, side in SIDES.items():
         (root / brain).mkdir(parents=True)
         for rater, shifts in SHIFTS.items():
-            for session, shift in zip(("1", "2"), shifts):
+            for session, shift in zip(("1", "2"), shifts, strict=False):
                 _save(root / brain / f"{brain}_rater-{rater}_session-{session}_mask.nii.gz", _cube(side, shift))
     (root / "b01" / "notes.txt").write_text("ignored")
     return root
@@ -51,7 +51,12 @@ def _measure(result, name, session):
 
 def test_cubes_give_the_closed_form_answers(cubes):
     r = reliability.analyze(cubes)
-    assert (r["brains"], r["raters"], r["sessions"], r["n_tracings"]) == (["b01", "b02"], ["01", "02", "03"], ["1", "2"], 12)
+    assert (r["brains"], r["raters"], r["sessions"], r["n_tracings"]) == (
+        ["b01", "b02"],
+        ["01", "02", "03"],
+        ["1", "2"],
+        12,
+    )
     # Cubes of side L shifted by k voxels along x: Dice (L-k)/L, Hausdorff k * 1.5 mm.
     for session, col in (("1", 0), ("2", 1)):
         dice, hd = [], []
@@ -62,7 +67,11 @@ def test_cubes_give_the_closed_form_answers(cubes):
                 dice.append(statistics.mean((side - k) / side for k in ks))
                 hd.append(statistics.mean(k * ZOOMS[0] for k in ks))
         m = _measure(r, "inter_dice", session)
-        assert (m["n"], m["mean"], m["sd"]) == (6, pytest.approx(statistics.mean(dice)), pytest.approx(statistics.stdev(dice)))
+        assert (m["n"], m["mean"], m["sd"]) == (
+            6,
+            pytest.approx(statistics.mean(dice)),
+            pytest.approx(statistics.stdev(dice)),
+        )
         m = _measure(r, "inter_hd_mm", session)
         assert (m["mean"], m["sd"]) == (pytest.approx(statistics.mean(hd)), pytest.approx(statistics.stdev(hd)))
     dice = [(side - abs(a - b)) / side for side in SIDES.values() for a, b in SHIFTS.values()]
@@ -121,7 +130,9 @@ def test_hausdorff_agrees_with_brute_force_and_masks_module(tmp_path):
     for rater in ("01", "02", "03"):
         blobs[rater] = _blob(rng, shape)
         aff = np.diag([*zooms, 1.0])
-        nib.save(nib.Nifti1Image(blobs[rater].astype(np.uint8), aff), root / "b1" / f"b1_rater-{rater}_session-1_mask.nii.gz")
+        nib.save(
+            nib.Nifti1Image(blobs[rater].astype(np.uint8), aff), root / "b1" / f"b1_rater-{rater}_session-1_mask.nii.gz"
+        )
     loaded, _z = reliability._load_brain({(r, "1"): root / "b1" / f"b1_rater-{r}_session-1_mask.nii.gz" for r in blobs})
     for a in blobs:
         for b in blobs:

@@ -12,13 +12,14 @@ import re
 import select
 import subprocess
 import time
+from datetime import UTC
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from PIL import Image
 from conftest import revise_report_orm
+from PIL import Image
 
 from atlas_registry import release
 from atlas_registry.cli import main
@@ -29,12 +30,22 @@ from atlas_registry.store import sha256_file
 from atlas_registry.thumbnails import OUTLINE_RGB, axial_thumbnail
 
 CHROMIUM = os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 
 
 # -- a DevTools client over --remote-debugging-pipe (no websocket library needed) ---------------
+
 
 class Browser:
     """Headless Chromium driven through the DevTools protocol on file descriptors 3 (commands) and
@@ -51,8 +62,14 @@ class Browser:
             os.dup2(b, 4)
 
         args = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"]
-        self.proc = subprocess.Popen(args, close_fds=False, preexec_fn=fds, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            close_fds=False,
+            preexec_fn=fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buf, self._id, self.events = b"", 0, []
@@ -116,8 +133,11 @@ def render(index: Path, profile: Path, width: int = 1280) -> dict:
     try:
         for domain in ("Page", "Runtime", "Log", "Network"):
             b.call(f"{domain}.enable", page=True)
-        b.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
-                                                      "mobile": False}, page=True)
+        b.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            page=True,
+        )
         b.call("Page.navigate", {"url": index.as_uri()}, page=True)
         b.wait_for("Page.loadEventFired", timeout=60)
         images = b.evaluate("""[...document.images].map(i => { const r = i.getBoundingClientRect();
@@ -127,14 +147,22 @@ def render(index: Path, profile: Path, width: int = 1280) -> dict:
         height = int(b.evaluate("document.documentElement.scrollHeight"))
         # JPEG: a fifth of the time of PNG for a page this tall; the red outline survives quality 95
         clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
-        shot = b.call("Page.captureScreenshot", {"format": "jpeg", "quality": 95, "captureBeyondViewport": True,
-                                                 "clip": clip}, page=True, timeout=120)
+        shot = b.call(
+            "Page.captureScreenshot",
+            {"format": "jpeg", "quality": 95, "captureBeyondViewport": True, "clip": clip},
+            page=True,
+            timeout=120,
+        )
         text = b.evaluate("document.body.innerText")
         events = list(b.events)
     finally:
         b.close()
-    return {"images": images, "text": text, "events": events,
-            "screenshot": Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")}
+    return {
+        "images": images,
+        "text": text,
+        "events": events,
+        "screenshot": Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"),
+    }
 
 
 def problems(events: list[dict]) -> list[str]:
@@ -165,6 +193,7 @@ def tree(root: Path) -> dict[str, str]:
 
 # -- the report of the small synthetic release -----------------------------------------------------
 
+
 def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
     summary = make_report(ingested_small, tmp_path / "report")
     counts = (summary.scans, summary.lesions, summary.standard, summary.excluded, summary.thumbnails)
@@ -180,11 +209,20 @@ def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
     r = render(index, tmp_path / "profile")
     assert problems(r["events"]) == []
     imgs = r["images"]
-    assert len(imgs) == 306 and all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in imgs), \
-        [i for i in imgs if not (i["complete"] and i["w"] > 0)][:3]
+    assert len(imgs) == 306 and all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in imgs), [
+        i for i in imgs if not (i["complete"] and i["w"] > 0)
+    ][:3]
     assert {i["src"] for i in imgs} >= {"img/lesion-volumes.png", "img/lesion-overlap.png"}
-    for section in ("Table 1.", "Table 2.", "Figure 1.", "Figure 2.", "Scans outside the standardized subset",
-                    "Ingest runs", "Unreleased", "sub-"):
+    for section in (
+        "Table 1.",
+        "Table 2.",
+        "Figure 1.",
+        "Figure 2.",
+        "Scans outside the standardized subset",
+        "Ingest runs",
+        "Unreleased",
+        "sub-",
+    ):
         assert section in r["text"] or section.lower() in r["text"].lower(), section
 
     shot = np.asarray(r["screenshot"], dtype=np.float32)
@@ -193,7 +231,7 @@ def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
     for i in imgs:
         assert i["cw"] >= 100 and i["ch"] >= 100, i
         y0, x0 = int(i["y"]) + 1, int(i["x"]) + 1
-        crop = shot[y0:int(i["y"] + i["ch"]) - 1, x0:int(i["x"] + i["cw"]) - 1]
+        crop = shot[y0 : int(i["y"] + i["ch"]) - 1, x0 : int(i["x"] + i["cw"]) - 1]
         assert crop.size and crop.std() > 12, f"{i['src']} renders blank"
         if i["scan"]:
             thumbs += 1
@@ -202,6 +240,7 @@ def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
 
 
 # -- thumbnails ------------------------------------------------------------------------------------
+
 
 def _phantom(axes: str, shape=(40, 48, 30)) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
     """A head-like ellipsoid and a lesion box in the patient's left, anterior part, slices z 18-21 of
@@ -249,8 +288,9 @@ def test_thumbnail_without_mask_and_png_is_deterministic():
 
 # -- release reports, escaping, determinism ------------------------------------------------------
 
+
 def test_html_escaping():
-    assert esc('<a href="x">Tom & \'Jerry\'</a>') == "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#x27;Jerry&#x27;&lt;/a&gt;"
+    assert esc("<a href=\"x\">Tom & 'Jerry'</a>") == "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#x27;Jerry&#x27;&lt;/a&gt;"
     assert esc(None) == "" and esc(12) == "12"
 
 
@@ -308,7 +348,7 @@ def test_cli_report_and_refusals(export_ws_fresh, tmp_path, capsys):
 def test_report_shows_no_path_of_the_curators_machine(export_ws_fresh, tmp_path):
     """#18.9: ingest runs recorded with absolute sources and event paths appear by folder name and
     relative path; the histogram's range shows the paper's minimum (10 mm³), not on the axis."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlmodel import Session
 
@@ -317,12 +357,20 @@ def test_report_shows_no_path_of_the_curators_machine(export_ws_fresh, tmp_path)
 
     secret = "/home/jdoe-curator/secret-project/deliveries/cohort3"
     with Session(db.engine(export_ws_fresh)) as s:
-        run = IngestRun(source=secret, started_at=datetime(2020, 1, 1, tzinfo=timezone.utc), status="committed",
-                        operator="jdoe", n_files=3, n_scans=1, n_warnings=1)
+        run = IngestRun(
+            source=secret,
+            started_at=datetime(2020, 1, 1, tzinfo=UTC),
+            status="committed",
+            operator="jdoe",
+            n_files=3,
+            n_scans=1,
+            n_warnings=1,
+        )
         s.add(run)
         s.flush()
-        s.add(AuditEvent(ingest_run_id=run.id, kind="info", path=f"{secret}/scans/notes.txt",
-                         detail="an unexpected file"))
+        s.add(
+            AuditEvent(ingest_run_id=run.id, kind="info", path=f"{secret}/scans/notes.txt", detail="an unexpected file")
+        )
         s.add(AuditEvent(ingest_run_id=run.id, kind="skip", path="/mnt/elsewhere/jdoe/x.csv", detail="elsewhere"))
         s.commit()
     page = build_report(export_ws_fresh, tmp_path / "rep").read_text(encoding="utf-8")

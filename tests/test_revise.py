@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage as ndi
 from sqlalchemy import func
 from sqlmodel import Session, select
+from test_ingest import snapshot  # row counts of every table and the store's file list
 
 from atlas_registry import db, fixity, niio, release, revise, tracker
 from atlas_registry.cli import main
@@ -20,7 +21,6 @@ from atlas_registry.models import Issue, Lesion, LesionAnnotation, LesionMask, R
 from atlas_registry.naming import STANDARD_SPACE
 from atlas_registry.revise import MaskFiles
 from atlas_registry.store import ObjectStore, sha256_file
-from test_ingest import snapshot  # row counts of every table and the store's file list
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 TWO_LESIONS = "c0009s0012t01"  # standardized, primary and one secondary
@@ -35,9 +35,13 @@ def tree(root: Path) -> dict[str, str]:
 def masks_of(ws, scan: str) -> dict[tuple[int, str, str], LesionMask]:
     """Current mask rows of ``scan`` by (lesion number, variant, space)."""
     with Session(db.engine(ws)) as s:
-        q = (select(Lesion.number, LesionMask).join(LesionMask, LesionMask.lesion_id == Lesion.id)
-             .join(Timepoint, Timepoint.id == Lesion.timepoint_id).where(Timepoint.code == scan)
-             .where(Lesion.retired_rev_id.is_(None), LesionMask.retired_rev_id.is_(None)))
+        q = (
+            select(Lesion.number, LesionMask)
+            .join(LesionMask, LesionMask.lesion_id == Lesion.id)
+            .join(Timepoint, Timepoint.id == Lesion.timepoint_id)
+            .where(Timepoint.code == scan)
+            .where(Lesion.retired_rev_id.is_(None), LesionMask.retired_rev_id.is_(None))
+        )
         return {(n, m.variant, m.space): m for n, m in s.exec(q).all()}
 
 
@@ -61,12 +65,19 @@ def current_state(ws, sql: str, scan: str):
 
 def largest_single_lesion_scan(ws) -> str:
     with Session(db.engine(ws)) as s:
-        single = (select(Lesion.timepoint_id).where(Lesion.retired_rev_id.is_(None))
-                  .group_by(Lesion.timepoint_id).having(func.count() == 1))
-        return s.exec(select(Timepoint.code).join(Lesion, Lesion.timepoint_id == Timepoint.id)
-                      .join(LesionMask, LesionMask.lesion_id == Lesion.id)
-                      .where(Timepoint.standard_status == "included", Timepoint.id.in_(single),
-                             LesionMask.variant == "raw_voi").order_by(LesionMask.voxel_count.desc())).first()
+        single = (
+            select(Lesion.timepoint_id)
+            .where(Lesion.retired_rev_id.is_(None))
+            .group_by(Lesion.timepoint_id)
+            .having(func.count() == 1)
+        )
+        return s.exec(
+            select(Timepoint.code)
+            .join(Lesion, Lesion.timepoint_id == Timepoint.id)
+            .join(LesionMask, LesionMask.lesion_id == Lesion.id)
+            .where(Timepoint.standard_status == "included", Timepoint.id.in_(single), LesionMask.variant == "raw_voi")
+            .order_by(LesionMask.voxel_count.desc())
+        ).first()
 
 
 def test_issue_revision_release_loop(ingested_two, tmp_path):
@@ -78,8 +89,13 @@ def test_issue_revision_release_loop(ingested_two, tmp_path):
     r11 = tree(tmp_path / "R1.1")
 
     scan = largest_single_lesion_scan(ws)
-    issue = tracker.open_issue(ws, scan, "Primary lesion mask includes a rim of normal tissue",
-                               file_kind=f"{scan}_LesionRaw.voi", url="https://github.com/npnl/ATLAS/issues/42")
+    issue = tracker.open_issue(
+        ws,
+        scan,
+        "Primary lesion mask includes a rim of normal tissue",
+        file_kind=f"{scan}_LesionRaw.voi",
+        url="https://github.com/npnl/ATLAS/issues/42",
+    )
     new_raw = eroded(mask_bytes(ws, scan, 0))
     with pytest.raises(AtlasError) as e:  # a release is published: the revision must cite its issue
         revise.replace_mask(ws, scan, 0, MaskFiles(raw=new_raw), reason="thinner")
@@ -88,18 +104,22 @@ def test_issue_revision_release_loop(ingested_two, tmp_path):
     out = revise.replace_mask(ws, scan, 0, MaskFiles(raw=new_raw), issue=issue.number)
     assert out.details["standard"] == "regenerated"
     assert {f["file"] for f in out.details["files"]} == {
-        f"{scan}_LesionRaw.voi", f"{scan}_LesionSmooth.voi", f"{scan}_LesionSmooth.nii.gz",
-        f"{scan}_LesionSmooth_stx.nii.gz"}
+        f"{scan}_LesionRaw.voi",
+        f"{scan}_LesionSmooth.voi",
+        f"{scan}_LesionSmooth.nii.gz",
+        f"{scan}_LesionSmooth_stx.nii.gz",
+    }
     assert tracker.show_issue(ws, issue.number).status == "closed"
 
     # history is kept: the old rows are retired, not changed or deleted, and their files stay
     with Session(db.engine(ws)) as s:
-        for key, old in before.items():
+        for old in before.values():
             row = s.get(LesionMask, old.id)
             assert row.sha256 == old.sha256 and row.retired_rev_id == out.revision
             assert ObjectStore(ws.objects_dir).has(old.sha256)
-        assert s.exec(select(func.count()).select_from(LesionMask).join(Lesion).join(Timepoint)
-                      .where(Timepoint.code == scan)).one() == 2 * len(before)
+        assert s.exec(
+            select(func.count()).select_from(LesionMask).join(Lesion).join(Timepoint).where(Timepoint.code == scan)
+        ).one() == 2 * len(before)
     entries = scan_history(ws, scan)
     assert [e.kind for e in entries] == ["ingest", "attach_standard", "replace_mask"]
     assert entries[-1].issue["number"] == issue.number and entries[0].first_release == "R1.1"
@@ -117,9 +137,11 @@ def test_issue_revision_release_loop(ingested_two, tmp_path):
     assert bids == ["desc-T1lesion_mask.nii.gz", "desc-primary_mask.json", "desc-primary_mask.nii.gz"], bids
     changes = (tmp_path / "R1.2" / "bids" / "CHANGES").read_text()
     block = changes.split("\n\n")[0].splitlines()
-    assert block == ["1.2.0 2026-06-01",
-                     "  - Primary lesion mask includes a rim of normal tissue (issue #%d, "
-                     "https://github.com/npnl/ATLAS/issues/42): lesion mask replaced" % issue.number]
+    assert block == [
+        "1.2.0 2026-06-01",
+        f"  - Primary lesion mask includes a rim of normal tissue (issue #{issue.number}, "
+        "https://github.com/npnl/ATLAS/issues/42): lesion mask replaced",
+    ]
     assert changes.split("\n\n")[1].startswith("1.1.0 2018-02-20\n")
 
     again = release.build(ws, "R1.1", tmp_path / "R1.1-again")
@@ -161,7 +183,9 @@ def test_remove_and_add_lesion_renumber_by_size(ingested_two):
     assert sizes == sorted(sizes, reverse=True)
     removed_raw = mask_bytes(ws, SEVEN_LESIONS, 1)
     with Session(db.engine(ws)) as s:
-        note = s.exec(select(LesionAnnotation).where(LesionAnnotation.lesion_id == before[(1, "raw_voi", "native")].lesion_id)).one()
+        note = s.exec(
+            select(LesionAnnotation).where(LesionAnnotation.lesion_id == before[(1, "raw_voi", "native")].lesion_id)
+        ).one()
 
     out = revise.remove_lesion(ws, SEVEN_LESIONS, 1, reason="a microbleed, not a lesion")
     assert out.details["renumbered"] == [[i, i - 1] for i in range(2, n)]
@@ -172,15 +196,28 @@ def test_remove_and_add_lesion_renumber_by_size(ingested_two):
             assert after[(i - 1, variant, space)].sha256 == before[(i, variant, space)].sha256
         assert after[(i - 1, "raw_voi", "native")].source_name == f"{SEVEN_LESIONS}_LesionRaw_{i - 1}.voi"
     with Session(db.engine(ws)) as s:
-        assert s.exec(select(func.count()).select_from(Lesion).join(Timepoint).where(
-            Timepoint.code == SEVEN_LESIONS, Lesion.retired_rev_id == out.revision)).one() == n - 1
+        assert (
+            s.exec(
+                select(func.count())
+                .select_from(Lesion)
+                .join(Timepoint)
+                .where(Timepoint.code == SEVEN_LESIONS, Lesion.retired_rev_id == out.revision)
+            ).one()
+            == n - 1
+        )
     assert current_state(ws, "SELECT n_lesions FROM scans WHERE scan = :scan", SEVEN_LESIONS) == n - 1
     assert current_state(ws, "SELECT MAX(lesion) FROM lesions WHERE scan = :scan", SEVEN_LESIONS) == n - 2
 
     # adding it back: it is the largest secondary again, so it becomes _1 and the others move up;
     # its derived and standard-space files are exactly the ones it had
-    back = revise.add_lesion(ws, SEVEN_LESIONS, MaskFiles(raw=removed_raw), tracer=note.tracer,
-                             reviewer=note.reviewer, reason="it was a lesion after all")
+    back = revise.add_lesion(
+        ws,
+        SEVEN_LESIONS,
+        MaskFiles(raw=removed_raw),
+        tracer=note.tracer,
+        reviewer=note.reviewer,
+        reason="it was a lesion after all",
+    )
     assert back.details["renumbered"] == [[i - 1, i] for i in range(2, n)]
     final = masks_of(ws, SEVEN_LESIONS)
     assert {k: m.sha256 for k, m in final.items()} == {k: m.sha256 for k, m in before.items()}
@@ -195,7 +232,8 @@ def test_invalid_or_pointless_revisions_write_nothing(ingested_two):
     both = niio.encode_voi(
         (np.asanyarray(niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi").dataobj) != 0)
         | (np.asanyarray(niio.decode(mask_bytes(ws, TWO_LESIONS, 1), "b.voi").dataobj) != 0),
-        niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi"))
+        niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi"),
+    )
     empty_img = niio.decode(mask_bytes(ws, TWO_LESIONS, 0), "a.voi")
     empty = niio.encode_voi(np.zeros(empty_img.shape, bool), empty_img)
     before = snapshot(ws)
@@ -203,18 +241,25 @@ def test_invalid_or_pointless_revisions_write_nothing(ingested_two):
         ("MASK006", lambda: revise.replace_mask(ws, TWO_LESIONS, 0, MaskFiles(raw=both), issue=mine.number)),
         ("MASK002", lambda: revise.replace_mask(ws, TWO_LESIONS, 1, MaskFiles(raw=empty), issue=mine.number)),
         ("REV003", lambda: revise.replace_mask(ws, TWO_LESIONS, 0, MaskFiles(raw=both), issue=other.number)),
-        ("REV004", lambda: revise.replace_mask(ws, TWO_LESIONS, 0, MaskFiles(raw=mask_bytes(ws, TWO_LESIONS, 0)),
-                                               reason="same")),
+        (
+            "REV004",
+            lambda: revise.replace_mask(
+                ws, TWO_LESIONS, 0, MaskFiles(raw=mask_bytes(ws, TWO_LESIONS, 0)), reason="same"
+            ),
+        ),
         ("REV005", lambda: revise.remove_lesion(ws, TWO_LESIONS, 5, reason="x")),
         ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"pvh": "7"}, reason="x")),
         ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"age": "70"}, reason="x")),
         ("REV006", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"location": "elsewhere"}, lesion=0, reason="x")),
         ("REV010", lambda: revise.remove_lesion(ws, TWO_LESIONS, 1)),  # no reason, no issue
-        ("REV009", lambda: revise.replace_mask(ws, LOW_RES, 0, MaskFiles(raw=mask_bytes(ws, LOW_RES, 0),
-                                               standard=b"x"), reason="x")),
+        (
+            "REV009",
+            lambda: revise.replace_mask(
+                ws, LOW_RES, 0, MaskFiles(raw=mask_bytes(ws, LOW_RES, 0), standard=b"x"), reason="x"
+            ),
+        ),
         ("REV001", lambda: revise.remove_lesion(ws, "c0009s0999t01", 0, reason="x")),
-        ("DEID007", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"notes": "call jdoe@example.org"},
-                                                    reason="x")),
+        ("DEID007", lambda: revise.correct_metadata(ws, TWO_LESIONS, {"notes": "call jdoe@example.org"}, reason="x")),
         ("REV008", lambda: revise.include_scan(ws, TWO_LESIONS, reason="x")),
         ("REV008", lambda: revise.include_scan(ws, LOW_RES, reason="x")),
     ]
@@ -231,18 +276,52 @@ def test_metadata_exclusion_and_history_cli(ingested_two, capsys, tmp_path):
     ws = ingested_two
     argv = ["--home", str(ws.home)]
     with Session(db.engine(ws)) as s:
-        old = s.exec(select(ScanReport).join(Timepoint).where(Timepoint.code == TWO_LESIONS,
-                                                              ScanReport.retired_rev_id.is_(None))).one()
+        old = s.exec(
+            select(ScanReport).join(Timepoint).where(Timepoint.code == TWO_LESIONS, ScanReport.retired_rev_id.is_(None))
+        ).one()
     new_pvh = (old.pvh + 1) % 4
-    assert main(argv + ["issue", "open", "--scan", TWO_LESIONS, "--file", "metadata", "--title", "PVH misgraded",
-                        "--format", "json"]) == 0
+    assert (
+        main(
+            argv
+            + [
+                "issue",
+                "open",
+                "--scan",
+                TWO_LESIONS,
+                "--file",
+                "metadata",
+                "--title",
+                "PVH misgraded",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     number = json.loads(capsys.readouterr().out)["number"]
     assert main(argv + ["revise", "metadata", TWO_LESIONS, "--set", f"pvh={new_pvh}", "--issue", str(number)]) == 0
     assert f"pvh: {old.pvh!r} -> {new_pvh!r}" in capsys.readouterr().out
-    assert main(argv + ["revise", "metadata", TWO_LESIONS, "--lesion", "1", "--set", "tracer=T99",
-                        "--reason", "tracer recorded wrongly"]) == 0
-    assert main(argv + ["revise", "exclude", TWO_LESIONS, "--note", "motion in the standardized image",
-                        "--reason", "QC"]) == 0
+    assert (
+        main(
+            argv
+            + [
+                "revise",
+                "metadata",
+                TWO_LESIONS,
+                "--lesion",
+                "1",
+                "--set",
+                "tracer=T99",
+                "--reason",
+                "tracer recorded wrongly",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(argv + ["revise", "exclude", TWO_LESIONS, "--note", "motion in the standardized image", "--reason", "QC"])
+        == 0
+    )
     capsys.readouterr()
     assert current_state(ws, "SELECT pvh FROM scans WHERE scan = :scan", TWO_LESIONS) == new_pvh
     assert current_state(ws, "SELECT standard_status FROM scans WHERE scan = :scan", TWO_LESIONS) == "excluded"
@@ -252,25 +331,50 @@ def test_metadata_exclusion_and_history_cli(ingested_two, capsys, tmp_path):
     capsys.readouterr()
     assert release.plan(ws, "R1.2").exclusions.get("revision") is None
     with Session(db.engine(ws)) as s:  # each toggle records the state it found (for rebuilds of earlier releases)
-        toggles = s.exec(select(Revision.kind, Revision.details).where(
-            Revision.kind.in_(("exclude_scan", "include_scan"))).order_by(Revision.id)).all()
+        toggles = s.exec(
+            select(Revision.kind, Revision.details)
+            .where(Revision.kind.in_(("exclude_scan", "include_scan")))
+            .order_by(Revision.id)
+        ).all()
     assert [(k, json.loads(d)["before"]) for k, d in toggles] == [
         ("exclude_scan", ["included", None, None]),
-        ("include_scan", ["excluded", "revision", "motion in the standardized image"])]
+        ("include_scan", ["excluded", "revision", "motion in the standardized image"]),
+    ]
 
     # a revised mask from files on disk, with its smoothed NIfTI given
     raw = tmp_path / "raw.voi"
     raw.write_bytes(eroded(mask_bytes(ws, TWO_LESIONS, 1)))
-    voi, nii = revise.derive_smoothed(raw.read_bytes(), niio.decode(
-        ObjectStore(ws.objects_dir).get(_t1_sha(ws, TWO_LESIONS)), "t1.nii.gz"))
+    voi, nii = revise.derive_smoothed(
+        raw.read_bytes(), niio.decode(ObjectStore(ws.objects_dir).get(_t1_sha(ws, TWO_LESIONS)), "t1.nii.gz")
+    )
     (tmp_path / "smooth.nii.gz").write_bytes(nii)
-    assert main(argv + ["revise", "mask", TWO_LESIONS, "--lesion", "1", "--raw", str(raw), "--smooth-nii",
-                        str(tmp_path / "smooth.nii.gz"), "--reason", "thinner", "--format", "json"]) == 0
+    assert (
+        main(
+            argv
+            + [
+                "revise",
+                "mask",
+                TWO_LESIONS,
+                "--lesion",
+                "1",
+                "--raw",
+                str(raw),
+                "--smooth-nii",
+                str(tmp_path / "smooth.nii.gz"),
+                "--reason",
+                "thinner",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     done = json.loads(capsys.readouterr().out)
     now_masks = masks_of(ws, TWO_LESIONS)
     assert now_masks[(1, "smooth_nii", "native")].sha256 == sha256_file(tmp_path / "smooth.nii.gz")
     assert now_masks[(1, "smooth_voi", "native")].sha256 == next(
-        f["new"] for f in done["details"]["files"] if f["file"].endswith("_LesionSmooth_1.voi"))
+        f["new"] for f in done["details"]["files"] if f["file"].endswith("_LesionSmooth_1.voi")
+    )
 
     assert main(argv + ["history", TWO_LESIONS]) == 0
     text = capsys.readouterr().out
@@ -278,8 +382,15 @@ def test_metadata_exclusion_and_history_cli(ingested_two, capsys, tmp_path):
     assert "standardized subset: included -> excluded (revision)" in text
     assert main(argv + ["history", TWO_LESIONS, "--format", "json"]) == 0
     kinds = [e["kind"] for e in json.loads(capsys.readouterr().out)]
-    assert kinds == ["ingest", "attach_standard", "correct_metadata", "correct_metadata", "exclude_scan",
-                     "include_scan", "replace_mask"]
+    assert kinds == [
+        "ingest",
+        "attach_standard",
+        "correct_metadata",
+        "correct_metadata",
+        "exclude_scan",
+        "include_scan",
+        "replace_mask",
+    ]
 
     # the registry as of before the correction still holds the old grade
     from atlas_registry.export import build_view
@@ -298,8 +409,11 @@ def _t1_sha(ws, scan: str) -> str:
     from atlas_registry.models import Image
 
     with Session(db.engine(ws)) as s:
-        return s.exec(select(Image.sha256).join(Timepoint).where(
-            Timepoint.code == scan, Image.space == "native", Image.retired_rev_id.is_(None))).one()
+        return s.exec(
+            select(Image.sha256)
+            .join(Timepoint)
+            .where(Timepoint.code == scan, Image.space == "native", Image.retired_rev_id.is_(None))
+        ).one()
 
 
 @SQLITE_ONLY
@@ -314,13 +428,20 @@ def test_concurrent_revisions_are_serialized(ingested_two):
     img = niio.decode(raw, "LesionRaw_1.voi")
     shifted = niio.encode_voi(np.roll(np.asanyarray(img.dataobj) != 0, 1, axis=1), img)
     with ThreadPoolExecutor(2) as ex:
-        outs = list(ex.map(lambda data: revise.replace_mask(ws, TWO_LESIONS, 1, MaskFiles(raw=data), reason="fix"),
-                           [once, shifted]))
+        outs = list(
+            ex.map(
+                lambda data: revise.replace_mask(ws, TWO_LESIONS, 1, MaskFiles(raw=data), reason="fix"), [once, shifted]
+            )
+        )
     first, second = sorted(outs, key=lambda o: o.revision)
     current = masks_of(ws, TWO_LESIONS)
     with Session(db.engine(ws)) as s:
-        rows = s.exec(select(LesionMask).join(Lesion).join(Timepoint).where(
-            Timepoint.code == TWO_LESIONS, Lesion.number == 1, LesionMask.variant == "raw_voi")).all()
+        rows = s.exec(
+            select(LesionMask)
+            .join(Lesion)
+            .join(Timepoint)
+            .where(Timepoint.code == TWO_LESIONS, Lesion.number == 1, LesionMask.variant == "raw_voi")
+        ).all()
     assert sum(r.retired_rev_id is None for r in rows) == 1 and len(rows) == 3
     raw_new = {f["file"]: f for f in first.details["files"]}[f"{TWO_LESIONS}_LesionRaw_1.voi"]["new"]
     assert {f["file"]: f for f in second.details["files"]}[f"{TWO_LESIONS}_LesionRaw_1.voi"]["old"] == raw_new
@@ -355,8 +476,11 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     assert scan in [c for c, _ in stats._overlap_sources(ws, "R1.1")]
     from atlas_registry import query  # docs/sql.md: scans a release published, withdrawn since
 
-    r = query.run(ws, "SELECT rs.release, rs.scan, rs.cohort FROM release_scans rs LEFT JOIN scans s "
-                      "ON s.scan = rs.scan WHERE s.scan IS NULL ORDER BY rs.release, rs.scan")
+    r = query.run(
+        ws,
+        "SELECT rs.release, rs.scan, rs.cohort FROM release_scans rs LEFT JOIN scans s "
+        "ON s.scan = rs.scan WHERE s.scan IS NULL ORDER BY rs.release, rs.scan",
+    )
     assert [tuple(row) for row in r.rows] == [("R1.1", scan, scan[:5])]
 
     with pytest.raises(AtlasError) as e:  # nothing else applies to a withdrawn scan
@@ -378,8 +502,10 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     assert change.status == "removed" and [c.kind for c in change.changes] == ["withdraw_scan"]
     assert issue.number in d.issues
     changes = (tmp_path / "R1.2" / "bids" / "CHANGES").read_text().split("\n\n")[0]
-    assert f"Participant withdrew consent (issue #{issue.number}, https://github.com/npnl/ATLAS/issues/77): " \
-           "scan withdrawn" in changes
+    assert (
+        f"Participant withdrew consent (issue #{issue.number}, https://github.com/npnl/ATLAS/issues/77): "
+        "scan withdrawn" in changes
+    )
     again = release.build(ws, "R1.1", tmp_path / "R1.1-again")  # the published release still holds it
     assert again.reproduced and tree(tmp_path / "R1.1-again") == r11
 
@@ -418,10 +544,27 @@ def test_withdraw_every_scan_of_a_subject(ingested_two, capsys):
     assert all(current_state(ws, "SELECT COUNT(*) FROM scans WHERE scan = :scan", sc) == 1 for sc in scans)
 
     issue = tracker.open_issue(ws, scans[1], "Participant withdrew consent for every session")
-    assert main(["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "revise", "withdraw", subject,
-                 "--issue", str(issue.number), "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(ws.home),
+                *(["--db", ws.db] if ws.db else []),
+                "revise",
+                "withdraw",
+                subject,
+                "--issue",
+                str(issue.number),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     outcomes = json.loads(capsys.readouterr().out)
-    assert [(o["scan"], o["kind"], o["issue"]) for o in outcomes] == [(sc, "withdraw_scan", issue.number) for sc in scans]
+    assert [(o["scan"], o["kind"], o["issue"]) for o in outcomes] == [
+        (sc, "withdraw_scan", issue.number) for sc in scans
+    ]
     assert all(current_state(ws, "SELECT COUNT(*) FROM scans WHERE scan = :scan", sc) == 0 for sc in scans)
     assert tracker.show_issue(ws, issue.number).status == "closed"
     with pytest.raises(AtlasError) as e:

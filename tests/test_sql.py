@@ -32,19 +32,24 @@ def _snapshot(ws) -> dict:
     with db.engine(ws).connect() as c:
         for name in sorted(SQLModel.metadata.tables) + list(views.VIEWS):
             snap[name] = c.execute(text(f'SELECT COUNT(*) FROM "{name}"')).scalar()
-        snap["fingerprint"] = c.execute(text(
-            "SELECT COUNT(*), SUM(number), MAX(code) FROM timepoint")).one()
+        snap["fingerprint"] = c.execute(text("SELECT COUNT(*), SUM(number), MAX(code) FROM timepoint")).one()
         if ws.is_sqlite:
             snap["schema"] = c.execute(text("SELECT type, name, sql FROM sqlite_master ORDER BY name")).all()
             snap["user_version"] = c.exec_driver_sql("PRAGMA user_version").scalar()
             snap["journal_mode"] = c.exec_driver_sql("PRAGMA journal_mode").scalar()
         else:
-            snap["schema"] = c.execute(text(
-                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = current_schema() ORDER BY 1")).all()
-            snap["columns"] = c.execute(text(
-                "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_schema = current_schema() ORDER BY 1, 2")).all()
+            snap["schema"] = c.execute(
+                text(
+                    "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() ORDER BY 1"
+                )
+            ).all()
+            snap["columns"] = c.execute(
+                text(
+                    "SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() ORDER BY 1, 2"
+                )
+            ).all()
             snap["sequence"] = c.execute(text("SELECT last_value, is_called FROM cohort_id_seq")).one()
             snap["large_objects"] = c.execute(text("SELECT COUNT(*) FROM pg_largeobject_metadata")).scalar()
             snap["slots"] = c.execute(text("SELECT COUNT(*) FROM pg_replication_slots")).scalar()
@@ -106,7 +111,12 @@ COMMON_WRITES = [
     "(DELETE FROM scans)",
     "WITH d AS (DELETE FROM lesions RETURNING scan) SELECT COUNT(*) FROM d",
     "SELECT * FROM scans FOR UPDATE",
-    "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT", "VACUUM", "ANALYZE",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "CHECKPOINT",
+    "VACUUM",
+    "ANALYZE",
     "COPY scans TO '{marker}'",
     "COPY (SELECT 1) TO '{marker}' (FORMAT csv)",
     "COPY (SELECT 1) TO PROGRAM 'touch {marker}'",
@@ -115,7 +125,10 @@ COMMON_WRITES = [
     "ATTACH '{marker}.db' AS evil",
     "ATTACH DATABASE '{marker}.db' AS evil",
     "DETACH registry",
-    "INSTALL httpfs", "LOAD httpfs", "INSTALL sqlite", "FORCE INSTALL postgres",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "INSTALL sqlite",
+    "FORCE INSTALL postgres",
     "SET enable_external_access = true",
     "SET memory_limit = '100GB'",
     "RESET lock_configuration",
@@ -129,7 +142,7 @@ COMMON_WRITES = [
     "SELECT * FROM read_parquet('{parquet}')",
     "SELECT * FROM sqlite_scan('{registry}', 'cohort')",
     "SELECT pg_read_file('/etc/hostname')",
-    'SELECT U&"pg\\005fread\\005ffile"(\'/etc/hostname\')',
+    "SELECT U&\"pg\\005fread\\005ffile\"('/etc/hostname')",
     'SELECT U&"pg\\005fadvisory\\005fxact\\005flock"(7271930001)',
     "SELECT pg_advisory_xact_lock(7271930001)",
     "SELECT pg_advisory_lock(42)",
@@ -215,7 +228,9 @@ def test_the_locked_connection_alone_refuses(sql_registry_factory, backend_name,
             with pytest.raises(duckdb.Error):
                 con.execute(stmt.format(marker=u.marker)).fetchall()
             assert con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone() == (
-                con.execute("SELECT current_setting('memory_limit')").fetchone()[0], query.THREADS)
+                con.execute("SELECT current_setting('memory_limit')").fetchone()[0],
+                query.THREADS,
+            )
         finally:
             con.close()
 
@@ -278,7 +293,9 @@ def test_time_limit(guarded):
     assert e.value.code == "SQL007" and time.monotonic() - start < 20
 
 
-@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), float("-inf"), query.MAX_TIMEOUT_S + 1, "nan", None])
+@pytest.mark.parametrize(
+    "bad", [0, -1, float("nan"), float("inf"), float("-inf"), query.MAX_TIMEOUT_S + 1, "nan", None]
+)
 def test_timeout_must_be_finite_positive_and_bounded(guarded, bad):
     ws, _ = guarded
     with pytest.raises(UsageError) as e:
@@ -298,16 +315,26 @@ def test_missing_sqlite_registry_is_refused(tmp_path):
 
 def test_tokenizer_splits_only_outside_quotes_and_comments():
     ok = [
-        ("SELECT ';'", "sqlite"), ('SELECT 1 AS ";"', "sqlite"), ("SELECT 1 AS [;]", "sqlite"),
-        ("SELECT 1 AS `;`", "sqlite"), ("SELECT 1 /* ; */", "sqlite"), ("SELECT $$;$$", "postgresql"),
-        ("SELECT $tag$ ; $ $tag$", "postgresql"), ("SELECT E'\\';'", "postgresql"), ("SELECT 1 /* /* ; */ */", "postgresql"),
+        ("SELECT ';'", "sqlite"),
+        ('SELECT 1 AS ";"', "sqlite"),
+        ("SELECT 1 AS [;]", "sqlite"),
+        ("SELECT 1 AS `;`", "sqlite"),
+        ("SELECT 1 /* ; */", "sqlite"),
+        ("SELECT $$;$$", "postgresql"),
+        ("SELECT $tag$ ; $ $tag$", "postgresql"),
+        ("SELECT E'\\';'", "postgresql"),
+        ("SELECT 1 /* /* ; */ */", "postgresql"),
     ]
     for sql, dialect in ok:  # accepted; a trailing comment is dropped
         assert query.check_statement(sql, dialect) == sql.split(" /*")[0]
     bad = [
-        ("SELECT 1 /* /* */ ; DELETE FROM t", "sqlite"), ("SELECT E'\\';' ; DELETE FROM t", "sqlite"),
-        ("SELECT 'unterminated", "sqlite"), ("SELECT $$ ; ", "postgresql"), ("SELECT 1 /* ", "postgresql"),
-        ("SELECT [x;] ; DELETE FROM t", "postgresql"), ("SELECT 1 --\r; DELETE FROM t", "duckdb"),
+        ("SELECT 1 /* /* */ ; DELETE FROM t", "sqlite"),
+        ("SELECT E'\\';' ; DELETE FROM t", "sqlite"),
+        ("SELECT 'unterminated", "sqlite"),
+        ("SELECT $$ ; ", "postgresql"),
+        ("SELECT 1 /* ", "postgresql"),
+        ("SELECT [x;] ; DELETE FROM t", "postgresql"),
+        ("SELECT 1 --\r; DELETE FROM t", "duckdb"),
         ("SELECT 1 --\r; DELETE FROM t", "sqlite"),
     ]
     for sql, dialect in bad:
@@ -423,9 +450,18 @@ def test_snapshot_is_rebuilt_when_a_writer_died_before_refreshing(sql_builder):
     """A commit that raised the counter but never refreshed the snapshot (a writer killed between
     the two): the next query sees the change."""
     b = sql_builder
-    b.scan("c0001s0001t01", [dict(hemisphere="left", location="cortical", volume=100.0)],
-           report=dict(stroke_type="ischemic", primary_location="x", primary_hemisphere="left",
-                       vascular_territory="MCA", pvh=1, dwmh=1))
+    b.scan(
+        "c0001s0001t01",
+        [dict(hemisphere="left", location="cortical", volume=100.0)],
+        report=dict(
+            stroke_type="ischemic",
+            primary_location="x",
+            primary_hemisphere="left",
+            vascular_territory="MCA",
+            pvh=1,
+            dwmh=1,
+        ),
+    )
     ws = b.commit()
     assert query.run(ws, "SELECT stroke_type FROM scans").rows == [("ischemic",)]
     before = _current(ws)
@@ -466,8 +502,7 @@ def test_snapshot_replacement_is_atomic_for_readers(sql_registry_factory, tmp_pa
     import threading
 
     ws = sql_registry_factory("sqlite")[0]
-    counts = ("SELECT (SELECT COUNT(*) FROM scans), (SELECT COUNT(*) FROM lesions),"
-              " (SELECT COUNT(*) FROM release_scans)")
+    counts = "SELECT (SELECT COUNT(*) FROM scans), (SELECT COUNT(*) FROM lesions), (SELECT COUNT(*) FROM release_scans)"
     want = query.run(ws, counts).rows[0]
     reader = (
         "import sys, duckdb\n"
@@ -492,8 +527,9 @@ def test_snapshot_replacement_is_atomic_for_readers(sql_registry_factory, tmp_pa
     t = threading.Thread(target=rebuild)
     t.start()
     try:
-        out = subprocess.run([sys.executable, "-c", reader, str(snapshot.path(ws))], capture_output=True, text=True,
-                             timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", reader, str(snapshot.path(ws))], capture_output=True, text=True, timeout=300
+        )
         assert held.execute(counts).fetchone() == want
     finally:
         stop.set()
@@ -531,13 +567,16 @@ def test_release_queries_run_on_parquet(release, sql_registry_factory):
     assert query.run_release(ws, "R1.0", q).rows == want
     assert query.run_release(ws, None, q, folder=folder.parent).rows == want  # --release-dir
     assert query.run_release(ws, "R1.0", "SELECT COUNT(*) FROM lesions WHERE is_primary").rows == [
-        (len(plan.release_scans["R1.0"]),)]
+        (len(plan.release_scans["R1.0"]),)
+    ]
     assert query.run_release(ws, "R1.0", "SELECT DISTINCT release, version, status FROM release_scans").rows == [
-        ("R1.0", "1.0.0", "published")]
+        ("R1.0", "1.0.0", "published")
+    ]
 
 
-@pytest.mark.parametrize("name", ["nope", "R2.0", "../../evil", "../R1.0", "R1.0/../../x", "/etc", ".", "..", "",
-                                  "R1.0\x00", "R1.0/parquet"])
+@pytest.mark.parametrize(
+    "name", ["nope", "R2.0", "../../evil", "../R1.0", "R1.0/../../x", "/etc", ".", "..", "", "R1.0\x00", "R1.0/parquet"]
+)
 def test_release_names_resolve_only_to_releases_the_registry_knows(release, tmp_path, name):
     """``../../evil`` (Parquet planted outside the releases) and unknown or draft releases are refused."""
     import pyarrow as pa
@@ -557,8 +596,9 @@ def test_release_queries_cannot_write_or_read_other_files(release, stmt):
     ws, folder = release
     marker = TMP / f"atlas-sql-test-{uuid.uuid4().hex}"
     with pytest.raises(AtlasError) as e:
-        query.run_release(ws, "R1.0", stmt.format(marker=marker, parquet=folder / "scans.parquet",
-                                                  registry=_registry_file(ws)))
+        query.run_release(
+            ws, "R1.0", stmt.format(marker=marker, parquet=folder / "scans.parquet", registry=_registry_file(ws))
+        )
     assert e.value.code.startswith("SQL")
     assert not list(TMP.glob(marker.name + "*"))
 

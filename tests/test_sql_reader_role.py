@@ -75,18 +75,31 @@ def test_reader_role_reads_views_only_and_writes_nothing(pg_registry, role_name,
         assert con.execute("SELECT COUNT(*) FROM release_scans").fetchone()[0] > 0
         assert con.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
         assert con.execute("SHOW statement_timeout").fetchone() == ("30s",)
-        for stmt in ("SELECT * FROM scan_current", "SELECT * FROM timepoint", "SELECT * FROM registry_state",
-                     "SELECT nextval('cohort_id_seq')"):
+        for stmt in (
+            "SELECT * FROM scan_current",
+            "SELECT * FROM timepoint",
+            "SELECT * FROM registry_state",
+            "SELECT nextval('cohort_id_seq')",
+        ):
             assert "permission denied" in _refused(con, stmt), stmt
         # even with read-only transactions switched off, privileges refuse every write
         con.execute("SET default_transaction_read_only = off")
-        for stmt in ("INSERT INTO scans (scan) VALUES ('x')", "UPDATE registry_state SET change_counter = 0",
-                     "DELETE FROM timepoint", "CREATE TABLE evil (x int)", "DROP VIEW scans",
-                     "TRUNCATE scan_current", "LOCK TABLE scans IN EXCLUSIVE MODE",
-                     "COPY scan_current TO STDOUT", "COPY (SELECT 1) TO PROGRAM 'id'",
-                     "SELECT pg_read_file('/etc/hostname')", "SELECT * FROM scans FOR UPDATE",
-                     "SELECT * FROM scans FOR SHARE", "SELECT * FROM registry_state FOR UPDATE",
-                     "SELECT * FROM registry_state FOR KEY SHARE"):
+        for stmt in (
+            "INSERT INTO scans (scan) VALUES ('x')",
+            "UPDATE registry_state SET change_counter = 0",
+            "DELETE FROM timepoint",
+            "CREATE TABLE evil (x int)",
+            "DROP VIEW scans",
+            "TRUNCATE scan_current",
+            "LOCK TABLE scans IN EXCLUSIVE MODE",
+            "COPY scan_current TO STDOUT",
+            "COPY (SELECT 1) TO PROGRAM 'id'",
+            "SELECT pg_read_file('/etc/hostname')",
+            "SELECT * FROM scans FOR UPDATE",
+            "SELECT * FROM scans FOR SHARE",
+            "SELECT * FROM registry_state FOR UPDATE",
+            "SELECT * FROM registry_state FOR KEY SHARE",
+        ):
             msg = _refused(con, stmt)
             assert "permission denied" in msg or "must be" in msg or "privilege" in msg, (stmt, msg)
     finally:

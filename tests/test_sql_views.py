@@ -16,7 +16,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "sql.md"
 
 def _rows(ws, sql):
     r = query.run(ws, sql)
-    return [dict(zip(r.columns, row)) for row in r.rows]
+    return [dict(zip(r.columns, row, strict=False)) for row in r.rows]
 
 
 @pytest.fixture
@@ -24,18 +24,46 @@ def hand_made(sql_builder):
     """Two cohorts; history (retired rows) that the views must not show; releases whose names
     sort differently by byte and by locale."""
     b = sql_builder
-    report = dict(stroke_type="ischemic", primary_location="thalamus", primary_hemisphere="left",
-                  vascular_territory="PCA", pvh=2, dwmh=1)
+    report = dict(
+        stroke_type="ischemic",
+        primary_location="thalamus",
+        primary_hemisphere="left",
+        vascular_territory="PCA",
+        pvh=2,
+        dwmh=1,
+    )
     b.release("draft", status="draft")
-    tp1 = b.scan("c0001s0001t01", [dict(hemisphere="left", location="subcortical", volume=1500.0),
-                                   dict(hemisphere="right", location="cortical", volume=300.0,
-                                        mask_hemisphere="right", mask_location="subcortical"),
-                                   dict(hemisphere="left", location="other", volume=50.0)],
-                 report=report, releases=["a2", "B1", ("draft", True)])
-    b.scan("c0001s0002t01", [dict(hemisphere="other", location="other", volume=20.0)], standard="excluded",
-           reason="registration_failed", releases=["B1"])
-    b.scan("c0002s0001t02", [], scanner=(1.5, "GE", "Signa"), voxel=(0.9, 0.9, 3.0), standard="excluded",
-           reason="low_resolution")
+    tp1 = b.scan(
+        "c0001s0001t01",
+        [
+            dict(hemisphere="left", location="subcortical", volume=1500.0),
+            dict(
+                hemisphere="right",
+                location="cortical",
+                volume=300.0,
+                mask_hemisphere="right",
+                mask_location="subcortical",
+            ),
+            dict(hemisphere="left", location="other", volume=50.0),
+        ],
+        report=report,
+        releases=["a2", "B1", ("draft", True)],
+    )
+    b.scan(
+        "c0001s0002t01",
+        [dict(hemisphere="other", location="other", volume=20.0)],
+        standard="excluded",
+        reason="registration_failed",
+        releases=["B1"],
+    )
+    b.scan(
+        "c0002s0001t02",
+        [],
+        scanner=(1.5, "GE", "Signa"),
+        voxel=(0.9, 0.9, 3.0),
+        standard="excluded",
+        reason="low_resolution",
+    )
     # History: lesion 2 of the first scan was removed, lesion 1 re-annotated, the report corrected.
     from sqlmodel import select
 
@@ -46,8 +74,9 @@ def hand_made(sql_builder):
     b.retire(lesions[2])
     old = s.exec(select(LesionAnnotation).where(LesionAnnotation.lesion_id == lesions[1].id)).one()
     b.retire(old)
-    s.add(LesionAnnotation(lesion_id=lesions[1].id, hemisphere="right", location="subcortical",
-                           created_rev_id=b.fix.id))
+    s.add(
+        LesionAnnotation(lesion_id=lesions[1].id, hemisphere="right", location="subcortical", created_rev_id=b.fix.id)
+    )
     rep = s.exec(select(ScanReport).where(ScanReport.timepoint_id == tp1.id)).one()
     b.retire(rep)
     s.add(ScanReport(timepoint_id=tp1.id, created_rev_id=b.fix.id, **{**report, "pvh": 3}))
@@ -84,8 +113,11 @@ def test_views_show_current_rows_only(hand_made):
 
     rs = _rows(ws, "SELECT * FROM release_scans ORDER BY release, scan")
     assert {(r["release"], r["scan"], r["status"], bool(r["in_standard"])) for r in rs} == {
-        ("B1", "c0001s0001t01", "published", True), ("B1", "c0001s0002t01", "published", False),
-        ("a2", "c0001s0001t01", "published", True), ("draft", "c0001s0001t01", "draft", True)}
+        ("B1", "c0001s0001t01", "published", True),
+        ("B1", "c0001s0002t01", "published", False),
+        ("a2", "c0001s0001t01", "published", True),
+        ("draft", "c0001s0001t01", "draft", True),
+    }
 
 
 def test_boolean_columns_filter_the_same_on_both_backends(hand_made):
@@ -113,10 +145,18 @@ def test_views_agree_with_the_loaded_plan(sql_registry):
     from collections import Counter
 
     ws, plan = sql_registry
-    got = Counter({(r[0], r[1], r[2]): r[3] for r in query.run(
-        ws, "SELECT cohort, hemisphere, location, COUNT(*) FROM lesions GROUP BY cohort, hemisphere, location").rows})
-    want = Counter((plan.cohort_codes[plan.scan_cohort[s]], h, loc)
-                   for s, h, loc in zip(plan.lesion_scan, plan.lesion_hemisphere, plan.lesion_location))
+    got = Counter(
+        {
+            (r[0], r[1], r[2]): r[3]
+            for r in query.run(
+                ws, "SELECT cohort, hemisphere, location, COUNT(*) FROM lesions GROUP BY cohort, hemisphere, location"
+            ).rows
+        }
+    )
+    want = Counter(
+        (plan.cohort_codes[plan.scan_cohort[s]], h, loc)
+        for s, h, loc in zip(plan.lesion_scan, plan.lesion_hemisphere, plan.lesion_location, strict=False)
+    )
     assert got == want
     n_r11 = query.run(ws, "SELECT COUNT(*) FROM scans WHERE releases LIKE '%R1.1%'").rows[0][0]
     assert n_r11 == len(plan.release_scans["R1.1"])
@@ -181,13 +221,19 @@ def test_docs_quartiles_are_nearest_rank_on_every_path(sql_registry, release_par
         for territory, volume in rows:
             if volume is not None:
                 by_territory.setdefault(territory, []).append(volume)
-        return [(t, len(v), _nearest_rank(v, 0.25), _nearest_rank(v, 0.5), _nearest_rank(v, 0.75))
-                for t, v in sorted(by_territory.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
+        return [
+            (t, len(v), _nearest_rank(v, 0.25), _nearest_rank(v, 0.5), _nearest_rank(v, 0.75))
+            for t, v in sorted(by_territory.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        ]
 
     with db.engine(ws).connect() as c:  # the registry's own rows, not through the code under test
         lesions = c.execute(text("SELECT vascular_territory, volume_mm3 FROM lesions")).all()
-        in_r11 = c.execute(text("SELECT l.vascular_territory, l.volume_mm3 FROM lesions l JOIN release_scans rs"
-                                " ON rs.scan = l.scan WHERE rs.release = 'R1.1'")).all()
+        in_r11 = c.execute(
+            text(
+                "SELECT l.vascular_territory, l.volume_mm3 FROM lesions l JOIN release_scans rs"
+                " ON rs.scan = l.scan WHERE rs.release = 'R1.1'"
+            )
+        ).all()
     assert len(want(lesions)) >= 3
     assert [tuple(r) for r in query.run(ws, standard).rows] == want(lesions)
     assert [tuple(r) for r in query.run_release(rel, "R1.1", standard).rows] == want(in_r11)

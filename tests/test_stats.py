@@ -9,10 +9,10 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from conftest import assert_valid
 
 from atlas_registry import db, stats
 from atlas_registry.errors import AtlasError
-from conftest import assert_valid
 
 # scan -> lesions (hemisphere, location, volume) as finally current, and how they got there.
 FINAL = {
@@ -32,16 +32,26 @@ def _expected_tables(final: dict) -> dict:
     t1, t2 = {}, {}
     for scan, lesions in final.items():
         c = scan[:5]
-        row = t1.setdefault(c, {"cohort": c, "scans": 0, "single_left": 0, "single_right": 0, "single_other": 0,
-                                "multiple": 0})
+        row = t1.setdefault(
+            c, {"cohort": c, "scans": 0, "single_left": 0, "single_right": 0, "single_other": 0, "multiple": 0}
+        )
         row["scans"] += 1
         if len(lesions) == 1:
             h = lesions[0][0]
             row["single_" + (h if h in ("left", "right") else "other")] += 1
         elif len(lesions) >= 2:
             row["multiple"] += 1
-        row2 = t2.setdefault(c, {"cohort": c, "cortical_left": 0, "cortical_right": 0, "subcortical_left": 0,
-                                 "subcortical_right": 0, "other": 0})
+        row2 = t2.setdefault(
+            c,
+            {
+                "cohort": c,
+                "cortical_left": 0,
+                "cortical_right": 0,
+                "subcortical_left": 0,
+                "subcortical_right": 0,
+                "other": 0,
+            },
+        )
         for h, loc, _v in lesions:
             key = f"{loc}_{h}"
             row2[key if key in row2 else "other"] += 1
@@ -67,8 +77,9 @@ def hand_made(sql_builder):
         if scan == "c0003s0001t01":
             les = b.s.exec(select(Lesion).where(Lesion.timepoint_id == tp.id)).one()
             b.retire(b.s.exec(select(LesionAnnotation).where(LesionAnnotation.lesion_id == les.id)).one())
-            b.s.add(LesionAnnotation(lesion_id=les.id, hemisphere="right", location="subcortical",
-                                     created_rev_id=b.fix.id))
+            b.s.add(
+                LesionAnnotation(lesion_id=les.id, hemisphere="right", location="subcortical", created_rev_id=b.fix.id)
+            )
     return b.commit()
 
 
@@ -96,7 +107,7 @@ def _plan_tables(plan, scans=None) -> dict:
     """Tables 1 and 2 from the bulk loader's arrays (restricted to scan indices ``scans``)."""
     keep = set(range(plan.n_scans)) if scans is None else set(int(s) for s in scans)
     per_scan = defaultdict(list)
-    for s, h, loc in zip(plan.lesion_scan, plan.lesion_hemisphere, plan.lesion_location):
+    for s, h, loc in zip(plan.lesion_scan, plan.lesion_hemisphere, plan.lesion_location, strict=False):
         if int(s) in keep:
             per_scan[int(s)].append((str(h), str(loc), 0.0))
     final = {plan.scan_codes[s]: per_scan.get(s, []) for s in keep}
@@ -112,7 +123,7 @@ def test_volumes_of_a_bulk_loaded_registry(sql_registry):
     ws, plan = sql_registry
     v = stats.volume_stats(ws)
     by = defaultdict(list)
-    for s, n, vol in zip(plan.lesion_scan, plan.lesion_number, plan.lesion_volume):
+    for s, n, vol in zip(plan.lesion_scan, plan.lesion_number, plan.lesion_volume, strict=False):
         by[plan.cohort_codes[plan.scan_cohort[s]], n == 0].append(float(vol))
     prim = [x for (c, p), xs in by.items() if p for x in xs]
     assert v["primary"]["overall"]["n"] == plan.n_scans == len(prim)
@@ -129,7 +140,7 @@ def test_tables_and_volumes_from_release_parquet(sql_registry, release_parquet):
     rel = release_parquet(ws, "R1.0", "R1.0")
     assert stats.paper_tables(rel, "R1.0") == _plan_tables(plan, plan.release_scans["R1.0"])
     keep = set(int(s) for s in plan.release_scans["R1.0"])
-    vols = [float(v) for s, v in zip(plan.lesion_scan, plan.lesion_volume) if int(s) in keep]
+    vols = [float(v) for s, v in zip(plan.lesion_scan, plan.lesion_volume, strict=False) if int(s) in keep]
     o = stats.volume_stats(rel, "R1.0")["all"]["overall"]
     assert (o["n"], o["mean"]) == (len(vols), pytest.approx(statistics.mean(vols)))
     with pytest.raises(AtlasError) as e:
@@ -185,13 +196,29 @@ def with_mni_masks(sql_builder):
     c = _box(slice(0, 3), slice(8, 12), slice(0, 2))
     far = _box(slice(7, 10), slice(0, 2), slice(6, 8))
     t1 = np.random.default_rng(0).random(SHAPE).astype(np.float32) * 100
-    b.scan("c0003s0001t01", [dict(hemisphere="left", location="subcortical", volume=10.0),
-                              dict(hemisphere="left", location="cortical", volume=5.0)],
-           mni={0: a, 1: far}, t1_mni=t1, releases=[("R", True)])
-    b.scan("c0003s0002t01", [dict(hemisphere="right", location="subcortical", volume=10.0)], mni={0: bb},
-           releases=[("R", False)])
-    b.scan("c0003s0003t01", [dict(hemisphere="right", location="subcortical", volume=10.0)], mni={0: c},
-           standard="excluded", reason="registration_failed")
+    b.scan(
+        "c0003s0001t01",
+        [
+            dict(hemisphere="left", location="subcortical", volume=10.0),
+            dict(hemisphere="left", location="cortical", volume=5.0),
+        ],
+        mni={0: a, 1: far},
+        t1_mni=t1,
+        releases=[("R", True)],
+    )
+    b.scan(
+        "c0003s0002t01",
+        [dict(hemisphere="right", location="subcortical", volume=10.0)],
+        mni={0: bb},
+        releases=[("R", False)],
+    )
+    b.scan(
+        "c0003s0003t01",
+        [dict(hemisphere="right", location="subcortical", volume=10.0)],
+        mni={0: c},
+        standard="excluded",
+        reason="registration_failed",
+    )
     return b.commit(), a, bb
 
 
@@ -213,8 +240,7 @@ def test_overlap_map_of_the_standardized_subset_and_of_a_release(with_mni_masks,
     np.testing.assert_allclose(img.get_qform(coded=True)[0], img.get_sform(coded=True)[0])
     peak = np.unravel_index(int(np.argmax(got)), got.shape)
     x, y, z = (img.affine @ np.array([*peak, 1.0]))[:3]
-    assert r["slices"] == {"axial": f"z = {z:+.0f} mm", "coronal": f"y = {y:+.0f} mm",
-                           "sagittal": f"x = {x:+.0f} mm"}
+    assert r["slices"] == {"axial": f"z = {z:+.0f} mm", "coronal": f"y = {y:+.0f} mm", "sagittal": f"x = {x:+.0f} mm"}
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(png)
@@ -232,10 +258,16 @@ def test_overlap_map_of_the_standardized_subset_and_of_a_release(with_mni_masks,
 
 def test_overlap_refuses_masks_on_different_grids(sql_builder, tmp_path):
     b = sql_builder
-    b.scan("c0003s0001t01", [dict(hemisphere="left", location="subcortical", volume=10.0)],
-           mni={0: _box(slice(1, 3), slice(1, 3), slice(1, 3))})
-    b.scan("c0003s0002t01", [dict(hemisphere="left", location="subcortical", volume=10.0)],
-           mni={0: np.ones((4, 4, 4), np.uint8)})
+    b.scan(
+        "c0003s0001t01",
+        [dict(hemisphere="left", location="subcortical", volume=10.0)],
+        mni={0: _box(slice(1, 3), slice(1, 3), slice(1, 3))},
+    )
+    b.scan(
+        "c0003s0002t01",
+        [dict(hemisphere="left", location="subcortical", volume=10.0)],
+        mni={0: np.ones((4, 4, 4), np.uint8)},
+    )
     ws = b.commit()
     with pytest.raises(AtlasError) as e:
         stats.overlap_map(ws, tmp_path / "o.nii.gz")
@@ -256,9 +288,9 @@ def test_overlap_of_a_release_uses_the_masks_it_holds(export_ws_fresh, release_s
     """A mask corrected after a release does not change that release's overlap map; it changes the
     current one."""
     import nibabel as nib
+    from test_export_view import replace_standard_mask
 
     from atlas_registry import release
-    from test_export_view import replace_standard_mask
 
     ws = export_ws_fresh
     release.build(ws, "T1.0", tmp_path / "v1", specs=release_specs)
@@ -274,8 +306,12 @@ def test_overlap_of_a_release_uses_the_masks_it_holds(export_ws_fresh, release_s
     from sqlalchemy import text
 
     with db.engine(ws).connect() as c:  # a scan of the release's standardized subset
-        scan = c.execute(text("SELECT t.code FROM release_scan rs JOIN timepoint t ON t.id = rs.timepoint_id"
-                              " WHERE rs.in_standard ORDER BY t.code")).first()[0]
+        scan = c.execute(
+            text(
+                "SELECT t.code FROM release_scan rs JOIN timepoint t ON t.id = rs.timepoint_id"
+                " WHERE rs.in_standard ORDER BY t.code"
+            )
+        ).first()[0]
     replace_standard_mask(ws, scan, 0)  # sets voxel (0, 0, 0) of its primary mask
     rel_after, now_after = maps()
     np.testing.assert_array_equal(rel_after, rel_before)

@@ -23,6 +23,7 @@ def test_status_counts_what_the_registry_holds(ingested_two, tmp_path, capsys):
     release.build(ws, "R1.1", tmp_path / "R1.1")
     st = status.status(ws)
     with Session(db.engine(ws)) as s:
+
         def count(model, *where):
             return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
@@ -31,11 +32,15 @@ def test_status_counts_what_the_registry_holds(ingested_two, tmp_path, capsys):
         assert st.content["scans"] == count(Timepoint) == 18
         assert st.content["lesions"] == count(Lesion, Lesion.retired_rev_id.is_(None))
         assert sum(st.content["standard_status"].values()) == 18
-        assert st.content["standard_status"].get("included") == count(Timepoint, Timepoint.standard_status == "included")
+        assert st.content["standard_status"].get("included") == count(
+            Timepoint, Timepoint.standard_status == "included"
+        )
         assert st.store["objects"] == count(StoredObject)
         assert st.store["bytes"] == s.exec(select(func.sum(StoredObject.size_bytes))).one()
-        assert st.revisions["count"] == count(Revision) and st.revisions["newest"]["id"] == s.exec(
-            select(func.max(Revision.id))).one()
+        assert (
+            st.revisions["count"] == count(Revision)
+            and st.revisions["newest"]["id"] == s.exec(select(func.max(Revision.id))).one()
+        )
         assert st.ingests["runs"] == count(IngestRun) and st.ingests["by_status"] == {"committed": 2}
     assert st.issues == {"open": 1}
     assert st.schema == st.schema_head

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 
+from conftest import assert_valid
+from sqlalchemy import text
+
 from atlas_registry import db, store_check
 from atlas_registry.cli import main
 from atlas_registry.store import ObjectStore
-from conftest import assert_valid
-from sqlalchemy import text
 
 
 def _cli(ws) -> list[str]:
@@ -31,8 +32,11 @@ def test_an_intact_store_and_three_kinds_of_damage(ingested_two, capsys):
         n, size = c.execute(text("SELECT COUNT(*), SUM(size_bytes) FROM stored_object")).one()
     assert (result.report.files, result.bytes) == (n, size)
 
-    t1s = _objects_of(ws, "SELECT i.sha256, t.code, i.source_name FROM image i JOIN timepoint t "
-                          "ON t.id = i.timepoint_id WHERE i.space = 'native' ORDER BY t.code")
+    t1s = _objects_of(
+        ws,
+        "SELECT i.sha256, t.code, i.source_name FROM image i JOIN timepoint t "
+        "ON t.id = i.timepoint_id WHERE i.space = 'native' ORDER BY t.code",
+    )
     (gone, gone_scan, gone_name), (flipped, flipped_scan, _), (loose, _, _) = t1s[0], t1s[1], t1s[2]
     os.unlink(store.path_of(gone))
     p = store.path_of(flipped)
@@ -46,9 +50,14 @@ def test_an_intact_store_and_three_kinds_of_damage(ingested_two, capsys):
     result = store_check.verify_store(ws, workers=2)
     assert not result.ok
     rel = lambda sha: os.path.relpath(store.path_of(sha), store.root)  # noqa: E731
-    assert sorted((f.code, f.severity, f.path) for f in result.report.findings) == sorted([
-        ("STO001", "error", rel(gone)), ("STO002", "error", rel(flipped)), ("STO003", "warning", rel(loose)),
-        ("STO004", "info", rel(stray))])
+    assert sorted((f.code, f.severity, f.path) for f in result.report.findings) == sorted(
+        [
+            ("STO001", "error", rel(gone)),
+            ("STO002", "error", rel(flipped)),
+            ("STO003", "warning", rel(loose)),
+            ("STO004", "info", rel(stray)),
+        ]
+    )
     missing = next(f for f in result.report.findings if f.code == "STO001")
     assert missing.subject == gone_scan and f"{gone_scan}/{gone_name}" in missing.message
     assert next(f for f in result.report.findings if f.code == "STO002").subject == flipped_scan

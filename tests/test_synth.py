@@ -61,9 +61,9 @@ def small(synth_small):
 
 def _classes(small) -> dict[tuple[str, int], tuple[str, str]]:
     return {
-        (sid, n): anatomy.classify(l["smooth"], s["t1"].affine)
+        (sid, n): anatomy.classify(one["smooth"], s["t1"].affine)
         for sid, s in small["scans"].items()
-        for n, l in s["lesions"].items()
+        for n, one in s["lesions"].items()
     }
 
 
@@ -76,19 +76,35 @@ def test_tables_1_and_2_from_the_files(small):
         single = Counter(classes[(sid, 0)][0] for sid in ids if len(scans[sid]["lesions"]) == 1)
         multiple = sum(1 for sid in ids if len(scans[sid]["lesions"]) > 1)
         assert (len(ids), single["left"], single["right"], single["other"], multiple) == (
-            t1.scans, t1.single_left, t1.single_right, t1.single_other, t1.multiple), cohort
+            t1.scans,
+            t1.single_left,
+            t1.single_right,
+            t1.single_other,
+            t1.multiple,
+        ), cohort
         lesions = Counter(c for (sid, _), c in classes.items() if sid in set(ids))
         t2 = paper.TABLE2[cohort]
-        got = tuple(lesions[k] for k in (("left", "cortical"), ("right", "cortical"), ("left", "subcortical"),
-                                         ("right", "subcortical"), ("other", "other")))
+        got = tuple(
+            lesions[k]
+            for k in (
+                ("left", "cortical"),
+                ("right", "cortical"),
+                ("left", "subcortical"),
+                ("right", "subcortical"),
+                ("other", "other"),
+            )
+        )
         assert got == (t2.cortical_left, t2.cortical_right, t2.subcortical_left, t2.subcortical_right, t2.other), cohort
 
 
 def test_masks_are_sound(small):
     """≥ 10 mm³, binary VOIs, smoothed = smooth(raw), VOI = NIfTI, one piece, no overlap or contact,
     numbered from largest to smallest, primary largest unless the metadata says otherwise."""
-    flagged = {r[metadata.SCAN_ID] for r in small["meta"]["scans"].to_dict("records")
-               if r[metadata.PRIMARY_NOT_LARGEST] == "Yes"}
+    flagged = {
+        r[metadata.SCAN_ID]
+        for r in small["meta"]["scans"].to_dict("records")
+        if r[metadata.PRIMARY_NOT_LARGEST] == "Yes"
+    }
     n_flagged_real = 0
     for sid, s in small["scans"].items():
         aff = s["t1"].affine
@@ -96,13 +112,13 @@ def test_masks_are_sound(small):
         vox = masks.voxel_volume_mm3(aff)
         assert sorted(s["lesions"]) == list(range(len(s["lesions"]))), sid
         sizes = []
-        for n, l in s["lesions"].items():
-            assert l["raw"].shape == s["t1"].shape and np.allclose(l["img"].affine, aff)
-            assert l["smooth"].sum() * vox >= 10.0 and l["raw"].sum() * vox >= 10.0, (sid, n)
-            assert np.array_equal(masks.smooth(l["raw"], zooms), l["smooth"]), (sid, n)
-            assert np.array_equal(l["smooth_voi"], l["smooth"]), (sid, n)
-            assert masks.n_components(l["smooth"]) == 1, (sid, n)
-            sizes.append(int(l["smooth"].sum()))
+        for n, one in s["lesions"].items():
+            assert one["raw"].shape == s["t1"].shape and np.allclose(one["img"].affine, aff)
+            assert one["smooth"].sum() * vox >= 10.0 and one["raw"].sum() * vox >= 10.0, (sid, n)
+            assert np.array_equal(masks.smooth(one["raw"], zooms), one["smooth"]), (sid, n)
+            assert np.array_equal(one["smooth_voi"], one["smooth"]), (sid, n)
+            assert masks.n_components(one["smooth"]) == 1, (sid, n)
+            sizes.append(int(one["smooth"].sum()))
         assert sizes[1:] == sorted(sizes[1:], reverse=True), sid
         if len(sizes) > 1 and sizes[0] < max(sizes[1:]):
             n_flagged_real += 1
@@ -110,7 +126,7 @@ def test_masks_are_sound(small):
         elif sid in flagged:
             pytest.fail(f"{sid}: recorded as primary-not-largest but the primary is the largest")
         numbers = sorted(s["lesions"])
-        for a, b in [(a, b) for i, a in enumerate(numbers) for b in numbers[i + 1:]]:
+        for a, b in [(a, b) for i, a in enumerate(numbers) for b in numbers[i + 1 :]]:
             la, lb = s["lesions"][a], s["lesions"][b]
             grown = ndi.binary_dilation(la["smooth"] | la["raw"], structure=np.ones((3, 3, 3), bool))
             assert not (grown & (lb["smooth"] | lb["raw"])).any(), f"{sid}: lesions {a} and {b} touch"
@@ -240,8 +256,13 @@ def test_second_timepoints(small):
 
 
 def test_volume_statistics_near_the_paper(small):
-    vols = np.array([l["smooth"].sum() * masks.voxel_volume_mm3(s["t1"].affine)
-                     for s in small["scans"].values() for l in s["lesions"].values()])
+    vols = np.array(
+        [
+            one["smooth"].sum() * masks.voxel_volume_mm3(s["t1"].affine)
+            for s in small["scans"].values()
+            for one in s["lesions"].values()
+        ]
+    )
     assert abs(vols.mean() / paper.VOLUME_MEAN_MM3 - 1) < 0.15
     assert abs(vols.std(ddof=1) / paper.VOLUME_SD_MM3 - 1) < 0.15
     assert abs(vols.max() / paper.VOLUME_MAX_MM3 - 1) < 0.05
@@ -257,8 +278,10 @@ def test_summary_and_preview(small):
 def test_reliability_study(small):
     root = small["root"] / "reliability"
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.nii.gz"))
-    want = sorted([reliability.t1_relpath(b) for b in range(1, 6)] + [
-        reliability.mask_relpath(b, r, s) for b in range(1, 6) for r in range(1, 12) for s in (1, 2)])
+    want = sorted(
+        [reliability.t1_relpath(b) for b in range(1, 6)]
+        + [reliability.mask_relpath(b, r, s) for b in range(1, 6) for r in range(1, 12) for s in (1, 2)]
+    )
     assert files == want
     assert (root / "README.md").is_file() and (root / reliability.TRACINGS_CSV).is_file()
     got = reliability.agreement(root)
@@ -271,8 +294,11 @@ def test_reliability_study(small):
     # volume agreement as `atlas-registry reliability` computes it (ICC(2,1) on traced volumes)
     from atlas_registry import reliability as analysis
 
-    icc = {m["measure"]: m["mean"] for m in analysis.analyze(root)["measures"]
-           if m["measure"].startswith("volume_icc") and m["session"] in ("all", "1-2")}
+    icc = {
+        m["measure"]: m["mean"]
+        for m in analysis.analyze(root)["measures"]
+        if m["measure"].startswith("volume_icc") and m["session"] in ("all", "1-2")
+    }
     assert icc["volume_icc_inter"] == pytest.approx(paper.VOLUME_ICC_INTER.mean, abs=0.12)
     assert icc["volume_icc_intra"] == pytest.approx(paper.VOLUME_ICC_INTRA.mean, abs=0.12)
 

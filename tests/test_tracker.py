@@ -6,13 +6,13 @@ import json
 
 import pytest
 from sqlmodel import Session
+from test_registry_schema import _seed
 
 from atlas_registry import db
 from atlas_registry.cli import main
 from atlas_registry.errors import AtlasError
 from atlas_registry.models import Issue, Timepoint
 from atlas_registry.tracker import close_issue, list_issues, open_issue
-from test_registry_schema import _seed
 
 
 @pytest.fixture
@@ -32,9 +32,26 @@ def cli(ws, *args) -> int:
 
 def test_issue_lifecycle_through_the_cli(scans, capsys):
     ws = scans
-    assert cli(ws, "issue", "open", "--scan", "c0001s0001t01", "--file", "c0001s0001t01_LesionRaw.voi",
-               "--title", "Mask misses the posterior part", "--body", "see slice 40",
-               "--url", "https://github.com/npnl/ATLAS/issues/7", "--format", "json") == 0
+    assert (
+        cli(
+            ws,
+            "issue",
+            "open",
+            "--scan",
+            "c0001s0001t01",
+            "--file",
+            "c0001s0001t01_LesionRaw.voi",
+            "--title",
+            "Mask misses the posterior part",
+            "--body",
+            "see slice 40",
+            "--url",
+            "https://github.com/npnl/ATLAS/issues/7",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     opened = json.loads(capsys.readouterr().out)
     assert opened["number"] >= 1 and opened["status"] == "open" and opened["scan"] == "c0001s0001t01"
     assert opened["file_kind"] == "LesionRaw.voi"  # stored without the native identifier
@@ -60,30 +77,39 @@ def test_issue_lifecycle_through_the_cli(scans, capsys):
         assert row.status == "closed" and row.closed_at is not None
 
 
-@pytest.mark.parametrize("args, code", [
-    (["issue", "open", "--scan", "c0001s0099t01", "--title", "x"], "ISS001"),
-    (["issue", "open", "--scan", "c0001s0001t01", "--file", "c0009s0001t01_LesionRaw.voi", "--title", "x"], "ISS002"),
-    (["issue", "open", "--scan", "c0001s0001t01", "--file", "notes.txt", "--title", "x"], "ISS002"),
-    (["issue", "open", "--scan", "c0001s0001t01", "--file", "c0001s0001t01.json", "--title", "x"], "ISS002"),
-    (["issue", "open", "--scan", "c0001s0001t01", "--title", "  "], "ISS005"),
-    (["issue", "open", "--scan", "c0001s0001t01", "--title", "x", "--url", "ftp://x"], "ISS007"),
-    (["issue", "show", "999"], "ISS003"),
-    (["issue", "list", "--status", "pending"], "ISS006"),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["issue", "open", "--scan", "c0001s0099t01", "--title", "x"], "ISS001"),
+        (
+            ["issue", "open", "--scan", "c0001s0001t01", "--file", "c0009s0001t01_LesionRaw.voi", "--title", "x"],
+            "ISS002",
+        ),
+        (["issue", "open", "--scan", "c0001s0001t01", "--file", "notes.txt", "--title", "x"], "ISS002"),
+        (["issue", "open", "--scan", "c0001s0001t01", "--file", "c0001s0001t01.json", "--title", "x"], "ISS002"),
+        (["issue", "open", "--scan", "c0001s0001t01", "--title", "  "], "ISS005"),
+        (["issue", "open", "--scan", "c0001s0001t01", "--title", "x", "--url", "ftp://x"], "ISS007"),
+        (["issue", "show", "999"], "ISS003"),
+        (["issue", "list", "--status", "pending"], "ISS006"),
+    ],
+)
 def test_refusals_are_one_line_with_a_rule_code(scans, capsys, args, code):
     assert cli(scans, *args) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error [{code}]")
 
 
-@pytest.mark.parametrize("given, stored", [
-    ("LesionSmooth_2.nii.gz", "LesionSmooth_2.nii.gz"),
-    ("c0001s0001t01_LesionRaw_1.voi", "LesionRaw_1.voi"),
-    ("c0001s0001t01.nii.gz", "t1"),
-    ("c0001s0001t01_t1w_deface_stx.nii.gz", "t1_standard"),
-    ("LesionSmooth_1_stx.nii.gz", "LesionSmooth_1_stx.nii.gz"),
-    ("metadata", "metadata"),
-])
+@pytest.mark.parametrize(
+    "given, stored",
+    [
+        ("LesionSmooth_2.nii.gz", "LesionSmooth_2.nii.gz"),
+        ("c0001s0001t01_LesionRaw_1.voi", "LesionRaw_1.voi"),
+        ("c0001s0001t01.nii.gz", "t1"),
+        ("c0001s0001t01_t1w_deface_stx.nii.gz", "t1_standard"),
+        ("LesionSmooth_1_stx.nii.gz", "LesionSmooth_1_stx.nii.gz"),
+        ("metadata", "metadata"),
+    ],
+)
 def test_file_kinds_are_stored_without_the_scan_id(scans, given, stored):
     assert open_issue(scans, "c0001s0001t01", "x", file_kind=given).file_kind == stored
 

@@ -13,19 +13,49 @@ from atlas_registry import canonical, niio
 from atlas_registry.validate import deid
 
 PHI = [
-    ("Dr. Smith", "person name"), ("seen by John Doe", "person name"), ("name: Alice", "person name"),
-    ("jdoe@example.org", "email address"), ("see https://example.org/x", "URL"), ("www.example.com", "URL"),
-    ("10.0.0.12", "IP address"), ("2015-03-12", "date"), ("03/12/2015", "date"), ("20150312", "date"),
-    ("March 12, 2015", "date"), ("12 Mar 2015", "date"), ("Mar 2015", "date"),
-    ("TE=2.9;Time=101500.000", "time of day"), ("scanned at 10:15", "time of day"),
-    ("92-year-old", "age over 89"), ("age 95", "age over 89"), ("(555) 123-4567", "phone or fax number"),
-    ("fax: 5551234567", "phone or fax number"), ("123-45-6789", "social security number"),
-    ("MRN 1234567", "record or serial number"), ("serial no. 45X9", "record or serial number"),
-    ("ZIP 90210", "ZIP code"), ("Los Angeles, CA 90033", "ZIP code"),
+    ("Dr. Smith", "person name"),
+    ("seen by John Doe", "person name"),
+    ("name: Alice", "person name"),
+    ("jdoe@example.org", "email address"),
+    ("see https://example.org/x", "URL"),
+    ("www.example.com", "URL"),
+    ("10.0.0.12", "IP address"),
+    ("2015-03-12", "date"),
+    ("03/12/2015", "date"),
+    ("20150312", "date"),
+    ("March 12, 2015", "date"),
+    ("12 Mar 2015", "date"),
+    ("Mar 2015", "date"),
+    ("TE=2.9;Time=101500.000", "time of day"),
+    ("scanned at 10:15", "time of day"),
+    ("92-year-old", "age over 89"),
+    ("age 95", "age over 89"),
+    ("(555) 123-4567", "phone or fax number"),
+    ("fax: 5551234567", "phone or fax number"),
+    ("123-45-6789", "social security number"),
+    ("MRN 1234567", "record or serial number"),
+    ("serial no. 45X9", "record or serial number"),
+    ("ZIP 90210", "ZIP code"),
+    ("Los Angeles, CA 90033", "ZIP code"),
 ]
-CLEAN = ["c0001s0004t01", "c0001s0004t01_LesionSmooth_1.nii.gz", "Left MCA territory", "embolic", "0.9x0.9x3.0",
-         "Subcortical lacune, periventricular white matter", "Siemens Magnetom TrioTim", "2016", "t01", "1.5",
-         "Brainstem", "PCA/MCA watershed", "lesion 2 of 3", "hemorrhagic", "GE Signa HDxt", "age 64"]
+CLEAN = [
+    "c0001s0004t01",
+    "c0001s0004t01_LesionSmooth_1.nii.gz",
+    "Left MCA territory",
+    "embolic",
+    "0.9x0.9x3.0",
+    "Subcortical lacune, periventricular white matter",
+    "Siemens Magnetom TrioTim",
+    "2016",
+    "t01",
+    "1.5",
+    "Brainstem",
+    "PCA/MCA watershed",
+    "lesion 2 of 3",
+    "hemorrhagic",
+    "GE Signa HDxt",
+    "age 64",
+]
 
 
 @pytest.mark.parametrize("text,kind", PHI)
@@ -92,7 +122,7 @@ def test_extension_reported_with_its_code_and_scrubbed(tmp_path):
     assert np.allclose(before.affine, after.affine)
     # the voxel bytes are the file's; the header is the tool's own
     raw_before, raw_after = gzip.decompress(data), gzip.decompress(clean)
-    assert raw_after[352:] == raw_before[int(before.dataobj.offset):]
+    assert raw_after[352:] == raw_before[int(before.dataobj.offset) :]
     assert canonical.encode_file(clean, "c0001s0001t01.nii.gz") == clean  # a fixed point
 
 
@@ -107,20 +137,33 @@ def test_scrub_keeps_mricron_intent_and_clean_files_identical(tmp_path):
 
 def test_sidecar_keys_and_values():
     found = deid.sidecar_findings(
-        {"MagneticFieldStrength": 3, "PatientName": "x", "Nested": {"AcquisitionDateTime": "y"},
-         "ImageComments": "call 555-123-4567", "ConversionSoftwareVersion": "v1.0.20190902"},
-        relpath="c0001/c0001s0001t01/c0001s0001t01.json", subject="c0001s0001t01")
+        {
+            "MagneticFieldStrength": 3,
+            "PatientName": "x",
+            "Nested": {"AcquisitionDateTime": "y"},
+            "ImageComments": "call 555-123-4567",
+            "ConversionSoftwareVersion": "v1.0.20190902",
+        },
+        relpath="c0001/c0001s0001t01/c0001s0001t01.json",
+        subject="c0001s0001t01",
+    )
     got = sorted((f.code, f.message.split()[2]) for f in found)
     assert got == [("DEID003", "Nested.AcquisitionDateTime"), ("DEID003", "PatientName"), ("DEID004", "ImageComments")]
 
 
 def test_columns_and_cells():
-    cols = deid.column_findings(["Subject", "DOB", "Date of birth", "Patient Name", "Notes", "PVH"], sheet="scans",
-                                relpath="ATLAS_scans.csv")
+    cols = deid.column_findings(
+        ["Subject", "DOB", "Date of birth", "Patient Name", "Notes", "PVH"], sheet="scans", relpath="ATLAS_scans.csv"
+    )
     assert sorted(f.message.split("'")[3] for f in cols) == ["DOB", "Date of birth", "Patient Name"]
-    cells = deid.cell_findings([(2, "c0001s0001t01", {"Notes": "ask jdoe@example.org", "Age": "93"}),
-                                (3, "c0001s0002t01", {"Notes": "left MCA", "Age": "64"})],
-                               sheet="scans", relpath="ATLAS_scans.csv")
+    cells = deid.cell_findings(
+        [
+            (2, "c0001s0001t01", {"Notes": "ask jdoe@example.org", "Age": "93"}),
+            (3, "c0001s0002t01", {"Notes": "left MCA", "Age": "64"}),
+        ],
+        sheet="scans",
+        relpath="ATLAS_scans.csv",
+    )
     assert [(f.subject, f.code) for f in cells] == [("c0001s0001t01", "DEID007"), ("c0001s0001t01", "DEID007")]
 
 
@@ -131,8 +174,9 @@ def test_bytes_between_header_and_data_count_as_an_extension(tmp_path):
     padded = raw[:108] + struct.pack("<f", 368.0) + raw[112:352] + b"Doe^John\0\0\0\0\0\0\0\0" + raw[352:]
     data = gzip.compress(bytes(padded))
     img = niio.decode(data, "c0001s0001t01.nii.gz")
-    found = deid.header_findings(img.header.binaryblock, [], int(img.dataobj.offset), relpath="x", subject=None,
-                                 mask=False, scrub=False)
+    found = deid.header_findings(
+        img.header.binaryblock, [], int(img.dataobj.offset), relpath="x", subject=None, mask=False, scrub=False
+    )
     assert [f.code for f in found] == ["DEID002"] and "16 byte(s)" in found[0].message
     clean = gzip.decompress(canonical.encode_file(data, "c0001s0001t01.nii.gz"))
     assert clean[348:] == bytes(raw[348:]) and b"Doe" not in clean

@@ -20,13 +20,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from test_ingest import snapshot
+from test_validate_faults import codes, ids_of, path, run
 
 from atlas_registry import canonical, gz
 from atlas_registry.config import Workspace
 from atlas_registry.ingest import IngestRefused, ingest_path
 from atlas_registry.store import ObjectStore
-from test_ingest import snapshot
-from test_validate_faults import codes, ids_of, path, run
 
 # -- building gzip members and NIfTI bytes by hand -----------------------------------------------------
 
@@ -56,7 +56,7 @@ def rewrite(p: Path, raw: bytes, **kw) -> None:
 
 
 def set_field(raw: bytearray, offset: int, value: bytes) -> bytearray:
-    raw[offset:offset + len(value)] = value
+    raw[offset : offset + len(value)] = value
     return raw
 
 
@@ -80,6 +80,7 @@ def bomb(prefix: bytes, zeros: int) -> bytes:
 
 
 # -- carriers the reader refuses: (root, ids) -> None ------------------------------------------------
+
 
 def gzip_comment(root, ids):
     p = path(root, ids.single)
@@ -167,8 +168,17 @@ def test_carrier_refused_by_validate(name, validate_native, capsys):
     assert not any(f["code"] == "INTERNAL" for f in report["findings"])
 
 
-@pytest.mark.parametrize("name", ["gzip-comment", "second-gzip-member", "bytes-after-voxels", "inflates-past-header",
-                                  "ni1-magic-in-nii-gz", "fifo-instead-of-t1"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gzip-comment",
+        "second-gzip-member",
+        "bytes-after-voxels",
+        "inflates-past-header",
+        "ni1-magic-in-nii-gz",
+        "fifo-instead-of-t1",
+    ],
+)
 def test_carrier_refused_by_ingest_with_nothing_written(name, registry, validate_native):
     breaker, code = REFUSED[name]
     breaker(validate_native, ids_of(validate_native))
@@ -180,6 +190,7 @@ def test_carrier_refused_by_ingest_with_nothing_written(name, registry, validate
 
 
 # -- carriers the canonical form drops: each plants its own marker ---------------------------------------
+
 
 def _carriers(root, ids) -> list[bytes]:
     """Plant a marker in every carrier the reader accepts (some only with --scrub-headers)."""
@@ -213,8 +224,15 @@ def _carriers(root, ids) -> list[bytes]:
     ext = mark("ext") + b"\x00" * 3
     ext = ext + b"\x00" * (-(len(ext) + 8) % 16)
     esize = len(ext) + 8
-    raw = raw[:108] + struct.pack("<f", 352.0 + esize) + raw[112:348] + b"\x01\x00\x00\x00" \
-        + struct.pack("<ii", esize, 6) + ext + raw[352:]
+    raw = (
+        raw[:108]
+        + struct.pack("<f", 352.0 + esize)
+        + raw[112:348]
+        + b"\x01\x00\x00\x00"
+        + struct.pack("<ii", esize, 6)
+        + ext
+        + raw[352:]
+    )
     rewrite(sm, raw)
     multi = path(root, ids.low)
     raw = inflate(multi)
@@ -320,6 +338,7 @@ def test_big_endian_file_is_stored_little_endian_with_same_values(tmp_path):
 
 # -- memory: a bomb in a subprocess ----------------------------------------------------------------------
 
+
 def test_bomb_is_refused_within_memory_bound(validate_native, tmp_path):
     """A 3 GiB decompression bomb in place of a mask: validate and ingest refuse it (IMG014) and peak
     resident memory stays far below 2 GB (before, it was inflated whole: 6.45 GB)."""
@@ -329,12 +348,13 @@ def test_bomb_is_refused_within_memory_bound(validate_native, tmp_path):
     assert p.stat().st_size < 8 << 20
     # The command runs as a grandchild of a small process: the high-water mark of a process started
     # straight from this (large) test process would count this process's own memory too.
-    script = ("import resource, subprocess, sys\n"
-              "rc = subprocess.run([sys.executable, '-m', 'atlas_registry', *sys.argv[1:]]).returncode\n"
-              "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-              "sys.exit(rc)\n")
-    for args in (["validate", str(validate_native)],
-                 ["--home", str(tmp_path / "ws"), "ingest", str(validate_native)]):
+    script = (
+        "import resource, subprocess, sys\n"
+        "rc = subprocess.run([sys.executable, '-m', 'atlas_registry', *sys.argv[1:]]).returncode\n"
+        "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    for args in (["validate", str(validate_native)], ["--home", str(tmp_path / "ws"), "ingest", str(validate_native)]):
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600)
         assert done.returncode == 1, done.stderr
         assert "IMG014" in done.stdout + done.stderr

@@ -17,12 +17,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import assert_valid, write_metadata_tables
 
 from atlas_registry import metadata as md
 from atlas_registry import naming, niio
 from atlas_registry.cli import main
 from atlas_registry.validate.runner import validate_path
-from conftest import assert_valid, write_metadata_tables
 
 
 def run(path: Path, capsys, *extra: str) -> tuple[int, dict]:
@@ -38,6 +38,7 @@ def codes(report: dict, severity: str = "error") -> set[str]:
 
 
 # -- what the breakers work on ------------------------------------------------------------------
+
 
 @dataclass
 class Ids:
@@ -105,6 +106,7 @@ def set_cell(frames, table: str, sid: str, col: str, value: str, lesion: int | N
 
 
 # -- breakers: (root, ids) -> None ------------------------------------------------------------------
+
 
 def phi_voi_descrip(root, ids):
     p = path(root, ids.single, "lesion", "raw_voi")
@@ -356,6 +358,7 @@ def scan_without_files(root, ids):
 def files_without_row(root, ids):
     def drop(f):
         f["scans"] = f["scans"][f["scans"][md.SCAN_ID] != ids.single].reset_index(drop=True)
+
     edit(root, drop)
 
 
@@ -363,6 +366,7 @@ def lesion_row_missing(root, ids):
     def drop(f):
         df = f["lesions"]
         f["lesions"] = df[~((df[md.SCAN_ID] == ids.multi) & (df["Lesion"] == "1"))].reset_index(drop=True)
+
     edit(root, drop)
 
 
@@ -371,11 +375,13 @@ def counts_wrong(root, ids):
         df = f["scans"]
         sel = df[md.SCAN_ID] == ids.single
         df.loc[sel, "Other Location"] = str(int(df.loc[sel, "Other Location"].iloc[0]) + 1)
+
     edit(root, bump)
 
 
 def hemisphere_disagrees(root, ids):
     """The lesions sheet and the counts moved to the other hemisphere consistently: a warning only."""
+
     def flip(f):
         les = f["lesions"]
         sel = (les[md.SCAN_ID] == ids.single) & (les["Lesion"] == "0")
@@ -388,22 +394,29 @@ def hemisphere_disagrees(root, ids):
         scans.loc[row, md.count_column(hemi, loc)] = str(int(scans.loc[row, md.count_column(hemi, loc)].iloc[0]) - 1)
         scans.loc[row, md.count_column(new, loc)] = str(int(scans.loc[row, md.count_column(new, loc)].iloc[0]) + 1)
         scans.loc[row, "Primary Stroke Location Hemisphere"] = new.capitalize()
+
     edit(root, flip)
 
 
 def quirks(root, ids):
     """A leading space and an identifier that lost its zeros: accepted with warnings."""
+
     def q(f):
-        set_cell(f, "scans", ids.single, "Notes", " " + f["scans"].loc[f["scans"][md.SCAN_ID] == ids.single, "Notes"].iloc[0])
+        set_cell(
+            f, "scans", ids.single, "Notes", " " + f["scans"].loc[f["scans"][md.SCAN_ID] == ids.single, "Notes"].iloc[0]
+        )
         c, s, t = naming.parse_scan_id(ids.single).cohort, naming.parse_scan_id(ids.single).subject, 1
         set_cell(f, "scans", ids.single, md.SCAN_ID, f" c{c}s{s}t{t}")
+
     edit(root, q)
 
 
 def duplicate_row(root, ids):
     def dup(f):
         import pandas as pd
+
         f["scans"] = pd.concat([f["scans"], f["scans"].iloc[[0]]], ignore_index=True)
+
     edit(root, dup)
 
 
@@ -412,36 +425,43 @@ def tracer_is_reviewer(root, ids):
         les = f["lesions"]
         sel = les[md.SCAN_ID] == ids.single
         les.loc[sel, "Reviewer"] = les.loc[sel, "Tracer"]
+
     edit(root, same)
 
 
 def no_scanner_row(root, ids):
     def drop(f):
         f["scanners"] = f["scanners"][f["scanners"][md.COHORT] != "c0001"].reset_index(drop=True)
+
     edit(root, drop)
 
 
 def csv_disagrees(root, ids):
     p = root / naming.METADATA_CSV["scans"]
-    p.write_text(p.read_text().replace("Ischemic", "Embolic").replace("Lacunar", "Embolic").replace(
-        "Hemorrhagic", "Embolic"), encoding="utf-8")
+    p.write_text(
+        p.read_text().replace("Ischemic", "Embolic").replace("Lacunar", "Embolic").replace("Hemorrhagic", "Embolic"),
+        encoding="utf-8",
+    )
 
 
 def wrong_voxel_size(root, ids):
     def thin(f):
         sc = f["scanners"]
         sc.loc[sc[md.COHORT] == "c0009", "Voxel Size Z (mm)"] = "1"
+
     edit(root, thin)
 
 
 def sidecar_patient_name(root, ids):
     (path(root, ids.single).parent / f"{ids.single}.json").write_text(
-        json.dumps({"MagneticFieldStrength": 3, "PatientName": "Doe^John"}), encoding="utf-8")
+        json.dumps({"MagneticFieldStrength": 3, "PatientName": "Doe^John"}), encoding="utf-8"
+    )
 
 
 def sidecar_wrong_field(root, ids):
     (path(root, ids.single).parent / f"{ids.single}.json").write_text(
-        json.dumps({"MagneticFieldStrength": 1.5}), encoding="utf-8")
+        json.dumps({"MagneticFieldStrength": 1.5}), encoding="utf-8"
+    )
 
 
 def sidecar_not_json(root, ids):
@@ -541,6 +561,7 @@ def test_cohort_folder_breakage_and_text_output(validate_native, capsys):
 
 # -- standardized root ------------------------------------------------------------------------------
 
+
 def std_path(root: Path, sid: str, kind: str = "t1", lesion: int = 0) -> Path:
     return root / naming.standard_relpath(sid, kind, lesion)
 
@@ -594,6 +615,7 @@ def test_standard_breakage(name, validate_standard, capsys):
 
 
 # -- scrubbing and what ingest gets ------------------------------------------------------------------
+
 
 def test_scrub_headers_turns_header_findings_into_info(validate_native):
     ids = ids_of(validate_native)

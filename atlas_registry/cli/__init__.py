@@ -20,7 +20,7 @@ from ..config import Workspace
 app = typer.Typer(
     name="atlas-registry",
     help="Curate, validate and publish stroke lesion datasets (ATLAS) from an SQL registry.\n\n"
-         "The global options --home, --db and --debug may also follow the subcommand.",
+    "The global options --home, --db and --debug may also follow the subcommand.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -94,13 +94,23 @@ def _migration_files():
 
 @app.callback()
 def _root(
-    home: str = typer.Option(None, "--home", metavar="DIR",
-                             help="Workspace folder (env ATLAS_REGISTRY_HOME; default ./atlas-workspace)."),
-    db: str = typer.Option(None, "--db", metavar="URL",
-                           help="SQLAlchemy URL of the registry (env ATLAS_REGISTRY_DB; default SQLite in the workspace)."),
+    home: str = typer.Option(
+        None, "--home", metavar="DIR", help="Workspace folder (env ATLAS_REGISTRY_HOME; default ./atlas-workspace)."
+    ),
+    db: str = typer.Option(
+        None,
+        "--db",
+        metavar="URL",
+        help="SQLAlchemy URL of the registry (env ATLAS_REGISTRY_DB; default SQLite in the workspace).",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and the registry schema it writes, and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and the registry schema it writes, and exit.",
+    ),
 ):
     _state.update(home=home, db=db, debug=debug or _state["debug"])
 

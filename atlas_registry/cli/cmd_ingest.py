@@ -13,8 +13,14 @@ from . import TextJson, app, format_option, progress_option, want_progress, work
 @app.command("ingest")
 def ingest_cmd(
     path: Path = typer.Argument(..., help="native root, cohort folder or standardized root"),
-    metadata: Path = typer.Option(None, "--metadata", help="metadata workbook (.xlsx) or folder of CSVs, if not inside PATH"),
-    scrub_headers: bool = typer.Option(False, "--scrub-headers", help="accept NIfTI header text and extensions instead of refusing them; the store keeps neither (audit log)"),
+    metadata: Path = typer.Option(
+        None, "--metadata", help="metadata workbook (.xlsx) or folder of CSVs, if not inside PATH"
+    ),
+    scrub_headers: bool = typer.Option(
+        False,
+        "--scrub-headers",
+        help="accept NIfTI header text and extensions instead of refusing them; the store keeps neither (audit log)",
+    ),
     workers: int = typer.Option(None, "--workers", help="processes for validation [default: all cores]"),
     format: TextJson = format_option(),
     progress: bool = progress_option(),
@@ -26,8 +32,14 @@ def ingest_cmd(
 
     ws = workspace()
     try:
-        out = ingest_path(ws, path, metadata=metadata, scrub_headers=scrub_headers, workers=workers,
-                          progress=want_progress(progress, format))
+        out = ingest_path(
+            ws,
+            path,
+            metadata=metadata,
+            scrub_headers=scrub_headers,
+            workers=workers,
+            progress=want_progress(progress, format),
+        )
     except IngestRefused as e:
         if format == "json":
             typer.echo(e.report.to_json())

@@ -10,8 +10,12 @@ from . import TextJson, app, format_option, workspace
 @app.command("init")
 def init_cmd(
     format: TextJson = format_option(),
-    reader_role: str = typer.Option(None, "--reader-role", help="PostgreSQL: also create (or update) this "
-                                    "least-privilege role for direct clients (SELECT on the views only)."),
+    reader_role: str = typer.Option(
+        None,
+        "--reader-role",
+        help="PostgreSQL: also create (or update) this "
+        "least-privilege role for direct clients (SELECT on the views only).",
+    ),
 ):
     """Create the registry (or upgrade it to the newest schema). Running it again is a no-op."""
     import json
@@ -35,9 +39,11 @@ def init_cmd(
         typer.echo(f"registry at {result['url']} upgraded {before or 'empty'} -> {after}")
     if reader_role is not None and format != "json":
         r = result["reader_role"]
-        typer.echo(f"reader role {r['role']} {'created' if r['created'] else 'updated'}: SELECT on "
-                   f"{', '.join(r['views'])} in schema {r['schema']}, read-only, statement timeout "
-                   f"{r['statement_timeout']}")
+        typer.echo(
+            f"reader role {r['role']} {'created' if r['created'] else 'updated'}: SELECT on "
+            f"{', '.join(r['views'])} in schema {r['schema']}, read-only, statement timeout "
+            f"{r['statement_timeout']}"
+        )
 
 
 def _redact(url: str) -> str:

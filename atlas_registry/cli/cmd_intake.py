@@ -39,8 +39,14 @@ def intake_cmd(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("intake"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                   TimeElapsedColumn(), transient=True)
+    bar = Progress(
+        TextColumn("intake"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
     with bar:
         task = bar.add_task("", total=None)
 
@@ -52,11 +58,26 @@ def intake_cmd(
 
     reasons = dict(sorted(Counter(s["reason"].split(" (")[0] for s in res.skipped).items()))
     if format == "json":
-        typer.echo(json.dumps({"kind": res.kind, "cohort": res.cohort, "out": str(res.out), "scans": res.scans,
-                               "new_subjects": res.new_subjects, "new_sessions": res.new_sessions,
-                               "skipped": len(res.skipped), "skipped_reasons": reasons,
-                               "warnings": res.warnings}, sort_keys=True, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "kind": res.kind,
+                    "cohort": res.cohort,
+                    "out": str(res.out),
+                    "scans": res.scans,
+                    "new_subjects": res.new_subjects,
+                    "new_sessions": res.new_sessions,
+                    "skipped": len(res.skipped),
+                    "skipped_reasons": reasons,
+                    "warnings": res.warnings,
+                },
+                sort_keys=True,
+                indent=2,
+            )
+        )
         return
-    typer.echo(f"intake of {delivery} ({res.kind}): {len(res.scans)} scan(s) of cohort {res.cohort} written to "
-               f"{res.out}; {res.new_subjects} new subject(s), {res.new_sessions} new session(s), "
-               f"{len(res.skipped)} series skipped, {res.warnings} validation warning(s)")
+    typer.echo(
+        f"intake of {delivery} ({res.kind}): {len(res.scans)} scan(s) of cohort {res.cohort} written to "
+        f"{res.out}; {res.new_subjects} new subject(s), {res.new_sessions} new session(s), "
+        f"{len(res.skipped)} series skipped, {res.warnings} validation warning(s)"
+    )

@@ -6,8 +6,9 @@ import typer
 
 from . import TextJson, app, format_option, workspace
 
-issue_app = typer.Typer(help="Issues reported against a scan or one of its files (cited by revisions).",
-                        no_args_is_help=True)
+issue_app = typer.Typer(
+    help="Issues reported against a scan or one of its files (cited by revisions).", no_args_is_help=True
+)
 app.add_typer(issue_app, name="issue")
 
 
@@ -38,7 +39,9 @@ def _emit(views, format: str) -> None:
 def open_cmd(
     scan: str = typer.Option(..., "--scan", help="the scan cXXXXsXXXXtXX"),
     title: str = typer.Option(..., "--title"),
-    file: str = typer.Option(None, "--file", help="t1|t1_standard|lesion|lesion_standard|metadata or a file name of the scan"),
+    file: str = typer.Option(
+        None, "--file", help="t1|t1_standard|lesion|lesion_standard|metadata or a file name of the scan"
+    ),
     body: str = typer.Option(None, "--body"),
     url: str = typer.Option(None, "--url", help="URL of the issue on the public tracker"),
     format: TextJson = format_option(),

@@ -8,8 +8,9 @@ import typer
 
 from . import TextJson, app, echo_json, format_option, workspace
 
-mask_app = typer.Typer(help="A lesion's mask out of the registry, to correct it and give it back to `revise mask`.",
-                       no_args_is_help=True)
+mask_app = typer.Typer(
+    help="A lesion's mask out of the registry, to correct it and give it back to `revise mask`.", no_args_is_help=True
+)
 app.add_typer(mask_app, name="mask")
 
 
@@ -27,10 +28,19 @@ def export_cmd(
 
     data = raw_voi(workspace(), scan, lesion, erode_layers=erode)
     atomic_write(out, data, mode=0o644)
-    result = {"scan": scan, "lesion": lesion, "eroded": erode, "out": str(out), "bytes": len(data),
-              "sha256": sha256_bytes(data)}
+    result = {
+        "scan": scan,
+        "lesion": lesion,
+        "eroded": erode,
+        "out": str(out),
+        "bytes": len(data),
+        "sha256": sha256_bytes(data),
+    }
     if format == "json":
         echo_json(result)
     else:
-        typer.echo(f"wrote lesion {lesion} of {scan}" + (f" eroded by {erode} voxel(s)" if erode else "")
-                   + f" to {out} ({len(data)} bytes, sha256 {result['sha256'][:12]})")
+        typer.echo(
+            f"wrote lesion {lesion} of {scan}"
+            + (f" eroded by {erode} voxel(s)" if erode else "")
+            + f" to {out} ({len(data)} bytes, sha256 {result['sha256'][:12]})"
+        )

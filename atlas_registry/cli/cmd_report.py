@@ -26,5 +26,7 @@ def report_cmd(
     if format == "json":
         typer.echo(json.dumps(r.to_dict(), sort_keys=True, indent=2))
     else:
-        typer.echo(f"report of {release or 'the registry'} written to {r.index}: {r.scans} scans, {r.lesions} lesions, "
-                   f"{r.standard} standardized, {r.excluded} excluded, {r.thumbnails} thumbnails in {r.seconds:.1f} s")
+        typer.echo(
+            f"report of {release or 'the registry'} written to {r.index}: {r.scans} scans, {r.lesions} lesions, "
+            f"{r.standard} standardized, {r.excluded} excluded, {r.thumbnails} thumbnails in {r.seconds:.1f} s"
+        )

@@ -8,9 +8,11 @@ import typer
 
 from . import TextJson, app, format_option, workspace
 
-revise_app = typer.Typer(help="Correct a scan: masks, lesions, metadata, standardized-subset membership. "
-                              "Every revision is validated like ingest and never overwrites history.",
-                         no_args_is_help=True)
+revise_app = typer.Typer(
+    help="Correct a scan: masks, lesions, metadata, standardized-subset membership. "
+    "Every revision is validated like ingest and never overwrites history.",
+    no_args_is_help=True,
+)
 app.add_typer(revise_app, name="revise")
 
 ISSUE = typer.Option(None, "--issue", help="the issue this revision resolves (required once a release is published)")
@@ -40,8 +42,12 @@ def mask_cmd(
     scan: str = typer.Argument(...),
     raw: Path = typer.Option(..., "--raw", help="the corrected raw VOI"),
     lesion: int = typer.Option(0, "--lesion", help="lesion number (0 = primary)"),
-    smooth_voi: Path = SMOOTH_VOI, smooth_nii: Path = SMOOTH_NII, standard: Path = STANDARD,
-    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
+    smooth_voi: Path = SMOOTH_VOI,
+    smooth_nii: Path = SMOOTH_NII,
+    standard: Path = STANDARD,
+    issue: int = ISSUE,
+    reason: str = REASON,
+    format: TextJson = FORMAT,
 ):
     """Replace the mask of a lesion of SCAN (primary or secondary)."""
     from ..revise import MaskFiles, replace_mask
@@ -58,22 +64,40 @@ def add_cmd(
     location: str = typer.Option(None, "--location", help="cortical|subcortical|other (default: from the mask)"),
     tracer: str = typer.Option(..., "--tracer", help="code of who traced it (T01..)"),
     reviewer: str = typer.Option(..., "--reviewer", help="code of who reviewed it (T01..)"),
-    smooth_voi: Path = SMOOTH_VOI, smooth_nii: Path = SMOOTH_NII, standard: Path = STANDARD,
-    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
+    smooth_voi: Path = SMOOTH_VOI,
+    smooth_nii: Path = SMOOTH_NII,
+    standard: Path = STANDARD,
+    issue: int = ISSUE,
+    reason: str = REASON,
+    format: TextJson = FORMAT,
 ):
     """Add a secondary lesion to SCAN (numbered by size; others renumber)."""
     from ..revise import MaskFiles, add_lesion
 
     files = MaskFiles.from_paths(raw, smooth_voi, smooth_nii, standard)
-    _done(add_lesion(workspace(), scan, files, hemisphere=hemisphere, location=location, tracer=tracer,
-                     reviewer=reviewer, issue=issue, reason=reason), format)
+    _done(
+        add_lesion(
+            workspace(),
+            scan,
+            files,
+            hemisphere=hemisphere,
+            location=location,
+            tracer=tracer,
+            reviewer=reviewer,
+            issue=issue,
+            reason=reason,
+        ),
+        format,
+    )
 
 
 @revise_app.command("remove-lesion")
 def remove_cmd(
     scan: str = typer.Argument(...),
     lesion: int = typer.Option(..., "--lesion", help="lesion number (0 = primary: the largest secondary is promoted)"),
-    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
+    issue: int = ISSUE,
+    reason: str = REASON,
+    format: TextJson = FORMAT,
 ):
     """Remove a lesion of SCAN (retired, not deleted)."""
     from ..revise import remove_lesion
@@ -86,7 +110,9 @@ def metadata_cmd(
     scan: str = typer.Argument(...),
     set_: list[str] = typer.Option(..., "--set", help="FIELD=VALUE (repeatable; empty VALUE clears)"),
     lesion: int = typer.Option(None, "--lesion", help="correct this lesion's annotation instead of the scan report"),
-    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
+    issue: int = ISSUE,
+    reason: str = REASON,
+    format: TextJson = FORMAT,
 ):
     """Correct scan report fields (stroke_type, primary_location, primary_hemisphere, vascular_territory,
     pvh, dwmh, notes) or, with --lesion, annotation fields (hemisphere, location, tracer, reviewer)."""
@@ -106,7 +132,9 @@ def metadata_cmd(
 def exclude_cmd(
     scan: str = typer.Argument(...),
     note: str = typer.Option(None, "--note", help="why it leaves the standardized subset (default: the reason)"),
-    issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT,
+    issue: int = ISSUE,
+    reason: str = REASON,
+    format: TextJson = FORMAT,
 ):
     """Exclude SCAN from the standardized subset."""
     from ..revise import exclude_scan
@@ -123,8 +151,12 @@ def include_cmd(scan: str = typer.Argument(...), issue: int = ISSUE, reason: str
 
 
 @revise_app.command("withdraw")
-def withdraw_cmd(scan: str = typer.Argument(..., help="a scan cXXXXsXXXXtXX, or a subject cXXXXsXXXX: all its scans"),
-                 issue: int = ISSUE, reason: str = REASON, format: TextJson = FORMAT):
+def withdraw_cmd(
+    scan: str = typer.Argument(..., help="a scan cXXXXsXXXXtXX, or a subject cXXXXsXXXX: all its scans"),
+    issue: int = ISSUE,
+    reason: str = REASON,
+    format: TextJson = FORMAT,
+):
     """Withdraw SCAN (or every scan of a subject, at once) from every future release: consent
     withdrawn, ineligible, a duplicate. Published releases keep it."""
     import re

@@ -6,8 +6,9 @@ import typer
 
 from . import TextJson, app, format_option, workspace
 
-stats_app = typer.Typer(help="Statistics as the data descriptor reports them (Tables 1-2, volumes, overlap map).",
-                        no_args_is_help=True)
+stats_app = typer.Typer(
+    help="Statistics as the data descriptor reports them (Tables 1-2, volumes, overlap map).", no_args_is_help=True
+)
 app.add_typer(stats_app, name="stats")
 
 _RELEASE_PARQUET = "Compute from this release's Parquet files (DuckDB)."
@@ -52,5 +53,8 @@ def overlap_cmd(
     """Probabilistic overlap map of the primary lesions in MNI space (0-1) as NIfTI, plus a PNG."""
     from .. import stats
 
-    _emit(format, lambda: stats.overlap_map(workspace(), out, release),
-          lambda r: f"overlap of {r['n_scans']} primary lesions (max {r['max']:.3f}) -> {r['out']}, {r['png']}")
+    _emit(
+        format,
+        lambda: stats.overlap_map(workspace(), out, release),
+        lambda r: f"overlap of {r['n_scans']} primary lesions (max {r['max']:.3f}) -> {r['out']}, {r['png']}",
+    )

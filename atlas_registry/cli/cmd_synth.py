@@ -13,11 +13,15 @@ from . import TextJson, app, format_option, progress_option, want_progress
 def synth_cmd(
     out: str = typer.Argument(..., help="Output folder (created; must be empty unless --force)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
-    scale: Literal["small", "full"] = typer.Option("small", "--scale", help="small: 3 mm grids, seconds; full: real resolution."),
+    scale: Literal["small", "full"] = typer.Option(
+        "small", "--scale", help="small: 3 mm grids, seconds; full: real resolution."
+    ),
     cohorts: str = typer.Option("", "--cohorts", help="Comma-separated cohorts, e.g. c0001,c0009 [default: all 11]."),
     workers: int = typer.Option(0, "--workers", help="Worker processes [default: all cores]."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier synth output in OUT."),
-    reliability: bool = typer.Option(True, "--reliability/--no-reliability", help="Also write the tracer reliability study."),
+    reliability: bool = typer.Option(
+        True, "--reliability/--no-reliability", help="Also write the tracer reliability study."
+    ),
     format: TextJson = format_option(),
     show_progress: bool = progress_option(),
 ):
@@ -31,9 +35,16 @@ def synth_cmd(
 
     started = time.monotonic()
     # No auto-refresh thread: worker processes are forked while the bar is live.
-    bar = Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                   TimeElapsedColumn(), auto_refresh=False, transient=format == "json",
-                   disable=not want_progress(show_progress, format))
+    bar = Progress(
+        TextColumn("synth"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        auto_refresh=False,
+        transient=format == "json",
+        disable=not want_progress(show_progress, format),
+    )
     with bar:
         task = bar.add_task("", total=None)
 
@@ -41,8 +52,16 @@ def synth_cmd(
             bar.update(task, completed=done, total=total, description=label)
             bar.refresh()
 
-        summary = generate(out, seed=seed, scale=scale, cohorts=cohorts or None, workers=workers or None,
-                           overwrite=force, with_reliability=reliability, progress=progress)
+        summary = generate(
+            out,
+            seed=seed,
+            scale=scale,
+            cohorts=cohorts or None,
+            workers=workers or None,
+            overwrite=force,
+            with_reliability=reliability,
+            progress=progress,
+        )
     seconds = time.monotonic() - started
     if format == "json":
         typer.echo(json.dumps({**summary, "out": out, "seconds": round(seconds, 1)}, sort_keys=True, indent=2))
@@ -53,4 +72,6 @@ def synth_cmd(
         f"standardized) to {out} in {seconds:.1f} s"
     )
     if vol:
-        typer.echo(f"lesion volume {vol['mean']:.4g} ± {vol['sd']:.4g} mm³ (min {vol['min']:.4g}, max {vol['max']:.4g})")
+        typer.echo(
+            f"lesion volume {vol['mean']:.4g} ± {vol['sd']:.4g} mm³ (min {vol['min']:.4g}, max {vol['max']:.4g})"
+        )

@@ -21,9 +21,17 @@ from .view import ReleaseView, build_view
 __all__ = ["ManifestEntry", "ReleaseView", "build_view", "write_archives"]
 
 
-def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_notes: str = "",
-                   cache_dir: Path | None = None, progress: bool = False,
-                   existing: dict | None = None) -> list[ManifestEntry]:
+def write_archives(
+    ws,
+    view: ReleaseView,
+    out: Path,
+    *,
+    changes: str,
+    release_notes: str = "",
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    existing: dict | None = None,
+) -> list[ManifestEntry]:
     """Write ``out/icpsr``, ``out/bids``, ``out/parquet`` and ``out/packages`` (the archives of
     ``view.spec.archives``; packages with icpsr). Returns one entry per file, sorted by path.
 
@@ -74,7 +82,9 @@ def write_archives(ws, view: ReleaseView, out: Path, *, changes: str, release_no
     finally:
         output.close(cancel=not done)  # a failed build stops at once: no copying of what will be thrown away
     gate.save()  # only after a complete build: every remembered verdict passed
-    say(f"done: {len(output.entries)} files ({output.reused} kept from the earlier build, {removed} removed); "
+    say(
+        f"done: {len(output.entries)} files ({output.reused} kept from the earlier build, {removed} removed); "
         f"cache {cache.hits} hits, {cache.misses} misses; "
-        f"de-identification: {gate.checked} checked, {gate.cached} known")
+        f"de-identification: {gate.checked} checked, {gate.cached} known"
+    )
     return sorted(output.entries, key=lambda e: e.path)

@@ -34,7 +34,7 @@ from .view import ReleaseView
 BAGIT_TXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 DESCRIPTIONS = {
     "icpsr": "native-space archive (T1-weighted MRIs, lesion masks, metadata tables) for deposit at ICPSR, "
-             "under its data use agreement",
+    "under its data use agreement",
     "bids": "standardized subset as a BIDS derivative dataset (defaced, registered to a template), public",
     "parquet": "metadata tables in Parquet (public identifiers only), public",
 }
@@ -81,8 +81,9 @@ def _write_bag(output: Output, view: ReleaseView, archive: str) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             dirs.add(dst.parent)
         output.link(output.path(e.path), dst, e.size)
-        output.entries.append(e.__class__(f"{base}/data/{e.path[cut:]}", e.size, e.sha256, "packages",
-                                          e.scan, e.source_revision_id))
+        output.entries.append(
+            e.__class__(f"{base}/data/{e.path[cut:]}", e.size, e.sha256, "packages", e.scan, e.source_revision_id)
+        )
     output.wait(files=True)
     info = bag_info(spec, archive, payload)
     tags = {
@@ -94,8 +95,9 @@ def _write_bag(output: Output, view: ReleaseView, archive: str) -> None:
     for fname, text in tags.items():
         ent = output.write_text(f"{base}/{fname}", text, archive="packages")
         tagman.append(f"{ent.sha256}  {fname}\n")
-    output.write_text(f"{base}/tagmanifest-sha256.txt", "".join(sorted(tagman, key=lambda l: l.split()[1])),
-                      archive="packages")
+    output.write_text(
+        f"{base}/tagmanifest-sha256.txt", "".join(sorted(tagman, key=lambda line: line.split()[1])), archive="packages"
+    )
 
 
 def deposit_zip_path(name: str) -> str:

@@ -48,18 +48,30 @@ def template_reference(space: str, voxel_mm) -> str:
     if label is None:
         return space
     return f"{TEMPLATEFLOW}/tpl-{space}/tpl-{space}_res-{label}_T1w.nii.gz"
+
+
 UNION_DESC = "T1lesion"
 UNION_RECIPE = "bids-union-mask-1"
 NA = "n/a"
 
-PVH_LEVELS = {"0": "absent", "1": "caps or pencil-thin lining", "2": "smooth halo",
-              "3": "irregular, extending into the deep white matter"}
+PVH_LEVELS = {
+    "0": "absent",
+    "1": "caps or pencil-thin lining",
+    "2": "smooth halo",
+    "3": "irregular, extending into the deep white matter",
+}
 DWMH_LEVELS = {"0": "absent", "1": "punctate foci", "2": "beginning confluence of foci", "3": "large confluent areas"}
-HEMISPHERE_LEVELS = {"left": "left hemisphere", "right": "right hemisphere", "brainstem": "brainstem",
-                     "bilateral": "both hemispheres"}
+HEMISPHERE_LEVELS = {
+    "left": "left hemisphere",
+    "right": "right hemisphere",
+    "brainstem": "brainstem",
+    "bilateral": "both hemispheres",
+}
 _COUNT_COLUMNS = (  # (column, hemisphere, location) counted over the scan's lesion annotations
-    ("lesions_lh_cortical", "left", "cortical"), ("lesions_lh_subcortical", "left", "subcortical"),
-    ("lesions_rh_cortical", "right", "cortical"), ("lesions_rh_subcortical", "right", "subcortical"),
+    ("lesions_lh_cortical", "left", "cortical"),
+    ("lesions_lh_subcortical", "left", "subcortical"),
+    ("lesions_rh_cortical", "right", "cortical"),
+    ("lesions_rh_subcortical", "right", "subcortical"),
     ("lesions_other", "other", "other"),
 )
 
@@ -90,9 +102,10 @@ def _uri(path: str) -> str:
 
 # -- the union mask ------------------------------------------------------------------------------
 
+
 def union_mask_bytes(store, lesions: tuple[LesionInfo, ...]) -> bytes:
     """Every lesion of a scan in one uint8 mask (header of the primary's mask, no extensions)."""
-    imgs = [niio.decode(store.get(l.standard.sha256), l.standard.sha256) for l in lesions]
+    imgs = [niio.decode(store.get(les.standard.sha256), les.standard.sha256) for les in lesions]
     ref = imgs[0]
     union = np.zeros(ref.shape[:3], dtype=bool)
     for img in imgs:
@@ -109,6 +122,7 @@ def union_mask_bytes(store, lesions: tuple[LesionInfo, ...]) -> bytes:
 
 
 # -- tables ----------------------------------------------------------------------------------------
+
 
 def _cell(v) -> str:
     if v is None or v == "":
@@ -134,21 +148,40 @@ def _counts_as(les: LesionInfo, hemisphere: str, location: str) -> bool:
 
 def _scan_columns(s: ScanView) -> dict:
     r, sc = s.report, s.scanner
-    counts = {col: sum(1 for l in s.lesions if _counts_as(l, h, loc)) for col, h, loc in _COUNT_COLUMNS}
+    counts = {col: sum(1 for les in s.lesions if _counts_as(les, h, loc)) for col, h, loc in _COUNT_COLUMNS}
     return {
-        "scanner_manufacturer": sc and sc.manufacturer, "scanner_model": sc and sc.model,
+        "scanner_manufacturer": sc and sc.manufacturer,
+        "scanner_model": sc and sc.model,
         "field_strength": sc and sc.field_strength_t,
-        "stroke_type": r and r.stroke_type, "primary_location": r and r.primary_location,
-        "primary_hemisphere": r and r.primary_hemisphere, "vascular_territory": r and r.vascular_territory,
-        "pvh": r and r.pvh, "dwmh": r and r.dwmh, "n_lesions": len(s.lesions), **counts,
-        "lesion_volume": round(sum(l.standard.volume_mm3 for l in s.lesions if l.standard), 3),
+        "stroke_type": r and r.stroke_type,
+        "primary_location": r and r.primary_location,
+        "primary_hemisphere": r and r.primary_hemisphere,
+        "vascular_territory": r and r.vascular_territory,
+        "pvh": r and r.pvh,
+        "dwmh": r and r.dwmh,
+        "n_lesions": len(s.lesions),
+        **counts,
+        "lesion_volume": round(sum(les.standard.volume_mm3 for les in s.lesions if les.standard), 3),
     }
 
 
-PARTICIPANT_COLUMNS = ["participant_id", "cohort", "n_sessions", "scanner_manufacturer", "scanner_model",
-                       "field_strength", "stroke_type", "primary_location", "primary_hemisphere",
-                       "vascular_territory", "pvh", "dwmh", "n_lesions", *[c for c, _, _ in _COUNT_COLUMNS],
-                       "lesion_volume"]
+PARTICIPANT_COLUMNS = [
+    "participant_id",
+    "cohort",
+    "n_sessions",
+    "scanner_manufacturer",
+    "scanner_model",
+    "field_strength",
+    "stroke_type",
+    "primary_location",
+    "primary_hemisphere",
+    "vascular_territory",
+    "pvh",
+    "dwmh",
+    "n_lesions",
+    *[c for c, _, _ in _COUNT_COLUMNS],
+    "lesion_volume",
+]
 SESSION_COLUMNS = ["session_id", *PARTICIPANT_COLUMNS[3:]]
 # Participant-level free text (DEID007 applies to these cells).
 TEXT_COLUMNS = ("scanner_manufacturer", "scanner_model", "stroke_type", "primary_location", "vascular_territory")
@@ -160,39 +193,61 @@ def _levels(values) -> dict:
 
 def column_descriptions(view: ReleaseView, scans: list[ScanView], *, sessions: bool = False) -> dict:
     """Column dictionaries of participants.tsv, or (``sessions``) of sub-<label>_sessions.tsv."""
-    first = ("At this session." if sessions else
-             "At the subject's first session in this dataset; sub-<label>_sessions.tsv gives every session.")
+    first = (
+        "At this session."
+        if sessions
+        else "At the subject's first session in this dataset; sub-<label>_sessions.tsv gives every session."
+    )
     sites = {c.code: c.site or f"cohort {c.code}" for c in view.cohorts}
     d = {
         "participant_id": {"Description": "Public, pseudonymous subject label (not the native identifier)."},
-        "cohort": {"Description": "Contributing cohort (research site).",
-                   "Levels": {c: sites.get(c, c) for c in sorted({s.cohort for s in scans})}},
+        "cohort": {
+            "Description": "Contributing cohort (research site).",
+            "Levels": {c: sites.get(c, c) for c in sorted({s.cohort for s in scans})},
+        },
         "n_sessions": {"Description": "Number of sessions (timepoints) of the subject in this dataset."},
         "session_id": {"Description": "Session label ses-<n>: the timepoint number of the scan."},
-        "scanner_manufacturer": {"Description": "MRI scanner manufacturer.",
-                                 "Levels": _levels(s.scanner and s.scanner.manufacturer for s in scans)},
-        "scanner_model": {"Description": "MRI scanner model.", "Levels": _levels(s.scanner and s.scanner.model for s in scans)},
+        "scanner_manufacturer": {
+            "Description": "MRI scanner manufacturer.",
+            "Levels": _levels(s.scanner and s.scanner.manufacturer for s in scans),
+        },
+        "scanner_model": {
+            "Description": "MRI scanner model.",
+            "Levels": _levels(s.scanner and s.scanner.model for s in scans),
+        },
         "field_strength": {"Description": "Scanner field strength.", "Units": "T"},
-        "stroke_type": {"Description": "Type of stroke (neuroradiologist's report). " + first,
-                        "Levels": _levels(s.report and s.report.stroke_type for s in scans)},
+        "stroke_type": {
+            "Description": "Type of stroke (neuroradiologist's report). " + first,
+            "Levels": _levels(s.report and s.report.stroke_type for s in scans),
+        },
         "primary_location": {"Description": "Location of the primary stroke (neuroradiologist's report). " + first},
-        "primary_hemisphere": {"Description": "Hemisphere of the primary stroke. " + first,
-                               "Levels": HEMISPHERE_LEVELS},
-        "vascular_territory": {"Description": "Vascular territory of the primary stroke. " + first,
-                               "Levels": _levels(s.report and s.report.vascular_territory for s in scans)},
-        "pvh": {"Description": "Periventricular white matter hyperintensities, Fazekas grade. " + first,
-                "Levels": PVH_LEVELS},
+        "primary_hemisphere": {
+            "Description": "Hemisphere of the primary stroke. " + first,
+            "Levels": HEMISPHERE_LEVELS,
+        },
+        "vascular_territory": {
+            "Description": "Vascular territory of the primary stroke. " + first,
+            "Levels": _levels(s.report and s.report.vascular_territory for s in scans),
+        },
+        "pvh": {
+            "Description": "Periventricular white matter hyperintensities, Fazekas grade. " + first,
+            "Levels": PVH_LEVELS,
+        },
         "dwmh": {"Description": "Deep white matter hyperintensities, Fazekas grade. " + first, "Levels": DWMH_LEVELS},
         "n_lesions": {"Description": "Number of lesion masks (primary + secondary). " + first},
         "lesions_lh_cortical": {"Description": "Left-hemisphere lesions reaching the cortex. " + first},
-        "lesions_lh_subcortical": {"Description": "Left-hemisphere lesions wholly within white matter and "
-                                                  "subcortical structures. " + first},
+        "lesions_lh_subcortical": {
+            "Description": "Left-hemisphere lesions wholly within white matter and subcortical structures. " + first
+        },
         "lesions_rh_cortical": {"Description": "Right-hemisphere lesions reaching the cortex. " + first},
-        "lesions_rh_subcortical": {"Description": "Right-hemisphere lesions wholly within white matter and "
-                                                  "subcortical structures. " + first},
+        "lesions_rh_subcortical": {
+            "Description": "Right-hemisphere lesions wholly within white matter and subcortical structures. " + first
+        },
         "lesions_other": {"Description": "Lesions in the brainstem or cerebellum. " + first},
-        "lesion_volume": {"Description": "Total lesion volume in template space (sum of the lesion masks). " + first,
-                          "Units": "mm^3"},
+        "lesion_volume": {
+            "Description": "Total lesion volume in template space (sum of the lesion masks). " + first,
+            "Units": "mm^3",
+        },
     }
     return d
 
@@ -206,8 +261,13 @@ _ROW_TYPES = {
     "participant_id": {"type": "string", "pattern": "^sub-[a-z0-9]+$"},
     "session_id": {"type": "string", "pattern": "^ses-[0-9]+$"},
     "cohort": {"type": "string", "pattern": "^c[0-9]{4}$"},
-    "n_sessions": _COUNT, "n_lesions": _COUNT, **{c: _COUNT for c, _, _ in _COUNT_COLUMNS},
-    "field_strength": _NUMBER, "lesion_volume": _NUMBER, "pvh": _GRADE, "dwmh": _GRADE,
+    "n_sessions": _COUNT,
+    "n_lesions": _COUNT,
+    **{c: _COUNT for c, _, _ in _COUNT_COLUMNS},
+    "field_strength": _NUMBER,
+    "lesion_volume": _NUMBER,
+    "pvh": _GRADE,
+    "dwmh": _GRADE,
     "primary_hemisphere": {"anyOf": [{"enum": list(HEMISPHERE_LEVELS)}, _NA]},
 }
 
@@ -220,8 +280,8 @@ def tsv_json_schema(columns: list[str], title: str, schema_id: str | None = None
         **({"$id": schema_id} if schema_id else {}),
         "title": title,
         "description": "One row of the BIDS archive's table, every cell a string as written (n/a: missing). "
-                       "Written by atlas_registry.export.bids.tsv_json_schema(); participants.json in the "
-                       "archive describes each column and lists its levels.",
+        "Written by atlas_registry.export.bids.tsv_json_schema(); participants.json in the "
+        "archive describes each column and lists its levels.",
         "type": "object",
         "properties": {c: _ROW_TYPES.get(c, _TEXT) for c in columns},
         "required": list(columns),
@@ -238,8 +298,9 @@ def participants(view: ReleaseView) -> tuple[list[dict], dict[str, list[dict]]]:
     rows, sessions = [], {}
     for sub in sorted(by_subject):
         scans = sorted(by_subject[sub], key=lambda s: s.timepoint)
-        rows.append({"participant_id": sub, "cohort": scans[0].cohort, "n_sessions": len(scans),
-                     **_scan_columns(scans[0])})
+        rows.append(
+            {"participant_id": sub, "cohort": scans[0].cohort, "n_sessions": len(scans), **_scan_columns(scans[0])}
+        )
         if len(scans) > 1:
             sessions[sub] = [{"session_id": s.bids_session, **_scan_columns(s)} for s in scans]
     return rows, sessions
@@ -247,20 +308,40 @@ def participants(view: ReleaseView) -> tuple[list[dict], dict[str, list[dict]]]:
 
 # -- documents ------------------------------------------------------------------------------------
 
+
 def dataset_description(view: ReleaseView) -> dict:
     spec = view.spec
-    made = [{"Name": p["name"], "Version": p["version"], "Description": p["description"],
-             **({"CodeURL": p["code_url"]} if p.get("code_url") else {})} for p in spec.standard.pipeline]
-    sources = [{**({"URL": d["url"]} if d.get("url") else {}), **({"DOI": d["doi"]} if d.get("doi") else {}),
-                "Version": d["version"]} for d in spec.standard.source_datasets]
+    made = [
+        {
+            "Name": p["name"],
+            "Version": p["version"],
+            "Description": p["description"],
+            **({"CodeURL": p["code_url"]} if p.get("code_url") else {}),
+        }
+        for p in spec.standard.pipeline
+    ]
+    sources = [
+        {
+            **({"URL": d["url"]} if d.get("url") else {}),
+            **({"DOI": d["doi"]} if d.get("doi") else {}),
+            "Version": d["version"],
+        }
+        for d in spec.standard.source_datasets
+    ]
     d = {
         "Name": spec.title,
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [*made, {"Name": "atlas-registry", "Version": __version__,
-                                "Description": f"packaging of release {spec.name} (version {spec.version}, "
-                                               f"registry revision {view.revision}): selection, union masks, "
-                                               "sidecars and tables"}],
+        "GeneratedBy": [
+            *made,
+            {
+                "Name": "atlas-registry",
+                "Version": __version__,
+                "Description": f"packaging of release {spec.name} (version {spec.version}, "
+                f"registry revision {view.revision}): selection, union masks, "
+                "sidecars and tables",
+            },
+        ],
         "SourceDatasets": sources,
         "License": spec.license or "n/a",
         "Authors": list(spec.authors),
@@ -274,34 +355,44 @@ def dataset_description(view: ReleaseView) -> dict:
 
 def pybids_sections(space: str) -> list[str]:
     """Markdown lines: how to load the dataset with pybids (a test runs the snippet on a build)."""
-    return ["## Loading with pybids", "",
-            "This is a derivative dataset (`DatasetType` `derivative`; every image has a `space-` entity). With "
-            "its default settings pybids validates files as raw BIDS and indexes none of the images or masks here, "
-            "without a warning. Load it as a derivative, without raw-BIDS validation:", "",
-            "```python",
-            "from bids import BIDSLayout",
-            "",
-            'layout = BIDSLayout("path/to/bids", is_derivative=True, validate=False)',
-            f't1w = layout.get(suffix="T1w", space="{space}", extension=".nii.gz", return_type="filename")',
-            f'masks = layout.get(suffix="mask", label="L", desc="{UNION_DESC}", extension=".nii.gz", '
-            'return_type="filename")',
-            'primary = layout.get(suffix="mask", desc="primary", extension=".nii.gz", return_type="filename")',
-            'print(len(layout.get_subjects()), "subjects,", len(t1w), "T1w images,", len(masks), "lesion masks,",',
-            '      len(primary), "primary lesion masks")',
-            "```", ""]
+    return [
+        "## Loading with pybids",
+        "",
+        "This is a derivative dataset (`DatasetType` `derivative`; every image has a `space-` entity). With "
+        "its default settings pybids validates files as raw BIDS and indexes none of the images or masks here, "
+        "without a warning. Load it as a derivative, without raw-BIDS validation:",
+        "",
+        "```python",
+        "from bids import BIDSLayout",
+        "",
+        'layout = BIDSLayout("path/to/bids", is_derivative=True, validate=False)',
+        f't1w = layout.get(suffix="T1w", space="{space}", extension=".nii.gz", return_type="filename")',
+        f'masks = layout.get(suffix="mask", label="L", desc="{UNION_DESC}", extension=".nii.gz", '
+        'return_type="filename")',
+        'primary = layout.get(suffix="mask", desc="primary", extension=".nii.gz", return_type="filename")',
+        'print(len(layout.get_subjects()), "subjects,", len(t1w), "T1w images,", len(masks), "lesion masks,",',
+        '      len(primary), "primary lesion masks")',
+        "```",
+        "",
+    ]
 
 
 def readme(view: ReleaseView, release_notes: str = "") -> str:
     spec, space = view.spec, view.spec.standard.space
     n_sub = len({s.public_label for s in view.standard_scans})
     parts = [
-        f"# {spec.title}", "",
-        f"Release {spec.name}, version {spec.version}, {spec.date}.", "",
-        spec.description.strip(), "",
-        "## This dataset", "",
+        f"# {spec.title}",
+        "",
+        f"Release {spec.name}, version {spec.version}, {spec.date}.",
+        "",
+        spec.description.strip(),
+        "",
+        "## This dataset",
+        "",
         f"The standardized subset: {len(view.standard_scans)} T1-weighted MRIs of {n_sub} subjects, defaced, "
         f"intensity-normalized and registered to {space}, with manually traced lesion masks. It is a BIDS "
-        "derivative dataset.", "",
+        "derivative dataset.",
+        "",
         "* `sub-<label>` is a public, pseudonymous subject label; `ses-<n>` is the timepoint "
         "(several sessions of one subject are the same person: do not treat them as independent).",
         f"* `*_space-{space}_T1w.nii.gz`: the defaced T1-weighted image.",
@@ -311,18 +402,22 @@ def readme(view: ReleaseView, release_notes: str = "") -> str:
         "per lesion, the primary apart from the secondary lesions (secondary 1 is the largest).",
         "* `participants.tsv` (described by `participants.json`): cohort, scanner, the neuroradiologist's "
         "report and lesion counts; `n/a` marks a missing value. Subjects with several sessions have "
-        "`sub-<label>/sub-<label>_sessions.tsv`.", "",
+        "`sub-<label>/sub-<label>_sessions.tsv`.",
+        "",
         *pybids_sections(space),
         *linking_sections(public=True),
-        *ddi.terms_sections(spec), *ddi.closing_sections(spec, release_notes),
+        *ddi.terms_sections(spec),
+        *ddi.closing_sections(spec, release_notes),
     ]
     return "\n".join(parts)
 
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "",
-               masks: list | None = None) -> dict[str, str]:
+
+def write_bids(
+    output, view: ReleaseView, gate, *, changes: str, release_notes: str = "", masks: list | None = None
+) -> dict[str, str]:
     """Write ``bids/``; returns scan code -> path of its T1 in the archive (for the Parquet images table).
     ``masks``, when given, receives one :class:`MaskFile` per mask file written (for the Parquet masks table)."""
     space = view.spec.standard.space
@@ -346,19 +441,32 @@ def write_bids(output, view: ReleaseView, gate, *, changes: str, release_notes: 
     doc("participants.tsv", _tsv(PARTICIPANT_COLUMNS, rows).encode(), rev=view.revision)
     # the column dictionary, with the top-level Description the BIDS schema recommends for tabular sidecars
     # (without it the official validator warns SIDECAR_KEY_RECOMMENDED)
-    doc("participants.json", {"Description": "One row per subject of the standardized subset: cohort, scanner, the "
-                                             "neuroradiologist's report and lesion counts at the first session.",
-                              **{c: cols[c] for c in PARTICIPANT_COLUMNS}})
+    doc(
+        "participants.json",
+        {
+            "Description": "One row per subject of the standardized subset: cohort, scanner, the "
+            "neuroradiologist's report and lesion counts at the first session.",
+            **{c: cols[c] for c in PARTICIPANT_COLUMNS},
+        },
+    )
     for sub, srows in sessions.items():
         gate.table(f"bids/{sub}/{sub}_sessions.tsv", "sessions", SESSION_COLUMNS, srows, text_columns=TEXT_COLUMNS)
         doc(f"{sub}/{sub}_sessions.tsv", _tsv(SESSION_COLUMNS, srows).encode(), rev=view.revision)
     if sessions:  # one column dictionary for every sub-<label>_sessions.tsv (inheritance principle)
         scols = column_descriptions(view, list(view.standard_scans), sessions=True)
-        scols["session_id"] = {"Description": "Session label ses-<n>: the timepoint number of the scan; one row "
-                                              "per session of a subject scanned more than once."}
-        doc("sessions.json", {"Description": "One row per session (timepoint) of a subject scanned more than once: "
-                                             "scanner, the neuroradiologist's report and lesion counts at that "
-                                             "session.", **{c: scols[c] for c in SESSION_COLUMNS}})
+        scols["session_id"] = {
+            "Description": "Session label ses-<n>: the timepoint number of the scan; one row "
+            "per session of a subject scanned more than once."
+        }
+        doc(
+            "sessions.json",
+            {
+                "Description": "One row per session (timepoint) of a subject scanned more than once: "
+                "scanner, the neuroradiologist's report and lesion counts at that "
+                "session.",
+                **{c: scols[c] for c in SESSION_COLUMNS},
+            },
+        )
 
     for s in view.standard_scans:
         _write_scan(output, gate, store, s, space, t1_paths, doc, masks if masks is not None else [])
@@ -384,7 +492,7 @@ class MaskFile:
 
 def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> tuple[int, str]:
     """The union mask of a scan with several lesions (computed once per set of inputs, then cached)."""
-    key = output.cache.key(UNION_RECIPE, *[l.standard.sha256 for l in s.lesions])
+    key = output.cache.key(UNION_RECIPE, *[les.standard.sha256 for les in s.lesions])
     data = output.cache.get_or_make(key, lambda: union_mask_bytes(output.store, s.lesions))
     gate.nifti(rel, data, sha256_bytes(data), mask=True)
     e = output.write(rel, data, archive="bids", scan=s.code, rev=rev)
@@ -394,17 +502,28 @@ def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> tuple[int, st
 def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, doc, masks: list) -> None:
     t1 = t1_path(s, space)
     t1_paths[s.code] = "bids/" + t1
-    output.copy_object("bids/" + t1, s.t1_standard.sha256, s.t1_standard.size, archive="bids", scan=s.code,
-                       rev=s.t1_standard.created_rev_id)
+    output.copy_object(
+        "bids/" + t1,
+        s.t1_standard.sha256,
+        s.t1_standard.size,
+        archive="bids",
+        scan=s.code,
+        rev=s.t1_standard.created_rev_id,
+    )
     path = store.path_of(s.t1_standard.sha256)
     gate.nifti("bids/" + t1, path, s.t1_standard.sha256, mask=False)
     output.submit(gate.defaced, "bids/" + t1, path, s.t1_standard.sha256)
     template = template_reference(space, s.t1_standard.voxel_mm)
-    t1_side = {"SkullStripped": False, "Defaced": True, "IntensityNormalized": True,
-               "Description": f"T1-weighted MRI, defaced, intensity-normalized, linearly registered to {space}. "
-                              "Derived from the native-space T1 of the restricted archive (not named here: "
-                              "see README) and the template it was registered to (Sources).",
-               "SpatialReference": template, "Sources": [template] if template.startswith("http") else []}
+    t1_side = {
+        "SkullStripped": False,
+        "Defaced": True,
+        "IntensityNormalized": True,
+        "Description": f"T1-weighted MRI, defaced, intensity-normalized, linearly registered to {space}. "
+        "Derived from the native-space T1 of the restricted archive (not named here: "
+        "see README) and the template it was registered to (Sources).",
+        "SpatialReference": template,
+        "Sources": [template] if template.startswith("http") else [],
+    }
     if not t1_side["Sources"]:
         del t1_side["Sources"]
     doc(_sidecar(t1), t1_side, rev=s.t1_standard.created_rev_id, scan=s.code)
@@ -418,14 +537,21 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
         masks.append(MaskFile(s.code, les.number, lesion_desc(les.number), "bids/" + rel, m.size, m.sha256))
         gate.nifti("bids/" + rel, store.path_of(m.sha256), m.sha256, mask=True)
         what = "primary lesion" if les.is_primary else f"secondary lesion {les.number} (largest secondary first)"
-        side = {"Type": "Lesion", "Description": f"Manually traced {what}, resampled to {space} (nearest neighbour).",
-                "Sources": [_uri(t1)], "SpatialReference": _uri(t1), "LesionNumber": les.number,
-                "Hemisphere": les.hemisphere or NA, "Location": les.location or NA,
-                "Volume": round(m.volume_mm3, 3), "VolumeUnits": "mm^3"}
+        side = {
+            "Type": "Lesion",
+            "Description": f"Manually traced {what}, resampled to {space} (nearest neighbour).",
+            "Sources": [_uri(t1)],
+            "SpatialReference": _uri(t1),
+            "LesionNumber": les.number,
+            "Hemisphere": les.hemisphere or NA,
+            "Location": les.location or NA,
+            "Volume": round(m.volume_mm3, 3),
+            "VolumeUnits": "mm^3",
+        }
         doc(_sidecar(rel), side, rev=m.created_rev_id, scan=s.code)
 
     union = mask_path(s, space, UNION_DESC)
-    rev = max(l.standard.created_rev_id for l in s.lesions)
+    rev = max(les.standard.created_rev_id for les in s.lesions)
     if len(s.lesions) == 1:
         m = s.lesions[0].standard
         output.copy_object("bids/" + union, m.sha256, m.size, archive="bids", scan=s.code, rev=rev)
@@ -433,8 +559,11 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     else:
         fut = output.submit(_write_union, output, gate, s, "bids/" + union, rev)
         masks.append(MaskFile(s.code, None, UNION_DESC, "bids/" + union, pending=fut))
-    side = {"Type": "Lesion", "Description": "Every lesion of the scan in one mask (voxel-wise union of the "
-                                             "per-lesion masks).",
-            "Sources": [_uri(p) for p in lesion_paths], "SpatialReference": _uri(t1),
-            "NumberOfLesions": len(s.lesions)}
+    side = {
+        "Type": "Lesion",
+        "Description": "Every lesion of the scan in one mask (voxel-wise union of the per-lesion masks).",
+        "Sources": [_uri(p) for p in lesion_paths],
+        "SpatialReference": _uri(t1),
+        "NumberOfLesions": len(s.lesions),
+    }
     doc(_sidecar(union), side, rev=rev, scan=s.code)

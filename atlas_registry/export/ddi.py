@@ -56,8 +56,12 @@ class DataFile:
     coded: bool = True  # text categories are numeric codes 1..k in the SPSS/Stata forms
 
 
-MIME = {".csv": "text/csv", ".sav": "application/x-spss-sav", ".dta": "application/x-stata-dta",
-        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+MIME = {
+    ".csv": "text/csv",
+    ".sav": "application/x-spss-sav",
+    ".dta": "application/x-stata-dta",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 def category_code(var: Variable, value: str) -> str:
@@ -124,10 +128,14 @@ def _doi(spec: ReleaseSpec) -> str | None:
 def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | None) -> bytes:
     ET.register_namespace("", DDI_NS)
     ET.register_namespace("xsi", XSI_NS)
-    root = ET.Element(f"{{{DDI_NS}}}codeBook", {
-        "version": "2.5", "ID": f"atlas-{spec.name}",
-        f"{{{XSI_NS}}}schemaLocation": f"{DDI_NS} {DDI_XSD}",
-    })
+    root = ET.Element(
+        f"{{{DDI_NS}}}codeBook",
+        {
+            "version": "2.5",
+            "ID": f"atlas-{spec.name}",
+            f"{{{XSI_NS}}}schemaLocation": f"{DDI_NS} {DDI_XSD}",
+        },
+    )
     doc = _sub(root, "docDscr")
     dcit = _sub(doc, "citation")
     _sub(_sub(dcit, "titlStmt"), "titl", f"Codebook: {spec.title}")
@@ -182,8 +190,10 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
 
     described: set[str] = set()
     for f in files:
-        for fid, name, uri, mime, note in [(f.id, f.name, f.uri, "text/csv", ""),
-                                           *[(x.id, x.name, x.uri, x.mime, x.note) for x in f.forms]]:
+        for fid, name, uri, mime, note in [
+            (f.id, f.name, f.uri, "text/csv", ""),
+            *[(x.id, x.name, x.uri, x.mime, x.note) for x in f.forms],
+        ]:
             if fid in described:  # the workbook holds several tables: described once
                 continue
             described.add(fid)
@@ -202,13 +212,29 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
     for f in files:
         for v in f.variables:
             n += 1
-            var = _sub(data, "var", ID=f"V{n}", name=v.stat_name, files=" ".join([f.id, *[x.id for x in f.forms]]),
-                       intrvl="contin" if v.numeric and not v.categories else "discrete")
+            var = _sub(
+                data,
+                "var",
+                ID=f"V{n}",
+                name=v.stat_name,
+                files=" ".join([f.id, *[x.id for x in f.forms]]),
+                intrvl="contin" if v.numeric and not v.categories else "discrete",
+            )
             _sub(var, "labl", v.label)
             for typ, val in summary(v, f.rows).items():
                 _sub(var, "sumStat", val, type=typ)
-            _sub(var, "txt", " ".join(x for x in (v.description, f"Column {v.name!r} of {f.name}"
-                                                  + (f"; unit {v.unit}." if v.unit else ".")) if x))
+            _sub(
+                var,
+                "txt",
+                " ".join(
+                    x
+                    for x in (
+                        v.description,
+                        f"Column {v.name!r} of {f.name}" + (f"; unit {v.unit}." if v.unit else "."),
+                    )
+                    if x
+                ),
+            )
             freq = frequencies(v, f.rows)
             for value, label in v.categories:
                 c = _sub(var, "catgry")
@@ -216,8 +242,12 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
                 _sub(c, "catValu", code)  # as the SPSS and Stata files hold it
                 _sub(c, "labl", label)
                 if code != value:
-                    _sub(c, "txt", f"Written {value!r} in the CSV and the workbook, {code} in the SPSS and Stata "
-                                   "files (value label above).")
+                    _sub(
+                        c,
+                        "txt",
+                        f"Written {value!r} in the CSV and the workbook, {code} in the SPSS and Stata "
+                        "files (value label above).",
+                    )
                 _sub(c, "catStat", str(freq[str(value)]), type="freq")
             numeric = v.numeric or (bool(v.categories) and f.coded)
             _sub(var, "varFormat", type="numeric" if numeric else "character")
@@ -227,8 +257,16 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
 
 def terms_sections(spec: ReleaseSpec) -> list[str]:
     """Markdown lines: the data use terms and how to cite (README files and the readable codebook)."""
-    return ["## Data use", "", spec.data_use.strip() or "n/a", "",
-            "## How to cite", "", spec.how_to_cite.strip() or "n/a", ""]
+    return [
+        "## Data use",
+        "",
+        spec.data_use.strip() or "n/a",
+        "",
+        "## How to cite",
+        "",
+        spec.how_to_cite.strip() or "n/a",
+        "",
+    ]
 
 
 def closing_sections(spec: ReleaseSpec, release_notes: str = "") -> list[str]:
@@ -246,26 +284,53 @@ def _md_cell(text) -> str:
 
 
 def codebook_markdown(spec: ReleaseSpec, files: list[DataFile], *, revision: int | None) -> str:
-    lines = [f"# Codebook: {spec.title}", "", f"Release {spec.name}, version {spec.version}, {spec.date}."
-             + (f" Registry revision {revision}." if revision is not None else ""), ""]
+    lines = [
+        f"# Codebook: {spec.title}",
+        "",
+        f"Release {spec.name}, version {spec.version}, {spec.date}."
+        + (f" Registry revision {revision}." if revision is not None else ""),
+        "",
+    ]
     if spec.description:
         lines += [spec.description.strip(), ""]
     lines += terms_sections(spec)
     lines += ["The same codebook in DDI Codebook 2.5 XML: `codebook.xml`.", ""]
     for f in files:
-        lines += [f"## {f.name}", "", f"{f.description}. {len(f.rows)} rows, {len(f.variables)} variables "
-                  f"(`{f.uri}`).", "",
-                  "| Column | SPSS/Stata name | Label | Valid | Missing | Min | Max | Mean | SD |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"## {f.name}",
+            "",
+            f"{f.description}. {len(f.rows)} rows, {len(f.variables)} variables (`{f.uri}`).",
+            "",
+            "| Column | SPSS/Stata name | Label | Valid | Missing | Min | Max | Mean | SD |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for v in f.variables:
             s = summary(v, f.rows)
-            lines.append("| " + " | ".join(_md_cell(x) for x in (
-                v.name, v.stat_name, v.label + (f" ({v.unit})" if v.unit else ""), s["vald"], s["invd"],
-                s.get("min", ""), s.get("max", ""), s.get("mean", ""), s.get("stdev", ""))) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    _md_cell(x)
+                    for x in (
+                        v.name,
+                        v.stat_name,
+                        v.label + (f" ({v.unit})" if v.unit else ""),
+                        s["vald"],
+                        s["invd"],
+                        s.get("min", ""),
+                        s.get("max", ""),
+                        s.get("mean", ""),
+                        s.get("stdev", ""),
+                    )
+                )
+                + " |"
+            )
         lines.append("")
         for v in f.variables:
             if v.categories:
                 freq = frequencies(v, f.rows)
-                lines += [f"**{v.name}** ({v.label}): " + "; ".join(
-                    f"`{val}` = {lab} (n={freq[str(val)]})" for val, lab in v.categories), ""]
+                lines += [
+                    f"**{v.name}** ({v.label}): "
+                    + "; ".join(f"`{val}` = {lab} (n={freq[str(val)]})" for val, lab in v.categories),
+                    "",
+                ]
     return "\n".join(lines)

@@ -72,7 +72,7 @@ def nifti_head(data) -> tuple[bytes, list[int]]:
         head = need(vox_offset)
         pos = 352
         while pos + 8 <= min(len(head), vox_offset):
-            esize, ecode = struct.unpack(end + "ii", head[pos:pos + 8])
+            esize, ecode = struct.unpack(end + "ii", head[pos : pos + 8])
             codes.append(ecode)
             if esize < 8:
                 break
@@ -147,8 +147,9 @@ class Gate:
     def sidecar(self, relpath: str, obj, *, generated: tuple[str, ...] = ("Sources", "SpatialReference")) -> None:
         """DEID003/DEID004 on a JSON sidecar. ``generated`` keys hold paths and URLs this package
         builds from public labels and template names (a random label can look like a number)."""
-        _raise(deid.sidecar_findings({k: v for k, v in obj.items() if k not in generated}, relpath=relpath,
-                                     subject=None))
+        _raise(
+            deid.sidecar_findings({k: v for k, v in obj.items() if k not in generated}, relpath=relpath, subject=None)
+        )
 
     def table(self, relpath: str, sheet: str, columns, rows, *, text_columns=None) -> None:
         """DEID006 on the column names; DEID007 on the cells of ``text_columns`` (default: all);
@@ -160,8 +161,14 @@ class Gate:
         _raise(formulas.column_findings(columns, sheet=sheet, relpath=relpath))
         cols = list(columns if text_columns is None else text_columns)
         numeric = frozenset(columns) - frozenset(cols)
-        _raise(formulas.findings(((i, None, {c: row.get(c) for c in columns}) for i, row in enumerate(rows, start=2)),
-                                 sheet=sheet, relpath=relpath, numeric=numeric))
+        _raise(
+            formulas.findings(
+                ((i, None, {c: row.get(c) for c in columns}) for i, row in enumerate(rows, start=2)),
+                sheet=sheet,
+                relpath=relpath,
+                numeric=numeric,
+            )
+        )
 
         def cells():
             for i, row in enumerate(rows, start=2):
@@ -175,5 +182,9 @@ class Gate:
         if isinstance(text, bytes):
             text = text.decode("latin-1")
         if NATIVE_ID_RE.search(text):
-            raise AtlasError("EXP010", "a native identifier cXXXXsXXXX appears in a file of a public archive "
-                             "(the crosswalk never leaves the registry)", path=relpath)
+            raise AtlasError(
+                "EXP010",
+                "a native identifier cXXXXsXXXX appears in a file of a public archive "
+                "(the crosswalk never leaves the registry)",
+                path=relpath,
+            )

@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from .. import gz
@@ -39,7 +39,7 @@ _WHOLE_FILE_MAX = 256 << 20  # larger files are read twice (CRC-32, then data) r
 def release_datetime(day: str) -> datetime:
     """Midnight UTC of the release date ``YYYY-MM-DD`` (zip entries cannot predate 1980)."""
     d = date.fromisoformat(day)
-    return datetime(max(d.year, 1980), d.month, d.day, tzinfo=timezone.utc)
+    return datetime(max(d.year, 1980), d.month, d.day, tzinfo=UTC)
 
 
 def zip_date_time(day: str) -> tuple[int, int, int, int, int, int]:
@@ -220,8 +220,11 @@ def fix_xlsx(data: bytes, day: str) -> bytes:
         for info in src.infolist():
             body = core if info.filename == "docProps/core.xml" else src.read(info)
             zi = zipfile.ZipInfo(info.filename, date_time=dt)  # attributes as the writer set them
-            zi.create_system, zi.external_attr, zi.compress_type = (info.create_system, info.external_attr,
-                                                                    info.compress_type)
+            zi.create_system, zi.external_attr, zi.compress_type = (
+                info.create_system,
+                info.external_attr,
+                info.compress_type,
+            )
             dst.writestr(zi, body, compresslevel=6)
     return out.getvalue()
 
@@ -256,4 +259,4 @@ def fix_dta_timestamp(data: bytes, day: str) -> bytes:
     if len(stamp) != n:
         raise ValueError(f"unexpected Stata timestamp length {n}")
     start = m.end()
-    return data[:start] + stamp + data[start + n:]
+    return data[:start] + stamp + data[start + n :]

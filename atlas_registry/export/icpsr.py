@@ -24,8 +24,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import metadata
 from ..naming import METADATA_CSV, METADATA_WORKBOOK, native_relpath
@@ -38,32 +38,52 @@ STAT_DIR = "icpsr/tables"
 
 # Value labels of coded columns (the schema's enumerations label themselves).
 VALUE_LABELS = {
-    "PVH": (("0", "absence"), ("1", "caps or pencil-thin lining"), ("2", "smooth halo"),
-            ("3", "irregular PVH extending into the deep white matter")),
-    "DWMH": (("0", "absence"), ("1", "punctate foci"), ("2", "beginning confluence of foci"),
-             ("3", "large confluent areas")),
+    "PVH": (
+        ("0", "absence"),
+        ("1", "caps or pencil-thin lining"),
+        ("2", "smooth halo"),
+        ("3", "irregular PVH extending into the deep white matter"),
+    ),
+    "DWMH": (
+        ("0", "absence"),
+        ("1", "punctate foci"),
+        ("2", "beginning confluence of foci"),
+        ("3", "large confluent areas"),
+    ),
     "Hemisphere": (("left", "left hemisphere"), ("right", "right hemisphere"), ("other", "brainstem or cerebellum")),
-    "Location": (("cortical", "reaches the cortex"),
-                 ("subcortical", "wholly within white matter and subcortical structures"),
-                 ("other", "brainstem or cerebellum")),
+    "Location": (
+        ("cortical", "reaches the cortex"),
+        ("subcortical", "wholly within white matter and subcortical structures"),
+        ("other", "brainstem or cerebellum"),
+    ),
 }
 # Short variable labels (SPSS/Stata, DDI <labl>); the schema's description goes into DDI <txt>.
 LABELS = {
-    metadata.SCAN_ID: "scan identifier cXXXXsXXXXtXX", metadata.COHORT: "cohort cXXXX",
+    metadata.SCAN_ID: "scan identifier cXXXXsXXXXtXX",
+    metadata.COHORT: "cohort cXXXX",
     "# Strokes LH Cortical": "left-hemisphere cortical lesions",
     "# Strokes LH subcortical": "left-hemisphere subcortical lesions",
     "# Strokes RH Cortical": "right-hemisphere cortical lesions",
     "# Strokes RH subcortical": "right-hemisphere subcortical lesions",
     "Other Location": "lesions in the brainstem or cerebellum",
-    "Stroke type": "type of stroke (neuroradiologist)", "Primary Stroke Location": "primary stroke location",
+    "Stroke type": "type of stroke (neuroradiologist)",
+    "Primary Stroke Location": "primary stroke location",
     "Primary Stroke Location Hemisphere": "hemisphere of the primary stroke",
     "Vascular territory": "vascular territory of the primary stroke",
-    "PVH": "periventricular hyperintensities (Fazekas)", "DWMH": "deep white matter hyperintensities (Fazekas)",
-    "Notes": "neuroradiologist's notes", metadata.PRIMARY_NOT_LARGEST: "primary lesion is not the largest",
-    "Lesion": "lesion number: 0 primary, 1.. secondary (largest first)", "Hemisphere": "hemisphere of the lesion",
-    "Location": "location of the lesion", "Tracer": "tracer code", "Reviewer": "reviewer code",
-    "Field Strength (T)": "field strength (T)", "Manufacturer": "scanner manufacturer", "Model": "scanner model",
-    "Voxel Size X (mm)": "voxel size x (mm)", "Voxel Size Y (mm)": "voxel size y (mm)",
+    "PVH": "periventricular hyperintensities (Fazekas)",
+    "DWMH": "deep white matter hyperintensities (Fazekas)",
+    "Notes": "neuroradiologist's notes",
+    metadata.PRIMARY_NOT_LARGEST: "primary lesion is not the largest",
+    "Lesion": "lesion number: 0 primary, 1.. secondary (largest first)",
+    "Hemisphere": "hemisphere of the lesion",
+    "Location": "location of the lesion",
+    "Tracer": "tracer code",
+    "Reviewer": "reviewer code",
+    "Field Strength (T)": "field strength (T)",
+    "Manufacturer": "scanner manufacturer",
+    "Model": "scanner model",
+    "Voxel Size X (mm)": "voxel size x (mm)",
+    "Voxel Size Y (mm)": "voxel size y (mm)",
     "Voxel Size Z (mm)": "voxel size z (mm)",
 }
 
@@ -111,8 +131,9 @@ class Column:
         return "scale"
 
     def variable(self) -> ddi.Variable:
-        return ddi.Variable(self.name, self.stat_name, self.label, self.numeric, self.categories, self.unit,
-                            self.description)
+        return ddi.Variable(
+            self.name, self.stat_name, self.label, self.numeric, self.categories, self.unit, self.description
+        )
 
 
 def _report(attr, fmt=lambda v: v):
@@ -126,35 +147,46 @@ def _class(les: LesionInfo) -> tuple[str | None, str | None]:
 
 
 def _count(column):
-    return lambda s: sum(1 for l in s.lesions if metadata.count_column(*_class(l)) == column)
+    return lambda s: sum(1 for les in s.lesions if metadata.count_column(*_class(les)) == column)
 
 
 def _scanner(attr, i=None):
     def get(s: ScanView):
         v = getattr(s.scanner, attr) if s.scanner else None
         return v[i] if v is not None and i is not None else v
+
     return get
 
 
 _GETTERS = {
     "scans": {
-        metadata.SCAN_ID: lambda s: s.code, metadata.COHORT: lambda s: s.cohort,
+        metadata.SCAN_ID: lambda s: s.code,
+        metadata.COHORT: lambda s: s.cohort,
         **{c: _count(c) for c in metadata.COUNT_COLUMNS},
-        "Stroke type": _report("stroke_type"), "Primary Stroke Location": _report("primary_location"),
+        "Stroke type": _report("stroke_type"),
+        "Primary Stroke Location": _report("primary_location"),
         "Primary Stroke Location Hemisphere": _report("primary_hemisphere", str.capitalize),
-        "Vascular territory": _report("vascular_territory"), "PVH": _report("pvh"), "DWMH": _report("dwmh"),
+        "Vascular territory": _report("vascular_territory"),
+        "PVH": _report("pvh"),
+        "DWMH": _report("dwmh"),
         "Notes": _report("notes"),
         metadata.PRIMARY_NOT_LARGEST: lambda s: "Yes" if s.primary_chosen_by_neuroradiologist else "No",
     },
     "lesions": {
-        metadata.SCAN_ID: lambda p: p[0].code, "Lesion": lambda p: p[1].number,
-        "Hemisphere": lambda p: _class(p[1])[0], "Location": lambda p: _class(p[1])[1],
-        "Tracer": lambda p: p[1].tracer, "Reviewer": lambda p: p[1].reviewer,
+        metadata.SCAN_ID: lambda p: p[0].code,
+        "Lesion": lambda p: p[1].number,
+        "Hemisphere": lambda p: _class(p[1])[0],
+        "Location": lambda p: _class(p[1])[1],
+        "Tracer": lambda p: p[1].tracer,
+        "Reviewer": lambda p: p[1].reviewer,
     },
     "scanners": {
-        metadata.COHORT: lambda s: s.cohort, "Field Strength (T)": _scanner("field_strength_t"),
-        "Manufacturer": _scanner("manufacturer"), "Model": _scanner("model"),
-        "Voxel Size X (mm)": _scanner("voxel_mm", 0), "Voxel Size Y (mm)": _scanner("voxel_mm", 1),
+        metadata.COHORT: lambda s: s.cohort,
+        "Field Strength (T)": _scanner("field_strength_t"),
+        "Manufacturer": _scanner("manufacturer"),
+        "Model": _scanner("model"),
+        "Voxel Size X (mm)": _scanner("voxel_mm", 0),
+        "Voxel Size Y (mm)": _scanner("voxel_mm", 1),
         "Voxel Size Z (mm)": _scanner("voxel_mm", 2),
     },
 }
@@ -178,12 +210,23 @@ def columns(table: str, rows_values: dict[str, list] | None = None) -> tuple[Col
         numeric = any(k in ("integer", "number") for k in (kinds if isinstance(kinds, list) else [kinds]))
         cats = VALUE_LABELS.get(name)
         if cats is None and "enum" in prop and not numeric:
-            seen = sorted({str(v) for v in (rows_values or {}).get(name, ()) if v not in (None, "")} -
-                          {str(v) for v in prop["enum"]})
+            seen = sorted(
+                {str(v) for v in (rows_values or {}).get(name, ()) if v not in (None, "")}
+                - {str(v) for v in prop["enum"]}
+            )
             cats = tuple((str(v), str(v)) for v in [*prop["enum"], *seen])
         unit = "T" if "(T)" in name else ("mm" if "(mm)" in name else None)
-        out.append(Column(name, LABELS.get(name, name), _GETTERS[table][name], numeric, cats or (), unit,
-                          prop.get("description", "")))
+        out.append(
+            Column(
+                name,
+                LABELS.get(name, name),
+                _GETTERS[table][name],
+                numeric,
+                cats or (),
+                unit,
+                prop.get("description", ""),
+            )
+        )
     return tuple(out)
 
 
@@ -195,7 +238,7 @@ def tables(view: ReleaseView) -> dict[str, tuple[tuple[Column, ...], list[dict]]
             first_of_cohort.setdefault(s.cohort, s)
     sources = {
         "scans": list(view.scans),
-        "lesions": [(s, l) for s in view.scans for l in s.lesions],
+        "lesions": [(s, les) for s in view.scans for les in s.lesions],
         "scanners": [first_of_cohort[c] for c in sorted(first_of_cohort)],
     }
     out = {}
@@ -211,6 +254,7 @@ def tables(view: ReleaseView) -> dict[str, tuple[tuple[Column, ...], list[dict]]
 
 
 # -- file formats ---------------------------------------------------------------------------------
+
 
 def _frame(cols, rows):
     import pandas as pd
@@ -235,7 +279,9 @@ def _coded(cols, rows):
             data[c.stat_name] = pd.array([codes.get(v) for v in vals], dtype="Float64").astype("float64")
             labels[c.stat_name] = {float(i + 1): lab for i, (_, lab) in enumerate(c.categories)}
         elif c.numeric:
-            data[c.stat_name] = pd.array([None if v is None else float(v) for v in vals], dtype="Float64").astype("float64")
+            data[c.stat_name] = pd.array([None if v is None else float(v) for v in vals], dtype="Float64").astype(
+                "float64"
+            )
             if c.categories:
                 labels[c.stat_name] = {float(v): lab for v, lab in c.categories}
         else:
@@ -298,11 +344,24 @@ def stat_files(cols, rows, day: str, title: str, *, release: str = "", table: st
     labels = label_candidates(title, release, table) if table else [title]
     with tempfile.TemporaryDirectory() as tmp:
         sav, dta = os.path.join(tmp, "t.sav"), os.path.join(tmp, "t.dta")
-        pyreadstat.write_sav(df, sav, file_label=file_label(labels, 64), column_labels=col_labels,
-                             variable_value_labels=value_labels, variable_format=fmt,
-                             variable_display_width=width, variable_measure=measure)
-        pyreadstat.write_dta(df, dta, file_label=file_label(labels, 80), column_labels=col_labels,
-                             variable_value_labels=value_labels, version=14)  # format 118: Stata 14 and later
+        pyreadstat.write_sav(
+            df,
+            sav,
+            file_label=file_label(labels, 64),
+            column_labels=col_labels,
+            variable_value_labels=value_labels,
+            variable_format=fmt,
+            variable_display_width=width,
+            variable_measure=measure,
+        )
+        pyreadstat.write_dta(
+            df,
+            dta,
+            file_label=file_label(labels, 80),
+            column_labels=col_labels,
+            variable_value_labels=value_labels,
+            version=14,
+        )  # format 118: Stata 14 and later
         with open(sav, "rb") as f:
             sav_b = fix_sav_timestamp(f.read(), day)
         with open(dta, "rb") as f:
@@ -313,12 +372,16 @@ def stat_files(cols, rows, day: str, title: str, *, release: str = "", table: st
 def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
     spec = view.spec
     parts = [
-        f"# {spec.title}", "",
+        f"# {spec.title}",
+        "",
         f"Release {spec.name}, version {spec.version}, {spec.date}: the native-space archive "
-        f"({len(view.scans)} scans, {view.n_lesions} lesion masks, {len(view.cohorts)} cohorts).", "",
-        spec.description.strip(), "",
+        f"({len(view.scans)} scans, {view.n_lesions} lesion masks, {len(view.cohorts)} cohorts).",
+        "",
+        spec.description.strip(),
+        "",
         *ddi.terms_sections(spec),
-        "## Contents", "",
+        "## Contents",
+        "",
         "* `native/cXXXX/cXXXXsXXXXtXX/` — one folder per scan (cohort c, subject s, timepoint t):",
         "  * `cXXXXsXXXXtXX.nii.gz` — the T1-weighted MRI;",
         "  * `*_LesionRaw.voi` — the primary lesion as hand traced (MRIcron VOI: a gzip NIfTI);",
@@ -326,14 +389,17 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
         "  * `*_LesionRaw_1.voi`, `*_LesionSmooth_1.voi`, `*_LesionSmooth_1.nii.gz`, `_2`, … — secondary lesions, "
         "largest first.",
         f"* `native/{METADATA_WORKBOOK}` — the metadata workbook (sheets "
-        + ", ".join(f"`{n}`" for n in tabs) + "); the same tables as CSV: "
-        + ", ".join(f"`native/{METADATA_CSV[n]}`" for n in tabs if n in METADATA_CSV) + ".",
+        + ", ".join(f"`{n}`" for n in tabs)
+        + "); the same tables as CSV: "
+        + ", ".join(f"`native/{METADATA_CSV[n]}`" for n in tabs if n in METADATA_CSV)
+        + ".",
         "* `tables/ATLAS_<table>.sav`, `tables/ATLAS_<table>.dta` — the tables for SPSS and Stata, with variable and "
         "value labels.",
         "* `codebook.xml` (DDI Codebook 2.5) and `codebook.md` — every variable with its label, categories and "
         "summary statistics.",
         "* `crosswalk.csv` — native identifier ↔ public label of every scan (see below).",
-        "* `CHANGES` — what changed in each release.", "",
+        "* `CHANGES` — what changed in each release.",
+        "",
         *linking_sections(public=False),
         *ddi.closing_sections(spec, release_notes),
     ]
@@ -345,9 +411,12 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
 CROSSWALK = "icpsr/crosswalk.csv"
 CROSSWALK_COLUMNS = ("scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan", "in_bids")
 CROSSWALK_LABELS = {
-    "scan_id": "native scan identifier cXXXXsXXXXtXX", "subject_id": "native subject identifier cXXXXsXXXX",
-    "cohort": "cohort cXXXX", "participant_id": "public subject label sub-<label> (BIDS)",
-    "session_id": "BIDS session ses-<n> (timepoint)", "public_scan": "public scan sub-<label>_ses-<n> (Parquet scan)",
+    "scan_id": "native scan identifier cXXXXsXXXXtXX",
+    "subject_id": "native subject identifier cXXXXsXXXX",
+    "cohort": "cohort cXXXX",
+    "participant_id": "public subject label sub-<label> (BIDS)",
+    "session_id": "BIDS session ses-<n> (timepoint)",
+    "public_scan": "public scan sub-<label>_ses-<n> (Parquet scan)",
     "in_bids": "in the standardized subset (BIDS archive): yes | no",
 }
 
@@ -358,36 +427,60 @@ def crosswalk_csv(view: ReleaseView) -> bytes:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CROSSWALK_COLUMNS)
     for s in sorted(view.scans, key=lambda s: s.code):
-        w.writerow([s.code, s.subject, s.cohort, s.bids_subject, s.bids_session, s.public_scan,
-                    "yes" if s.in_standard else "no"])
+        w.writerow(
+            [
+                s.code,
+                s.subject,
+                s.cohort,
+                s.bids_subject,
+                s.bids_session,
+                s.public_scan,
+                "yes" if s.in_standard else "no",
+            ]
+        )
     return buf.getvalue().encode("utf-8")
 
 
 def linking_sections(public: bool) -> list[str]:
     """Markdown lines: how the restricted (ICPSR) and public (BIDS, Parquet) archives are linked."""
-    why = ("The public archives cannot carry this table: the native identifiers are the contributing sites' "
-           "codes, which the sites can trace back to a patient's records, so pairing them with the public labels "
-           "would re-identify every public scan. The crosswalk is therefore only in the restricted ICPSR archive, "
-           "released under its data use agreement.")
+    why = (
+        "The public archives cannot carry this table: the native identifiers are the contributing sites' "
+        "codes, which the sites can trace back to a patient's records, so pairing them with the public labels "
+        "would re-identify every public scan. The crosswalk is therefore only in the restricted ICPSR archive, "
+        "released under its data use agreement."
+    )
     if public:
-        return ["## Linking to the restricted (ICPSR) archive", "",
-                "Subjects here carry public, pseudonymous labels (`sub-<label>`, stable across releases). The "
-                "native-space archive at ICPSR (data use agreement required) names the same scans by the sites' "
-                "native identifiers (`cXXXXsXXXXtXX`) and holds `crosswalk.csv`, one row per scan: `scan_id` (native), "
-                "`participant_id` and `session_id` (as here), `public_scan` (`sub-<label>_ses-<n>`, the `scan` key of "
-                "the Parquet tables). Join on `participant_id` and `session_id`.", "", why, ""]
-    return ["## Linking to the public archives (BIDS, Parquet)", "",
-            "`crosswalk.csv` pairs every scan's native identifier with its public label, one row per scan: "
-            "`scan_id` and `subject_id` (native, as in `native/`), `cohort`, `participant_id` and `session_id` (the "
-            "BIDS `sub-<label>` and `ses-<n>`: `participants.tsv`, `sub-<label>/ses-<n>/`), `public_scan` "
-            "(`sub-<label>_ses-<n>`, the `scan` key of the Parquet tables) and `in_bids` (whether the scan is in the "
-            "standardized subset, the BIDS archive). For example, in Python: "
-            "`crosswalk.merge(participants, on=\"participant_id\")`; in DuckDB: "
-            "`SELECT * FROM 'crosswalk.csv' c JOIN 'scans.parquet' p ON p.scan = c.public_scan`.", "", why,
-            "Keep `crosswalk.csv` with the rest of this archive, under the same terms.", ""]
+        return [
+            "## Linking to the restricted (ICPSR) archive",
+            "",
+            "Subjects here carry public, pseudonymous labels (`sub-<label>`, stable across releases). The "
+            "native-space archive at ICPSR (data use agreement required) names the same scans by the sites' "
+            "native identifiers (`cXXXXsXXXXtXX`) and holds `crosswalk.csv`, one row per scan: `scan_id` (native), "
+            "`participant_id` and `session_id` (as here), `public_scan` (`sub-<label>_ses-<n>`, the `scan` key of "
+            "the Parquet tables). Join on `participant_id` and `session_id`.",
+            "",
+            why,
+            "",
+        ]
+    return [
+        "## Linking to the public archives (BIDS, Parquet)",
+        "",
+        "`crosswalk.csv` pairs every scan's native identifier with its public label, one row per scan: "
+        "`scan_id` and `subject_id` (native, as in `native/`), `cohort`, `participant_id` and `session_id` (the "
+        "BIDS `sub-<label>` and `ses-<n>`: `participants.tsv`, `sub-<label>/ses-<n>/`), `public_scan` "
+        "(`sub-<label>_ses-<n>`, the `scan` key of the Parquet tables) and `in_bids` (whether the scan is in the "
+        "standardized subset, the BIDS archive). For example, in Python: "
+        '`crosswalk.merge(participants, on="participant_id")`; in DuckDB: '
+        "`SELECT * FROM 'crosswalk.csv' c JOIN 'scans.parquet' p ON p.scan = c.public_scan`.",
+        "",
+        why,
+        "Keep `crosswalk.csv` with the rest of this archive, under the same terms.",
+        "",
+    ]
 
 
 # -- writing ----------------------------------------------------------------------------------------
+
 
 def _scan_files(s: ScanView):
     """(relpath under native/, FileRef, is_mask) of every file of one scan."""
@@ -414,8 +507,9 @@ def _rows_key(cache, what: str, day: str, title: str, tabs) -> str:
     """Cache key of a table file: the recipe, the release date and title, and every row."""
     import json
 
-    data = json.dumps({n: [[c.name for c in cols], rows] for n, (cols, rows) in tabs.items()}, default=str,
-                      sort_keys=True)
+    data = json.dumps(
+        {n: [[c.name for c in cols], rows] for n, (cols, rows) in tabs.items()}, default=str, sort_keys=True
+    )
     return cache.key(_recipe(), what, day, title, data)
 
 
@@ -434,8 +528,13 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
     files = []
     for i, (name, (cols, rows)) in enumerate(tabs.items(), start=1):
         csv_name = METADATA_CSV.get(name, f"ATLAS_{name}.csv")
-        gate.table(f"{NATIVE}/{csv_name}", name, [c.name for c in cols], rows,
-                   text_columns=[c.name for c in cols if not c.numeric])
+        gate.table(
+            f"{NATIVE}/{csv_name}",
+            name,
+            [c.name for c in cols],
+            rows,
+            text_columns=[c.name for c in cols if not c.numeric],
+        )
         output.write(f"{NATIVE}/{csv_name}", metadata.csv_bytes(_frame(cols, rows)), archive="icpsr", rev=rev)
         title = view.spec.title
         key = _rows_key(cache, "sav+dta", day, f"{title}\x00{view.spec.name}\x00{name}", {name: (cols, rows)})
@@ -449,23 +548,54 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         output.write(f"{STAT_DIR}/{stem}.sav", sav, archive="icpsr", rev=rev)
         output.write(f"{STAT_DIR}/{stem}.dta", dta, archive="icpsr", rev=rev)
         forms = (
-            ddi.FileForm(f"F{i}sav", f"{stem}.sav", f"tables/{stem}.sav", ddi.MIME[".sav"],
-                         "SPSS system file: variables named as below, coded text as numbers with value labels"),
-            ddi.FileForm(f"F{i}dta", f"{stem}.dta", f"tables/{stem}.dta", ddi.MIME[".dta"],
-                         "Stata 14+ file: variables named as below, coded text as numbers with value labels"),
-            ddi.FileForm("Fxlsx", METADATA_WORKBOOK, f"native/{METADATA_WORKBOOK}", ddi.MIME[".xlsx"],
-                         "The metadata workbook: one sheet per table (scans, lesions, scanners), as the CSV files"),
+            ddi.FileForm(
+                f"F{i}sav",
+                f"{stem}.sav",
+                f"tables/{stem}.sav",
+                ddi.MIME[".sav"],
+                "SPSS system file: variables named as below, coded text as numbers with value labels",
+            ),
+            ddi.FileForm(
+                f"F{i}dta",
+                f"{stem}.dta",
+                f"tables/{stem}.dta",
+                ddi.MIME[".dta"],
+                "Stata 14+ file: variables named as below, coded text as numbers with value labels",
+            ),
+            ddi.FileForm(
+                "Fxlsx",
+                METADATA_WORKBOOK,
+                f"native/{METADATA_WORKBOOK}",
+                ddi.MIME[".xlsx"],
+                "The metadata workbook: one sheet per table (scans, lesions, scanners), as the CSV files",
+            ),
         )
-        files.append(ddi.DataFile(f"F{i}", csv_name, f"native/{csv_name}", TABLE_DESCRIPTIONS[name],
-                                  tuple(c.variable() for c in cols), tuple(rows), forms))
+        files.append(
+            ddi.DataFile(
+                f"F{i}",
+                csv_name,
+                f"native/{csv_name}",
+                TABLE_DESCRIPTIONS[name],
+                tuple(c.variable() for c in cols),
+                tuple(rows),
+                forms,
+            )
+        )
     xlsx = cache.get_or_make(_rows_key(cache, "xlsx", day, "", tabs), lambda: workbook(tabs, day))
     output.write(f"{NATIVE}/{METADATA_WORKBOOK}", xlsx, archive="icpsr", rev=rev)
     cw_rows = list(csv.DictReader(io.StringIO(crosswalk_csv(view).decode("utf-8"))))
-    files.append(ddi.DataFile(
-        f"F{len(files) + 1}", "crosswalk.csv", "crosswalk.csv",
-        "One row per scan: native identifier and public label (restricted: links to the public BIDS and Parquet "
-        "archives)", tuple(ddi.Variable(c, c, CROSSWALK_LABELS[c]) for c in CROSSWALK_COLUMNS), tuple(cw_rows),
-        coded=False))
+    files.append(
+        ddi.DataFile(
+            f"F{len(files) + 1}",
+            "crosswalk.csv",
+            "crosswalk.csv",
+            "One row per scan: native identifier and public label (restricted: links to the public BIDS and Parquet "
+            "archives)",
+            tuple(ddi.Variable(c, c, CROSSWALK_LABELS[c]) for c in CROSSWALK_COLUMNS),
+            tuple(cw_rows),
+            coded=False,
+        )
+    )
     output.write("icpsr/codebook.xml", ddi.codebook_xml(view.spec, files, revision=rev), archive="icpsr")
     output.write_text("icpsr/codebook.md", ddi.codebook_markdown(view.spec, files, revision=rev), archive="icpsr")
     output.write(CROSSWALK, crosswalk_csv(view), archive="icpsr", rev=rev)

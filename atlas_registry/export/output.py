@@ -144,8 +144,14 @@ def scan_tree(root: Path) -> dict[str, os.stat_result] | None:
 class Output:
     """The build folder of one release: writes files and collects their manifest entries."""
 
-    def __init__(self, out: Path, store: ObjectStore, cache: Cache, workers: int | None = None,
-                 existing: dict[str, os.stat_result] | None = None):
+    def __init__(
+        self,
+        out: Path,
+        store: ObjectStore,
+        cache: Cache,
+        workers: int | None = None,
+        existing: dict[str, os.stat_result] | None = None,
+    ):
         self.out = Path(out)
         self.store = store
         self.cache = cache
@@ -190,8 +196,9 @@ class Output:
             pass
         return False
 
-    def write(self, rel: str, data: bytes, *, archive: str, scan: str | None = None,
-              rev: int | None = None) -> ManifestEntry:
+    def write(
+        self, rel: str, data: bytes, *, archive: str, scan: str | None = None, rev: int | None = None
+    ) -> ManifestEntry:
         p = self.path(rel)
         if self._same_bytes(rel, p, data):
             return self._record(rel, len(data), sha256_bytes(data), archive, scan, rev)
@@ -207,8 +214,9 @@ class Output:
     def write_text(self, rel: str, text: str, **kw) -> ManifestEntry:
         return self.write(rel, text.encode("utf-8"), **kw)
 
-    def copy_object(self, rel: str, sha: str, size: int, *, archive: str, scan: str | None,
-                    rev: int | None) -> ManifestEntry:
+    def copy_object(
+        self, rel: str, sha: str, size: int, *, archive: str, scan: str | None, rev: int | None
+    ) -> ManifestEntry:
         """Put the store object ``sha`` at ``rel`` (:meth:`link`). Queued and run together by
         :meth:`wait` (after the small files and folders are written)."""
         p = self.path(rel)
@@ -244,8 +252,9 @@ class Output:
         if got != size:
             raise OSError(f"{src.name} has {got} bytes, the registry says {size}")
 
-    def record_file(self, rel: str, size: int, sha: str, *, archive: str, scan: str | None = None,
-                    rev: int | None = None) -> ManifestEntry:
+    def record_file(
+        self, rel: str, size: int, sha: str, *, archive: str, scan: str | None = None, rev: int | None = None
+    ) -> ManifestEntry:
         """Record a file something else wrote under the build folder, whose size and SHA-256 it knows."""
         p = self.path(rel)
         os.chmod(p, FILE_MODE)

@@ -30,7 +30,7 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Integer, and_, cast, func, or_
 from sqlmodel import Session, select
@@ -47,8 +47,8 @@ from ..models import (
     Release,
     ReleaseScan,
     Revision,
-    ScanReport,
     Scanner,
+    ScanReport,
     StoredObject,
     Subject,
     Timepoint,
@@ -282,6 +282,7 @@ class ReleaseView:
 
 # -- loading ------------------------------------------------------------------------------------
 
+
 def _alive(model, rev: int):
     """Rows of ``model`` that were current at revision ``rev``."""
     return and_(model.created_rev_id <= rev, or_(model.retired_rev_id.is_(None), model.retired_rev_id > rev))
@@ -289,7 +290,7 @@ def _alive(model, rev: int):
 
 def _chunks(ids: list[int], n: int = 500):
     for i in range(0, len(ids), n):
-        yield ids[i:i + n]
+        yield ids[i : i + n]
 
 
 def _rows(sess: Session, stmt_for, ids: list[int]) -> list:
@@ -300,7 +301,9 @@ def _rows(sess: Session, stmt_for, ids: list[int]) -> list:
     return out
 
 
-def _status_at(tp: Timepoint, toggles: list[tuple[int, str, str | None]], rev: int) -> tuple[str, str | None, str | None]:
+def _status_at(
+    tp: Timepoint, toggles: list[tuple[int, str, str | None]], rev: int
+) -> tuple[str, str | None, str | None]:
     """(standard_status, exclusion_reason, note) of ``tp`` at revision ``rev``.
 
     The timepoint row holds only the current status; ``exclude_scan``/``include_scan`` revisions of the
@@ -331,8 +334,9 @@ def _grid_scale(images: list[Image]) -> float:
     return max(1.0, min(std) / TEMPLATE_VOXEL_MM) if std else 1.0
 
 
-def _classify(spec: ReleaseSpec, status: str, reason: str | None, note: str | None, voxels, has_std: bool,
-              grid_scale: float = 1.0):
+def _classify(
+    spec: ReleaseSpec, status: str, reason: str | None, note: str | None, voxels, has_std: bool, grid_scale: float = 1.0
+):
     """(in the standardized subset?, exclusion reason code, note) by the specification's rules."""
     if spec.standard.require_registration and status != "included":
         return False, reason or "pending", note
@@ -346,45 +350,73 @@ def _classify(spec: ReleaseSpec, status: str, reason: str | None, note: str | No
 
 def _image(img: Image, size: int) -> ImageInfo:
     return ImageInfo(
-        sha256=img.sha256, size=size, created_rev_id=img.created_rev_id, space=img.space,
-        shape=(img.shape_x, img.shape_y, img.shape_z), voxel_mm=(img.voxel_x_mm, img.voxel_y_mm, img.voxel_z_mm),
-        dtype=img.dtype, defaced=bool(img.defaced),
+        sha256=img.sha256,
+        size=size,
+        created_rev_id=img.created_rev_id,
+        space=img.space,
+        shape=(img.shape_x, img.shape_y, img.shape_z),
+        voxel_mm=(img.voxel_x_mm, img.voxel_y_mm, img.voxel_z_mm),
+        dtype=img.dtype,
+        defaced=bool(img.defaced),
     )
 
 
 def _mask(m: LesionMask, size: int) -> MaskInfo:
     return MaskInfo(
-        sha256=m.sha256, size=size, created_rev_id=m.created_rev_id, variant=m.variant, space=m.space,
-        voxel_count=m.voxel_count, volume_mm3=m.volume_mm3,
-        centroid_mm=(m.centroid_x_mm, m.centroid_y_mm, m.centroid_z_mm), n_components=m.n_components,
-        hemisphere=m.hemisphere, location=m.location,
+        sha256=m.sha256,
+        size=size,
+        created_rev_id=m.created_rev_id,
+        variant=m.variant,
+        space=m.space,
+        voxel_count=m.voxel_count,
+        volume_mm3=m.volume_mm3,
+        centroid_mm=(m.centroid_x_mm, m.centroid_y_mm, m.centroid_z_mm),
+        n_components=m.n_components,
+        hemisphere=m.hemisphere,
+        location=m.location,
     )
 
 
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def recorded_membership(sess: Session, release_id: int) -> dict[str, Member]:
     """The scans of a built (or published) release as its build recorded them, by scan code."""
-    rows = sess.exec(select(ReleaseScan.scan, ReleaseScan.in_standard, ReleaseScan.exclusion_reason,
-                            ReleaseScan.exclusion_note, ReleaseScan.public_label)
-                     .where(ReleaseScan.release_id == release_id)).all()
+    rows = sess.exec(
+        select(
+            ReleaseScan.scan,
+            ReleaseScan.in_standard,
+            ReleaseScan.exclusion_reason,
+            ReleaseScan.exclusion_note,
+            ReleaseScan.public_label,
+        ).where(ReleaseScan.release_id == release_id)
+    ).all()
     return {code: Member(bool(std), reason, note, label) for code, std, reason, note, label in rows}
 
 
 def recorded_view(sess: Session, spec: ReleaseSpec, rel: Release) -> ReleaseView:
     """A built or published release as its build read it: the registry as of its last revision, its
     recorded membership, and the releases published before it was built."""
-    return build_view(sess, spec, as_of_revision=rel.last_revision_id,
-                      membership=recorded_membership(sess, rel.id), earlier_than=rel.built_at or rel.published_at)
+    return build_view(
+        sess,
+        spec,
+        as_of_revision=rel.last_revision_id,
+        membership=recorded_membership(sess, rel.id),
+        earlier_than=rel.built_at or rel.published_at,
+    )
 
 
-def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None = None,
-               membership: Mapping[str, bool | Member] | None = None,
-               earlier_than: datetime | None = None) -> ReleaseView:
+def build_view(
+    sess: Session,
+    spec: ReleaseSpec,
+    *,
+    as_of_revision: int | None = None,
+    membership: Mapping[str, bool | Member] | None = None,
+    earlier_than: datetime | None = None,
+) -> ReleaseView:
     """The release ``spec`` as the registry stood at ``as_of_revision`` (``None``: now). ``earlier_than``:
     only releases published before then are earlier releases (the build time of a recorded release)."""
     if membership is not None:
@@ -400,40 +432,60 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
 
     cohorts = [c for c in sess.exec(select(Cohort).order_by(Cohort.code)).all() if spec.includes_cohort(c.code)]
     cohort_ids = [c.id for c in cohorts]
-    rows = _rows(sess, lambda ids: select(Timepoint, Subject, Cohort, PublicId)
-                 .join(Subject, Subject.id == Timepoint.subject_id)
-                 .join(Cohort, Cohort.id == Subject.cohort_id)
-                 .join(PublicId, PublicId.subject_id == Subject.id, isouter=True)
-                 .where(Cohort.id.in_(ids)), cohort_ids)
+    rows = _rows(
+        sess,
+        lambda ids: (
+            select(Timepoint, Subject, Cohort, PublicId)
+            .join(Subject, Subject.id == Timepoint.subject_id)
+            .join(Cohort, Cohort.id == Subject.cohort_id)
+            .join(PublicId, PublicId.subject_id == Subject.id, isouter=True)
+            .where(Cohort.id.in_(ids))
+        ),
+        cohort_ids,
+    )
     tps = {tp.id: (tp, sub, coh, pid) for tp, sub, coh, pid in rows}
     tp_ids = sorted(tps)
 
     images = _rows(sess, lambda ids: select(Image).where(Image.timepoint_id.in_(ids), _alive(Image, rev)), tp_ids)
-    reports = _rows(sess, lambda ids: select(ScanReport).where(ScanReport.timepoint_id.in_(ids),
-                                                               _alive(ScanReport, rev)), tp_ids)
+    reports = _rows(
+        sess, lambda ids: select(ScanReport).where(ScanReport.timepoint_id.in_(ids), _alive(ScanReport, rev)), tp_ids
+    )
     lesions = _rows(sess, lambda ids: select(Lesion).where(Lesion.timepoint_id.in_(ids), _alive(Lesion, rev)), tp_ids)
-    lesion_ids = sorted(l.id for l in lesions)
-    masks = _rows(sess, lambda ids: select(LesionMask).where(LesionMask.lesion_id.in_(ids),
-                                                             _alive(LesionMask, rev)), lesion_ids)
-    notes = _rows(sess, lambda ids: select(LesionAnnotation).where(LesionAnnotation.lesion_id.in_(ids),
-                                                                   _alive(LesionAnnotation, rev)), lesion_ids)
+    lesion_ids = sorted(les.id for les in lesions)
+    masks = _rows(
+        sess, lambda ids: select(LesionMask).where(LesionMask.lesion_id.in_(ids), _alive(LesionMask, rev)), lesion_ids
+    )
+    notes = _rows(
+        sess,
+        lambda ids: select(LesionAnnotation).where(LesionAnnotation.lesion_id.in_(ids), _alive(LesionAnnotation, rev)),
+        lesion_ids,
+    )
     scanner_ids = sorted({tp.scanner_id for tp, *_ in tps.values() if tp.scanner_id is not None})
     scanners = {sc.id: sc for sc in _rows(sess, lambda ids: select(Scanner).where(Scanner.id.in_(ids)), scanner_ids)}
     shas = sorted({i.sha256 for i in images} | {m.sha256 for m in masks})
-    sizes = dict(_rows(sess, lambda ids: select(StoredObject.sha256, StoredObject.size_bytes)
-                       .where(StoredObject.sha256.in_(ids)), shas))
+    sizes = dict(
+        _rows(
+            sess,
+            lambda ids: select(StoredObject.sha256, StoredObject.size_bytes).where(StoredObject.sha256.in_(ids)),
+            shas,
+        )
+    )
     toggles: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)
-    for rid, kind, tp_id, details in sess.exec(select(Revision.id, Revision.kind, Revision.timepoint_id, Revision.details)
-                                               .where(Revision.kind.in_(("exclude_scan", "include_scan")))
-                                               .order_by(Revision.id)).all():
+    for rid, kind, tp_id, details in sess.exec(
+        select(Revision.id, Revision.kind, Revision.timepoint_id, Revision.details)
+        .where(Revision.kind.in_(("exclude_scan", "include_scan")))
+        .order_by(Revision.id)
+    ).all():
         toggles[tp_id].append((rid, kind, details))
 
     earlier = _earlier_releases(sess, spec, rev, earlier_than)
     member_of: dict[int, list[str]] = defaultdict(list)
     if earlier:
-        for name, tp_id in sess.exec(select(Release.name, ReleaseScan.timepoint_id)
-                                     .join(ReleaseScan, ReleaseScan.release_id == Release.id)
-                                     .where(Release.id.in_([r.id for r in earlier]))).all():
+        for name, tp_id in sess.exec(
+            select(Release.name, ReleaseScan.timepoint_id)
+            .join(ReleaseScan, ReleaseScan.release_id == Release.id)
+            .where(Release.id.in_([r.id for r in earlier]))
+        ).all():
             member_of[tp_id].append(name)
 
     grid_scale = _grid_scale(images)
@@ -446,8 +498,8 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
     for m in masks:
         masks_by[m.lesion_id].append(m)
     lesions_by: dict[int, list[Lesion]] = defaultdict(list)
-    for l in lesions:
-        lesions_by[l.timepoint_id].append(l)
+    for les in lesions:
+        lesions_by[les.timepoint_id].append(les)
 
     scans: list[ScanView] = []
     for tp_id in tp_ids:
@@ -464,21 +516,46 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
         if label is None:
             raise AtlasError("EXP003", f"subject {sub.code} has no public ID", path=tp.code)
         sc = scanners.get(tp.scanner_id)
-        scanner = (ScannerInfo(sc.field_strength_t, sc.manufacturer, sc.model, (sc.voxel_x_mm, sc.voxel_y_mm, sc.voxel_z_mm))
-                   if sc else None)
+        scanner = (
+            ScannerInfo(sc.field_strength_t, sc.manufacturer, sc.model, (sc.voxel_x_mm, sc.voxel_y_mm, sc.voxel_z_mm))
+            if sc
+            else None
+        )
         r = report_by.get(tp_id)
-        report = (ReportInfo(r.stroke_type, r.primary_location, r.primary_hemisphere, r.vascular_territory, r.pvh,
-                             r.dwmh, r.notes, r.created_rev_id) if r else None)
+        report = (
+            ReportInfo(
+                r.stroke_type,
+                r.primary_location,
+                r.primary_hemisphere,
+                r.vascular_territory,
+                r.pvh,
+                r.dwmh,
+                r.notes,
+                r.created_rev_id,
+            )
+            if r
+            else None
+        )
         les_infos = []
-        for l in sorted(lesions_by.get(tp_id, []), key=lambda x: x.number):
-            ms = masks_by.get(l.id, [])
-            native = tuple(sorted((_mask(m, sizes[m.sha256]) for m in ms if m.space == "native"),
-                                  key=lambda x: x.variant))
+        for les in sorted(lesions_by.get(tp_id, []), key=lambda x: x.number):
+            ms = masks_by.get(les.id, [])
+            native = tuple(
+                sorted((_mask(m, sizes[m.sha256]) for m in ms if m.space == "native"), key=lambda x: x.variant)
+            )
             std = next((_mask(m, sizes[m.sha256]) for m in ms if m.space == STANDARD_SPACE), None)
-            a = note_by.get(l.id)
-            les_infos.append(LesionInfo(l.number, l.created_rev_id, a.hemisphere if a else None,
-                                        a.location if a else None, a.tracer if a else None,
-                                        a.reviewer if a else None, native, std))
+            a = note_by.get(les.id)
+            les_infos.append(
+                LesionInfo(
+                    les.number,
+                    les.created_rev_id,
+                    a.hemisphere if a else None,
+                    a.location if a else None,
+                    a.tracer if a else None,
+                    a.reviewer if a else None,
+                    native,
+                    std,
+                )
+            )
         t1s = img_by.get((tp_id, STANDARD_SPACE))
         has_std = t1s is not None and all(li.standard is not None for li in les_infos)
         status, reason, note = _status_at(tp, toggles.get(tp_id, []), rev)
@@ -487,8 +564,12 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
         if member is not None:
             wanted = member.in_standard
             if wanted and not has_std:
-                raise AtlasError("EXP004", f"{tp.code} is in the release's standardized subset but has no "
-                                 f"standard-space files at revision {rev}", path=tp.code)
+                raise AtlasError(
+                    "EXP004",
+                    f"{tp.code} is in the release's standardized subset but has no "
+                    f"standard-space files at revision {rev}",
+                    path=tp.code,
+                )
             if not wanted and member.exclusion_reason is not None:  # as the build recorded it
                 reason, note = member.exclusion_reason, member.exclusion_note
             elif in_std and not wanted:
@@ -496,27 +577,46 @@ def build_view(sess: Session, spec: ReleaseSpec, *, as_of_revision: int | None =
             in_std = wanted
         if in_std:
             reason = note = None
-        scans.append(ScanView(
-            code=tp.code, cohort=coh.code, subject=sub.code, public_label=label, timepoint=tp.number,
-            scanner=scanner, report=report, in_standard=in_std, exclusion_reason=reason,
-            exclusion_note=note or (EXCLUSION_CODES.get(reason) if reason else None),
-            t1_native=_image(t1, sizes[t1.sha256]), t1_standard=_image(t1s, sizes[t1s.sha256]) if in_std else None,
-            lesions=tuple(les_infos) if in_std else tuple(_drop_standard(li) for li in les_infos),
-            primary_chosen_by_neuroradiologist=bool(tp.primary_chosen_by_neuroradiologist),
-            releases=tuple(sorted(member_of.get(tp_id, ()))),
-        ))
+        scans.append(
+            ScanView(
+                code=tp.code,
+                cohort=coh.code,
+                subject=sub.code,
+                public_label=label,
+                timepoint=tp.number,
+                scanner=scanner,
+                report=report,
+                in_standard=in_std,
+                exclusion_reason=reason,
+                exclusion_note=note or (EXCLUSION_CODES.get(reason) if reason else None),
+                t1_native=_image(t1, sizes[t1.sha256]),
+                t1_standard=_image(t1s, sizes[t1s.sha256]) if in_std else None,
+                lesions=tuple(les_infos) if in_std else tuple(_drop_standard(li) for li in les_infos),
+                primary_chosen_by_neuroradiologist=bool(tp.primary_chosen_by_neuroradiologist),
+                releases=tuple(sorted(member_of.get(tp_id, ()))),
+            )
+        )
     if membership is not None:
         missing = sorted(set(membership) - {s.code for s in scans})
         if missing:
-            raise AtlasError("EXP005", f"{len(missing)} scan(s) of the release are not in the registry at revision "
-                             f"{rev}: {', '.join(missing[:5])}", path=missing[0])
+            raise AtlasError(
+                "EXP005",
+                f"{len(missing)} scan(s) of the release are not in the registry at revision "
+                f"{rev}: {', '.join(missing[:5])}",
+                path=missing[0],
+            )
     scans.sort(key=lambda s: s.code)
     in_release = {s.code for s in scans}
     return ReleaseView(
-        name=spec.name, version=spec.version, spec=spec, revision=rev, scans=tuple(scans),
+        name=spec.name,
+        version=spec.version,
+        spec=spec,
+        revision=rev,
+        scans=tuple(scans),
         exclusions=tuple((s.code, s.exclusion_reason) for s in scans if not s.in_standard),
-        cohorts=tuple(CohortInfo(c.code, c.site, c.description) for c in cohorts
-                      if any(s.cohort == c.code for s in scans)),
+        cohorts=tuple(
+            CohortInfo(c.code, c.site, c.description) for c in cohorts if any(s.cohort == c.code for s in scans)
+        ),
         issues=_issues(sess, rev, {tp_id: tps[tp_id][0].code for tp_id in tp_ids if tps[tp_id][0].code in in_release}),
         revisions=_revisions(sess, rev, {tp_id: tps[tp_id][0].code for tp_id in tp_ids}, in_release),
         releases=_releases(sess, spec, rev, scans, earlier),
@@ -537,8 +637,9 @@ def _issues(sess: Session, rev: int, codes: dict[int, str]) -> tuple[IssueInfo, 
         return ()
     cutoff = _utc(sess.exec(select(Revision.created_at).where(Revision.id == rev)).one())
     resolved: dict[int, list[int]] = defaultdict(list)
-    for rid, iid in sess.exec(select(Revision.id, Revision.issue_id)
-                              .where(Revision.issue_id.is_not(None), Revision.id <= rev)).all():
+    for rid, iid in sess.exec(
+        select(Revision.id, Revision.issue_id).where(Revision.issue_id.is_not(None), Revision.id <= rev)
+    ).all():
         resolved[iid].append(rid)
     out = []
     for i in _rows(sess, lambda ids: select(Issue).where(Issue.timepoint_id.in_(ids)), sorted(codes)):
@@ -546,9 +647,20 @@ def _issues(sess: Session, rev: int, codes: dict[int, str]) -> tuple[IssueInfo, 
         if opened > cutoff and i.id not in resolved:
             continue
         is_closed = i.id in resolved or (closed is not None and closed <= cutoff)
-        out.append(IssueInfo(i.id, codes[i.timepoint_id], i.file_kind, i.title, i.body, i.url,
-                             "closed" if is_closed else "open", opened, closed if is_closed else None,
-                             tuple(sorted(resolved.get(i.id, ())))))
+        out.append(
+            IssueInfo(
+                i.id,
+                codes[i.timepoint_id],
+                i.file_kind,
+                i.title,
+                i.body,
+                i.url,
+                "closed" if is_closed else "open",
+                opened,
+                closed if is_closed else None,
+                tuple(sorted(resolved.get(i.id, ()))),
+            )
+        )
     return tuple(sorted(out, key=lambda x: x.number))
 
 
@@ -557,36 +669,59 @@ def _revisions(sess: Session, rev: int, codes: dict[int, str], in_release: set[s
     out = []
     for r in rows:
         code = codes.get(r.timepoint_id) if r.timepoint_id is not None else None
-        out.append(RevisionInfo(r.id, r.kind, r.issue_id, code if code in in_release else None, r.author, r.reason,
-                                _utc(r.created_at)))
+        out.append(
+            RevisionInfo(
+                r.id, r.kind, r.issue_id, code if code in in_release else None, r.author, r.reason, _utc(r.created_at)
+            )
+        )
     return tuple(out)
 
 
 def _earlier_releases(sess: Session, spec: ReleaseSpec, rev: int, earlier_than: datetime | None) -> list[Release]:
     """Published releases other than this one whose content predates ``rev`` (and that were published
     before ``earlier_than``, when given)."""
-    rows = sess.exec(select(Release).where(Release.status == "published", Release.name != spec.name)
-                     .order_by(Release.id)).all()
+    rows = sess.exec(
+        select(Release).where(Release.status == "published", Release.name != spec.name).order_by(Release.id)
+    ).all()
     cutoff = _utc(earlier_than)
-    return [r for r in rows if (r.last_revision_id is None or r.last_revision_id <= rev)
-            and (cutoff is None or _utc(r.published_at) < cutoff)]
+    return [
+        r
+        for r in rows
+        if (r.last_revision_id is None or r.last_revision_id <= rev)
+        and (cutoff is None or _utc(r.published_at) < cutoff)
+    ]
 
 
-def _releases(sess: Session, spec: ReleaseSpec, rev: int, scans: list[ScanView],
-              earlier: list[Release]) -> tuple[ReleaseInfo, ...]:
+def _releases(
+    sess: Session, spec: ReleaseSpec, rev: int, scans: list[ScanView], earlier: list[Release]
+) -> tuple[ReleaseInfo, ...]:
     """Published releases up to ``rev`` (other than this one), then this release."""
     out = []
     names = {r.id: r.name for r in sess.exec(select(Release)).all()}
     for r in earlier:
-        counts = sess.exec(select(func.count(), func.sum(cast(ReleaseScan.in_standard, Integer)))
-                           .where(ReleaseScan.release_id == r.id)).one()
+        counts = sess.exec(
+            select(func.count(), func.sum(cast(ReleaseScan.in_standard, Integer))).where(ReleaseScan.release_id == r.id)
+        ).one()
         try:
             date, title = (lambda s: (s.date, s.title))(parse_spec(r.spec, r.name))
         except AtlasError:
             date, title = "", r.name
-        out.append(ReleaseInfo(r.name, r.version, date, title, int(counts[0] or 0), int(counts[1] or 0),
-                               r.last_revision_id, names.get(r.previous_release_id)))
+        out.append(
+            ReleaseInfo(
+                r.name,
+                r.version,
+                date,
+                title,
+                int(counts[0] or 0),
+                int(counts[1] or 0),
+                r.last_revision_id,
+                names.get(r.previous_release_id),
+            )
+        )
     prev = out[-1].name if out else None
-    out.append(ReleaseInfo(spec.name, spec.version, spec.date, spec.title, len(scans),
-                           sum(s.in_standard for s in scans), rev, prev))
+    out.append(
+        ReleaseInfo(
+            spec.name, spec.version, spec.date, spec.title, len(scans), sum(s.in_standard for s in scans), rev, prev
+        )
+    )
     return tuple(out)

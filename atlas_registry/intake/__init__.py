@@ -17,10 +17,10 @@ import importlib
 import os
 import re
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .. import metadata
 from ..config import Workspace
@@ -58,8 +58,11 @@ def check_registry(ws: Workspace) -> None:
     from .. import db
 
     if db.sqlite_file_missing(ws):
-        raise AtlasError("INTK012", "no registry here: intake keeps its crosswalk in the registry "
-                         "(run `atlas-registry init` first)", path=str(ws.home))
+        raise AtlasError(
+            "INTK012",
+            "no registry here: intake keeps its crosswalk in the registry (run `atlas-registry init` first)",
+            path=str(ws.home),
+        )
     if db.current_revision(ws) != db.head_revision():
         raise AtlasError("INTK012", "the registry is not at the newest schema (run `atlas-registry init`)")
 
@@ -91,7 +94,9 @@ def plan(root: Path, map_path: Path | None = None, ws: Workspace | None = None):
             pass
     kind = detect(root, [f for f in files if f != map_rel])
     if map_path is None:
-        raise AtlasError("INTK001", "no MAP.csv (give --map, or put MAP.csv at the top of the delivery)", path=str(root))
+        raise AtlasError(
+            "INTK001", "no MAP.csv (give --map, or put MAP.csv at the top of the delivery)", path=str(root)
+        )
     sessions = mapfile.read(Path(map_path))
     if kind in ("dicom", "bids"):
         try:
@@ -99,7 +104,9 @@ def plan(root: Path, map_path: Path | None = None, ws: Workspace | None = None):
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{kind}":
                 raise
-            raise AtlasError("INTK014", f"{kind.upper()} deliveries are not supported by this version", path=str(root))
+            raise AtlasError(
+                "INTK014", f"{kind.upper()} deliveries are not supported by this version", path=str(root)
+            ) from None
     if kind == "dicom":
         dicom = source
 
@@ -120,8 +127,15 @@ def _order(scans) -> list[tuple[str, str]]:
     return [(s.subject, s.session) for s in sorted(scans, key=lambda s: (s.subject, s.order, s.session))]
 
 
-def run(delivery_root, cohort: str, out, ws: Workspace, map_path=None, progress: Progress | None = None,
-        workers: int | None = None) -> IntakeResult:
+def run(
+    delivery_root,
+    cohort: str,
+    out,
+    ws: Workspace,
+    map_path=None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> IntakeResult:
     """Intake of one delivery into a new native root ``out`` (``out/<cohort>/…`` and the metadata)."""
     from .. import db
     from ..validate.runner import validate_path
@@ -149,7 +163,7 @@ def run(delivery_root, cohort: str, out, ws: Workspace, map_path=None, progress:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             futures = [pool.submit(one, s) for s in ordered]
             try:
-                for n, (s, fut) in enumerate(zip(ordered, futures), 1):
+                for n, (s, fut) in enumerate(zip(ordered, futures, strict=False), 1):
                     w = fut.result()  # in scan order: the same refusal whatever finishes first
                     scan_rows.append(w.scan_row)
                     lesion_rows.extend(w.lesion_rows)
@@ -163,26 +177,41 @@ def run(delivery_root, cohort: str, out, ws: Workspace, map_path=None, progress:
         scanner = next((s.scanner for s in ordered if s.scanner), {})
         missing = [k for k in ("manufacturer", "model", "field_strength") if not scanner.get(k)]
         if missing:
-            raise AtlasError("INTK003", f"no {', '.join(missing)} for the cohort's scanner (MAP.csv t1 row columns; "
-                             "DICOM and BIDS deliveries take them from the headers)", path="MAP.csv")
-        scanner_row = {"Cohort": cohort, "Field Strength (T)": float(scanner["field_strength"]),
-                       "Manufacturer": manufacturer(scanner["manufacturer"]), "Model": scanner["model"],
-                       "Voxel Size X (mm)": round(zooms[0], 4), "Voxel Size Y (mm)": round(zooms[1], 4),
-                       "Voxel Size Z (mm)": round(zooms[2], 4)}
+            raise AtlasError(
+                "INTK003",
+                f"no {', '.join(missing)} for the cohort's scanner (MAP.csv t1 row columns; "
+                "DICOM and BIDS deliveries take them from the headers)",
+                path="MAP.csv",
+            )
+        scanner_row = {
+            "Cohort": cohort,
+            "Field Strength (T)": float(scanner["field_strength"]),
+            "Manufacturer": manufacturer(scanner["manufacturer"]),
+            "Model": scanner["model"],
+            "Voxel Size X (mm)": round(zooms[0], 4),
+            "Voxel Size Y (mm)": round(zooms[1], 4),
+            "Voxel Size Z (mm)": round(zooms[2], 4),
+        }
         metadata.write_metadata(tmp, {"scans": scan_rows, "lesions": lesion_rows, "scanners": [scanner_row]})
         result = validate_path(tmp, workers=workers)
         errors = [f for f in result.report.findings if f.severity == "error"]
         if errors:
             f = errors[0]
-            raise AtlasError("INTK015", f"{f.code} {f.message}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1
-                                                                     else ""), path=f.path)
+            raise AtlasError(
+                "INTK015",
+                f"{f.code} {f.message}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+                path=f.path,
+            )
         warnings = sum(1 for f in result.report.findings if f.severity == "warning")
         with db.session(ws) as sess:
             db.write_lock(sess)
             again = crosswalk.assign(sess, key, cohort, _order(scans))
             if (again.numbers, again.timepoints) != (first.numbers, first.timepoints):
-                raise AtlasError("INTK012", "the registry's crosswalk changed during this intake (another intake of "
-                                 f"cohort {cohort}?): run it again")
+                raise AtlasError(
+                    "INTK012",
+                    "the registry's crosswalk changed during this intake (another intake of "
+                    f"cohort {cohort}?): run it again",
+                )
             crosswalk.record(sess, again)
             if out.exists():
                 out.rmdir()  # empty, checked above
@@ -197,6 +226,14 @@ def run(delivery_root, cohort: str, out, ws: Workspace, map_path=None, progress:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return IntakeResult(kind, cohort, out, sorted(first.scan_id(s.subject, s.session) for s in scans),
-                        len(first.new_subjects), len(first.new_sessions), skipped, warnings,
-                        {(s.subject, s.session): first.scan_id(s.subject, s.session) for s in scans})
+    return IntakeResult(
+        kind,
+        cohort,
+        out,
+        sorted(first.scan_id(s.subject, s.session) for s in scans),
+        len(first.new_subjects),
+        len(first.new_sessions),
+        skipped,
+        warnings,
+        {(s.subject, s.session): first.scan_id(s.subject, s.session) for s in scans},
+    )

@@ -24,14 +24,18 @@ import tempfile
 from pathlib import Path
 
 from ..errors import AtlasError
-from .delivery import MAP_NAME
 from .build import LesionIn, Loaded, ScanIn, allowed_sidecar, components, on_grid
+from .delivery import MAP_NAME
 from .mapfile import Row, SessionMap
 from .nifti import load_image, natural, read_sidecar, sidecar_of
 
-_T1 = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)(?:_ses-(?P<ses>[A-Za-z0-9]+))?_(?:[a-z]+-[A-Za-z0-9]+_)*T1w\.nii(?:\.gz)?$")
-_MASK = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)(?:_ses-(?P<ses>[A-Za-z0-9]+))?_(?:[a-z]+-[A-Za-z0-9]+_)*"
-                   r"label-L(?:_[a-z]+-[A-Za-z0-9]+)*_mask\.nii(?:\.gz)?$")
+_T1 = re.compile(
+    r"^sub-(?P<sub>[A-Za-z0-9]+)(?:_ses-(?P<ses>[A-Za-z0-9]+))?_(?:[a-z]+-[A-Za-z0-9]+_)*T1w\.nii(?:\.gz)?$"
+)
+_MASK = re.compile(
+    r"^sub-(?P<sub>[A-Za-z0-9]+)(?:_ses-(?P<ses>[A-Za-z0-9]+))?_(?:[a-z]+-[A-Za-z0-9]+_)*"
+    r"label-L(?:_[a-z]+-[A-Za-z0-9]+)*_mask\.nii(?:\.gz)?$"
+)
 NO_SESSION = "1"
 
 
@@ -41,8 +45,9 @@ def validator_path() -> str:
         return str(here)
     found = shutil.which("bids-validator-deno")
     if not found:
-        raise AtlasError("INTK014", "the BIDS validator is not installed (pip install 'atlas-registry[bids]' or "
-                         "bids-validator-deno)")
+        raise AtlasError(
+            "INTK014", "the BIDS validator is not installed (pip install 'atlas-registry[bids]' or bids-validator-deno)"
+        )
     return found
 
 
@@ -57,19 +62,22 @@ def validate(root: Path) -> None:
 
 def _run_validator(exe: str, root: Path, config: Path) -> None:
     try:
-        proc = subprocess.run([exe, str(root), "--format", "json", "--config", str(config)], capture_output=True,
-                              text=True, timeout=1800)
+        proc = subprocess.run(
+            [exe, str(root), "--format", "json", "--config", str(config)], capture_output=True, text=True, timeout=1800
+        )
         issues = json.loads(proc.stdout)["issues"]["issues"]
     except (subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise AtlasError("INTK013", f"the BIDS validator gave no usable report ({type(e).__name__})",
-                         path=str(root)) from None
+        raise AtlasError(
+            "INTK013", f"the BIDS validator gave no usable report ({type(e).__name__})", path=str(root)
+        ) from None
     errors = [i for i in issues if i.get("severity") == "error"]
     if errors:
         first = errors[0]
         where = str(first.get("location") or "").lstrip("/") or "."
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise AtlasError("INTK013", f"BIDS validator: {first.get('code')} {first.get('subCode') or ''}".rstrip() + more,
-                         path=where)
+        raise AtlasError(
+            "INTK013", f"BIDS validator: {first.get('code')} {first.get('subCode') or ''}".rstrip() + more, path=where
+        )
 
 
 def _anat(rel: str) -> tuple[str, str, str] | None:
@@ -84,8 +92,9 @@ def _anat(rel: str) -> tuple[str, str, str] | None:
     return None
 
 
-def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMap], map_rel: str | None
-         ) -> list[ScanIn]:
+def plan(
+    root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMap], map_rel: str | None
+) -> list[ScanIn]:
     validate(root)
     t1s: dict[tuple[str, str], list[str]] = {}
     found_masks: dict[tuple[str, str], list[str]] = {}
@@ -100,8 +109,9 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
     unmapped = sorted(set(t1s) - set(sessions))
     if unmapped:
         sub, ses = unmapped[0]
-        raise AtlasError("INTK005", f"subject {sub!r} session {ses!r} of the dataset has no row in MAP.csv",
-                         path=t1s[unmapped[0]][0])
+        raise AtlasError(
+            "INTK005", f"subject {sub!r} session {ses!r} of the dataset has no row in MAP.csv", path=t1s[unmapped[0]][0]
+        )
     present = set(files)
     scans = []
     for (sub, ses), sm in sessions.items():
@@ -112,11 +122,18 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
         else:
             cands = sorted(t1s.get((sub, ses), []))
             if not cands:
-                raise AtlasError("INTK004", f"MAP.csv line {sm.t1.line}: subject {sub!r} session {ses!r} has no "
-                                 "T1w image in the dataset", path="MAP.csv")
+                raise AtlasError(
+                    "INTK004",
+                    f"MAP.csv line {sm.t1.line}: subject {sub!r} session {ses!r} has no T1w image in the dataset",
+                    path="MAP.csv",
+                )
             if len(cands) > 1:
-                raise AtlasError("INTK006", f"{len(cands)} T1w images for subject {sub!r} session {ses!r} "
-                                 f"({', '.join(cands)}); choose one with the t1 row's path", path=cands[0])
+                raise AtlasError(
+                    "INTK006",
+                    f"{len(cands)} T1w images for subject {sub!r} session {ses!r} "
+                    f"({', '.join(cands)}); choose one with the t1 row's path",
+                    path=cands[0],
+                )
             t1_rel = cands[0]
         rows = sm.lesions
         for r in rows:
@@ -124,19 +141,35 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
                 raise AtlasError("INTK004", f"MAP.csv line {r.line}: no such file in the delivery", path=r.get("path"))
         mask_rels = [] if rows else sorted(found_masks.get((sub, ses), []))
         if not rows and not mask_rels:
-            raise AtlasError("INTK004", f"subject {sub!r} session {ses!r} has no lesion mask (derivatives/*/…"
-                             "_label-L_…_mask.nii.gz, or MAP.csv lesion rows)", path=t1_rel)
+            raise AtlasError(
+                "INTK004",
+                f"subject {sub!r} session {ses!r} has no lesion mask (derivatives/*/…"
+                "_label-L_…_mask.nii.gz, or MAP.csv lesion rows)",
+                path=t1_rel,
+            )
         side = sidecar_of(t1_rel)
         side = side if side in present else None
-        scans.append(ScanIn(sub, ses, natural(ses), t1_rel, sm.t1, _loader(root, t1_rel, side, rows, mask_rels),
-                            _scanner(root, side, sm.t1)))
+        scans.append(
+            ScanIn(
+                sub,
+                ses,
+                natural(ses),
+                t1_rel,
+                sm.t1,
+                _loader(root, t1_rel, side, rows, mask_rels),
+                _scanner(root, side, sm.t1),
+            )
+        )
     return scans
 
 
 def _scanner(root: Path, side: str | None, row: Row) -> dict:
     obj = read_sidecar(root, side) if side else {}
-    out = {"manufacturer": str(obj.get("Manufacturer") or ""), "model": str(obj.get("ManufacturersModelName") or ""),
-           "field_strength": str(obj.get("MagneticFieldStrength") or "")}
+    out = {
+        "manufacturer": str(obj.get("Manufacturer") or ""),
+        "model": str(obj.get("ManufacturersModelName") or ""),
+        "field_strength": str(obj.get("MagneticFieldStrength") or ""),
+    }
     for k in out:
         out[k] = row.get(k) or out[k]
     return {k: v for k, v in out.items() if v}
@@ -151,8 +184,9 @@ def _loader(root: Path, t1_rel: str, side: str | None, rows: list[Row], mask_rel
         if rows:
             lesions = load_lesions(root, rows, t1)
         else:
-            lesions = [LesionIn(part, rel) for rel in mask_rels
-                       for part in components(on_grid(load_image(root, rel), t1, rel))]
+            lesions = [
+                LesionIn(part, rel) for rel in mask_rels for part in components(on_grid(load_image(root, rel), t1, rel))
+            ]
         return Loaded(t1, lesions, acq)
 
     return load

@@ -11,9 +11,9 @@ validator checks them (:func:`atlas_registry.masks.smooth`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import nibabel as nib
 import numpy as np
@@ -25,13 +25,36 @@ from .mapfile import Row
 
 # The acquisition parameters a written sidecar may hold: no dates, times, identifiers or free text.
 SIDECAR_ALLOW = (
-    "MagneticFieldStrength", "Manufacturer", "ManufacturersModelName", "MRAcquisitionType", "ScanningSequence",
-    "SequenceVariant", "ScanOptions", "SliceThickness", "SpacingBetweenSlices", "RepetitionTime", "EchoTime",
-    "InversionTime", "FlipAngle", "PixelBandwidth", "ParallelReductionFactorInPlane", "PartialFourier",
-    "PhaseEncodingDirection", "ImagingFrequency", "ReceiveCoilName", "Modality", "ConversionSoftware",
+    "MagneticFieldStrength",
+    "Manufacturer",
+    "ManufacturersModelName",
+    "MRAcquisitionType",
+    "ScanningSequence",
+    "SequenceVariant",
+    "ScanOptions",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "RepetitionTime",
+    "EchoTime",
+    "InversionTime",
+    "FlipAngle",
+    "PixelBandwidth",
+    "ParallelReductionFactorInPlane",
+    "PartialFourier",
+    "PhaseEncodingDirection",
+    "ImagingFrequency",
+    "ReceiveCoilName",
+    "Modality",
+    "ConversionSoftware",
 )
-MANUFACTURERS = {"ge": "GE", "siemens": "Siemens", "philips": "Philips", "toshiba": "Toshiba", "hitachi": "Hitachi",
-                 "canon": "Canon"}
+MANUFACTURERS = {
+    "ge": "GE",
+    "siemens": "Siemens",
+    "philips": "Philips",
+    "toshiba": "Toshiba",
+    "hitachi": "Hitachi",
+    "canon": "Canon",
+}
 
 
 def allowed_sidecar(obj: dict) -> dict:
@@ -125,11 +148,14 @@ def on_grid(mask_img: nib.Nifti1Image, t1: nib.Nifti1Image, source: str) -> np.n
         data = ornt.apply_orientation(data, tf)
         affine = affine @ ornt.inv_ornt_aff(tf, mask_img.shape[:3])
     if data.shape != t1.shape:
-        raise AtlasError("INTK010", f"mask shape {tuple(data.shape)} differs from the T1's {tuple(t1.shape)}",
-                         path=source)
+        raise AtlasError(
+            "INTK010", f"mask shape {tuple(data.shape)} differs from the T1's {tuple(t1.shape)}", path=source
+        )
     diff = float(np.abs(affine - t1.affine).max())
     if diff > 1e-3:
-        raise AtlasError("INTK010", f"the mask is not on the T1's grid (affines differ by up to {diff:.3g})", path=source)
+        raise AtlasError(
+            "INTK010", f"the mask is not on the T1's grid (affines differ by up to {diff:.3g})", path=source
+        )
     if not np.all(np.isfinite(data)):
         raise AtlasError("INTK010", "the mask holds NaN or infinite values", path=source)
     if not np.any(data):
@@ -159,22 +185,31 @@ def write_scan(root: Path, scan_id: str, scan: ScanIn, loaded: Loaded) -> Writte
     t1 = clean_t1(loaded.t1, scan.source)
     zooms = tuple(float(z) for z in t1.header.get_zooms()[:3])
     if not loaded.lesions:
-        raise AtlasError("INTK004", f"subject {scan.subject!r} session {scan.session!r} has no lesion mask",
-                         path=scan.source)
+        raise AtlasError(
+            "INTK004", f"subject {scan.subject!r} session {scan.session!r} has no lesion mask", path=scan.source
+        )
     smooth = [masks.smooth(les.mask, zooms) for les in loaded.lesions]
-    for les, sm in zip(loaded.lesions, smooth):
+    for les, sm in zip(loaded.lesions, smooth, strict=False):
         if not sm.any():
-            raise AtlasError("INTK010", "the mask vanishes when smoothed (FWHM 2 mm): too small to trace", path=les.source)
+            raise AtlasError(
+                "INTK010", "the mask vanishes when smoothed (FWHM 2 mm): too small to trace", path=les.source
+            )
     idx = list(range(len(loaded.lesions)))
     given = [les.number for les in loaded.lesions if les.number is not None]
     if given:
         if len(given) != len(idx) or sorted(given) != idx:
-            raise AtlasError("INTK003", f"lesion numbers {sorted(given)} are not 0..{len(idx) - 1} for every lesion "
-                             f"of subject {scan.subject!r} session {scan.session!r}", path="MAP.csv")
+            raise AtlasError(
+                "INTK003",
+                f"lesion numbers {sorted(given)} are not 0..{len(idx) - 1} for every lesion "
+                f"of subject {scan.subject!r} session {scan.session!r}",
+                path="MAP.csv",
+            )
         primary = given.index(0)
     else:
         primary = max(idx, key=lambda i: (int(smooth[i].sum()), -i))
-    rest = sorted((i for i in idx if i != primary), key=lambda i: (-int(smooth[i].sum()), -int(loaded.lesions[i].mask.sum()), i))
+    rest = sorted(
+        (i for i in idx if i != primary), key=lambda i: (-int(smooth[i].sum()), -int(loaded.lesions[i].mask.sum()), i)
+    )
     order = [primary, *rest]
     not_largest = any(int(smooth[i].sum()) > int(smooth[primary].sum()) for i in rest)
 
@@ -195,11 +230,23 @@ def write_scan(root: Path, scan_id: str, scan: ScanIn, loaded: Loaded) -> Writte
         tracer = (row.get("tracer") if row else "") or default_tracer
         reviewer = (row.get("reviewer") if row else "") or default_reviewer
         if not tracer or not reviewer:
-            raise AtlasError("INTK003", f"line {(row or scan.t1_row).line}: no tracer/reviewer for lesion {number} of "
-                             f"subject {scan.subject!r} session {scan.session!r}", path="MAP.csv")
+            raise AtlasError(
+                "INTK003",
+                f"line {(row or scan.t1_row).line}: no tracer/reviewer for lesion {number} of "
+                f"subject {scan.subject!r} session {scan.session!r}",
+                path="MAP.csv",
+            )
         classes.append((hemi, loc))
-        lesion_rows.append({"Scan ID": scan_id, "Lesion": number, "Hemisphere": hemi, "Location": loc,
-                            "Tracer": tracer, "Reviewer": reviewer})
+        lesion_rows.append(
+            {
+                "Scan ID": scan_id,
+                "Lesion": number,
+                "Hemisphere": hemi,
+                "Location": loc,
+                "Tracer": tracer,
+                "Reviewer": reviewer,
+            }
+        )
     if loaded.acquisition:
         body = json.dumps(loaded.acquisition, indent=2, sort_keys=True) + "\n"
         files[naming.native_relpath(scan_id, "sidecar")] = body.encode("utf-8")
@@ -218,18 +265,26 @@ def _scan_row(scan_id: str, t1_row: Row, classes: list[tuple[str, str]], not_lar
     sides = {h for h, _ in classes if h in ("left", "right")}
     side = "Brainstem" if hemi0 == "other" else ("Bilateral" if len(sides) == 2 else hemi0.capitalize())
     where = t1_row.get("primary_location") or (
-        "Brainstem or cerebellum" if hemi0 == "other" else f"{hemi0.capitalize()} {loc0}")
+        "Brainstem or cerebellum" if hemi0 == "other" else f"{hemi0.capitalize()} {loc0}"
+    )
     missing = [c for c in ("stroke_type", "vascular_territory", "pvh", "dwmh") if not t1_row.get(c)]
     if missing:
-        raise AtlasError("INTK003", f"line {t1_row.line}: the t1 row lacks {', '.join(missing)} (the "
-                         "neuroradiologist's reading: no image holds it)", path="MAP.csv")
+        raise AtlasError(
+            "INTK003",
+            f"line {t1_row.line}: the t1 row lacks {', '.join(missing)} (the "
+            "neuroradiologist's reading: no image holds it)",
+            path="MAP.csv",
+        )
     return {
-        "Scan ID": scan_id, "Cohort": scan_id[:5], **counts,
+        "Scan ID": scan_id,
+        "Cohort": scan_id[:5],
+        **counts,
         "Stroke type": t1_row.get("stroke_type"),
         "Primary Stroke Location": where,
         "Primary Stroke Location Hemisphere": t1_row.get("primary_hemisphere") or side,
         "Vascular territory": t1_row.get("vascular_territory"),
-        "PVH": int(t1_row.get("pvh")), "DWMH": int(t1_row.get("dwmh")),
+        "PVH": int(t1_row.get("pvh")),
+        "DWMH": int(t1_row.get("dwmh")),
         "Notes": t1_row.get("notes"),
         "Primary Not Largest": "Yes" if not_largest else "No",
     }

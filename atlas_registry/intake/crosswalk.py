@@ -16,7 +16,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 
@@ -67,9 +67,17 @@ def _registered(sess, cohort: str) -> tuple[int, dict[int, int]]:
     """The highest subject number of ``cohort`` in the registry and each subject's highest timepoint."""
     from sqlalchemy import text
 
-    rows = sess.connection().execute(text(
-        "SELECT s.number, MAX(t.number) FROM subject s JOIN cohort c ON c.id = s.cohort_id "
-        "LEFT JOIN timepoint t ON t.subject_id = s.id WHERE c.code = :c GROUP BY s.number"), {"c": cohort}).all()
+    rows = (
+        sess.connection()
+        .execute(
+            text(
+                "SELECT s.number, MAX(t.number) FROM subject s JOIN cohort c ON c.id = s.cohort_id "
+                "LEFT JOIN timepoint t ON t.subject_id = s.id WHERE c.code = :c GROUP BY s.number"
+            ),
+            {"c": cohort},
+        )
+        .all()
+    )
     return max((r[0] for r in rows), default=0), {int(r[0]): int(r[1] or 0) for r in rows}
 
 
@@ -116,10 +124,17 @@ def record(sess, a: Assignment) -> None:
     """Insert the new crosswalk rows of ``a`` (in the caller's transaction)."""
     from ..models import IntakeSession, IntakeSubject
 
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     for subject, sk in sorted(a.new_subjects.items(), key=lambda kv: a.numbers[kv[0]]):
         sess.add(IntakeSubject(cohort=a.cohort, site_key=sk, number=a.numbers[subject], created_at=now))
     for (subject, session), ek in a.new_sessions.items():
-        sess.add(IntakeSession(cohort=a.cohort, subject_number=a.numbers[subject], session_key=ek,
-                               timepoint=a.timepoints[(subject, session)], created_at=now))
+        sess.add(
+            IntakeSession(
+                cohort=a.cohort,
+                subject_number=a.numbers[subject],
+                session_key=ek,
+                timepoint=a.timepoints[(subject, session)],
+                created_at=now,
+            )
+        )
     sess.flush()

@@ -36,7 +36,9 @@ def files(root: Path) -> list[str]:
             mode = e.stat(follow_symlinks=False).st_mode
             rel = Path(e.path).relative_to(root).as_posix()
             if stat.S_ISLNK(mode):
-                raise AtlasError("INTK002", "a symbolic link in the delivery (intake reads regular files only)", path=rel)
+                raise AtlasError(
+                    "INTK002", "a symbolic link in the delivery (intake reads regular files only)", path=rel
+                )
             if stat.S_ISDIR(mode):
                 stack.append(Path(e.path))
             elif stat.S_ISREG(mode):

@@ -96,10 +96,31 @@ def _float(v) -> float | None:
 
 
 # The attributes intake reads (everything else in a header is skipped unread).
-TAGS = ("PatientID", "PatientName", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName",
-        "ImageType", "Modality", "MRAcquisitionType", "EchoTime", "RepetitionTime", "SharedFunctionalGroupsSequence",
-        "StudyDate", "StudyTime", "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength",
-        "ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames", "BitsAllocated", "SamplesPerPixel")
+TAGS = (
+    "PatientID",
+    "PatientName",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "ProtocolName",
+    "ImageType",
+    "Modality",
+    "MRAcquisitionType",
+    "EchoTime",
+    "RepetitionTime",
+    "SharedFunctionalGroupsSequence",
+    "StudyDate",
+    "StudyTime",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "MagneticFieldStrength",
+    "ImageOrientationPatient",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "BitsAllocated",
+    "SamplesPerPixel",
+)
 
 
 def read_instance(root: Path, rel: str):
@@ -137,8 +158,9 @@ def read_instance(root: Path, rel: str):
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     if length != 0xFFFFFFFF:
         if size < start + length:
-            raise AtlasError("INTK008", f"file cut short: pixel data ends at byte {start + length}, file has {size}",
-                             path=rel)
+            raise AtlasError(
+                "INTK008", f"file cut short: pixel data ends at byte {start + length}, file has {size}", path=rel
+            )
         if ts in UNCOMPRESSED and length < need:
             raise AtlasError("INTK008", f"pixel data shorter than the image ({length} of {need} bytes)", path=rel)
     return ds
@@ -163,13 +185,20 @@ def _facts(ds) -> dict:
     iop = ds.get("ImageOrientationPatient")
     return {
         "patient": _text(ds.get("PatientID")) or _text(ds.get("PatientName")),
-        "uid": _text(ds.get("SeriesInstanceUID")), "number": _text(ds.get("SeriesNumber")),
+        "uid": _text(ds.get("SeriesInstanceUID")),
+        "number": _text(ds.get("SeriesNumber")),
         "description": _text(ds.get("SeriesDescription")) or _text(ds.get("ProtocolName")),
-        "image_type": tuple(str(t) for t in (ds.get("ImageType") or ())), "modality": _text(ds.get("Modality")),
-        "acquisition": _text(ds.get("MRAcquisitionType")), "te": te, "tr": tr,
+        "image_type": tuple(str(t) for t in (ds.get("ImageType") or ())),
+        "modality": _text(ds.get("Modality")),
+        "acquisition": _text(ds.get("MRAcquisitionType")),
+        "te": te,
+        "tr": tr,
         "order": (_text(ds.get("StudyDate")), _text(ds.get("StudyTime")), _text(ds.get("SeriesNumber"))),
-        "scanner": {"manufacturer": _text(ds.get("Manufacturer")), "model": _text(ds.get("ManufacturerModelName")),
-                    "field_strength": _text(ds.get("MagneticFieldStrength"))},
+        "scanner": {
+            "manufacturer": _text(ds.get("Manufacturer")),
+            "model": _text(ds.get("ManufacturerModelName")),
+            "field_strength": _text(ds.get("MagneticFieldStrength")),
+        },
         "iop": None if iop is None else tuple(round(float(x), 3) for x in iop),
         "frames": int(ds.get("NumberOfFrames", 1) or 1),
     }
@@ -179,7 +208,7 @@ def read_headers(root: Path, rels: list[str], workers: int | None = None) -> dic
     """The facts of every file, read by a pool of processes; the first bad file (in path order) refuses."""
     workers = workers or len(os.sched_getaffinity(0))
     size = max(1, min(256, len(rels) // (workers * 4) or 1))
-    chunks = [(str(root), rels[i:i + size]) for i in range(0, len(rels), size)]
+    chunks = [(str(root), rels[i : i + size]) for i in range(0, len(rels), size)]
     if workers <= 1 or len(chunks) <= 1:
         results = [_read_chunk(c) for c in chunks]
     else:
@@ -226,14 +255,27 @@ def _series_of(facts: dict[str, dict], rels: list[str], subject: str) -> list[Se
         f = facts[rel]
         patients.setdefault(f["patient"], rel)
         if len(patients) > 1:
-            raise AtlasError("INTK009", f"files of {len(patients)} patients in subject folder {subject}/ "
-                             f"(another patient first seen in {next(iter(patients.values()))})", path=rel)
+            raise AtlasError(
+                "INTK009",
+                f"files of {len(patients)} patients in subject folder {subject}/ "
+                f"(another patient first seen in {next(iter(patients.values()))})",
+                path=rel,
+            )
         uid = f["uid"] or f"{f['number']}:{Path(rel).parent}"
         s = by_uid.get(uid)
         if s is None:
-            s = by_uid[uid] = Series(uid, number=f["number"], description=f["description"],
-                                     image_type=f["image_type"], modality=f["modality"], acquisition=f["acquisition"],
-                                     te=f["te"], tr=f["tr"], order=f["order"], scanner=f["scanner"])
+            s = by_uid[uid] = Series(
+                uid,
+                number=f["number"],
+                description=f["description"],
+                image_type=f["image_type"],
+                modality=f["modality"],
+                acquisition=f["acquisition"],
+                te=f["te"],
+                tr=f["tr"],
+                order=f["order"],
+                scanner=f["scanner"],
+            )
         if f["iop"] is not None:
             s.orientations.add(f["iop"])
         s.files.append(rel)
@@ -263,12 +305,19 @@ def _choose(series: list[Series], sm: SessionMap, where: str) -> Series:
             if all(f == p or f.startswith(p.rstrip("/") + "/") for f in s.files):
                 s.reason = f"MAP.csv line {[r.line for r in sm.skips if r.get('path') == p][0]}: {why}"
     if want_series or want_path:
-        picked = [s for s in series
-                  if (not want_series or want_series in (s.number, s.description))
-                  and (not want_path or all(f.startswith(want_path.rstrip("/") + "/") or f == want_path for f in s.files))]
+        picked = [
+            s
+            for s in series
+            if (not want_series or want_series in (s.number, s.description))
+            and (not want_path or all(f.startswith(want_path.rstrip("/") + "/") or f == want_path for f in s.files))
+        ]
         if len(picked) != 1:
-            raise AtlasError("INTK006" if picked else "INTK004", f"MAP.csv line {row.line} (series {want_series!r}, path "
-                             f"{want_path!r}) matches {len(picked)} series in {where}", path=where)
+            raise AtlasError(
+                "INTK006" if picked else "INTK004",
+                f"MAP.csv line {row.line} (series {want_series!r}, path "
+                f"{want_path!r}) matches {len(picked)} series in {where}",
+                path=where,
+            )
         picked[0].reason = None
         for s in series:
             if s is not picked[0] and s.reason is None:
@@ -280,8 +329,12 @@ def _choose(series: list[Series], sm: SessionMap, where: str) -> Series:
         raise AtlasError("INTK007", f"no T1 candidate in {where} ({why})", path=where)
     if len(cands) > 1:
         names = ", ".join(f"{s.number} ({s.frames} slices, in {Path(s.files[0]).parent})" for s in cands)
-        raise AtlasError("INTK006", f"{len(cands)} T1 candidates in {where}: series {names}; choose one with the "
-                         f"t1 row's `series` or `path` (MAP.csv line {row.line})", path=where)
+        raise AtlasError(
+            "INTK006",
+            f"{len(cands)} T1 candidates in {where}: series {names}; choose one with the "
+            f"t1 row's `series` or `path` (MAP.csv line {row.line})",
+            path=where,
+        )
     return cands[0]
 
 
@@ -291,8 +344,12 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
     for sm in sessions.values():
         for r in sm.lesions:
             if r.get("path") not in set(files):
-                raise AtlasError("INTK004", f"MAP.csv line {r.line} (subject {sm.subject!r} session {sm.session!r}): "
-                                 "no such file in the delivery", path=r.get("path"))
+                raise AtlasError(
+                    "INTK004",
+                    f"MAP.csv line {r.line} (subject {sm.subject!r} session {sm.session!r}): "
+                    "no such file in the delivery",
+                    path=r.get("path"),
+                )
     by_session: dict[tuple[str, str], list[str]] = {}
     for rel in files:
         if rel == map_rel or rel in mapped:
@@ -306,8 +363,12 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
         by_session.setdefault(key, []).append(rel)
     for key, sm in sessions.items():
         if key not in by_session:
-            raise AtlasError("INTK004", f"MAP.csv line {sm.t1.line}: subject {key[0]!r} session {key[1]!r} has no "
-                             f"DICOM files (no folder {key[0]}/{key[1]}/)", path="MAP.csv")
+            raise AtlasError(
+                "INTK004",
+                f"MAP.csv line {sm.t1.line}: subject {key[0]!r} session {key[1]!r} has no "
+                f"DICOM files (no folder {key[0]}/{key[1]}/)",
+                path="MAP.csv",
+            )
     for rel in (f for rels in by_session.values() for f in rels):
         if not is_dicom(root / rel) and Path(rel).name.upper() != "DICOMDIR":
             raise AtlasError("INTK008", "not a DICOM file (no DICM preamble) in a session folder", path=rel)
@@ -323,10 +384,22 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
         for s in series:
             s.reason = classify(s, s.frames)
         chosen = _choose(series, sm, where)
-        skipped.extend({"subject": subject, "session": session, "series": s.number, "reason": s.reason}
-                       for s in series if s is not chosen)
-        scans.append(ScanIn(subject, session, chosen.order, f"{where} series {chosen.number}", sm.t1,
-                            _loader(root, exe, chosen, sm), chosen.scanner))
+        skipped.extend(
+            {"subject": subject, "session": session, "series": s.number, "reason": s.reason}
+            for s in series
+            if s is not chosen
+        )
+        scans.append(
+            ScanIn(
+                subject,
+                session,
+                chosen.order,
+                f"{where} series {chosen.number}",
+                sm.t1,
+                _loader(root, exe, chosen, sm),
+                chosen.scanner,
+            )
+        )
     return scans, skipped
 
 
@@ -345,11 +418,14 @@ def convert(root: Path, exe: str, s: Series, where: str):
         images = sorted(dst.glob("*.nii"))
         if proc.returncode != 0 or len(images) != 1:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-            raise AtlasError("INTK008", f"dcm2niix could not make one image of series {s.number} (exit "
-                             f"{proc.returncode}, {len(images)} image(s)) {tail[0][:200]}", path=where)
+            raise AtlasError(
+                "INTK008",
+                f"dcm2niix could not make one image of series {s.number} (exit "
+                f"{proc.returncode}, {len(images)} image(s)) {tail[0][:200]}",
+                path=where,
+            )
         src_img = nib.load(images[0], mmap=False)
-        data = np.array(src_img.dataobj.get_unscaled() if _unscaled(src_img) else
-                        src_img.get_fdata(dtype=np.float32))
+        data = np.array(src_img.dataobj.get_unscaled() if _unscaled(src_img) else src_img.get_fdata(dtype=np.float32))
         img = nib.Nifti1Image(data, src_img.affine)
         side = images[0].with_suffix(".json")
         obj = {}

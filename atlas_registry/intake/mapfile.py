@@ -54,13 +54,16 @@ def read(path: Path, label: str = "MAP.csv") -> dict[tuple[str, str], SessionMap
     header = [h.strip() for h in header]
     unknown = [h for h in header if h not in columns()]
     if unknown:
-        raise AtlasError("INTK003", f"unknown column(s) {', '.join(map(repr, unknown))} (columns: "
-                         f"{', '.join(columns())})", path=label)
+        raise AtlasError(
+            "INTK003",
+            f"unknown column(s) {', '.join(map(repr, unknown))} (columns: {', '.join(columns())})",
+            path=label,
+        )
     out: dict[tuple[str, str], SessionMap] = {}
     for n, r in body:
         if len(r) > len(header):
             raise AtlasError("INTK003", f"line {n}: more cells than columns", path=label)
-        cells = {h: c.strip() for h, c in zip(header, r) if c.strip() != ""}
+        cells = {h: c.strip() for h, c in zip(header, r, strict=False) if c.strip() != ""}
         where = f"{label} line {n}"
         problem = metadata.schema_problem(cells, SCHEMA)
         if problem:
@@ -73,8 +76,11 @@ def read(path: Path, label: str = "MAP.csv") -> dict[tuple[str, str], SessionMap
         role = cells["role"]
         if role == "t1":
             if sm.t1 is not None:
-                raise AtlasError("INTK003", f"line {n}: a second t1 row for subject {key[0]!r} session {key[1]!r} "
-                                 f"(first on line {sm.t1.line})", path=label)
+                raise AtlasError(
+                    "INTK003",
+                    f"line {n}: a second t1 row for subject {key[0]!r} session {key[1]!r} (first on line {sm.t1.line})",
+                    path=label,
+                )
             sm.t1 = row
         elif role in ("lesion", "lesions"):
             if "path" not in cells:
@@ -87,10 +93,15 @@ def read(path: Path, label: str = "MAP.csv") -> dict[tuple[str, str], SessionMap
     for sm in out.values():
         if sm.t1 is None:
             first = (sm.lesions + sm.skips)[0].line
-            raise AtlasError("INTK003", f"line {first}: subject {sm.subject!r} session {sm.session!r} has no t1 row",
-                             path=label)
+            raise AtlasError(
+                "INTK003", f"line {first}: subject {sm.subject!r} session {sm.session!r} has no t1 row", path=label
+            )
         kinds = {r.get("role") for r in sm.lesions}
         if kinds == {"lesion", "lesions"}:
-            raise AtlasError("INTK003", f"line {sm.lesions[0].line}: subject {sm.subject!r} session {sm.session!r} "
-                             "mixes lesion and lesions rows", path=label)
+            raise AtlasError(
+                "INTK003",
+                f"line {sm.lesions[0].line}: subject {sm.subject!r} session {sm.session!r} "
+                "mixes lesion and lesions rows",
+                path=label,
+            )
     return out

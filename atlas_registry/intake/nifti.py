@@ -61,8 +61,9 @@ def load_lesions(root: Path, rows: list[Row], t1, paths: dict[int, str] | None =
     return out
 
 
-def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMap], map_rel: str | None
-         ) -> list[ScanIn]:
+def plan(
+    root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMap], map_rel: str | None
+) -> list[ScanIn]:
     present = set(files)
     used: set[str] = set()
     scans = []
@@ -73,20 +74,32 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
         for r in [sm.t1, *sm.lesions, *sm.skips]:
             rel = r.get("path")
             if rel not in present:
-                raise AtlasError("INTK004", f"MAP.csv line {r.line} (subject {subject!r} session {session!r}): "
-                                 "no such file in the delivery", path=rel)
+                raise AtlasError(
+                    "INTK004",
+                    f"MAP.csv line {r.line} (subject {subject!r} session {session!r}): no such file in the delivery",
+                    path=rel,
+                )
             used.add(rel)
         side = sidecar_of(t1_rel)
         if side in present:
             used.add(side)
-        scans.append(ScanIn(subject, session, natural(session), t1_rel, sm.t1,
-                            _loader(root, t1_rel, side if side in present else None, sm),
-                            {k: sm.t1.get(k) for k in ("manufacturer", "model", "field_strength") if sm.t1.get(k)}))
+        scans.append(
+            ScanIn(
+                subject,
+                session,
+                natural(session),
+                t1_rel,
+                sm.t1,
+                _loader(root, t1_rel, side if side in present else None, sm),
+                {k: sm.t1.get(k) for k in ("manufacturer", "model", "field_strength") if sm.t1.get(k)},
+            )
+        )
     unmapped = sorted(f for f in present - used if f != map_rel)
     if unmapped:
         more = f" and {len(unmapped) - 1} more" if len(unmapped) > 1 else ""
-        raise AtlasError("INTK005", f"a file no MAP.csv row accounts for{more} (add a row, or a skip row)",
-                         path=unmapped[0])
+        raise AtlasError(
+            "INTK005", f"a file no MAP.csv row accounts for{more} (add a row, or a skip row)", path=unmapped[0]
+        )
     return scans
 
 

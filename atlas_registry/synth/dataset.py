@@ -16,9 +16,9 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -57,12 +57,14 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     if not present:
         return
     if not overwrite:
-        raise AtlasError("SYN001", "output folder is not empty (use --force to replace an earlier synth output)",
-                         path=str(out))
+        raise AtlasError(
+            "SYN001", "output folder is not empty (use --force to replace an earlier synth output)", path=str(out)
+        )
     foreign = sorted(set(present) - set(OUTPUTS))
     if foreign:
-        raise AtlasError("SYN001", f"output folder holds files synth did not write ({', '.join(foreign[:5])})",
-                         path=str(out))
+        raise AtlasError(
+            "SYN001", f"output folder holds files synth did not write ({', '.join(foreign[:5])})", path=str(out)
+        )
     for name in present:
         p = out / name
         shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -126,9 +128,18 @@ def _volume_stats(volumes: list[float]) -> dict:
     }
 
 
-def generate(out: str | os.PathLike, *, seed: int = 0, scale: str = "small", cohorts=None, workers: int | None = None,
-             overwrite: bool = False, with_reliability: bool = True, with_preview: bool = True,
-             progress: Progress | None = None) -> dict:
+def generate(
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    scale: str = "small",
+    cohorts=None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    with_reliability: bool = True,
+    with_preview: bool = True,
+    progress: Progress | None = None,
+) -> dict:
     """Generate the synthetic dataset into ``out``; returns the summary also written to synth.json.
 
     ``cohorts``: list or comma-separated text (default all 11); ``workers``: processes (default all
@@ -159,8 +170,10 @@ def generate(out: str | os.PathLike, *, seed: int = 0, scale: str = "small", coh
     metadata.write_registration_failures(out / "standard", excluded)
 
     if with_reliability:
-        rows = sorted((row for kind, r in results if kind == "brain" for row in r),
-                      key=lambda r: (r["brain"], r["rater"], r["session"]))
+        rows = sorted(
+            (row for kind, r in results if kind == "brain" for row in r),
+            key=lambda r: (r["brain"], r["rater"], r["session"]),
+        )
         rel = out / "reliability"
         niio.write_atomic(rel / reliability.TRACINGS_CSV, metadata.csv_bytes(_frame(rows)))
         niio.write_atomic(rel / reliability.README, reliability.readme_text(scale).encode("utf-8"))
@@ -196,8 +209,9 @@ def generate(out: str | os.PathLike, *, seed: int = 0, scale: str = "small", coh
 def _frame(rows: list[dict]):
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=["brain", "rater", "session", "tracer", "hemisphere", "location", "volume_mm3",
-                                       "file"])
+    return pd.DataFrame(
+        rows, columns=["brain", "rater", "session", "tracer", "hemisphere", "location", "volume_mm3", "file"]
+    )
 
 
 def _preview_scan(done: list, scans: list):

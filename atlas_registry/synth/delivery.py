@@ -28,9 +28,27 @@ import numpy as np
 from .. import metadata as md
 from .. import naming, niio
 
-MAP_COLUMNS = ("subject", "session", "role", "path", "lesion", "hemisphere", "location", "tracer", "reviewer",
-               "stroke_type", "primary_location", "primary_hemisphere", "vascular_territory", "pvh", "dwmh", "notes",
-               "manufacturer", "model", "field_strength")
+MAP_COLUMNS = (
+    "subject",
+    "session",
+    "role",
+    "path",
+    "lesion",
+    "hemisphere",
+    "location",
+    "tracer",
+    "reviewer",
+    "stroke_type",
+    "primary_location",
+    "primary_hemisphere",
+    "vascular_territory",
+    "pvh",
+    "dwmh",
+    "notes",
+    "manufacturer",
+    "model",
+    "field_strength",
+)
 SESSION_LABELS = ("baseline", "followup", "followup2")
 
 
@@ -61,16 +79,35 @@ def _map_csv(rows: list[dict]) -> bytes:
 
 
 def _t1_row(subject: str, session: str, rec: dict, scanner: dict, path: str, tracer: str, reviewer: str) -> dict:
-    return {"subject": subject, "session": session, "role": "t1", "path": path, "tracer": tracer,
-            "reviewer": reviewer, "stroke_type": rec["Stroke type"], "primary_location": rec["Primary Stroke Location"],
-            "primary_hemisphere": rec["Primary Stroke Location Hemisphere"],
-            "vascular_territory": rec["Vascular territory"], "pvh": rec["PVH"], "dwmh": rec["DWMH"],
-            "notes": rec["Notes"], "manufacturer": scanner["Manufacturer"], "model": scanner["Model"],
-            "field_strength": scanner["Field Strength (T)"]}
+    return {
+        "subject": subject,
+        "session": session,
+        "role": "t1",
+        "path": path,
+        "tracer": tracer,
+        "reviewer": reviewer,
+        "stroke_type": rec["Stroke type"],
+        "primary_location": rec["Primary Stroke Location"],
+        "primary_hemisphere": rec["Primary Stroke Location Hemisphere"],
+        "vascular_territory": rec["Vascular territory"],
+        "pvh": rec["PVH"],
+        "dwmh": rec["DWMH"],
+        "notes": rec["Notes"],
+        "manufacturer": scanner["Manufacturer"],
+        "model": scanner["Model"],
+        "field_strength": scanner["Field Strength (T)"],
+    }
 
 
-def write_delivery(native_root, cohort: str, out, kind: str = "nifti", seed: int = 0, scans: list[str] | None = None,
-                   enhanced: bool = False) -> dict:
+def write_delivery(
+    native_root,
+    cohort: str,
+    out,
+    kind: str = "nifti",
+    seed: int = 0,
+    scans: list[str] | None = None,
+    enhanced: bool = False,
+) -> dict:
     """Write a delivery of ``cohort`` (optionally only the scans ``scans``) into ``out``; returns
     {"map": rows, "identifiers": [values], "scans": {scan id: (site subject, session)}}."""
     native_root, out = Path(native_root), Path(out)
@@ -104,12 +141,23 @@ def write_delivery(native_root, cohort: str, out, kind: str = "nifti", seed: int
             raw = niio.load(native_root / naming.native_relpath(sid, "lesion", "raw_voi", n))
             rel = f"{mask_dir}/lesion{n + 1}.nii.gz"
             niio.save_nifti(raw, _mk(out / rel))
-            rows.append({"subject": subject, "session": session, "role": "lesion", "path": rel, "lesion": n,
-                         "hemisphere": les["Hemisphere"], "location": les["Location"], "tracer": les["Tracer"],
-                         "reviewer": les["Reviewer"]})
+            rows.append(
+                {
+                    "subject": subject,
+                    "session": session,
+                    "role": "lesion",
+                    "path": rel,
+                    "lesion": n,
+                    "hemisphere": les["Hemisphere"],
+                    "location": les["Location"],
+                    "tracer": les["Tracer"],
+                    "reviewer": les["Reviewer"],
+                }
+            )
     niio.write_atomic(out / "MAP.csv", _map_csv(rows))
-    niio.write_atomic(out.parent / f"{out.name}.identifiers.json",
-                      (json.dumps(sorted(idents), indent=1) + "\n").encode("utf-8"))
+    niio.write_atomic(
+        out.parent / f"{out.name}.identifiers.json", (json.dumps(sorted(idents), indent=1) + "\n").encode("utf-8")
+    )
     return {"map": rows, "identifiers": sorted(idents), "scans": where}
 
 

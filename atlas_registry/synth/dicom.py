@@ -98,19 +98,42 @@ def _geometry(affine: np.ndarray):
     return zooms, [*_lps(row_dir), *_lps(col_dir)]
 
 
-def _volume_series(out: Path, base_ds, data: np.ndarray, affine: np.ndarray, number: int, desc: str,
-                   image_type: list[str], acq: str, tr: float, te: float, enhanced: bool) -> list[str]:
+def _volume_series(
+    out: Path,
+    base_ds,
+    data: np.ndarray,
+    affine: np.ndarray,
+    number: int,
+    desc: str,
+    image_type: list[str],
+    acq: str,
+    tr: float,
+    te: float,
+    enhanced: bool,
+) -> list[str]:
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
     zooms, iop = _geometry(affine)
     series_uid = generate_uid()
     values = [series_uid]
-    common = dict(SeriesInstanceUID=series_uid, SeriesNumber=number, SeriesDescription=desc, ProtocolName=desc,
-                  ImageType=image_type, MRAcquisitionType=acq, RepetitionTime=_ds(tr), EchoTime=_ds(te),
-                  ScanningSequence="GR\\IR" if "T1" in desc.upper() or "MPRAGE" in desc.upper() else "SE",
-                  SequenceVariant="SP\\MP", FlipAngle="9", SliceThickness=_ds(zooms[2]),
-                  Rows=int(data.shape[1]), Columns=int(data.shape[0]), PixelSpacing=[_ds(zooms[1]), _ds(zooms[0])])
+    common = dict(
+        SeriesInstanceUID=series_uid,
+        SeriesNumber=number,
+        SeriesDescription=desc,
+        ProtocolName=desc,
+        ImageType=image_type,
+        MRAcquisitionType=acq,
+        RepetitionTime=_ds(tr),
+        EchoTime=_ds(te),
+        ScanningSequence="GR\\IR" if "T1" in desc.upper() or "MPRAGE" in desc.upper() else "SE",
+        SequenceVariant="SP\\MP",
+        FlipAngle="9",
+        SliceThickness=_ds(zooms[2]),
+        Rows=int(data.shape[1]),
+        Columns=int(data.shape[0]),
+        PixelSpacing=[_ds(zooms[1]), _ds(zooms[0])],
+    )
     if enhanced:
         ds = copy.deepcopy(base_ds)
         for k, v in common.items():
@@ -154,8 +177,17 @@ def _volume_series(out: Path, base_ds, data: np.ndarray, affine: np.ndarray, num
     return values
 
 
-def write_series(session_dir, t1, scanner: dict, subject: str, session: str, seed: int, sid,
-                 enhanced: bool = False, extras: bool = True) -> set[str]:
+def write_series(
+    session_dir,
+    t1,
+    scanner: dict,
+    subject: str,
+    session: str,
+    seed: int,
+    sid,
+    enhanced: bool = False,
+    extras: bool = True,
+) -> set[str]:
     """The DICOM of one session; returns the identifying values written (for the leak tests)."""
     from pydicom.uid import generate_uid
 
@@ -165,19 +197,58 @@ def write_series(session_dir, t1, scanner: dict, subject: str, session: str, see
     base = _base(ident, scanner, study_uid, frame_uid)
     data = np.asanyarray(t1.dataobj).astype(np.int16)
     written = set(ident.values()) | {study_uid, frame_uid, ident["PatientName"].replace("^", " ")}
-    written |= set(_volume_series(out / "s003_mprage", base, data, t1.affine, 3, "t1_mprage_sag_p2_iso",
-                                  ["ORIGINAL", "PRIMARY", "M", "NORM"], "3D", 2300.0, 2.98, enhanced))
+    written |= set(
+        _volume_series(
+            out / "s003_mprage",
+            base,
+            data,
+            t1.affine,
+            3,
+            "t1_mprage_sag_p2_iso",
+            ["ORIGINAL", "PRIMARY", "M", "NORM"],
+            "3D",
+            2300.0,
+            2.98,
+            enhanced,
+        )
+    )
     if extras:
         small = data[::4, ::4, :: max(1, data.shape[2] // 3)][:, :, :3]
         aff = t1.affine.copy()
         aff[:3, :2] *= 4
         aff[:3, 2] *= max(1, data.shape[2] // 3)
-        written |= set(_volume_series(out / "s001_localizer", base, small, aff, 1, "localizer",
-                                      ["ORIGINAL", "PRIMARY", "LOCALIZER"], "2D", 8.6, 4.0, False))
+        written |= set(
+            _volume_series(
+                out / "s001_localizer",
+                base,
+                small,
+                aff,
+                1,
+                "localizer",
+                ["ORIGINAL", "PRIMARY", "LOCALIZER"],
+                "2D",
+                8.6,
+                4.0,
+                False,
+            )
+        )
         flair = data[::2, ::2, ::4]
         aff2 = t1.affine.copy()
         aff2[:3, :2] *= 2
         aff2[:3, 2] *= 4
-        written |= set(_volume_series(out / "s005_flair", base, flair, aff2, 5, "t2_flair_tra",
-                                      ["ORIGINAL", "PRIMARY", "M", "NORM"], "2D", 9000.0, 81.0, False))
+        written |= set(
+            _volume_series(
+                out / "s005_flair",
+                base,
+                flair,
+                aff2,
+                5,
+                "t2_flair_tra",
+                ["ORIGINAL", "PRIMARY", "M", "NORM"],
+                "2D",
+                9000.0,
+                81.0,
+                False,
+            )
+        )
     return {w for w in written if w}

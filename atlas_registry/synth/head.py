@@ -36,13 +36,17 @@ SKULL_BASE = ((0.0, -22.0, -62.0), (66.0, 84.0, 40.0))
 NOSE = ((0.0, 84.0, -44.0), (11.0, 14.0, 20.0))
 EYES = (((-32.0, 54.0, -47.0), (12.0, 12.0, 12.0)), ((32.0, 54.0, -47.0), (12.0, 12.0, 12.0)))
 ORBIT_FAT_MM = 4.0
-AIRWAYS = (((0.0, 62.0, -56.0), (10.0, 24.0, 14.0)), ((-24.0, 50.0, -64.0), (11.0, 11.0, 11.0)),
-           ((24.0, 50.0, -64.0), (11.0, 11.0, 11.0)))
+AIRWAYS = (
+    ((0.0, 62.0, -56.0), (10.0, 24.0, 14.0)),
+    ((-24.0, 50.0, -64.0), (11.0, 11.0, 11.0)),
+    ((24.0, 50.0, -64.0), (11.0, 11.0, 11.0)),
+)
 
 
 def _coords(step: int = 1):
     return tuple(
-        a[::step].reshape(s) for a, s in zip(anatomy.template_axes(), ((-1, 1, 1), (1, -1, 1), (1, 1, -1)))
+        a[::step].reshape(s)
+        for a, s in zip(anatomy.template_axes(), ((-1, 1, 1), (1, -1, 1), (1, 1, -1)), strict=False)
     )
 
 
@@ -59,8 +63,9 @@ def _smooth_field(shape, rng, sigma, amplitude) -> np.ndarray:
 
 def _to_fine(coarse: np.ndarray) -> np.ndarray:
     """Interpolate a 2 mm lattice volume onto the 1 mm template grid."""
-    return ndi.affine_transform(coarse, np.full(3, 1.0 / COARSE), output_shape=anatomy.TEMPLATE_SHAPE,
-                                order=1, mode="nearest", prefilter=False)
+    return ndi.affine_transform(
+        coarse, np.full(3, 1.0 / COARSE), output_shape=anatomy.TEMPLATE_SHAPE, order=1, mode="nearest", prefilter=False
+    )
 
 
 @lru_cache(maxsize=1)
@@ -123,8 +128,9 @@ def render(shape, affine, voxel_mm: float = 1.0) -> np.ndarray:
     """The head sampled (trilinear) on a grid whose world coordinates are MNI mm; 0 outside."""
     head = head_for_voxel(voxel_mm)
     m = np.linalg.inv(anatomy.TEMPLATE_AFFINE) @ np.asarray(affine, dtype=float)
-    return ndi.affine_transform(head, m[:3, :3], offset=m[:3, 3], output_shape=tuple(shape), order=1,
-                                mode="constant", cval=0.0, prefilter=False)
+    return ndi.affine_transform(
+        head, m[:3, :3], offset=m[:3, 3], output_shape=tuple(shape), order=1, mode="constant", cval=0.0, prefilter=False
+    )
 
 
 def paint_lesions(image: np.ndarray, lesions, zooms, rng: np.random.Generator) -> None:
@@ -162,11 +168,19 @@ class NoiseBank:
     def take(self, shape, rng: np.random.Generator) -> np.ndarray:
         n = int(np.prod(shape))
         start = int(rng.integers(0, len(self.values) - n + 1))
-        return self.values[start:start + n].reshape(shape)
+        return self.values[start : start + n].reshape(shape)
 
 
-def finish_native(image: np.ndarray, rng: np.random.Generator, noise: NoiseBank, *, gain: float, noise_sd: float,
-                  bias: float, artefact: str | None) -> np.ndarray:
+def finish_native(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    noise: NoiseBank,
+    *,
+    gain: float,
+    noise_sd: float,
+    bias: float,
+    artefact: str | None,
+) -> np.ndarray:
     """Scanner effects on a rendered image (white matter = 1) → int16 as stored by the scanner."""
     if artefact == "noise":  # poor image quality: low SNR, strong non-uniformity, washed-out contrast
         noise_sd, bias = noise_sd * 3.0, bias * 2.0
@@ -174,7 +188,9 @@ def finish_native(image: np.ndarray, rng: np.random.Generator, noise: NoiseBank,
     image = image * bias_field(image.shape, rng, bias)
     if artefact == "motion":  # ghosts along the phase-encoding axis and a little blur
         ax = int(np.argmax(image.shape))
-        ghost = 0.25 * np.roll(image, image.shape[ax] // 4, axis=ax) + 0.15 * np.roll(image, -image.shape[ax] // 3, axis=ax)
+        ghost = 0.25 * np.roll(image, image.shape[ax] // 4, axis=ax) + 0.15 * np.roll(
+            image, -image.shape[ax] // 3, axis=ax
+        )
         image = ndi.gaussian_filter(image, 0.7) + ghost
     # Magnitude noise: |signal + noise| (half-normal in the air, Gaussian in tissue), the cheap
     # cousin of Rician noise.
@@ -185,8 +201,9 @@ def finish_native(image: np.ndarray, rng: np.random.Generator, noise: NoiseBank,
     return mag.astype(np.int16)
 
 
-def finish_standard(image: np.ndarray, rng: np.random.Generator, noise: NoiseBank, *, level: float,
-                    noise_sd: float) -> np.ndarray:
+def finish_standard(
+    image: np.ndarray, rng: np.random.Generator, noise: NoiseBank, *, level: float, noise_sd: float
+) -> np.ndarray:
     """A standardized T1: non-uniformity corrected, intensity normalized (white matter = ``level``),
     resampled (so noise is lower), defaced (the face box emptied) → int16."""
     out = image + np.float32(noise_sd) * noise.take(image.shape, rng)

@@ -83,7 +83,7 @@ class Blob:
             u = m[r, 0] * dx + m[r, 1] * dy + m[r, 2] * dz
             rho2 += u * u
         wave = np.zeros(x.shape, dtype=np.float32)
-        for k, ph in zip(self.waves.astype(np.float32), self.phases.astype(np.float32)):
+        for k, ph in zip(self.waves.astype(np.float32), self.phases.astype(np.float32), strict=False):
             wave += np.sin(k[0] * dx + k[1] * dy + k[2] * dz + ph)
         return np.sqrt(rho2) / (1.0 + np.float32(self.amplitude / 3.0) * wave)
 
@@ -140,7 +140,7 @@ def world_box_to_grid(world_box, grid: Grid) -> tuple[slice, ...] | None:
     hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, grid.shape)
     if np.any(hi <= lo):
         return None
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=False))
 
 
 def box_world(box, affine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,11 +158,11 @@ def box_world(box, affine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _intersect(a, b):
-    lo = [max(x.start, y.start) for x, y in zip(a, b)]
-    hi = [min(x.stop, y.stop) for x, y in zip(a, b)]
-    if any(h <= l for l, h in zip(lo, hi)):
+    lo = [max(x.start, y.start) for x, y in zip(a, b, strict=False)]
+    hi = [min(x.stop, y.stop) for x, y in zip(a, b, strict=False)]
+    if any(h <= low for low, h in zip(lo, hi, strict=False)):
         return None
-    return tuple(slice(l, h) for l, h in zip(lo, hi))
+    return tuple(slice(low, h) for low, h in zip(lo, hi, strict=False))
 
 
 def _working_box(blob: Blob, radius: float, reg: placement.Region, grid: Grid, pad):
@@ -172,7 +172,7 @@ def _working_box(blob: Blob, radius: float, reg: placement.Region, grid: Grid, p
     reg_box = world_box_to_grid(reg.world_box, grid)
     if box is None or reg_box is None or (box := _intersect(box, reg_box)) is None:
         return None
-    return tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(box, pad, grid.shape))
+    return tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(box, pad, grid.shape, strict=False))
 
 
 def _candidates(blob: Blob, reg: placement.Region, grid: Grid, box, pad, occupied: np.ndarray) -> np.ndarray:
@@ -180,7 +180,7 @@ def _candidates(blob: Blob, reg: placement.Region, grid: Grid, box, pad, occupie
     (except at the edge of the field of view) so smoothing the box equals smoothing the grid."""
     x, y, z = box_world(box, grid.affine)
     ok = placement.allowed_at(reg, x, y, z) & ~occupied[box]
-    for ax, (s, p, n) in enumerate(zip(box, pad, grid.shape)):
+    for ax, (s, p, n) in enumerate(zip(box, pad, grid.shape, strict=False)):
         sl = [slice(None)] * 3
         if s.start > 0:
             sl[ax] = slice(0, p)
@@ -228,8 +228,7 @@ def _size(f: np.ndarray, zooms, target_vox: float, tolerance: float):
     return best
 
 
-def _grow(blob: Blob, reg: placement.Region, grid: Grid, target_vox: float, occupied: np.ndarray,
-          tolerance: float):
+def _grow(blob: Blob, reg: placement.Region, grid: Grid, target_vox: float, occupied: np.ndarray, tolerance: float):
     """Size the blob on the grid: (box, raw, smooth, relative volume error) or None."""
     pad = np.asarray(masks.smoothing_radius_vox(grid.zooms)) + 2
     radius = 1.6 * blob.radius_for(target_vox * grid.voxel_mm3) + 2.0 * max(grid.zooms)
@@ -274,7 +273,7 @@ def to_standard(box, smooth_local: np.ndarray, grid: Grid, std: Grid):
     tight = masks.bbox(out)
     if tight is None:
         return None, None
-    return tuple(slice(s.start + t.start, s.start + t.stop) for s, t in zip(sbox, tight)), out[tight]
+    return tuple(slice(s.start + t.start, s.start + t.stop) for s, t in zip(sbox, tight, strict=False)), out[tight]
 
 
 def _classify_local(mask: np.ndarray, box, affine) -> tuple[str, str]:
@@ -334,8 +333,10 @@ def grow_lesion(plan, grid: Grid, occupied: np.ndarray, key: tuple, std: Grid | 
 def reserve(occupied: np.ndarray, lesion: Lesion) -> None:
     """Mark a lesion and its gap as taken."""
     pad = GAP_VOXELS + 1
-    box = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(lesion.box, occupied.shape))
+    box = tuple(
+        slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(lesion.box, occupied.shape, strict=False)
+    )
     local = np.zeros(tuple(s.stop - s.start for s in box), dtype=bool)
-    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(lesion.box, box))
+    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(lesion.box, box, strict=False))
     local[inner] = lesion.raw | lesion.smooth
     occupied[box] |= _dilate(local, GAP_VOXELS)

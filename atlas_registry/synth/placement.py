@@ -17,7 +17,7 @@ the region's edge, so that big lesions start where there is space for them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -44,7 +44,7 @@ def _away_from(labels: np.ndarray, forbidden: tuple[int, ...]) -> np.ndarray:
     return ~ndi.maximum_filter(bad, size=2 * MARGIN_MM + 1).astype(bool)
 
 
-@lru_cache(maxsize=None)
+@cache
 def region(hemisphere: str, location: str) -> Region:
     """The allowed region of lesions planned as (hemisphere, location)."""
     lab = anatomy.regions()
@@ -69,13 +69,20 @@ def region(hemisphere: str, location: str) -> Region:
     hit = np.argwhere(allowed)
     lo = hit.min(axis=0) + np.asarray(anatomy.TEMPLATE_ORIGIN)
     hi = hit.max(axis=0) + np.asarray(anatomy.TEMPLATE_ORIGIN)
-    return Region(allowed, centres.astype(float), room[coarse].astype(float), tuple(zip(lo.tolist(), hi.tolist())))
+    return Region(
+        allowed, centres.astype(float), room[coarse].astype(float), tuple(zip(lo.tolist(), hi.tolist(), strict=False))
+    )
 
 
 def warm() -> None:
     """Compute every region now (before worker processes fork, so they share them)."""
-    for h, loc in (("left", "cortical"), ("right", "cortical"), ("left", "subcortical"), ("right", "subcortical"),
-                   ("other", "other")):
+    for h, loc in (
+        ("left", "cortical"),
+        ("right", "cortical"),
+        ("left", "subcortical"),
+        ("right", "subcortical"),
+        ("other", "other"),
+    ):
         region(h, loc)
 
 

@@ -34,8 +34,12 @@ VOLUME_BETA = (2.61402972, 1.86340941)
 VOLUME_CAP = {"subcortical": 40000.0, "other": 24000.0, "cortical": float("inf")}
 # Priority of a lesion for the large volumes: (primary?, location) -> score (plus normal noise).
 _SIZE_SCORE = {
-    (True, "cortical"): 3.0, (True, "subcortical"): 1.8, (True, "other"): 1.4,
-    (False, "cortical"): 1.4, (False, "subcortical"): 0.2, (False, "other"): 0.4,
+    (True, "cortical"): 3.0,
+    (True, "subcortical"): 1.8,
+    (True, "other"): 1.4,
+    (False, "cortical"): 1.4,
+    (False, "subcortical"): 0.2,
+    (False, "other"): 0.4,
 }
 _SIZE_NOISE = 0.8
 
@@ -108,7 +112,7 @@ class _Draft:
     bilateral: bool = False
     exclusion: str | None = None
     reason: str | None = None
-    twin_of: "_Draft | None" = None
+    twin_of: _Draft | None = None
     shrink: float = 1.0
     subject: int = 0
     timepoint: int = 1
@@ -130,7 +134,9 @@ def _categories(rng: np.random.Generator) -> list[_Draft]:
     drafts: list[_Draft] = []
     for cohort in paper.COHORTS:
         t1, t2 = paper.TABLE1[cohort], paper.TABLE2[cohort]
-        pool = [(h, loc) for loc in ("cortical", "subcortical") for h in ("left", "right") for _ in range(t2.count(h, loc))]
+        pool = [
+            (h, loc) for loc in ("cortical", "subcortical") for h in ("left", "right") for _ in range(t2.count(h, loc))
+        ]
         pool += [("other", "other")] * t2.other
         pool = [pool[i] for i in rng.permutation(len(pool))]
         for side, n in (("left", t1.single_left), ("right", t1.single_right), ("other", t1.single_other)):
@@ -181,8 +187,11 @@ def _flag_primaries(drafts: list[_Draft], rng: np.random.Generator) -> None:
 
 
 def _flag_bilateral(drafts: list[_Draft], rng: np.random.Generator) -> None:
-    ok = [d for d in drafts if not d.flagged and {"left", "right"} <= {h for h, _ in d.cats}
-          and all(h != "other" for h, _ in d.cats)]
+    ok = [
+        d
+        for d in drafts
+        if not d.flagged and {"left", "right"} <= {h for h, _ in d.cats} and all(h != "other" for h, _ in d.cats)
+    ]
     for k in rng.choice(len(ok), N_BILATERAL, replace=False):
         ok[k].bilateral = True
 
@@ -217,8 +226,13 @@ def _pair(drafts: list[_Draft], rng: np.random.Generator) -> None:
     extremes = {min(vols), max(vols)}
 
     def usable(d):
-        return d.twin_of is None and not d.flagged and not d.bilateral and not (set(d.volumes) & extremes) and not any(
-            x.twin_of is d for x in drafts)
+        return (
+            d.twin_of is None
+            and not d.flagged
+            and not d.bilateral
+            and not (set(d.volumes) & extremes)
+            and not any(x.twin_of is d for x in drafts)
+        )
 
     def make_pairs(n, first_ok, second_ok, per_cohort):
         made, used_cohorts = 0, Counter()
@@ -228,7 +242,9 @@ def _pair(drafts: list[_Draft], rng: np.random.Generator) -> None:
                 break
             if not (usable(a) and first_ok(a)) or used_cohorts[a.cohort] >= per_cohort:
                 continue
-            b = next((b for b in order if b is not a and usable(b) and second_ok(b) and _signature(b) == _signature(a)), None)
+            b = next(
+                (b for b in order if b is not a and usable(b) and second_ok(b) and _signature(b) == _signature(a)), None
+            )
             if b is None:
                 continue
             b.twin_of, b.timepoint = a, 2
@@ -242,8 +258,12 @@ def _pair(drafts: list[_Draft], rng: np.random.Generator) -> None:
     if made != N_REPEAT_PAIRS_STANDARDIZED:
         raise RuntimeError("could not plan the second timepoints of the standardized subset")
     make_pairs(N_REPEAT_PAIRS_FAILED, std, lambda d: d.reason == "motion artefact", per_cohort=1)
-    make_pairs(N_REPEAT_PAIRS_LOW_RES, lambda d: d.exclusion == "low resolution",
-               lambda d: d.exclusion == "low resolution", per_cohort=1)
+    make_pairs(
+        N_REPEAT_PAIRS_LOW_RES,
+        lambda d: d.exclusion == "low resolution",
+        lambda d: d.exclusion == "low resolution",
+        per_cohort=1,
+    )
     for d in drafts:
         if d.twin_of is not None:  # the same lesions, a little smaller, in the same order
             a = d.twin_of
@@ -257,10 +277,10 @@ def _number_subjects(drafts: list[_Draft], rng: np.random.Generator) -> None:
     for d in drafts:
         if d.twin_of is None:
             by_cohort[d.cohort].append(d)
-    for cohort, firsts in by_cohort.items():
+    for firsts in by_cohort.values():
         n = len(firsts)
         numbers = np.sort(rng.choice(np.arange(1, int(n * 1.6) + 8), n, replace=False))
-        for d, k in zip([firsts[i] for i in rng.permutation(n)], numbers):
+        for d, k in zip([firsts[i] for i in rng.permutation(n)], numbers, strict=False):
             d.subject = int(k)
     for d in drafts:
         if d.twin_of is not None:
@@ -269,7 +289,8 @@ def _number_subjects(drafts: list[_Draft], rng: np.random.Generator) -> None:
 
 def _finish(d: _Draft, rng: np.random.Generator, twin: ScanPlan | None) -> ScanPlan:
     lesions = tuple(
-        LesionPlan(i, h, loc, float(v), i == d.primary) for i, ((h, loc), v) in enumerate(zip(d.cats, d.volumes))
+        LesionPlan(i, h, loc, float(v), i == d.primary)
+        for i, ((h, loc), v) in enumerate(zip(d.cats, d.volumes, strict=False))
     )
     if twin is not None:  # same person: same stroke, same white matter disease, same readers
         stroke, pvh, dwmh, tracer, reviewer = twin.stroke_type, twin.pvh, twin.dwmh, twin.tracer, twin.reviewer

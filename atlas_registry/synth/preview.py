@@ -27,8 +27,11 @@ def _canonical(path: Path):
 def _lesion_paths(root: Path, scan_id: str, standard: bool) -> list[Path]:
     out = []
     for n in range(0, 64):
-        rel = naming.standard_relpath(scan_id, "lesion", n) if standard else naming.native_relpath(
-            scan_id, "lesion", "smooth_nii", n)
+        rel = (
+            naming.standard_relpath(scan_id, "lesion", n)
+            if standard
+            else naming.native_relpath(scan_id, "lesion", "smooth_nii", n)
+        )
         p = root / rel
         if not p.is_file():
             break
@@ -37,11 +40,14 @@ def _lesion_paths(root: Path, scan_id: str, standard: bool) -> list[Path]:
 
 
 def _row(axes, t1: np.ndarray, lesions: list[np.ndarray], title: str) -> None:
-    centre = np.argwhere(lesions[0]).mean(axis=0).round().astype(int) if lesions and lesions[0].any() else (
-        np.array(t1.shape) // 2)
+    centre = (
+        np.argwhere(lesions[0]).mean(axis=0).round().astype(int)
+        if lesions and lesions[0].any()
+        else (np.array(t1.shape) // 2)
+    )
     vmax = float(np.percentile(t1[t1 > 0], 99.5)) if (t1 > 0).any() else 1.0
     views = (("axial", 2), ("coronal", 1), ("sagittal", 0))
-    for ax, (name, axis) in zip(axes, views):
+    for ax, (name, axis) in zip(axes, views, strict=False):
         idx = [slice(None)] * 3
         idx[axis] = int(np.clip(centre[axis], 0, t1.shape[axis] - 1))
         ax.imshow(t1[tuple(idx)].T, origin="lower", cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")

@@ -140,12 +140,17 @@ class Truth:
     signed: np.ndarray
 
     @classmethod
-    def of(cls, lesion: lesions.Lesion, grid: lesions.Grid) -> "Truth":
+    def of(cls, lesion: lesions.Lesion, grid: lesions.Grid) -> Truth:
         zooms = grid.zooms
         margin = tuple(int(math.ceil(6.0 / z)) + 2 for z in zooms)
-        box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(lesion.box, margin, grid.shape))
+        box = tuple(
+            slice(max(s.start - m, 0), min(s.stop + m, n))
+            for s, m, n in zip(lesion.box, margin, grid.shape, strict=False)
+        )
         local = np.zeros(tuple(s.stop - s.start for s in box), dtype=bool)
-        local[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(lesion.box, box))] = lesion.raw
+        local[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(lesion.box, box, strict=False))] = (
+            lesion.raw
+        )
         signed = ndi.distance_transform_edt(~local, sampling=zooms) - ndi.distance_transform_edt(local, sampling=zooms)
         return cls(lesion, box, signed.astype(np.float32))
 
@@ -171,8 +176,7 @@ def _drawn(signed: np.ndarray, zooms, rng: np.random.Generator, offset: float, w
     return drawn
 
 
-def trace(truth: Truth, grid: lesions.Grid, h: Habits, rng: np.random.Generator,
-          ambiguity: float = 1.0) -> np.ndarray:
+def trace(truth: Truth, grid: lesions.Grid, h: Habits, rng: np.random.Generator, ambiguity: float = 1.0) -> np.ndarray:
     """One tracing of the true lesion (full-size bool mask) drawn with habits ``h`` around a border
     of the given ambiguity (:data:`BORDER_AMBIGUITY`)."""
     grow = min(grid.zooms) ** ERROR_GROWTH
@@ -239,8 +243,9 @@ def training_brain(brain: int, seed: int, scale: str):
     plan = LesionPlan(0, hemisphere, location, volume, True)
     for salt in range(scan.MAX_SCAN_TRIES):
         try:
-            truth = lesions.grow_lesion(plan, grid, np.zeros(shape, bool), (seed, RELIABILITY_STREAM, brain, 0, salt),
-                                        None, scale == "small")
+            truth = lesions.grow_lesion(
+                plan, grid, np.zeros(shape, bool), (seed, RELIABILITY_STREAM, brain, 0, salt), None, scale == "small"
+            )
             break
         except RuntimeError:
             continue
@@ -280,20 +285,27 @@ def build_brain(brain: int, out: str, seed: int, scale: str) -> list[dict]:
     grid, truth, image, brain_mask, rng = training_brain(brain, seed, scale)
     head.paint_lesions(image, [(truth.box, truth.raw)], grid.zooms, rng)
     sc = scanners.SCANNERS[SCANNER]
-    data = head.finish_native(image, rng, scan.noise_bank(seed, scale), gain=sc.gain, noise_sd=sc.noise,
-                              bias=sc.bias, artefact=None)
+    data = head.finish_native(
+        image, rng, scan.noise_bank(seed, scale), gain=sc.gain, noise_sd=sc.noise, bias=sc.bias, artefact=None
+    )
     t1 = writer.t1_image(data, grid.affine)
     root = Path(out) / "reliability"
     niio.save_nifti(t1, root / t1_relpath(brain))
     rows = []
     for (r, s), mask in sorted(tracings(brain, seed, grid, truth, brain_mask).items()):
         niio.save_nifti(writer.mask_image(mask, t1), root / mask_relpath(brain, r, s))
-        rows.append({
-            "brain": brain_name(brain), "rater": f"{r:02d}", "session": s, "tracer": f"T{r:02d}",
-            "hemisphere": hemisphere, "location": location,
-            "volume_mm3": round(float(mask.sum()) * grid.voxel_mm3, 3),
-            "file": mask_relpath(brain, r, s),
-        })
+        rows.append(
+            {
+                "brain": brain_name(brain),
+                "rater": f"{r:02d}",
+                "session": s,
+                "tracer": f"T{r:02d}",
+                "hemisphere": hemisphere,
+                "location": location,
+                "volume_mm3": round(float(mask.sum()) * grid.voxel_mm3, 3),
+                "file": mask_relpath(brain, r, s),
+            }
+        )
     return rows
 
 
@@ -346,7 +358,7 @@ def agreement(root: str | Path) -> dict:
     for b in BRAINS:
         for s in SESSIONS:
             for i, r1 in enumerate(RATERS):
-                for r2 in RATERS[i + 1:]:
+                for r2 in RATERS[i + 1 :]:
                     (a, aff), (c, _) = loaded[(b, r1, s)], loaded[(b, r2, s)]
                     inter_d[s].append(masks.dice(a, c))
                     inter_h[s].append(masks.hausdorff_mm(a, c, aff))

@@ -101,7 +101,7 @@ def _grow_all(plan: ScanPlan, grid: lesions.Grid, seed: int, scale: str, salt: i
     std = standard_grid(scale) if plan.standardized else None
     occupied = np.zeros(grid.shape, dtype=bool)
     grown = {}
-    for lp in sorted(plan.lesions, key=lambda l: (-l.volume_mm3, l.index)):
+    for lp in sorted(plan.lesions, key=lambda les: (-les.volume_mm3, les.index)):
         key = (seed, int(plan.cohort[1:]), plan.subject, lp.index, salt)
         les = lesions.grow_lesion(lp, grid, occupied, key, std, scale == "small")
         lesions.reserve(occupied, les)
@@ -112,12 +112,13 @@ def _grow_all(plan: ScanPlan, grid: lesions.Grid, seed: int, scale: str, salt: i
 def number_lesions(plan: ScanPlan, grown: dict) -> list[tuple[int, lesions.Lesion]] | None:
     """(number, lesion) with 0 the primary and the rest from largest to smallest; ``None`` when the
     sizes contradict the plan (a flagged primary that is not smaller than the largest lesion)."""
+
     def size(i):
         return (grown[i].voxels, int(grown[i].raw.sum()))
 
     order = sorted(grown, key=lambda i: (-size(i)[0], -size(i)[1], i))
     if plan.primary_not_largest:
-        primary = next(l.index for l in plan.lesions if l.primary)
+        primary = next(les.index for les in plan.lesions if les.primary)
         if size(primary)[0] >= max(size(i)[0] for i in grown if i != primary):
             return None
     else:
@@ -130,17 +131,17 @@ def _standard_apart(numbered) -> bool:
     """Standard-space masks of one scan neither overlap nor touch."""
     from scipy import ndimage as ndi
 
-    crops = [l for _, l in numbered if l.std is not None]
+    crops = [les for _, les in numbered if les.std is not None]
     for i, a in enumerate(crops):
         box = tuple(slice(s.start - 1, s.stop + 1) for s in a.std_box)  # the padded crop's place
         grown = ndi.binary_dilation(np.pad(a.std, 1), structure=np.ones((3, 3, 3), bool))
-        for b in crops[i + 1:]:
-            lo = [max(x.start, y.start) for x, y in zip(box, b.std_box)]
-            hi = [min(x.stop, y.stop) for x, y in zip(box, b.std_box)]
-            if any(h <= l_ for l_, h in zip(lo, hi)):
+        for b in crops[i + 1 :]:
+            lo = [max(x.start, y.start) for x, y in zip(box, b.std_box, strict=False)]
+            hi = [min(x.stop, y.stop) for x, y in zip(box, b.std_box, strict=False)]
+            if any(h <= l_ for l_, h in zip(lo, hi, strict=False)):
                 continue
-            ga = grown[tuple(slice(l_ - x.start, h - x.start) for l_, h, x in zip(lo, hi, box))]
-            gb = b.std[tuple(slice(l_ - y.start, h - y.start) for l_, h, y in zip(lo, hi, b.std_box))]
+            ga = grown[tuple(slice(l_ - x.start, h - x.start) for l_, h, x in zip(lo, hi, box, strict=False))]
+            gb = b.std[tuple(slice(l_ - y.start, h - y.start) for l_, h, y in zip(lo, hi, b.std_box, strict=False))]
             if (ga & gb).any():
                 return False
     return True
@@ -165,10 +166,17 @@ def build_scan(plan: ScanPlan, job: Job) -> ScanResult:
     scanner = scanners.SCANNERS[plan.cohort]
     zooms = grid.zooms
     image = head.render(grid.shape, grid.affine, max(zooms))
-    head.paint_lesions(image, [(l.box, l.raw) for _, l in numbered], zooms, rng)
+    head.paint_lesions(image, [(les.box, les.raw) for _, les in numbered], zooms, rng)
     gain = scanner.gain * float(rng.uniform(0.9, 1.1))
-    data = head.finish_native(image, rng, noise_bank(job.seed, job.scale), gain=gain, noise_sd=scanner.noise,
-                              bias=scanner.bias, artefact=plan.artefact)
+    data = head.finish_native(
+        image,
+        rng,
+        noise_bank(job.seed, job.scale),
+        gain=gain,
+        noise_sd=scanner.noise,
+        bias=scanner.bias,
+        artefact=plan.artefact,
+    )
     t1 = writer.t1_image(data, grid.affine)
     out = Path(job.out)
     writer.write_native(out / "native", plan.scan_id, t1, numbered)
@@ -177,19 +185,22 @@ def build_scan(plan: ScanPlan, job: Job) -> ScanResult:
     if plan.standardized:
         std = standard_grid(job.scale)
         simg = standard_head(job.scale).copy(order="K")
-        head.paint_lesions(simg, [(l.std_box, l.std) for _, l in numbered], std.zooms, rng)
-        sdata = head.finish_standard(simg, rng, noise_bank(job.seed, job.scale), level=STANDARD_WM_LEVEL,
-                                     noise_sd=STANDARD_NOISE)
+        head.paint_lesions(simg, [(les.std_box, les.std) for _, les in numbered], std.zooms, rng)
+        sdata = head.finish_standard(
+            simg, rng, noise_bank(job.seed, job.scale), level=STANDARD_WM_LEVEL, noise_sd=STANDARD_NOISE
+        )
         sdata[_face(job.scale)] = 0  # defacing
-        writer.write_standard(out / "standard", plan.scan_id, writer.t1_image(sdata, std.affine, standard=True), numbered)
-        result.standard_volumes_mm3 = [int(l.std.sum()) * std.voxel_mm3 for _, l in numbered]
+        writer.write_standard(
+            out / "standard", plan.scan_id, writer.t1_image(sdata, std.affine, standard=True), numbered
+        )
+        result.standard_volumes_mm3 = [int(les.std.sum()) * std.voxel_mm3 for _, les in numbered]
 
-    classes = [(l.hemisphere, l.location) for _, l in numbered]
+    classes = [(les.hemisphere, les.location) for _, les in numbered]
     primary = numbered[0][1]
     world = anatomy.voxel_world(primary.smooth, _shifted(grid.affine, primary.box))
     result.scan_row = radiology.scan_row(plan, classes, world, classes[0])
-    result.lesion_rows = [radiology.lesion_row(plan, n, l.hemisphere, l.location) for n, l in numbered]
-    result.volumes_mm3 = [l.voxels * grid.voxel_mm3 for _, l in numbered]
+    result.lesion_rows = [radiology.lesion_row(plan, n, les.hemisphere, les.location) for n, les in numbered]
+    result.volumes_mm3 = [les.voxels * grid.voxel_mm3 for _, les in numbered]
     return result
 
 
@@ -221,5 +232,9 @@ def exclusion_row(plan: ScanPlan) -> dict:
 def cost(plan: ScanPlan) -> float:
     """A rough relative cost of a scan (to hand out the expensive ones first)."""
     low_res = plan.cohort in paper.LOW_RESOLUTION_COHORTS
-    return (0.5 if low_res else 1.0) + (0.6 if plan.standardized else 0.0) + 0.15 * len(plan.lesions) + max(
-        l.volume_mm3 for l in plan.lesions) / 4e5
+    return (
+        (0.5 if low_res else 1.0)
+        + (0.6 if plan.standardized else 0.0)
+        + 0.15 * len(plan.lesions)
+        + max(les.volume_mm3 for les in plan.lesions) / 4e5
+    )

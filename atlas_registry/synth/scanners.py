@@ -38,8 +38,18 @@ class Scanner:
 
 
 def _scanner(cohort, maker, model, axcodes, fov, gain, noise, bias) -> Scanner:
-    return Scanner(cohort, paper.FIELD_STRENGTH_T[cohort], maker, model, _stored_zooms(cohort, axcodes), axcodes,
-                   fov, gain, noise, bias)
+    return Scanner(
+        cohort,
+        paper.FIELD_STRENGTH_T[cohort],
+        maker,
+        model,
+        _stored_zooms(cohort, axcodes),
+        axcodes,
+        fov,
+        gain,
+        noise,
+        bias,
+    )
 
 
 def _stored_zooms(cohort: str, axcodes: str) -> tuple[float, float, float]:

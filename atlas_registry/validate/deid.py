@@ -14,21 +14,22 @@ that a validation report can be shared.
 from __future__ import annotations
 
 import functools
-import gzip
 import re
-import struct
 
-from .. import gz
 from . import rules
 
 # -- free text ------------------------------------------------------------------------------
 
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
-_GIVEN = ("James|John|Robert|Michael|William|David|Richard|Joseph|Thomas|Charles|Christopher|Daniel|"
-          "Matthew|Anthony|Mark|Donald|Steven|Paul|Andrew|Joshua|Kenneth|Kevin|Brian|George|Edward|Peter|"
-          "Mary|Patricia|Jennifer|Linda|Elizabeth|Barbara|Susan|Jessica|Sarah|Karen|Nancy|Lisa|Betty|"
-          "Margaret|Sandra|Ashley|Dorothy|Emily|Donna|Michelle|Carol|Amanda|Melissa|Deborah|Jane|Anna|Maria")
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+_GIVEN = (
+    "James|John|Robert|Michael|William|David|Richard|Joseph|Thomas|Charles|Christopher|Daniel|"
+    "Matthew|Anthony|Mark|Donald|Steven|Paul|Andrew|Joshua|Kenneth|Kevin|Brian|George|Edward|Peter|"
+    "Mary|Patricia|Jennifer|Linda|Elizabeth|Barbara|Susan|Jessica|Sarah|Karen|Nancy|Lisa|Betty|"
+    "Margaret|Sandra|Ashley|Dorothy|Emily|Donna|Michelle|Carol|Amanda|Melissa|Deborah|Jane|Anna|Maria"
+)
 # kind of identifier -> patterns; ``(?i)`` where case does not matter
 _PHI: dict[str, list[str]] = {
     "email address": [r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"],
@@ -57,7 +58,10 @@ _PHI: dict[str, list[str]] = {
         r"\b(?:MRN|SSN)\b",
     ],
     "long number": [r"(?<![\d.])\d{7,}(?![\d.])"],
-    "ZIP code": [r"(?i)\b(?:ZIP|postal)\s*(?:code)?\W{0,3}\d{5}", r"\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|(?<![\d-])\d{5}-\d{4}(?![\d-])"],
+    "ZIP code": [
+        r"(?i)\b(?:ZIP|postal)\s*(?:code)?\W{0,3}\d{5}",
+        r"\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|(?<![\d-])\d{5}-\d{4}(?![\d-])",
+    ],
     "person name": [
         r"\b(?:Dr|Mr|Mrs|Ms|Miss|Prof|Mx)\b\.?\s*[A-Z][a-zA-Z'-]+",
         rf"\b(?:{_GIVEN})\s+[A-Z][a-zA-Z'-]+",
@@ -96,9 +100,24 @@ HEADER_TEXT_FIELDS: dict[str, tuple[int, int]] = {
     "aux_file": (228, 24),
     "intent_name": (328, 16),
 }
-EXTENSION_CODES = {2: "DICOM header", 4: "AFNI", 6: "comment", 8: "XCEDE", 10: "JIM meta", 12: "Fiswiki",
-                   14: "MIND", 16: "Caret", 18: "NeuroML", 20: "MRtrix", 22: "FreeSurfer", 24: "PyPNG",
-                   28: "Matlab", 30: "Quantiphyse", 32: "MRS", 40: "CIFTI"}
+EXTENSION_CODES = {
+    2: "DICOM header",
+    4: "AFNI",
+    6: "comment",
+    8: "XCEDE",
+    10: "JIM meta",
+    12: "Fiswiki",
+    14: "MIND",
+    16: "Caret",
+    18: "NeuroML",
+    20: "MRtrix",
+    22: "FreeSurfer",
+    24: "PyPNG",
+    28: "Matlab",
+    30: "Quantiphyse",
+    32: "MRS",
+    40: "CIFTI",
+}
 _MRICRON_INTENT = re.compile(r"^B[A-Za-z0-9 ._-]*$")
 
 
@@ -116,11 +135,19 @@ def text_allowed(field: str, text: str, *, mask: bool) -> bool:
 
 def header_text(block: bytes) -> dict[str, str]:
     """The free-text fields of a raw NIfTI-1 header block (any byte after a NUL counts too)."""
-    return {f: _field_text(block[o:o + n]) for f, (o, n) in HEADER_TEXT_FIELDS.items()}
+    return {f: _field_text(block[o : o + n]) for f, (o, n) in HEADER_TEXT_FIELDS.items()}
 
 
-def header_findings(block: bytes, extension_codes: list[int], vox_offset: int = 352, *, relpath: str,
-                    subject: str | None, mask: bool, scrub: bool) -> list:
+def header_findings(
+    block: bytes,
+    extension_codes: list[int],
+    vox_offset: int = 352,
+    *,
+    relpath: str,
+    subject: str | None,
+    mask: bool,
+    scrub: bool,
+) -> list:
     """DEID001 for text fields off the allow-list, DEID002 for each header extension (and for
     bytes between the header and the voxels that no extension accounts for).
 
@@ -132,18 +159,40 @@ def header_findings(block: bytes, extension_codes: list[int], vox_offset: int = 
         if text_allowed(field, text, mask=mask):
             continue
         kinds = phi_kinds(text) or ["unlisted text"]
-        out.append(rules.make("DEID001", f"{pre}header field {field} carries {len(text)} character(s) of text "
-                              f"({', '.join(kinds)}); only empty fields are allowed"
-                              + (" (and intent_name B… on masks)" if mask else ""),
-                              subject=subject, path=relpath, severity=sev))
+        out.append(
+            rules.make(
+                "DEID001",
+                f"{pre}header field {field} carries {len(text)} character(s) of text "
+                f"({', '.join(kinds)}); only empty fields are allowed"
+                + (" (and intent_name B… on masks)" if mask else ""),
+                subject=subject,
+                path=relpath,
+                severity=sev,
+            )
+        )
     for code in extension_codes:
         what = EXTENSION_CODES.get(code, "unknown")
-        out.append(rules.make("DEID002", f"{pre}header extension code {code} ({what}) present; extensions can "
-                              "carry anything and are not allowed", subject=subject, path=relpath, severity=sev))
+        out.append(
+            rules.make(
+                "DEID002",
+                f"{pre}header extension code {code} ({what}) present; extensions can "
+                "carry anything and are not allowed",
+                subject=subject,
+                path=relpath,
+                severity=sev,
+            )
+        )
     if not extension_codes and vox_offset > 352:
-        out.append(rules.make("DEID002", f"{pre}{vox_offset - 352} byte(s) between the header and the voxel data "
-                              "(vox_offset > 352) that are not a readable extension", subject=subject, path=relpath,
-                              severity=sev))
+        out.append(
+            rules.make(
+                "DEID002",
+                f"{pre}{vox_offset - 352} byte(s) between the header and the voxel data "
+                "(vox_offset > 352) that are not a readable extension",
+                subject=subject,
+                path=relpath,
+                severity=sev,
+            )
+        )
     return out
 
 
@@ -152,9 +201,16 @@ def container_findings(fname: str, *, relpath: str, subject: str | None, scrub: 
     form never keeps it, but the delivery is refused (or, with ``scrub``, told) all the same."""
     if not fname or not (kinds := sorted(set(phi_kinds(fname)) | set(phi_kinds(_name_text(fname))))):
         return []
-    return [rules.make("DEID001", f"{'scrubbed: ' if scrub else ''}gzip header file name (FNAME, {len(fname)} "
-                       f"character(s)) carries {', '.join(kinds)}", subject=subject, path=relpath,
-                       severity="info" if scrub else None)]
+    return [
+        rules.make(
+            "DEID001",
+            f"{'scrubbed: ' if scrub else ''}gzip header file name (FNAME, {len(fname)} "
+            f"character(s)) carries {', '.join(kinds)}",
+            subject=subject,
+            path=relpath,
+            severity="info" if scrub else None,
+        )
+    ]
 
 
 # -- JSON sidecars ----------------------------------------------------------------------------
@@ -188,23 +244,29 @@ def sidecar_findings(obj, *, relpath: str, subject: str | None) -> list:
     out = []
     for where, key, value in _walk_json(obj):
         if IDENTIFYING_KEYS.search(key):
-            out.append(rules.make("DEID003", f"sidecar key {where} is an identifying field", subject=subject,
-                                  path=relpath))
+            out.append(
+                rules.make("DEID003", f"sidecar key {where} is an identifying field", subject=subject, path=relpath)
+            )
         elif isinstance(value, str) and not _VERSION_KEY.search(key) and (kinds := phi_kinds(value)):
-            out.append(rules.make("DEID004", f"sidecar value {where} carries {', '.join(kinds)}",
-                                  subject=subject, path=relpath))
+            out.append(
+                rules.make(
+                    "DEID004", f"sidecar value {where} carries {', '.join(kinds)}", subject=subject, path=relpath
+                )
+            )
     return out
 
 
 # -- names, sheet columns and cells ----------------------------------------------------------
+
 
 def name_findings(relpath: str, subject: str | None = None) -> list:
     """DEID005 when any component of a path name carries an identifier."""
     out = []
     for part in relpath.split("/"):
         if kinds := sorted(set(phi_kinds(part)) | set(phi_kinds(_name_text(part)))):
-            out.append(rules.make("DEID005", f"name {part!r} carries {', '.join(kinds)}", subject=subject,
-                                  path=relpath))
+            out.append(
+                rules.make("DEID005", f"name {part!r} carries {', '.join(kinds)}", subject=subject, path=relpath)
+            )
     return out
 
 
@@ -224,9 +286,13 @@ def _norm_column(name: str) -> str:
 def column_findings(columns, *, sheet: str, relpath: str) -> list:
     """DEID006 for each column whose name names an identifier (DOB, Patient Name, …)."""
     return [
-        rules.make("DEID006", f"sheet {sheet!r}: column {c!r} names an identifier; such data may not be deposited",
-                   path=relpath)
-        for c in columns if IDENTIFYING_COLUMN.search(_norm_column(str(c)))
+        rules.make(
+            "DEID006",
+            f"sheet {sheet!r}: column {c!r} names an identifier; such data may not be deposited",
+            path=relpath,
+        )
+        for c in columns
+        if IDENTIFYING_COLUMN.search(_norm_column(str(c)))
     ]
 
 
@@ -244,8 +310,14 @@ def cell_findings(rows, *, sheet: str, relpath: str) -> list:
             if _norm_column(str(col)) in ("age", "age years", "age at scan") and _over_89(text):
                 kinds = sorted(set(kinds) | {"age over 89"})
             if kinds:
-                out.append(rules.make("DEID007", f"sheet {sheet!r} row {rownum} column {col!r} carries "
-                                      f"{', '.join(kinds)}", subject=subject, path=relpath))
+                out.append(
+                    rules.make(
+                        "DEID007",
+                        f"sheet {sheet!r} row {rownum} column {col!r} carries {', '.join(kinds)}",
+                        subject=subject,
+                        path=relpath,
+                    )
+                )
     return out
 
 
@@ -258,6 +330,7 @@ def _over_89(text: str) -> bool:
 
 # -- defacing ---------------------------------------------------------------------------------
 
+
 def face_findings(img, *, relpath: str, subject: str | None) -> list:
     """DEID008 when a standardized T1 still has signal in the face region."""
     from .. import anatomy
@@ -265,5 +338,12 @@ def face_findings(img, *, relpath: str, subject: str | None) -> list:
     signal = anatomy.face_signal(img)
     if signal <= anatomy.FACE_SIGNAL_DEFACED_MAX:
         return []
-    return [rules.make("DEID008", f"standardized T1 is not defaced: {signal:.0%} of the face region holds tissue "
-                       f"(at most {anatomy.FACE_SIGNAL_DEFACED_MAX:.0%} allowed)", subject=subject, path=relpath)]
+    return [
+        rules.make(
+            "DEID008",
+            f"standardized T1 is not defaced: {signal:.0%} of the face region holds tissue "
+            f"(at most {anatomy.FACE_SIGNAL_DEFACED_MAX:.0%} allowed)",
+            subject=subject,
+            path=relpath,
+        )
+    ]

@@ -88,11 +88,23 @@ def findings(rows, *, sheet: str, relpath: str, numeric=frozenset()) -> list:
         for col, text in cells.items():
             where = f"sheet {sheet!r} row {rownum} column {col!r}"
             if why := cell_trigger(text, numeric=col in numeric):
-                out.append(rules.make("META015", f"{where}: the cell {why}; a spreadsheet program could evaluate "
-                                      "it as a formula", subject=subject, path=relpath))
+                out.append(
+                    rules.make(
+                        "META015",
+                        f"{where}: the cell {why}; a spreadsheet program could evaluate it as a formula",
+                        subject=subject,
+                        path=relpath,
+                    )
+                )
             if ch := control(text):
-                out.append(rules.make("META018", f"{where}: the cell holds the control character {ch}, which a "
-                                      "workbook cannot hold", subject=subject, path=relpath))
+                out.append(
+                    rules.make(
+                        "META018",
+                        f"{where}: the cell holds the control character {ch}, which a workbook cannot hold",
+                        subject=subject,
+                        path=relpath,
+                    )
+                )
     return out
 
 
@@ -102,9 +114,21 @@ def column_findings(columns, *, sheet: str, relpath: str) -> list:
     out = []
     for i, c in enumerate(columns, start=1):
         if why := trigger(str(c)):
-            out.append(rules.make("META015", f"sheet {sheet!r} row 1 column {i} (a column name) {why}; a "
-                                  "spreadsheet program could evaluate it as a formula", path=relpath))
+            out.append(
+                rules.make(
+                    "META015",
+                    f"sheet {sheet!r} row 1 column {i} (a column name) {why}; a "
+                    "spreadsheet program could evaluate it as a formula",
+                    path=relpath,
+                )
+            )
         if ch := control(c):
-            out.append(rules.make("META018", f"sheet {sheet!r} row 1 column {i} (a column name) holds the control "
-                                  f"character {ch}, which a workbook cannot hold", path=relpath))
+            out.append(
+                rules.make(
+                    "META018",
+                    f"sheet {sheet!r} row 1 column {i} (a column name) holds the control "
+                    f"character {ch}, which a workbook cannot hold",
+                    path=relpath,
+                )
+            )
     return out

@@ -44,14 +44,27 @@ def geometry_findings(img, relpath: str, subject: str | None) -> list:
     out = []
     hdr = img.header
     if len(img.shape) != 3:
-        out.append(rules.make("IMG002", f"image is {len(img.shape)}-D (shape {tuple(int(n) for n in img.shape)}); "
-                              "a T1 or mask must be 3-D", subject=subject, path=relpath))
+        out.append(
+            rules.make(
+                "IMG002",
+                f"image is {len(img.shape)}-D (shape {tuple(int(n) for n in img.shape)}); a T1 or mask must be 3-D",
+                subject=subject,
+                path=relpath,
+            )
+        )
     if problem := _orientation_problem(hdr):
         out.append(rules.make("IMG004", problem, subject=subject, path=relpath))
     elif (apart := forms_apart_mm(hdr, img.shape[:3])) > FORMS_TOL_MM:
-        out.append(rules.make("IMG010", f"sform (code {int(hdr['sform_code'])}) and qform (code "
-                              f"{int(hdr['qform_code'])}) put a corner of the grid {apart:.2f} mm apart "
-                              f"(tolerance {FORMS_TOL_MM:g} mm)", subject=subject, path=relpath))
+        out.append(
+            rules.make(
+                "IMG010",
+                f"sform (code {int(hdr['sform_code'])}) and qform (code "
+                f"{int(hdr['qform_code'])}) put a corner of the grid {apart:.2f} mm apart "
+                f"(tolerance {FORMS_TOL_MM:g} mm)",
+                subject=subject,
+                path=relpath,
+            )
+        )
     unit = hdr.get_xyzt_units()[0]
     if unit != "mm":
         out.append(rules.make("IMG005", f"spatial unit is {unit!r}; must be 'mm'", subject=subject, path=relpath))
@@ -123,8 +136,15 @@ def finite_findings(img, arr: np.ndarray, relpath: str, subject: str | None) -> 
     read it as unscaled, others multiply by it), so it is refused rather than guessed at."""
     slope, inter = raw_scale(img)
     if not math.isfinite(slope) or slope == 0 or not math.isfinite(inter):
-        return [rules.make("IMG003", f"scale factor scl_slope {slope:g} / scl_inter {inter:g}: scl_slope must be "
-                           "finite and non-zero, scl_inter finite", subject=subject, path=relpath)]
+        return [
+            rules.make(
+                "IMG003",
+                f"scale factor scl_slope {slope:g} / scl_inter {inter:g}: scl_slope must be "
+                "finite and non-zero, scl_inter finite",
+                subject=subject,
+                path=relpath,
+            )
+        ]
     if arr.dtype.kind in "fc" and arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         n = int(np.count_nonzero(~np.isfinite(arr)))
         return [rules.make("IMG003", f"{n} voxel(s) are NaN or infinite", subject=subject, path=relpath)]
@@ -145,9 +165,15 @@ def template_findings(img, relpath: str, subject: str | None) -> list:
     if tuple(img.shape[:3]) == tuple(shape) and np.allclose(img.affine, affine, atol=1e-2):
         return []
     full_shape, _ = anatomy.template_grid(1.0)
-    return [rules.make("IMG008", f"shape {tuple(int(n) for n in img.shape)} at {_mm(zooms)} mm is not the "
-                       f"template grid ({_mm(full_shape)} at 1 mm, origin {_mm(anatomy.TEMPLATE_ORIGIN)})",
-                       subject=subject, path=relpath)]
+    return [
+        rules.make(
+            "IMG008",
+            f"shape {tuple(int(n) for n in img.shape)} at {_mm(zooms)} mm is not the "
+            f"template grid ({_mm(full_shape)} at 1 mm, origin {_mm(anatomy.TEMPLATE_ORIGIN)})",
+            subject=subject,
+            path=relpath,
+        )
+    ]
 
 
 def scanner_findings(scan_id: str, relpath: str, zooms, scanner) -> list:
@@ -156,9 +182,16 @@ def scanner_findings(scan_id: str, relpath: str, zooms, scanner) -> list:
     have = sorted(float(v) for v in zooms)
     if np.allclose(want, have, atol=ZOOM_TOL_MM):
         return []
-    return [rules.make("IMG006", f"voxel size {_mm(zooms)} mm differs from the cohort's scanner record "
-                       f"{_mm(scanner.voxel_mm)} mm ({scanner.field_strength_t:g} T {scanner.manufacturer} "
-                       f"{scanner.model})", subject=scan_id, path=relpath)]
+    return [
+        rules.make(
+            "IMG006",
+            f"voxel size {_mm(zooms)} mm differs from the cohort's scanner record "
+            f"{_mm(scanner.voxel_mm)} mm ({scanner.field_strength_t:g} T {scanner.manufacturer} "
+            f"{scanner.model})",
+            subject=scan_id,
+            path=relpath,
+        )
+    ]
 
 
 def field_findings(scan_id: str, relpath: str, field_t, scanner) -> list:
@@ -166,12 +199,19 @@ def field_findings(scan_id: str, relpath: str, field_t, scanner) -> list:
     try:
         value = float(field_t)
     except (TypeError, ValueError):
-        return [rules.make("IMG007", f"MagneticFieldStrength {field_t!r} is not a number", subject=scan_id,
-                           path=relpath)]
+        return [
+            rules.make("IMG007", f"MagneticFieldStrength {field_t!r} is not a number", subject=scan_id, path=relpath)
+        ]
     if abs(value - float(scanner.field_strength_t)) <= FIELD_TOL_T:
         return []
-    return [rules.make("IMG007", f"sidecar says {value:g} T, the cohort's scanner record "
-                       f"{scanner.field_strength_t:g} T", subject=scan_id, path=relpath)]
+    return [
+        rules.make(
+            "IMG007",
+            f"sidecar says {value:g} T, the cohort's scanner record {scanner.field_strength_t:g} T",
+            subject=scan_id,
+            path=relpath,
+        )
+    ]
 
 
 def _mm(v) -> str:

@@ -55,8 +55,9 @@ def detect(path: Path) -> tuple[Path, str, str | None]:
     """``(root, kind, cohort)`` for a native root, a cohort folder or a standardized root."""
     path = Path(path).absolute()
     if not path.is_dir():
-        raise AtlasError("NAME014", "not a folder: give a native root, a cohort folder or a standardized root",
-                         path=str(path))
+        raise AtlasError(
+            "NAME014", "not a folder: give a native root, a cohort folder or a standardized root", path=str(path)
+        )
     cohort = path.name if naming.COHORT_RE.match(path.name) else None
     if cohort and not (path / naming.METADATA_WORKBOOK).exists() and not (path / naming.REGISTRATION_FAILURES).exists():
         root = path.parent
@@ -134,8 +135,14 @@ def _special(inv: Inventory, p: Path, subject: str | None = None) -> bool:
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return False
     kind = "named pipe" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or special file"
-    inv.findings.append(rules.make("NAME015", f"a {kind} stands here; only regular files are read (not opened)",
-                                   subject=subject, path=_rel(inv, p)))
+    inv.findings.append(
+        rules.make(
+            "NAME015",
+            f"a {kind} stands here; only regular files are read (not opened)",
+            subject=subject,
+            path=_rel(inv, p),
+        )
+    )
     return True
 
 
@@ -170,13 +177,18 @@ def _walk_cohort(inv: Inventory, scope: Path, cohort_dir: Path) -> None:
             _odd(inv, p, "file directly in a cohort folder (files belong in scan folders); not read")
             continue
         if not naming.is_scan_id(p.name):
-            _odd(inv, p, f"{p.name!r} is not a scan identifier of the form cXXXXsXXXXtXX; not read",
-                 code="NAME001")
+            _odd(inv, p, f"{p.name!r} is not a scan identifier of the form cXXXXsXXXXtXX; not read", code="NAME001")
             continue
         folder = ScanFolder(p.name, _rel(inv, p))
         if p.name[:5] != cohort_dir.name:
-            inv.findings.append(rules.make("NAME002", f"scan folder {p.name} is in cohort folder {cohort_dir.name}/, "
-                                           f"not {p.name[:5]}/", subject=p.name, path=folder.relpath))
+            inv.findings.append(
+                rules.make(
+                    "NAME002",
+                    f"scan folder {p.name} is in cohort folder {cohort_dir.name}/, not {p.name[:5]}/",
+                    subject=p.name,
+                    path=folder.relpath,
+                )
+            )
         _walk_scan(inv, scope, p, folder)
         inv.scans.append(folder)
 
@@ -197,8 +209,14 @@ def _walk_scan(inv: Inventory, scope: Path, scan_dir: Path, folder: ScanFolder) 
         inv.files += 1
         rel = _rel(inv, p)
         if str(parsed.scan) != folder.scan_id:
-            inv.findings.append(rules.make("NAME003", f"file names scan {parsed.scan} but lies in folder "
-                                           f"{folder.scan_id}; not read", subject=folder.scan_id, path=rel))
+            inv.findings.append(
+                rules.make(
+                    "NAME003",
+                    f"file names scan {parsed.scan} but lies in folder {folder.scan_id}; not read",
+                    subject=folder.scan_id,
+                    path=rel,
+                )
+            )
             continue
         variant = getattr(parsed, "variant", None) or ("smooth_nii" if parsed.kind == "lesion" else None)
         folder.files.append(InvFile(rel, parsed.kind, variant, parsed.lesion))

@@ -34,7 +34,7 @@ class Crop:
         return int(np.count_nonzero(self.data))
 
     def end(self) -> tuple[int, int, int]:
-        return tuple(o + n for o, n in zip(self.offset, self.data.shape))
+        return tuple(o + n for o, n in zip(self.offset, self.data.shape, strict=False))
 
 
 def crop(arr: np.ndarray) -> Crop | None:
@@ -54,21 +54,21 @@ def _crop_c(arr: np.ndarray) -> Crop | None:
     xs = np.flatnonzero(rows)
     if xs.size == 0:
         return None
-    slab = arr[xs[0]:xs[-1] + 1] != 0
+    slab = arr[xs[0] : xs[-1] + 1] != 0
     ys = np.flatnonzero(slab.any(axis=(0, 2)))
     zs = np.flatnonzero(slab.any(axis=(0, 1)))
-    data = slab[:, ys[0]:ys[-1] + 1, zs[0]:zs[-1] + 1]
+    data = slab[:, ys[0] : ys[-1] + 1, zs[0] : zs[-1] + 1]
     return Crop((int(xs[0]), int(ys[0]), int(zs[0])), data)
 
 
 def intersection(a: Crop, b: Crop) -> int:
     """Voxels set in both crops."""
-    lo = [max(x, y) for x, y in zip(a.offset, b.offset)]
-    hi = [min(x, y) for x, y in zip(a.end(), b.end())]
-    if any(h <= l for l, h in zip(lo, hi)):
+    lo = [max(x, y) for x, y in zip(a.offset, b.offset, strict=False)]
+    hi = [min(x, y) for x, y in zip(a.end(), b.end(), strict=False)]
+    if any(h <= low for low, h in zip(lo, hi, strict=False)):
         return 0
-    sa = tuple(slice(l - o, h - o) for l, h, o in zip(lo, hi, a.offset))
-    sb = tuple(slice(l - o, h - o) for l, h, o in zip(lo, hi, b.offset))
+    sa = tuple(slice(low - o, h - o) for low, h, o in zip(lo, hi, a.offset, strict=False))
+    sb = tuple(slice(low - o, h - o) for low, h, o in zip(lo, hi, b.offset, strict=False))
     return int(np.count_nonzero(a.data[sa] & b.data[sb]))
 
 
@@ -94,6 +94,7 @@ def shifted_affine(affine: np.ndarray, offset) -> np.ndarray:
 
 # -- per-file checks -------------------------------------------------------------------------
 
+
 def value_findings(img, arr: np.ndarray, c: Crop | None, relpath: str, subject: str | None) -> list:
     """MASK001 (values other than 0/1, or a scaling that changes them), MASK002 (empty),
     MASK003 (< 10 mm³)."""
@@ -103,7 +104,7 @@ def value_findings(img, arr: np.ndarray, c: Crop | None, relpath: str, subject: 
     if c is None:
         out.append(rules.make("MASK002", "mask is empty (no nonzero voxel)", subject=subject, path=relpath))
         return out
-    sl = tuple(slice(o, o + n) for o, n in zip(c.offset, c.data.shape))
+    sl = tuple(slice(o, o + n) for o, n in zip(c.offset, c.data.shape, strict=False))
     vals = arr[sl][c.data]
     if scaled or not np.all(vals == 1):
         bad = np.unique(vals[vals != 1])[:5].tolist()
@@ -111,8 +112,11 @@ def value_findings(img, arr: np.ndarray, c: Crop | None, relpath: str, subject: 
         out.append(rules.make("MASK001", f"mask is not binary 0/1 ({why})", subject=subject, path=relpath))
     vol = c.count * float(np.prod(img.header.get_zooms()[:3]))
     if vol < MIN_VOLUME_MM3:
-        out.append(rules.make("MASK003", f"mask volume {vol:.1f} mm³ is below {MIN_VOLUME_MM3:g} mm³", subject=subject,
-                              path=relpath))
+        out.append(
+            rules.make(
+                "MASK003", f"mask volume {vol:.1f} mm³ is below {MIN_VOLUME_MM3:g} mm³", subject=subject, path=relpath
+            )
+        )
     return out
 
 
@@ -133,20 +137,34 @@ def voi_findings(data: bytes, img, relpath: str, subject: str | None) -> list:
         problems.append(f"vox_offset {offset} (MRIcron writes 352)")
     if not problems:
         return []
-    return [rules.make("MASK008", "VOI is not as MRIcron writes it: " + "; ".join(problems), subject=subject,
-                       path=relpath)]
+    return [
+        rules.make("MASK008", "VOI is not as MRIcron writes it: " + "; ".join(problems), subject=subject, path=relpath)
+    ]
 
 
 def grid_findings(shape, affine, t1_shape, t1_affine, relpath: str, subject: str | None) -> list:
     """MASK004 (shape) / MASK005 (affine) against the scan's T1."""
     if tuple(shape[:3]) != tuple(t1_shape[:3]):
-        return [rules.make("MASK004", f"mask shape {tuple(int(n) for n in shape)} differs from the T1's "
-                           f"{tuple(int(n) for n in t1_shape)}", subject=subject, path=relpath)]
+        return [
+            rules.make(
+                "MASK004",
+                f"mask shape {tuple(int(n) for n in shape)} differs from the T1's {tuple(int(n) for n in t1_shape)}",
+                subject=subject,
+                path=relpath,
+            )
+        ]
     diff = np.abs(np.asarray(affine, dtype=float) - np.asarray(t1_affine, dtype=float))
     if diff.max() > AFFINE_TOL:
         shift = float(np.linalg.norm(np.asarray(affine)[:3, 3] - np.asarray(t1_affine)[:3, 3]))
-        return [rules.make("MASK005", f"mask affine differs from the T1's (largest difference {diff.max():.3g}, "
-                           f"origin {shift:.2f} mm apart): not on the same grid", subject=subject, path=relpath)]
+        return [
+            rules.make(
+                "MASK005",
+                f"mask affine differs from the T1's (largest difference {diff.max():.3g}, "
+                f"origin {shift:.2f} mm apart): not on the same grid",
+                subject=subject,
+                path=relpath,
+            )
+        ]
     return []
 
 
@@ -161,22 +179,36 @@ def parts_findings(c: Crop, n_parts: int, voxel_mm3: float, relpath: str, subjec
     labels, n = ndi.label(c.data, structure=CONNECTIVITY_26)
     sizes = sorted(np.bincount(labels.ravel())[1:].tolist(), reverse=True)
     shown = ", ".join(f"{k * voxel_mm3:.0f}" for k in sizes[:4]) + (", ..." if n > 4 else "")
-    return [rules.make("MASK010", f"raw mask is in {n} non-contiguous parts ({shown} mm³): a lesion not "
-                       "contiguous with this one is traced as a separate mask, or these are stray voxels",
-                       subject=subject, path=relpath)]
+    return [
+        rules.make(
+            "MASK010",
+            f"raw mask is in {n} non-contiguous parts ({shown} mm³): a lesion not "
+            "contiguous with this one is traced as a separate mask, or these are stray voxels",
+            subject=subject,
+            path=relpath,
+        )
+    ]
 
 
 # -- per-scan checks -------------------------------------------------------------------------
+
 
 def overlap_findings(crops: dict[int, Crop], variant: str, relpaths: dict[int, str], subject: str) -> list:
     """MASK006: lesions of one scan share voxels (checked within one variant)."""
     out = []
     numbers = sorted(crops)
     for i, a in enumerate(numbers):
-        for b in numbers[i + 1:]:
+        for b in numbers[i + 1 :]:
             if n := intersection(crops[a], crops[b]):
-                out.append(rules.make("MASK006", f"{variant} masks of lesions {a} and {b} overlap in {n} voxel(s) "
-                                      f"({relpaths[b].rsplit('/', 1)[-1]})", subject=subject, path=relpaths[a]))
+                out.append(
+                    rules.make(
+                        "MASK006",
+                        f"{variant} masks of lesions {a} and {b} overlap in {n} voxel(s) "
+                        f"({relpaths[b].rsplit('/', 1)[-1]})",
+                        subject=subject,
+                        path=relpaths[a],
+                    )
+                )
     return out
 
 
@@ -190,7 +222,7 @@ def resmooth(raw: Crop, zooms) -> Crop | None:
     out = crop(smoothed)
     if out is None:
         return None
-    return Crop(tuple(o + r - p for o, r, p in zip(out.offset, raw.offset, pad)), out.data)
+    return Crop(tuple(o + r - p for o, r, p in zip(out.offset, raw.offset, pad, strict=False)), out.data)
 
 
 def smoothing_findings(raw: Crop, smooth: Crop | None, zooms, relpath: str, subject: str) -> list:
@@ -198,8 +230,15 @@ def smoothing_findings(raw: Crop, smooth: Crop | None, zooms, relpath: str, subj
     d = dice(resmooth(raw, zooms), smooth)
     if d >= SMOOTH_DICE_MIN:
         return []
-    return [rules.make("MASK007", f"smoothed mask does not match its raw mask re-smoothed (FWHM {FWHM_MM:g} mm, "
-                       f"threshold 0.5): Dice {d:.3f} < {SMOOTH_DICE_MIN}", subject=subject, path=relpath)]
+    return [
+        rules.make(
+            "MASK007",
+            f"smoothed mask does not match its raw mask re-smoothed (FWHM {FWHM_MM:g} mm, "
+            f"threshold 0.5): Dice {d:.3f} < {SMOOTH_DICE_MIN}",
+            subject=subject,
+            path=relpath,
+        )
+    ]
 
 
 def metrics(c: Crop, affine) -> dict:

@@ -66,8 +66,9 @@ def load(inv, path: Path | None = None) -> Loaded:
     for name in md.TABLES:
         rel = _relpath(inv, workbook if workbook.is_file() else source / naming.METADATA_CSV[name])
         if name not in frames:
-            out.findings.append(rules.make("META003", f"no {name} table (sheet or {naming.METADATA_CSV[name]})",
-                                           path=rel))
+            out.findings.append(
+                rules.make("META003", f"no {name} table (sheet or {naming.METADATA_CSV[name]})", path=rel)
+            )
             continue
         tables[name] = _check_table(name, frames[name], rel, inv.cohort, out.findings)
     if not source.is_file():
@@ -104,7 +105,7 @@ def _normalize(col: str, text: str) -> tuple[str, str | None]:
         m = rx.match(stripped)
         if m and not (naming.SCAN_RE.match(stripped) or naming.COHORT_RE.match(stripped)):
             widths = (4, 4, 2)
-            stripped = "".join(f"{p}{int(g):0{w}d}" for p, g, w in zip("cst", m.groups(), widths))
+            stripped = "".join(f"{p}{int(g):0{w}d}" for p, g, w in zip("cst", m.groups(), widths, strict=False))
             what.append("leading zeros restored")
     return stripped, ", ".join(what) or None
 
@@ -117,8 +118,13 @@ def _check_table(name: str, df, relpath: str, cohort: str | None, findings: list
     findings.extend(deid.column_findings(columns, sheet=name, relpath=relpath))
     for c in columns:
         if c not in props:
-            findings.append(rules.make("META004", f"sheet {name!r}: column {c!r} is not declared in the schema "
-                                       f"metadata-{name}.schema.json", path=relpath))
+            findings.append(
+                rules.make(
+                    "META004",
+                    f"sheet {name!r}: column {c!r} is not declared in the schema metadata-{name}.schema.json",
+                    path=relpath,
+                )
+            )
     missing = [c for c in schema.get("required", []) if c not in columns]
     for c in missing:
         findings.append(rules.make("META003", f"sheet {name!r}: required column {c!r} is missing", path=relpath))
@@ -131,14 +137,21 @@ def _check_table(name: str, df, relpath: str, cohort: str | None, findings: list
             text = "" if text is None else str(text)
             value, quirk = _normalize(str(col), text)
             if quirk:
-                findings.append(rules.make("META006", f"sheet {name!r} row {i + 2} column {col!r}: {quirk} "
-                                           f"({text!r} read as {value!r})", subject=_subject(cells, rec), path=relpath))
+                findings.append(
+                    rules.make(
+                        "META006",
+                        f"sheet {name!r} row {i + 2} column {col!r}: {quirk} ({text!r} read as {value!r})",
+                        subject=_subject(cells, rec),
+                        path=relpath,
+                    )
+                )
             cells[str(col)] = value
         if _in_scope(cells, cohort):
             rows.append((i + 2, cells))
             raw = {str(c): "" if t is None else str(t) for c, t in rec.items()}  # as found, before normalizing
-            findings.extend(formulas.findings([(i + 2, _subject(cells), raw)], sheet=name, relpath=relpath,
-                                              numeric=numeric))
+            findings.extend(
+                formulas.findings([(i + 2, _subject(cells), raw)], sheet=name, relpath=relpath, numeric=numeric)
+            )
     table = _Table(name, relpath, columns, rows)
     findings.extend(deid.cell_findings(((n, _subject(c), c) for n, c in rows), sheet=name, relpath=relpath))
     findings.extend(_schema_findings(table, props, set(missing)))
@@ -147,9 +160,11 @@ def _check_table(name: str, df, relpath: str, cohort: str | None, findings: list
 
 def _numeric_columns(props: dict) -> frozenset[str]:
     """The columns whose schema type is a number (where ``-3`` is a number, not a formula)."""
+
     def numeric(kind) -> bool:
         kinds = kind if isinstance(kind, list) else [kind]
         return "string" not in kinds and any(k in ("integer", "number") for k in kinds)
+
     return frozenset(c for c, p in props.items() if numeric(p.get("type", "string")))
 
 
@@ -165,10 +180,11 @@ def _schema_findings(table: _Table, props: dict, missing_columns: set[str]) -> l
 
     validator = jsonschema.Draft202012Validator(md.load_schema(table.name))
     declared = [c for c in table.columns if c in props]
-    frame = pd.DataFrame([{c: cells.get(c, "") for c in declared} for _, cells in table.rows], columns=declared,
-                         dtype=str)
+    frame = pd.DataFrame(
+        [{c: cells.get(c, "") for c in declared} for _, cells in table.rows], columns=declared, dtype=str
+    )
     out = []
-    for (rownum, cells), row in zip(table.rows, md.typed_records(table.name, frame)):
+    for (rownum, cells), row in zip(table.rows, md.typed_records(table.name, frame), strict=False):
         for err in sorted(validator.iter_errors(row), key=lambda e: (list(e.path), e.message)):
             col = err.path[0] if err.path else None
             if err.validator == "required":
@@ -179,8 +195,14 @@ def _schema_findings(table: _Table, props: dict, missing_columns: set[str]) -> l
             else:
                 message = err.message
             code = "META005" if err.validator in _ENUM_VALIDATORS else "META003"
-            out.append(rules.make(code, f"sheet {table.name!r} row {rownum} column {col!r}: {message}",
-                                  subject=_subject(cells), path=table.relpath))
+            out.append(
+                rules.make(
+                    code,
+                    f"sheet {table.name!r} row {rownum} column {col!r}: {message}",
+                    subject=_subject(cells),
+                    path=table.relpath,
+                )
+            )
         out.extend(_row_rules(table, rownum, cells))
     return out
 
@@ -195,11 +217,15 @@ def _row_rules(table: _Table, rownum: int, cells: dict[str, str]) -> list:
     sid, cohort = cells.get(md.SCAN_ID, ""), cells.get(md.COHORT, "")
     where = f"sheet {table.name!r} row {rownum}"
     if table.name == "scans" and naming.SCAN_RE.match(sid) and cohort and cohort != sid[:5]:
-        out.append(rules.make("META003", f"{where}: Cohort {cohort!r} is not the cohort of {sid}", subject=sid,
-                              path=table.relpath))
+        out.append(
+            rules.make(
+                "META003", f"{where}: Cohort {cohort!r} is not the cohort of {sid}", subject=sid, path=table.relpath
+            )
+        )
     if table.name == "lesions" and cells.get("Tracer") and cells.get("Tracer") == cells.get("Reviewer"):
-        out.append(rules.make("META003", f"{where}: Reviewer must differ from Tracer", subject=sid or None,
-                              path=table.relpath))
+        out.append(
+            rules.make("META003", f"{where}: Reviewer must differ from Tracer", subject=sid or None, path=table.relpath)
+        )
     return out
 
 
@@ -215,8 +241,14 @@ def _duplicates(tables: dict[str, _Table]) -> list:
         for rownum, cells in t.rows:
             key = _key(name, cells)
             if key in seen:
-                out.append(rules.make("META011", f"sheet {name!r} rows {seen[key]} and {rownum} are both "
-                                      f"{' / '.join(key)}", subject=_subject(cells), path=t.relpath))
+                out.append(
+                    rules.make(
+                        "META011",
+                        f"sheet {name!r} rows {seen[key]} and {rownum} are both {' / '.join(key)}",
+                        subject=_subject(cells),
+                        path=t.relpath,
+                    )
+                )
             seen.setdefault(key, rownum)
     return out
 
@@ -240,23 +272,34 @@ def _csv_agreement(root: Path, frames: dict, inv) -> list:
         if name not in frames:
             continue
         if not _same_table(frames[name], df):
-            out.append(rules.make("META014", f"{naming.METADATA_CSV[name]} differs from sheet {name!r} of "
-                                  f"{naming.METADATA_WORKBOOK}", path=rel))
+            out.append(
+                rules.make(
+                    "META014",
+                    f"{naming.METADATA_CSV[name]} differs from sheet {name!r} of {naming.METADATA_WORKBOOK}",
+                    path=rel,
+                )
+            )
         else:
             continue
         rows = [(i + 2, _subject(r), r) for i, r in enumerate(df.to_dict(orient="records"))]
         out.extend(deid.cell_findings(rows, sheet=name, relpath=rel))
         out.extend(formulas.column_findings([str(c) for c in df.columns], sheet=name, relpath=rel))
-        out.extend(formulas.findings(rows, sheet=name, relpath=rel, numeric=_numeric_columns(
-            md.load_schema(name)["properties"])))
+        out.extend(
+            formulas.findings(
+                rows, sheet=name, relpath=rel, numeric=_numeric_columns(md.load_schema(name)["properties"])
+            )
+        )
     return out
 
 
 def _same_table(a, b) -> bool:
     if list(a.columns) != list(b.columns) or a.shape != b.shape:
         return False
-    return all(_num_eq(x, y) for ra, rb in zip(a.itertuples(index=False), b.itertuples(index=False))
-               for x, y in zip(ra, rb))
+    return all(
+        _num_eq(x, y)
+        for ra, rb in zip(a.itertuples(index=False), b.itertuples(index=False), strict=False)
+        for x, y in zip(ra, rb, strict=False)
+    )
 
 
 def _num_eq(x: str, y: str) -> bool:
@@ -269,6 +312,7 @@ def _num_eq(x: str, y: str) -> bool:
 
 
 # -- records --------------------------------------------------------------------------------------
+
 
 def _int(text: str) -> int | None:
     try:
@@ -292,25 +336,41 @@ def _records(tables: dict[str, _Table]) -> MetadataRecords:
         vox = tuple(_float(c.get(f"Voxel Size {a} (mm)")) for a in "XYZ")
         fs = _float(c.get("Field Strength (T)"))
         if naming.COHORT_RE.match(c.get(md.COHORT, "")) and fs is not None and None not in vox:
-            rec.scanners.setdefault(c[md.COHORT], ScannerMeta(c[md.COHORT], fs, c.get("Manufacturer", ""),
-                                                              c.get("Model", ""), vox))
+            rec.scanners.setdefault(
+                c[md.COHORT], ScannerMeta(c[md.COHORT], fs, c.get("Manufacturer", ""), c.get("Model", ""), vox)
+            )
     for _, c in tables["scans"].rows if "scans" in tables else []:
         sid = c.get(md.SCAN_ID, "")
         if not naming.SCAN_RE.match(sid):
             continue
         hemi = c.get("Primary Stroke Location Hemisphere", "").lower() or None
-        rec.scans.setdefault(sid, ScanMeta(
-            scan_id=sid, stroke_type=c.get("Stroke type") or None, primary_location=c.get("Primary Stroke Location") or None,
-            primary_hemisphere=hemi if hemi in ("left", "right", "brainstem", "bilateral") else None,
-            vascular_territory=c.get("Vascular territory") or None, pvh=_grade(c.get("PVH")), dwmh=_grade(c.get("DWMH")),
-            notes=c.get("Notes") or None, primary_chosen_by_neuroradiologist=c.get(md.PRIMARY_NOT_LARGEST) == "Yes"))
+        rec.scans.setdefault(
+            sid,
+            ScanMeta(
+                scan_id=sid,
+                stroke_type=c.get("Stroke type") or None,
+                primary_location=c.get("Primary Stroke Location") or None,
+                primary_hemisphere=hemi if hemi in ("left", "right", "brainstem", "bilateral") else None,
+                vascular_territory=c.get("Vascular territory") or None,
+                pvh=_grade(c.get("PVH")),
+                dwmh=_grade(c.get("DWMH")),
+                notes=c.get("Notes") or None,
+                primary_chosen_by_neuroradiologist=c.get(md.PRIMARY_NOT_LARGEST) == "Yes",
+            ),
+        )
     for _, c in tables["lesions"].rows if "lesions" in tables else []:
         sid, number = c.get(md.SCAN_ID, ""), _int(c.get("Lesion"))
         hemi, loc = c.get("Hemisphere", ""), c.get("Location", "")
-        if naming.SCAN_RE.match(sid) and number is not None and number >= 0 and hemi in ("left", "right", "other") \
-                and loc in ("cortical", "subcortical", "other"):
-            rec.lesions.setdefault((sid, number), LesionMeta(sid, number, hemi, loc, c.get("Tracer") or None,
-                                                             c.get("Reviewer") or None))
+        if (
+            naming.SCAN_RE.match(sid)
+            and number is not None
+            and number >= 0
+            and hemi in ("left", "right", "other")
+            and loc in ("cortical", "subcortical", "other")
+        ):
+            rec.lesions.setdefault(
+                (sid, number), LesionMeta(sid, number, hemi, loc, c.get("Tracer") or None, c.get("Reviewer") or None)
+            )
     return rec
 
 
@@ -331,6 +391,7 @@ def _grade(text) -> int | None:
 
 # -- the tables against the files ---------------------------------------------------------------------
 
+
 def cross_findings(inv, meta: Loaded, scans: dict) -> list:
     """META007/008/009/010/012 (native) and META013 (standard) between metadata and files."""
     if inv.kind == "standard":
@@ -348,7 +409,9 @@ def cross_findings(inv, meta: Loaded, scans: dict) -> list:
     scan_rows, lesion_keys = meta.rows.get("scans", set()), meta.rows.get("lesions", set())
     for sid in sorted(folders):
         if (sid,) not in scan_rows:
-            out.append(rules.make("META008", "scan folder has no row in the scans sheet", subject=sid, path=folders[sid]))
+            out.append(
+                rules.make("META008", "scan folder has no row in the scans sheet", subject=sid, path=folders[sid])
+            )
         scan = scans.get(sid)
         if scan is None:
             continue
@@ -356,11 +419,23 @@ def cross_findings(inv, meta: Loaded, scans: dict) -> list:
         rows = lesion_rows.get(sid, {})
         for n in present:
             if (sid, str(n)) not in lesion_keys:
-                out.append(rules.make("META008", f"lesion {n} has files but no row in the lesions sheet", subject=sid,
-                                      path=folders[sid]))
+                out.append(
+                    rules.make(
+                        "META008",
+                        f"lesion {n} has files but no row in the lesions sheet",
+                        subject=sid,
+                        path=folders[sid],
+                    )
+                )
         for n in sorted(set(rows) - set(present)):
-            out.append(rules.make("META009", f"the lesions sheet has lesion {n}, the folder has no mask for it",
-                                  subject=sid, path=folders[sid]))
+            out.append(
+                rules.make(
+                    "META009",
+                    f"the lesions sheet has lesion {n}, the folder has no mask for it",
+                    subject=sid,
+                    path=folders[sid],
+                )
+            )
         if sid in rec.scans:
             out.extend(_count_findings(sid, scan, rows, meta, label))
         out.extend(_location_findings(sid, scan, rows, rec.scans.get(sid)))
@@ -385,11 +460,24 @@ def _completeness(inv, meta: Loaded, folders: set[str], label: str) -> list:
     out = []
     for sheet, sids, where in (("scans", scan_rows, label), ("lesions", lesion_rows, lesion_label)):
         for sid in sorted(sids - folders):
-            out.append(rules.make("META007", f"scan {sid} is in the {sheet} sheet but has no folder "
-                                  f"{naming.parse_scan_id(sid).cohort_code}/{sid}/", subject=sid, path=where))
+            out.append(
+                rules.make(
+                    "META007",
+                    f"scan {sid} is in the {sheet} sheet but has no folder "
+                    f"{naming.parse_scan_id(sid).cohort_code}/{sid}/",
+                    subject=sid,
+                    path=where,
+                )
+            )
     for sid in sorted(lesion_rows - scan_rows):
-        out.append(rules.make("META017", f"the lesions sheet has rows for scan {sid}, which has no row in the "
-                              "scans sheet", subject=sid, path=lesion_label))
+        out.append(
+            rules.make(
+                "META017",
+                f"the lesions sheet has rows for scan {sid}, which has no row in the scans sheet",
+                subject=sid,
+                path=lesion_label,
+            )
+        )
     return out
 
 
@@ -401,16 +489,28 @@ def _count_findings(sid: str, scan, rows: dict[int, LesionMeta], meta: Loaded, l
     out = []
     total = sum(counts.values())
     if total != len(scan.lesions):
-        out.append(rules.make("META009", f"the scans sheet counts {total} lesion(s), the folder has "
-                              f"{len(scan.lesions)} lesion mask(s)", subject=sid, path=label))
+        out.append(
+            rules.make(
+                "META009",
+                f"the scans sheet counts {total} lesion(s), the folder has {len(scan.lesions)} lesion mask(s)",
+                subject=sid,
+                path=label,
+            )
+        )
     by_rows = {c: 0 for c in md.COUNT_COLUMNS}
     for lm in rows.values():
         by_rows[md.count_column(lm.hemisphere, lm.location)] += 1
     if rows and len(rows) == len(scan.lesions):
         for col in md.COUNT_COLUMNS:
             if counts.get(col) != by_rows[col]:
-                out.append(rules.make("META009", f"{col!r} is {counts.get(col)} but the lesions sheet has "
-                                      f"{by_rows[col]} such lesion(s)", subject=sid, path=label))
+                out.append(
+                    rules.make(
+                        "META009",
+                        f"{col!r} is {counts.get(col)} but the lesions sheet has {by_rows[col]} such lesion(s)",
+                        subject=sid,
+                        path=label,
+                    )
+                )
     return out
 
 
@@ -421,16 +521,35 @@ def _location_findings(sid: str, scan, rows: dict[int, LesionMeta], scan_meta: S
         m = variants.get("smooth_nii") or next(iter(variants.values()))
         lm = rows.get(n)
         if lm is not None and (lm.hemisphere, lm.location) != (m.hemisphere, m.location):
-            out.append(rules.make("META010", f"lesion {n} is recorded {lm.hemisphere}/{lm.location} but its mask lies "
-                                  f"{m.hemisphere}/{m.location}", subject=sid, path=m.relpath))
-        if n == 0 and scan_meta and scan_meta.primary_hemisphere in ("left", "right") \
-                and m.hemisphere != scan_meta.primary_hemisphere:
-            out.append(rules.make("META010", f"primary stroke hemisphere is recorded {scan_meta.primary_hemisphere} "
-                                  f"but the primary mask lies {m.hemisphere}", subject=sid, path=m.relpath))
+            out.append(
+                rules.make(
+                    "META010",
+                    f"lesion {n} is recorded {lm.hemisphere}/{lm.location} but its mask lies "
+                    f"{m.hemisphere}/{m.location}",
+                    subject=sid,
+                    path=m.relpath,
+                )
+            )
+        if (
+            n == 0
+            and scan_meta
+            and scan_meta.primary_hemisphere in ("left", "right")
+            and m.hemisphere != scan_meta.primary_hemisphere
+        ):
+            out.append(
+                rules.make(
+                    "META010",
+                    f"primary stroke hemisphere is recorded {scan_meta.primary_hemisphere} "
+                    f"but the primary mask lies {m.hemisphere}",
+                    subject=sid,
+                    path=m.relpath,
+                )
+            )
     return out
 
 
 # -- standardized root ------------------------------------------------------------------------------
+
 
 def _registration_failures(inv, out: Loaded) -> None:
     """``registration_failures.csv``: the scans left out of the standardized subset and why."""
@@ -441,14 +560,16 @@ def _registration_failures(inv, out: Loaded) -> None:
         out.findings.append(rules.make("META016" if e.code == "META016" else "META013", e.args[0], path=rel))
         return
     if df is None:
-        out.findings.append(rules.make("META013", f"a standardized root must list its excluded scans in {rel}",
-                                       path=rel))
+        out.findings.append(
+            rules.make("META013", f"a standardized root must list its excluded scans in {rel}", path=rel)
+        )
         return
     cols = [str(c) for c in df.columns]
     out.findings.extend(deid.column_findings(cols, sheet=rel, relpath=rel))
     if cols != list(md.REGISTRATION_FAILURES_COLUMNS):
-        out.findings.append(rules.make("META013", f"columns {cols} are not {list(md.REGISTRATION_FAILURES_COLUMNS)}",
-                                       path=rel))
+        out.findings.append(
+            rules.make("META013", f"columns {cols} are not {list(md.REGISTRATION_FAILURES_COLUMNS)}", path=rel)
+        )
         return
     out.findings.extend(formulas.column_findings(cols, sheet=rel, relpath=rel))
     rows = []
@@ -458,8 +579,14 @@ def _registration_failures(inv, out: Loaded) -> None:
         for col in cols:
             value, quirk = _normalize(col, cells[col])
             if quirk:
-                out.findings.append(rules.make("META006", f"row {i + 2} column {col!r}: {quirk} ({cells[col]!r} read "
-                                               f"as {value!r})", subject=value if col == md.SCAN_ID else None, path=rel))
+                out.findings.append(
+                    rules.make(
+                        "META006",
+                        f"row {i + 2} column {col!r}: {quirk} ({cells[col]!r} read as {value!r})",
+                        subject=value if col == md.SCAN_ID else None,
+                        path=rel,
+                    )
+                )
             cells[col] = value
         rows.append((i + 2, cells))
     rows = [(n, c) for n, c in rows if _in_scope(c, inv.cohort)]
@@ -471,11 +598,16 @@ def _registration_failures(inv, out: Loaded) -> None:
             out.findings.append(rules.make("META013", f"row {n}: {sid!r} is not a scan identifier", path=rel))
             continue
         if excl not in md.EXCLUSIONS:
-            out.findings.append(rules.make("META013", f"row {n}: Exclusion {excl!r} is not one of {list(md.EXCLUSIONS)}",
-                                           subject=sid, path=rel))
+            out.findings.append(
+                rules.make(
+                    "META013", f"row {n}: Exclusion {excl!r} is not one of {list(md.EXCLUSIONS)}", subject=sid, path=rel
+                )
+            )
             continue
         if sid in seen:
-            out.findings.append(rules.make("META013", f"rows {seen[sid]} and {n} both list {sid}", subject=sid, path=rel))
+            out.findings.append(
+                rules.make("META013", f"rows {seen[sid]} and {n} both list {sid}", subject=sid, path=rel)
+            )
             continue
         seen[sid] = n
         out.excluded[sid] = rel
@@ -486,5 +618,8 @@ def _registration_failures(inv, out: Loaded) -> None:
 
 
 def _standard_cross(meta: Loaded, scans: dict) -> list:
-    return [rules.make("META013", f"{sid} is listed as excluded but has standardized files", subject=sid,
-                       path=rel) for sid, rel in sorted(meta.excluded.items()) if sid in scans]
+    return [
+        rules.make("META013", f"{sid} is listed as excluded but has standardized files", subject=sid, path=rel)
+        for sid, rel in sorted(meta.excluded.items())
+        if sid in scans
+    ]

@@ -12,8 +12,14 @@ def duplicate_findings(folders) -> list:
     out, seen = [], {}
     for folder in sorted(folders, key=lambda f: f.relpath):
         if folder.scan_id in seen:
-            out.append(rules.make("NAME013", f"scan {folder.scan_id} also in {seen[folder.scan_id]}",
-                                  subject=folder.scan_id, path=folder.relpath))
+            out.append(
+                rules.make(
+                    "NAME013",
+                    f"scan {folder.scan_id} also in {seen[folder.scan_id]}",
+                    subject=folder.scan_id,
+                    path=folder.relpath,
+                )
+            )
         seen.setdefault(folder.scan_id, folder.relpath)
     return out
 
@@ -33,15 +39,22 @@ def folder_findings(kind: str, folder) -> list:
         return out
     if missing := sorted(set(range(max(lesions) + 1)) - set(lesions)):
         names = ", ".join("primary" if n == 0 else f"_{n}" for n in missing)
-        out.append(rules.make("NAME008", f"lesion numbering has gaps: no {names} (present: "
-                              f"{', '.join(str(n) for n in sorted(lesions))})", subject=sid, path=rel))
+        out.append(
+            rules.make(
+                "NAME008",
+                f"lesion numbering has gaps: no {names} (present: {', '.join(str(n) for n in sorted(lesions))})",
+                subject=sid,
+                path=rel,
+            )
+        )
     if kind == "native":
         for n, variants in sorted(lesions.items()):
             for v in naming.VARIANTS:
                 if v not in variants:
                     name = naming.native_name(sid, "lesion", v, n)
-                    out.append(rules.make("NAME007", f"lesion {n} lacks its file {name}", subject=sid,
-                                          path=f"{rel}/{name}"))
+                    out.append(
+                        rules.make("NAME007", f"lesion {n} lacks its file {name}", subject=sid, path=f"{rel}/{name}")
+                    )
     return out
 
 
@@ -66,14 +79,26 @@ def order_findings(rec, folder_relpath: str, *, primary_chosen: bool | None) -> 
 
     out = []
     secondary = [n for n in numbers if n > 0]
-    for a, b in zip(secondary, secondary[1:]):
-        if wrong(lambda s: s[a] < s[b]):
-            out.append(rules.make("NAME011", f"secondary lesion _{b} is larger than _{a}: secondaries are numbered "
-                                  "from largest to smallest", subject=rec.scan_id, path=folder_relpath))
+    for a, b in zip(secondary, secondary[1:], strict=False):
+        if wrong(lambda s, a=a, b=b: s[a] < s[b]):
+            out.append(
+                rules.make(
+                    "NAME011",
+                    f"secondary lesion _{b} is larger than _{a}: secondaries are numbered from largest to smallest",
+                    subject=rec.scan_id,
+                    path=folder_relpath,
+                )
+            )
     if 0 in numbers and secondary and primary_chosen is False:
         big = max(secondary, key=lambda n: max(s.get(n, 0) for s in by_variant.values()))
         if wrong(lambda s: s[0] < max(s[n] for n in secondary)):
-            out.append(rules.make("NAME012", f"the primary lesion is smaller than _{big} and the metadata does not "
-                                  "record that the neuroradiologist chose it", subject=rec.scan_id,
-                                  path=folder_relpath))
+            out.append(
+                rules.make(
+                    "NAME012",
+                    f"the primary lesion is smaller than _{big} and the metadata does not "
+                    "record that the neuroradiologist chose it",
+                    subject=rec.scan_id,
+                    path=folder_relpath,
+                )
+            )
     return out

@@ -125,9 +125,17 @@ class _ScanCheck:
         if data[:2] == b"\x1f\x8b":
             fname = canonical.gzip_header(data, rel)[1]
             self.out.findings.extend(deid.container_findings(fname, relpath=rel, subject=sid, scrub=self.scrub))
-        self.out.findings.extend(deid.header_findings(
-            hdr.binaryblock, [int(e.get_code()) for e in hdr.extensions], images.stored(img)[2], relpath=rel,
-            subject=sid, mask=is_mask, scrub=self.scrub))
+        self.out.findings.extend(
+            deid.header_findings(
+                hdr.binaryblock,
+                [int(e.get_code()) for e in hdr.extensions],
+                images.stored(img)[2],
+                relpath=rel,
+                subject=sid,
+                mask=is_mask,
+                scrub=self.scrub,
+            )
+        )
         geometry = images.geometry_findings(img, rel, sid)
         self.out.findings.extend(geometry)
         try:
@@ -154,9 +162,13 @@ class _ScanCheck:
         if sound:  # masks are compared with a T1 whose grid is known
             self.t1 = (tuple(arr.shape), np.asarray(img.affine, dtype=float))
         self.out.record.t1 = ImageRecord(
-            **base, shape=tuple(int(n) for n in arr.shape), zooms=images.zooms_of(img), dtype=str(arr.dtype),
+            **base,
+            shape=tuple(int(n) for n in arr.shape),
+            zooms=images.zooms_of(img),
+            dtype=str(arr.dtype),
             affine=np.asarray(img.affine, dtype=float).round(6).tolist(),
-            defaced=standard and sound)  # the face check ran (and any finding of it stops ingest)
+            defaced=standard and sound,
+        )  # the face check ran (and any finding of it stops ingest)
 
     def mask(self, f: inventory.InvFile, data: bytes, img, arr, base: dict) -> None:
         rel, sid = f.relpath, self.sid
@@ -177,10 +189,16 @@ class _ScanCheck:
             voxel_mm3 = float(np.prod(img.header.get_zooms()[:3]))
             self.out.findings.extend(vmasks.parts_findings(c, int(mm["n_components"]), voxel_mm3, rel, sid))
         self.out.record.lesions.setdefault(f.lesion, {})[f.variant] = MaskRecord(
-            **base, variant=f.variant, space=STANDARD_SPACE if self.kind == "standard" else "native",
-            voxel_count=int(mm["voxel_count"]), volume_mm3=float(mm["volume_mm3"]),
-            centroid_mm=tuple(float(v) for v in mm["centroid_mm"]), n_components=int(mm["n_components"]),
-            hemisphere=mm["hemisphere"], location=mm["location"])
+            **base,
+            variant=f.variant,
+            space=STANDARD_SPACE if self.kind == "standard" else "native",
+            voxel_count=int(mm["voxel_count"]),
+            volume_mm3=float(mm["volume_mm3"]),
+            centroid_mm=tuple(float(v) for v in mm["centroid_mm"]),
+            n_components=int(mm["n_components"]),
+            hemisphere=mm["hemisphere"],
+            location=mm["location"],
+        )
 
     def reuse_metrics(self, lesion: int, m: _Mask) -> dict | None:
         """The metrics of an identical mask of the same lesion (smoothed VOI = smoothed NIfTI)."""
@@ -204,8 +222,11 @@ class _ScanCheck:
             smoothed = [s for s in (nii.get(n), voi.get(n)) if s is not None and _same_grid(raw, s)]
             if len(smoothed) == 2 and not vmasks.equal(smoothed[0].crop, smoothed[1].crop):
                 d = vmasks.dice(smoothed[0].crop, smoothed[1].crop)
-                self.add("MASK009", f"smoothed VOI and smoothed NIfTI of lesion {n} differ (Dice {d:.3f})",
-                         smoothed[1].relpath)
+                self.add(
+                    "MASK009",
+                    f"smoothed VOI and smoothed NIfTI of lesion {n} differ (Dice {d:.3f})",
+                    smoothed[1].relpath,
+                )
             elif len(smoothed) == 2:
                 smoothed = smoothed[:1]
             for s in smoothed:
@@ -226,13 +247,15 @@ def _same_grid(a: _Mask, b: _Mask) -> bool:
     return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=vmasks.AFFINE_TOL)
 
 
-def check_scan(root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool,
-               spool: Path | None = None) -> ScanOutcome:
+def check_scan(
+    root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool, spool: Path | None = None
+) -> ScanOutcome:
     """Every file-level and scan-level check of one scan folder."""
     return _ScanCheck(root, kind, folder, scrub, spool).run()
 
 
 # -- orchestration ----------------------------------------------------------------------------
+
 
 def _pool(workers: int):
     import multiprocessing as mp
@@ -250,8 +273,9 @@ def _warm() -> None:
     anatomy.regions()
 
 
-def _run_scans(inv: inventory.Inventory, workers: int, progress: bool, scrub: bool,
-               spool: Path | None = None) -> list[ScanOutcome]:
+def _run_scans(
+    inv: inventory.Inventory, workers: int, progress: bool, scrub: bool, spool: Path | None = None
+) -> list[ScanOutcome]:
     folders = inv.scans
     total = sum(len(f.files) for f in folders)
     bar = _progress(progress, total)
@@ -298,8 +322,16 @@ class _Bar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.p = Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                          TimeRemainingColumn(), console=Console(stderr=True), transient=True, auto_refresh=False)
+        self.p = Progress(
+            TextColumn("validating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            auto_refresh=False,
+        )
         self.task = self.p.add_task("validate", total=total)
         self.p.start()
 
@@ -315,8 +347,15 @@ def _progress(enabled: bool, total: int):
     return _Bar(total) if enabled and total else _NoBar()
 
 
-def validate_path(path: Path, *, workers: int | None = None, progress: bool = False, scrub_headers: bool = False,
-                  metadata: Path | None = None, spool: Path | None = None) -> ValidationResult:
+def validate_path(
+    path: Path,
+    *,
+    workers: int | None = None,
+    progress: bool = False,
+    scrub_headers: bool = False,
+    metadata: Path | None = None,
+    spool: Path | None = None,
+) -> ValidationResult:
     """Validate a native root, a cohort folder or a standardized root; writes nothing.
 
     ``workers``: processes (default: every core). ``progress``: a progress bar on stderr.
@@ -379,8 +418,15 @@ def _duplicate_t1s(outcomes: list[ScanOutcome]) -> list:
         if t1 is None:
             continue
         if t1.sha256 in first:
-            out.append(rules.make("IMG011", f"the same image as the T1 of {first[t1.sha256]} (sha256 {t1.sha256[:12]}): "
-                                  "one scan under two identifiers?", subject=o.scan_id, path=t1.relpath))
+            out.append(
+                rules.make(
+                    "IMG011",
+                    f"the same image as the T1 of {first[t1.sha256]} (sha256 {t1.sha256[:12]}): "
+                    "one scan under two identifiers?",
+                    subject=o.scan_id,
+                    path=t1.relpath,
+                )
+            )
         else:
             first[t1.sha256] = o.scan_id
     return out

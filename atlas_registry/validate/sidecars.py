@@ -47,6 +47,7 @@ def allowed_keys() -> frozenset[str]:
 def read(data: bytes, *, relpath: str, subject: str | None) -> tuple[dict | None, list]:
     """``(object, findings)`` of a sidecar's bytes (at most ``MAX_BYTES + 1`` of them were read):
     the object is ``None`` when it cannot be used at all."""
+
     def finding(code: str, message: str):
         return rules.make(code, message, subject=subject, path=relpath)
 
@@ -60,8 +61,9 @@ def read(data: bytes, *, relpath: str, subject: str | None) -> tuple[dict | None
         return None, [finding("IMG009", f"sidecar is not valid JSON ({e})")]
     if not isinstance(obj, dict):
         return None, [finding("IMG009", f"sidecar holds a JSON {type(obj).__name__}, not an object")]
-    return obj, deid.sidecar_findings(obj, relpath=relpath, subject=subject) + shape_findings(obj, relpath=relpath,
-                                                                                             subject=subject)
+    return obj, deid.sidecar_findings(obj, relpath=relpath, subject=subject) + shape_findings(
+        obj, relpath=relpath, subject=subject
+    )
 
 
 def shape_findings(obj: dict, *, relpath: str, subject: str | None) -> list:
@@ -76,11 +78,16 @@ def shape_findings(obj: dict, *, relpath: str, subject: str | None) -> list:
             continue
         kinds = deid.phi_kinds(str(key))
         shown = f"a key carrying {', '.join(kinds)}" if kinds else f"key {key!r}"  # never the identifier itself
-        out.append(rules.make("DEID009", f"sidecar {shown} is not on the allow-list of acquisition parameters "
-                              f"({SCHEMA})", subject=subject, path=relpath))
+        out.append(
+            rules.make(
+                "DEID009",
+                f"sidecar {shown} is not on the allow-list of acquisition parameters ({SCHEMA})",
+                subject=subject,
+                path=relpath,
+            )
+        )
     known = {k: v for k, v in obj.items() if k in allowed}
     if problem := metadata.schema_problem(known, SCHEMA, sep="."):
         where, message = problem
-        out.append(rules.make("IMG009", f"sidecar value {where or '(top)'}: {message}", subject=subject,
-                              path=relpath))
+        out.append(rules.make("IMG009", f"sidecar value {where or '(top)'}: {message}", subject=subject, path=relpath))
     return out

@@ -10,8 +10,8 @@ Revision ID: 0003_current_state
 Revises: 0002_views
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from atlas_registry import facts, views
 
@@ -29,8 +29,18 @@ ONE_CURRENT = (
     ("uq_report_one_current", "scan_report", ["timepoint_id"]),
 )
 # The tables the current-state rows are computed from.
-SOURCES = ("cohort", "subject", "scanner", "timepoint", "scan_report", "lesion", "lesion_annotation", "lesion_mask",
-           "release", "release_scan")
+SOURCES = (
+    "cohort",
+    "subject",
+    "scanner",
+    "timepoint",
+    "scan_report",
+    "lesion",
+    "lesion_annotation",
+    "lesion_mask",
+    "release",
+    "release_scan",
+)
 # (index, table, columns, unique) of the current-state tables.
 INDEXES = (
     ("ix_scan_current_scan", "scan_current", ["scan"], True),

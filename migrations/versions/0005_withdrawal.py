@@ -16,8 +16,8 @@ Revision ID: 0005_withdrawal
 Revises: 0004_covering_indexes
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from atlas_registry import facts, views
 
@@ -28,8 +28,16 @@ depends_on = None
 
 
 # The kinds of revision before and after this migration (atlas_registry.models.REVISION_KINDS).
-KINDS_0004 = ("ingest", "attach_standard", "replace_mask", "add_lesion", "remove_lesion", "correct_metadata",
-              "exclude_scan", "include_scan")
+KINDS_0004 = (
+    "ingest",
+    "attach_standard",
+    "replace_mask",
+    "add_lesion",
+    "remove_lesion",
+    "correct_metadata",
+    "exclude_scan",
+    "include_scan",
+)
 KINDS = KINDS_0004 + ("withdraw_scan", "reinstate_scan")
 
 
@@ -68,7 +76,8 @@ def upgrade() -> None:
         "UPDATE release_scan SET"
         " scan = (SELECT t.code FROM timepoint t WHERE t.id = release_scan.timepoint_id),"
         " cohort = (SELECT c.code FROM timepoint t JOIN subject s ON s.id = t.subject_id"
-        " JOIN cohort c ON c.id = s.cohort_id WHERE t.id = release_scan.timepoint_id)")
+        " JOIN cohort c ON c.id = s.cohort_id WHERE t.id = release_scan.timepoint_id)"
+    )
     with op.batch_alter_table("release_scan") as batch:  # SQLite: the (leaf) table is rebuilt
         batch.alter_column("scan", existing_type=_string(13), nullable=False)
         batch.alter_column("cohort", existing_type=_string(5), nullable=False)
@@ -80,10 +89,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     withdrawn = bind.exec_driver_sql("SELECT code FROM timepoint WHERE withdrawn ORDER BY code").scalars().all()
-    kinds = bind.exec_driver_sql("SELECT COUNT(*) FROM revision WHERE kind IN ('withdraw_scan', 'reinstate_scan')").scalar()
+    kinds = bind.exec_driver_sql(
+        "SELECT COUNT(*) FROM revision WHERE kind IN ('withdraw_scan', 'reinstate_scan')"
+    ).scalar()
     if withdrawn or kinds:
-        raise RuntimeError(f"{kinds} withdrawal revision(s), {len(withdrawn)} scan(s) withdrawn: schema 0004 cannot "
-                           "record them; downgrade a copy of the registry made before any withdrawal")
+        raise RuntimeError(
+            f"{kinds} withdrawal revision(s), {len(withdrawn)} scan(s) withdrawn: schema 0004 cannot "
+            "record them; downgrade a copy of the registry made before any withdrawal"
+        )
     _drop_views(bind)
     _revision_kinds(bind, KINDS_0004)
     op.drop_index("ix_release_scan_scan", table_name="release_scan")

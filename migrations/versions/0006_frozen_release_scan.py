@@ -21,8 +21,8 @@ Revision ID: 0006_frozen_release_scan
 Revises: 0005_withdrawal
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0006_frozen_release_scan"
 down_revision = "0005_withdrawal"
@@ -38,7 +38,8 @@ def upgrade() -> None:
     op.add_column("release_scan", sa.Column("public_label", sa.String(32), nullable=True))
     op.execute(
         "UPDATE release_scan SET public_label = (SELECT p.label FROM public_id p"
-        " JOIN timepoint t ON t.subject_id = p.subject_id WHERE t.id = release_scan.timepoint_id)")
+        " JOIN timepoint t ON t.subject_id = p.subject_id WHERE t.id = release_scan.timepoint_id)"
+    )
 
 
 def downgrade() -> None:

@@ -9,9 +9,9 @@ Revision ID: 0007_intake_crosswalk
 Revises: 0006_frozen_release_scan
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 
 revision = "0007_intake_crosswalk"
 down_revision = "0006_frozen_release_scan"

@@ -12,8 +12,8 @@ Revises: 0007_intake_crosswalk
 
 import uuid
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0008_change_counter"
 down_revision = "0007_intake_crosswalk"

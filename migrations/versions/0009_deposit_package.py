@@ -13,8 +13,8 @@ Revision ID: 0009_deposit_package
 Revises: 0008_change_counter
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0009_deposit_package"
 down_revision = "0008_change_counter"
