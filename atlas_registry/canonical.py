@@ -170,8 +170,9 @@ def check_layout(raw: bytes, name: str) -> None:
         )
 
 
-def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = False) -> bytes:
-    """The canonical ``.nii.gz`` bytes of ``img`` (see the module doc).
+def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = False, compress: bool = True) -> bytes:
+    """The canonical ``.nii.gz`` bytes of ``img`` (see the module doc); with ``compress=False`` the
+    same NIfTI-1 bytes before gzip (what plain ``validate`` hashes: deflating is most of the cost).
 
     ``raw``: the inflated file ``img`` was decoded from; its voxel bytes are taken from there (byte
     order made little-endian) so that the stored values and their scaling are exactly the file's.
@@ -218,7 +219,8 @@ def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = 
         obj = img.dataobj
         arr = np.asanyarray(obj.get_unscaled() if hasattr(obj, "get_unscaled") else obj)
         voxels = np.asarray(arr, dtype=dtype).tobytes(order="F")
-    return gzip_bytes(b"".join((hdr.binaryblock, b"\x00\x00\x00\x00", voxels)))
+    body = b"".join((hdr.binaryblock, b"\x00\x00\x00\x00", voxels))
+    return gzip_bytes(body) if compress else body
 
 
 def encode_json(obj) -> bytes:

@@ -16,7 +16,8 @@ from .findings import Report
 @dataclass
 class FileRecord:
     relpath: str  # POSIX path relative to the validated root
-    sha256: str  # of the bytes the store keeps: the canonical form (canonical.py)
+    sha256: str  # of the bytes the store keeps: the canonical form (canonical.py); with validate_path(
+    # stored_form=False), of that form before gzip (not a store key)
     size: int  # of the canonical form
     source_sha256: str = field(default="", compare=False, kw_only=True)  # of the file bytes as delivered
 

@@ -10,6 +10,7 @@ from it, compressed or not.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import struct
@@ -373,3 +374,31 @@ def test_reexported_copy_of_a_t1_is_one_scan_under_two_ids(validate_native, caps
     rewrite(path(validate_native, ids.multi), raw, flags=FNAME, fname=b"copy.nii")
     status, report = run(validate_native, capsys, "--scrub-headers")
     assert "IMG011" in codes(report) and status == 1
+
+
+# -- a validation that stores nothing does not deflate ---------------------------------------------
+
+
+def test_validation_without_storing_hashes_the_uncompressed_canonical_form(validate_native):
+    """``validate`` (``stored_form=False``) reports exactly what ingest's validation reports; its
+    image hashes are of the canonical NIfTI bytes before gzip, so they are never store keys."""
+    from atlas_registry.validate.runner import validate_path
+
+    stored = validate_path(validate_native, workers=1)
+    plain = validate_path(validate_native, workers=1, stored_form=False)
+    assert plain.report.findings == stored.report.findings
+    assert sorted(plain.scans) == sorted(stored.scans)
+    checked = 0
+    for sid, rec in stored.scans.items():
+        other = plain.scans[sid]
+        pairs = [(rec.t1, other.t1)] + [
+            (rec.lesions[n][v], other.lesions[n][v]) for n in rec.lesions for v in rec.lesions[n]
+        ]
+        for kept, bare in pairs:
+            assert kept is not None and bare is not None and kept.relpath == bare.relpath
+            encoded = canonical.encode_file((validate_native / kept.relpath).read_bytes(), kept.relpath)
+            assert hashlib.sha256(encoded).hexdigest() == kept.sha256 != bare.sha256
+            assert hashlib.sha256(zlib.decompress(encoded, 31)).hexdigest() == bare.sha256
+            checked += 1
+        assert [s.sha256 for s in rec.sidecars] == [s.sha256 for s in other.sidecars]
+    assert checked > 10

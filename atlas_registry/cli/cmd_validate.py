@@ -30,7 +30,12 @@ def validate_cmd(
     from ..validate.runner import validate_path
 
     result = validate_path(
-        path, workers=workers, progress=want_progress(progress, format), scrub_headers=scrub_headers, metadata=metadata
+        path,
+        workers=workers,
+        progress=want_progress(progress, format),
+        scrub_headers=scrub_headers,
+        metadata=metadata,
+        stored_form=False,  # nothing is stored: hash the canonical bytes without deflating them
     )
     report = result.report
     typer.echo(report.to_json() if format == "json" else report.to_text())

@@ -52,8 +52,17 @@ class _Mask:
 class _ScanCheck:
     """The checks of one scan folder (runs in a worker process)."""
 
-    def __init__(self, root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool, spool: Path | None = None):
+    def __init__(
+        self,
+        root: Path,
+        kind: str,
+        folder: inventory.ScanFolder,
+        scrub: bool,
+        spool: Path | None = None,
+        stored_form: bool = True,
+    ):
         self.root, self.kind, self.folder, self.scrub, self.spool = root, kind, folder, scrub, spool
+        self.stored_form = stored_form or spool is not None
         self.sid = folder.scan_id
         self.out = ScanOutcome(folder.scan_id, folder.relpath, ScanRecord(folder.scan_id))
         self.t1 = None  # (shape, affine) of the decoded T1
@@ -148,7 +157,8 @@ class _ScanCheck:
             return  # IMG002 already said so; nothing below makes sense on a 4-D array
         if self.kind == "standard":
             self.out.findings.extend(images.template_findings(img, rel, sid))
-        _canonical(base, canonical.encode_image(img, raw, voi=rel.endswith(".voi")), self.spool)
+        encoded = canonical.encode_image(img, raw, voi=rel.endswith(".voi"), compress=self.stored_form)
+        _canonical(base, encoded, self.spool)
         del raw
         if is_mask:
             self.mask(f, data, img, arr, base)
@@ -234,7 +244,8 @@ class _ScanCheck:
 
 
 def _canonical(base: dict, data: bytes, spool: Path | None) -> None:
-    """Record the SHA-256 and size of the canonical form the store will keep (:mod:`canonical`);
+    """Record the SHA-256 and size of the canonical form the store will keep (:mod:`canonical`), or
+    of its uncompressed NIfTI bytes in a validation that stores nothing (``stored_form=False``);
     with a ``spool`` folder (ingest), also leave the bytes there for ingest to move into the store."""
     base["sha256"], base["size"] = hashlib.sha256(data).hexdigest(), len(data)
     if spool is not None and not (spool / base["sha256"]).exists():
@@ -248,10 +259,15 @@ def _same_grid(a: _Mask, b: _Mask) -> bool:
 
 
 def check_scan(
-    root: Path, kind: str, folder: inventory.ScanFolder, scrub: bool, spool: Path | None = None
+    root: Path,
+    kind: str,
+    folder: inventory.ScanFolder,
+    scrub: bool,
+    spool: Path | None = None,
+    stored_form: bool = True,
 ) -> ScanOutcome:
     """Every file-level and scan-level check of one scan folder."""
-    return _ScanCheck(root, kind, folder, scrub, spool).run()
+    return _ScanCheck(root, kind, folder, scrub, spool, stored_form).run()
 
 
 # -- orchestration ----------------------------------------------------------------------------
@@ -274,7 +290,12 @@ def _warm() -> None:
 
 
 def _run_scans(
-    inv: inventory.Inventory, workers: int, progress: bool, scrub: bool, spool: Path | None = None
+    inv: inventory.Inventory,
+    workers: int,
+    progress: bool,
+    scrub: bool,
+    spool: Path | None = None,
+    stored_form: bool = True,
 ) -> list[ScanOutcome]:
     folders = inv.scans
     total = sum(len(f.files) for f in folders)
@@ -283,7 +304,7 @@ def _run_scans(
     try:
         if workers <= 1 or len(folders) <= 1:
             for folder in folders:
-                outcomes.append(check_scan(inv.root, inv.kind, folder, scrub, spool))
+                outcomes.append(check_scan(inv.root, inv.kind, folder, scrub, spool, stored_form))
                 bar.advance(len(folder.files))
         else:
             from concurrent.futures import as_completed
@@ -293,7 +314,7 @@ def _run_scans(
             try:
                 # largest folders first, so that no worker is left with a big one at the end
                 order = sorted(folders, key=lambda f: -len(f.files))
-                futures = [ex.submit(check_scan, inv.root, inv.kind, f, scrub, spool) for f in order]
+                futures = [ex.submit(check_scan, inv.root, inv.kind, f, scrub, spool, stored_form) for f in order]
                 for fut in as_completed(futures):
                     outcomes.append(fut.result())
                     bar.advance(outcomes[-1].files)
@@ -355,6 +376,7 @@ def validate_path(
     scrub_headers: bool = False,
     metadata: Path | None = None,
     spool: Path | None = None,
+    stored_form: bool = True,
 ) -> ValidationResult:
     """Validate a native root, a cohort folder or a standardized root; writes nothing.
 
@@ -364,6 +386,9 @@ def validate_path(
     workbook, CSV folder or root to read the metadata from instead of the one beside the scans.
     ``spool``: a folder where the canonical form of every file is left, named by its SHA-256
     (ingest moves them into the store instead of encoding every file a second time).
+    ``stored_form=False``: a validation whose records will not be stored (the ``validate`` command)
+    hashes each file's canonical NIfTI bytes before gzip, which skips deflating every image; its
+    ``FileRecord.sha256`` is then not a store key and must not be given to ingest.
     """
     inv = inventory.build(Path(path))
     report = Report(files=inv.files)
@@ -374,7 +399,7 @@ def validate_path(
     report.files += meta.files
     result.metadata = meta.records
     result.registration_failures, result.low_resolution = meta.registration_failures, meta.low_resolution
-    outcomes = _run_scans(inv, workers or os.cpu_count() or 1, progress, scrub_headers, spool)
+    outcomes = _run_scans(inv, workers or os.cpu_count() or 1, progress, scrub_headers, spool, stored_form)
     for o in outcomes:
         report.extend(o.findings)
         result.scans.setdefault(o.scan_id, o.record)
