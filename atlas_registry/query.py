@@ -623,7 +623,7 @@ def render(result: Result, fmt: str = "table") -> str:
 
     rows = [[_plain(v) for v in r] for r in result.rows]
     if fmt == "json":
-        return json.dumps([dict(zip(result.columns, r, strict=False)) for r in rows], ensure_ascii=False)
+        return json.dumps([dict(zip(result.columns, r, strict=True)) for r in rows], ensure_ascii=False, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

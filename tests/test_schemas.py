@@ -15,7 +15,7 @@ import pytest
 
 from atlas_registry.metadata import schema_dir
 
-SCHEMAS = sorted(p.name for p in schema_dir().glob("*.schema.json"))
+SCHEMAS = sorted(p.relative_to(schema_dir()).as_posix() for p in schema_dir().rglob("*.schema.json"))
 
 
 def test_there_are_schemas():
