@@ -340,13 +340,10 @@ def _occupied(out: Path, force: bool) -> bool:
 
 def _install(tmp: Path, out: Path, force: bool) -> None:
     """Rename the finished build into place (an existing ``out`` only with ``force``)."""
-    if _occupied(out, force):
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)  # replaces an empty folder
+    from .folders import swap_in
+
+    _occupied(out, force)
+    swap_in(tmp, out)
 
 
 def _outside_specs(out: Path, specs: Path | None) -> None:

@@ -123,14 +123,11 @@ def _check_out(out: Path) -> None:
 
 def _install(tmp: Path, out: Path) -> None:
     """Rename the finished report into place, replacing an earlier one."""
+    from .folders import swap_in
+
     if out.exists():
         _check_out(out)
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
+    swap_in(tmp, out)
 
 
 # -- what the report shows -----------------------------------------------------------------------
