@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from atlas_registry import gz
 from atlas_registry import metadata as md
-from atlas_registry import niio
 from atlas_registry.errors import AtlasError
 from atlas_registry.intake import run
 from atlas_registry.synth.bids_delivery import write_bids_delivery
@@ -44,7 +44,7 @@ def test_bids_delivery_becomes_a_valid_cohort(registry, bids_delivery, synth_two
     for p in (tmp_path / "native").rglob("*"):
         if p.is_file():
             data = p.read_bytes()
-            data += niio.gz.decompress(data) if data[:2] == b"\x1f\x8b" else b""
+            data += gz.decompress(data) if data[:2] == b"\x1f\x8b" else b""
             for v in info["identifiers"] + ["baseline", "sub-", "2014"]:
                 assert v.encode() not in data, (p, v)
 
