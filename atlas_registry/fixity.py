@@ -379,21 +379,12 @@ def hash_all(root: Path, todo, workers: int | None, progress: bool, total: int):
         with ThreadPoolExecutor(workers) as pool:
             yield from pool.map(lambda pe: (pe[0], _sha256(root / pe[0]), pe[1]), todo)
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from .progress import bar
 
-    with Progress(
-        TextColumn("verify"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("", total=total)
+    with bar("verify", total, unit="bytes") as b:
 
         def one(pe):
-            return pe[0], _sha256(root / pe[0], lambda n: bar.advance(task, n)), pe[1]
+            return pe[0], _sha256(root / pe[0], b.advance), pe[1]
 
         with ThreadPoolExecutor(workers) as pool:
             yield from pool.map(one, todo)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 # One look for every figure, whatever the user's matplotlibrc says.
@@ -110,35 +109,6 @@ def _thumbnail(job: tuple[str, str, str | None]) -> tuple[str, bytes | None, str
         return key, None, f"{type(e).__name__}: {e}"
 
 
-@contextmanager
-def _bar(enabled: bool, total: int, label: str):
-    """A rich progress bar on stderr (no refresh thread: worker processes fork while it is live);
-    yields the function that advances it by one."""
-    if not enabled or not total:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        auto_refresh=False,
-    )
-    task = bar.add_task(label, total=total)
-    with bar:
-
-        def step() -> None:
-            bar.advance(task)
-            bar.refresh()
-
-        yield step
-
-
 def _drawn(jobs: list[tuple[str, str, str | None]], workers: int):
     """The answers of :func:`_thumbnail` for ``jobs``, in this process or a pool of ``workers``."""
     if workers == 1:
@@ -169,8 +139,10 @@ def thumbnails(
     if workers is None:  # a pool pays for itself only with enough scans to share out
         workers = min(os.cpu_count() or 1, 8) if len(jobs) >= SERIAL_BELOW else 1
     out: dict[str, bytes | str] = {}
-    with _bar(progress, len(jobs), "thumbnails") as step:
+    from .progress import bar
+
+    with bar("thumbnails", len(jobs), enabled=progress and bool(jobs)) as b:
         for key, png, err in _drawn(jobs, max(1, min(workers, len(jobs)))):
             out[key] = png if png is not None else err
-            step()
+            b.advance()
     return out

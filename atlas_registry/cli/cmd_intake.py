@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import TextJson, app, format_option, workspace
+from . import TextJson, app, format_option, progress_option, want_progress, workspace
 
 
 @app.command("intake")
@@ -16,6 +16,7 @@ def intake_cmd(
     plan_only: bool = typer.Option(False, "--plan", help="Print the series/files chosen and skipped; write nothing."),
     workers: int = typer.Option(0, "--workers", help="Processes for the final validation [default: all cores]."),
     format: TextJson = format_option(),
+    show_progress: bool = progress_option(),
 ):
     """Make a site's delivery an ATLAS native cohort: identifiers assigned, headers left behind."""
     import json
@@ -37,21 +38,12 @@ def intake_cmd(
             typer.echo(f"  skip  {s['subject']} {s['session']}: {s['series']} ({s['reason']})")
         return
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from ..progress import bar
 
-    bar = Progress(
-        TextColumn("intake"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("", total=None)
+    with bar("intake", enabled=want_progress(show_progress, format)) as b:
 
         def progress(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
+            b.update(done, total, label)
 
         res = run(delivery, cohort, out, ws, map_path=map_path, progress=progress, workers=workers or None)
     from collections import Counter

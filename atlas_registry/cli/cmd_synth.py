@@ -29,28 +29,15 @@ def synth_cmd(
     import json
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..synth import generate
 
     started = time.monotonic()
-    # No auto-refresh thread: worker processes are forked while the bar is live.
-    bar = Progress(
-        TextColumn("synth"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        auto_refresh=False,
-        transient=format == "json",
-        disable=not want_progress(show_progress, format),
-    )
-    with bar:
-        task = bar.add_task("", total=None)
+    from ..progress import bar
+
+    with bar("synth", enabled=want_progress(show_progress, format)) as b:
 
         def progress(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-            bar.refresh()
+            b.update(done, total, label)
 
         summary = generate(
             out,

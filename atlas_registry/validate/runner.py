@@ -297,11 +297,12 @@ def _run_scans(
     spool: Path | None = None,
     stored_form: bool = True,
 ) -> list[ScanOutcome]:
+    from ..progress import bar as progress_bar
+
     folders = inv.scans
     total = sum(len(f.files) for f in folders)
-    bar = _progress(progress, total)
     outcomes: list[ScanOutcome] = []
-    try:
+    with progress_bar("validating", total, enabled=progress and total > 0, unit="files") as bar:
         if workers <= 1 or len(folders) <= 1:
             for folder in folders:
                 outcomes.append(check_scan(inv.root, inv.kind, folder, scrub, spool, stored_form))
@@ -322,50 +323,7 @@ def _run_scans(
                 ex.shutdown(wait=False, cancel_futures=True)
                 raise
             ex.shutdown()
-    finally:
-        bar.close()
     return sorted(outcomes, key=lambda o: (o.scan_id, o.relpath))
-
-
-class _NoBar:
-    def advance(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Bar:
-    """A rich progress bar on stderr, advanced file by file as scans finish. No refresh thread:
-    the pool forks its workers while the bar is live."""
-
-    def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(
-            TextColumn("validating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            auto_refresh=False,
-        )
-        self.task = self.p.add_task("validate", total=total)
-        self.p.start()
-
-    def advance(self, n: int) -> None:
-        self.p.advance(self.task, n)
-        self.p.refresh()
-
-    def close(self) -> None:
-        self.p.stop()
-
-
-def _progress(enabled: bool, total: int):
-    return _Bar(total) if enabled and total else _NoBar()
 
 
 def validate_path(
