@@ -23,6 +23,7 @@ test: $(STAMP)
 # ruff (pyproject [tool.ruff]) and mypy (check_untyped_defs) over the package and the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check atlas_registry tests bench migrations
+	$(BIN)/ruff format --check atlas_registry tests bench migrations
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -97,9 +97,10 @@ def template(kind: str) -> np.ndarray:
 
 def template_axes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World x, y, z of the template voxel centres along each axis (mm)."""
-    return tuple(
+    x, y, z = (
         np.arange(n, dtype=np.float32) + np.float32(o) for n, o in zip(TEMPLATE_SHAPE, TEMPLATE_ORIGIN, strict=False)
     )
+    return x, y, z
 
 
 @lru_cache(maxsize=1)
@@ -199,7 +200,8 @@ def template_grid(voxel_mm: float) -> tuple[tuple[int, int, int], np.ndarray]:
     if not v > 0:
         raise ValueError("voxel size must be positive")
     extent = [n - 1 for n in TEMPLATE_SHAPE]
-    shape = tuple(int(math.floor(e / v + 1e-9)) + 1 for e in extent)
+    nx, ny, nz = (int(math.floor(e / v + 1e-9)) + 1 for e in extent)
+    shape = (nx, ny, nz)
     aff = np.diag([v, v, v, 1.0])
     aff[:3, 3] = TEMPLATE_ORIGIN
     return shape, aff

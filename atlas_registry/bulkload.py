@@ -147,7 +147,9 @@ def plan(n_scans: int, n_lesions: int | None = None, seed: int = 0) -> tuple[Bul
 
     # Subjects and timepoints: a few subjects come back for a second scan.
     scan_subject, scan_tp = np.empty(n_scans, int), np.empty(n_scans, int)
-    subject_codes, subject_cohort, subject_number = [], [], []
+    subject_codes: list[str] = []
+    subject_cohort: list[int] = []
+    subject_number: list[int] = []
     i = 0
     for ci, n in enumerate(per_cohort):
         n_second = int(round(n * SECOND_TIMEPOINT)) if n > 1 else 0
@@ -227,7 +229,7 @@ def plan(n_scans: int, n_lesions: int | None = None, seed: int = 0) -> tuple[Bul
     prim_cat = np.empty(n_scans, int)
     prim_cat[lesion_scan[prim]] = cat[prim]
     standard = np.where(fine, "excluded", np.where(rng.random(n_scans) < REGISTRATION_FAILURE, "excluded", "included"))
-    reason = np.where(fine, "low_resolution", np.where(standard == "excluded", "registration_failed", None))
+    reason = np.where(fine, "low_resolution", np.where(standard == "excluded", "registration_failed", None))  # type: ignore[call-overload]  # None: an object scalar
 
     bp = BulkPlan(
         seed=seed,
@@ -269,7 +271,7 @@ def _rows(bp: BulkPlan, f: dict, ids: dict[str, int], dialect: str) -> list[tupl
     stamp = "2026-01-15 00:00:00+00" if dialect == "postgresql" else "2026-01-15 00:00:00.000000"
     rev = ids["revision"]
     cohort_id = {i: ids["cohort"] + i for i in range(len(bp.cohort_codes))}
-    tables = []
+    tables: list[tuple[str, tuple[str, ...], list]] = []
     tables.append(
         (
             "revision",

@@ -211,7 +211,7 @@ def encode_image(img: nib.Nifti1Image, raw: bytes | None = None, *, voi: bool = 
     if raw is not None:
         offset = int(float(_Bytes.header_of(raw)["vox_offset"]))
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        voxels = memoryview(raw)[offset : offset + nbytes]
+        voxels: bytes | memoryview = memoryview(raw)[offset : offset + nbytes]
         src_dtype = np.dtype(_Bytes.header_of(raw).get_data_dtype())
         if src_dtype.byteorder == ">" or (src_dtype.byteorder == "=" and not _little()):
             voxels = np.frombuffer(voxels, dtype=src_dtype).astype(dtype).tobytes()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from .models import Issue, Release, ReleaseScan, Revision, Timepoint
 from .release_spec import ReleaseSpec, parse_spec
@@ -56,17 +56,18 @@ def changes_between(s: Session, after: int | None, upto: int | None, scans=None)
     codes are in ``scans`` (``None`` = any), oldest first."""
     q = (
         select(Revision, Timepoint.code, Issue)
-        .join(Timepoint, Timepoint.id == Revision.timepoint_id)
-        .outerjoin(Issue, Issue.id == Revision.issue_id)
+        .join(Timepoint, col(Timepoint.id) == col(Revision.timepoint_id))
+        .outerjoin(Issue, col(Issue.id) == col(Revision.issue_id))
     )
     if after is not None:
-        q = q.where(Revision.id > after)
+        q = q.where(col(Revision.id) > after)
     if upto is not None:
-        q = q.where(Revision.id <= upto)
+        q = q.where(col(Revision.id) <= upto)
     out = []
-    for r, code, issue in s.exec(q.order_by(Revision.id)).all():
+    for r, code, issue in s.exec(q.order_by(col(Revision.id))).all():
         if scans is not None and code not in scans:
             continue
+        assert r.id is not None and r.timepoint_id is not None  # loaded, and joined on the scan
         out.append(
             Change(
                 revision=r.id,
@@ -102,7 +103,7 @@ def published_before(s: Session, current: Edition) -> list[Edition]:
         r
         for r in s.exec(select(Release).where(Release.status == "published", Release.name != current.name)).all()
         if semver(r.version) < semver(current.version)
-        and (current.published_at is None or _utc(r.published_at) < _utc(current.published_at))
+        and (current.published_at is None or _utc(_published_at(r)) < _utc(current.published_at))
     ]
     rels.sort(key=lambda r: semver(r.version), reverse=True)
     return [edition_of(s, r) for r in rels]
@@ -113,13 +114,14 @@ def membership(s: Session, release_id: int) -> dict[str, bool]:
     return dict(
         s.exec(
             select(Timepoint.code, ReleaseScan.in_standard)
-            .join(Timepoint, Timepoint.id == ReleaseScan.timepoint_id)
+            .join(Timepoint, col(Timepoint.id) == col(ReleaseScan.timepoint_id))
             .where(ReleaseScan.release_id == release_id)
         ).all()
     )
 
 
 def edition_of(s: Session, rel: Release) -> Edition:
+    assert rel.id is not None  # loaded from the registry
     return Edition(
         rel.name,
         rel.version,
@@ -128,6 +130,11 @@ def edition_of(s: Session, rel: Release) -> Edition:
         membership(s, rel.id),
         rel.published_at if rel.status == "published" else None,
     )
+
+
+def _published_at(rel: Release) -> datetime:
+    assert rel.published_at is not None, f"published release {rel.name} without a date"
+    return rel.published_at
 
 
 def _utc(dt: datetime) -> datetime:

@@ -146,7 +146,9 @@ def sqlite_file_missing(ws: Workspace) -> bool:
     from sqlalchemy.engine import make_url
 
     path = make_url(ws.url).database
-    return bool(path) and path != ":memory:" and not path.startswith("file:") and not Path(path).is_file()
+    if not path:
+        return False
+    return path != ":memory:" and not path.startswith("file:") and not Path(path).is_file()
 
 
 def current_revision(ws: Workspace) -> str | None:
@@ -159,7 +161,9 @@ def current_revision(ws: Workspace) -> str | None:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
 
 
 def write_lock(sess: Session) -> None:
@@ -174,7 +178,9 @@ def write_lock(sess: Session) -> None:
     """
     conn = sess.connection()
     if conn.dialect.name == "sqlite":
-        if not conn.connection.dbapi_connection.in_transaction:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None  # a live connection
+        if not dbapi.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     if not sess.info.get("atlas_counted"):
         conn.exec_driver_sql(BUMP_COUNTER)

@@ -84,7 +84,7 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int, bool]:
     corrected raw VOI drops the mask's outer boundary layer (an over-traced edge). (scan, issue,
     whether it was done now: a demo run again in its workspace finds it done.)"""
     import numpy as np
-    from sqlmodel import Session, select
+    from sqlmodel import Session, col, select
 
     from . import db, niio, tracker
     from .lesion_files import erode
@@ -96,25 +96,26 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int, bool]:
     with Session(db.engine(ws)) as s:
         done = s.exec(
             select(Issue.id, Timepoint.code)
-            .join(Timepoint, Timepoint.id == Issue.timepoint_id)
+            .join(Timepoint, col(Timepoint.id) == col(Issue.timepoint_id))
             .where(Issue.title == ISSUE_TITLE, Issue.status == "closed")
         ).first()
         if done is not None:
+            assert done[0] is not None  # a primary key
             return done[1], done[0], False
         row = s.exec(
             select(Timepoint.code, LesionMask.sha256, Image.sha256)
-            .join(Lesion, Lesion.timepoint_id == Timepoint.id)
-            .join(LesionMask, LesionMask.lesion_id == Lesion.id)
-            .join(Image, Image.timepoint_id == Timepoint.id)
+            .join(Lesion, col(Lesion.timepoint_id) == col(Timepoint.id))
+            .join(LesionMask, col(LesionMask.lesion_id) == col(Lesion.id))
+            .join(Image, col(Image.timepoint_id) == col(Timepoint.id))
             .where(
                 Timepoint.standard_status == "included",
                 Lesion.number == 0,
-                Lesion.retired_rev_id.is_(None),
+                col(Lesion.retired_rev_id).is_(None),
                 LesionMask.variant == "raw_voi",
                 LesionMask.space == "native",
-                LesionMask.retired_rev_id.is_(None),
+                col(LesionMask.retired_rev_id).is_(None),
                 Image.space == "native",
-                Image.retired_rev_id.is_(None),
+                col(Image.retired_rev_id).is_(None),
                 LesionMask.voxel_count > 400,
             )
             .order_by(Timepoint.code)

@@ -17,9 +17,9 @@ try:
     from isal.isal_zlib import error as _isal_error
 
     #: What :func:`decompress` raises for a truncated or damaged stream.
-    ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)
+    ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)  # type: ignore[assignment]  # isal stub: an instance
 except ImportError:  # pragma: no cover - isal is a dependency; this keeps other platforms working
-    import gzip as _gzip
+    import gzip as _gzip  # type: ignore[no-redef]  # the fallback of the import above
 
     _crc32 = zlib.crc32
     ERRORS = (OSError, EOFError, zlib.error)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from . import db
 from .config import Workspace
@@ -75,8 +75,8 @@ def revisions_of(s: Session, tp: Timepoint) -> list[Revision]:
     """Every revision of the scan ``tp``, oldest first."""
     revs = s.exec(
         select(Revision)
-        .where(or_(Revision.timepoint_id == tp.id, Revision.kind.in_(("ingest", "attach_standard"))))
-        .order_by(Revision.id)
+        .where(or_(col(Revision.timepoint_id) == tp.id, col(Revision.kind).in_(("ingest", "attach_standard"))))
+        .order_by(col(Revision.id))
     ).all()
     return [
         r
@@ -93,12 +93,13 @@ def scan_history(ws: Workspace, scan: str) -> list[HistoryEntry]:
         # published releases, oldest content first, and those that hold this scan
         published = s.exec(
             select(Release)
-            .where(Release.status == "published", Release.last_revision_id.is_not(None))
-            .order_by(Release.last_revision_id, Release.id)
+            .where(Release.status == "published", col(Release.last_revision_id).is_not(None))
+            .order_by(col(Release.last_revision_id), col(Release.id))
         ).all()
         holding = set(s.exec(select(ReleaseScan.release_id).where(ReleaseScan.timepoint_id == tp.id)).all())
         out = []
         for r in revisions_of(s, tp):
+            assert r.id is not None  # loaded from the registry
             issue = s.get(Issue, r.issue_id) if r.issue_id else None
             details = json.loads(r.details or "{}")
             changes = _INGEST_LINES.get(r.kind) or describe(details)
@@ -107,7 +108,9 @@ def scan_history(ws: Workspace, scan: str) -> list[HistoryEntry]:
                 (
                     rel.name
                     for rel in published
-                    if rel.last_revision_id >= r.id and (rel.id in holding) != (r.kind == "withdraw_scan")
+                    if rel.last_revision_id is not None
+                    and rel.last_revision_id >= r.id
+                    and (rel.id in holding) != (r.kind == "withdraw_scan")
                 ),
                 None,
             )

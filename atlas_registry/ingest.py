@@ -17,9 +17,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from . import db, facts, public_ids, verdicts
 from .clock import now, operator
@@ -40,6 +41,7 @@ from .models import (
     StoredObject,
     Subject,
     Timepoint,
+    row_id,
 )
 from .naming import STANDARD_SPACE, parse_scan_id
 from .records import ImageRecord, MaskRecord, ValidationResult
@@ -108,7 +110,12 @@ def ingest_path(
     ws.home.mkdir(parents=True, exist_ok=True)
     spool = Path(tempfile.mkdtemp(prefix=".ingest-spool-", dir=ws.home))
     try:
-        kwargs = {"workers": workers, "progress": progress, "scrub_headers": scrub_headers, "spool": spool}
+        kwargs: dict[str, Any] = {
+            "workers": workers,
+            "progress": progress,
+            "scrub_headers": scrub_headers,
+            "spool": spool,
+        }
         if metadata is not None:
             kwargs["metadata"] = Path(metadata)
         result = validate_path(path, **kwargs)
@@ -163,7 +170,7 @@ class _Writer:
         shas = sorted({r.sha256 for r in todo})
         for i in range(0, len(shas), 500):
             existing |= set(
-                self.s.exec(select(StoredObject.sha256).where(StoredObject.sha256.in_(shas[i : i + 500]))).all()
+                self.s.exec(select(StoredObject.sha256).where(col(StoredObject.sha256).in_(shas[i : i + 500]))).all()
             )
         new_rows: dict[str, dict] = {}
 
@@ -326,15 +333,15 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool, spoo
             s.add(rev)
             s.flush()
             if result.kind == "standard":
-                _write_standard(w, changed, rev.id)
+                _write_standard(w, changed, row_id(rev))
             else:
-                _write_native(w, changed, rev.id)
+                _write_native(w, changed, row_id(rev))
             s.flush()
             facts.refresh_scans(s, sorted(changed))  # the current-state rows behind the SQL views
             for kind, p, detail in w.events:
-                s.add(AuditEvent(ingest_run_id=run.id, kind=kind, path=p, detail=detail))
+                s.add(AuditEvent(ingest_run_id=row_id(run), kind=kind, path=p, detail=detail))
             for f in result.report.warnings:
-                s.add(AuditEvent(ingest_run_id=run.id, kind="info", path=f.path, detail=f"[{f.code}] {f.message}"))
+                s.add(AuditEvent(ingest_run_id=row_id(run), kind="info", path=f.path, detail=f"[{f.code}] {f.message}"))
             run.status, run.finished_at, run.n_scans = "committed", now(), len(changed)
             s.add(run)
             s.flush()
@@ -356,19 +363,19 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool, spoo
 
 
 def _current_native_signature(s: Session, tp: Timepoint) -> dict:
-    files = {}
+    files: dict[tuple, str] = {}
     img = s.exec(
-        select(Image).where(Image.timepoint_id == tp.id, Image.space == "native", Image.retired_rev_id.is_(None))
+        select(Image).where(Image.timepoint_id == tp.id, Image.space == "native", col(Image.retired_rev_id).is_(None))
     ).first()
     if img:
         files[("t1",)] = img.sha256
     rows = s.exec(
         select(Lesion.number, LesionMask.variant, LesionMask.sha256)
-        .join(LesionMask, LesionMask.lesion_id == Lesion.id)
+        .join(LesionMask, col(LesionMask.lesion_id) == col(Lesion.id))
         .where(
             Lesion.timepoint_id == tp.id,
-            Lesion.retired_rev_id.is_(None),
-            LesionMask.retired_rev_id.is_(None),
+            col(Lesion.retired_rev_id).is_(None),
+            col(LesionMask.retired_rev_id).is_(None),
             LesionMask.space == "native",
         )
     ).all()
@@ -378,7 +385,7 @@ def _current_native_signature(s: Session, tp: Timepoint) -> dict:
 
 
 def _record_signature(rec) -> dict:
-    files = {}
+    files: dict[tuple, str] = {}
     if rec.t1 is not None:
         files[("t1",)] = rec.t1.sha256
     for n, variants in rec.lesions.items():
@@ -402,7 +409,9 @@ def _plan_native(s: Session, result: ValidationResult) -> set[str]:
     """Scans to add; refuses a known scan whose files differ."""
     new: set[str] = set()
     codes = list(result.scans)
-    existing = {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(codes))).all()} if codes else {}
+    existing = (
+        {tp.code: tp for tp in s.exec(select(Timepoint).where(col(Timepoint.code).in_(codes))).all()} if codes else {}
+    )
     for sid, rec in sorted(result.scans.items()):
         tp = existing.get(sid)
         if tp is None:
@@ -429,8 +438,8 @@ def _refuse_duplicates(s: Session, new: dict) -> None:
     for chunk in facts.chunks(sorted(shas)):
         row = s.exec(
             select(Image.sha256, Timepoint.code)
-            .join(Timepoint, Timepoint.id == Image.timepoint_id)
-            .where(Image.space == "native", Image.sha256.in_(chunk))
+            .join(Timepoint, col(Timepoint.id) == col(Image.timepoint_id))
+            .where(Image.space == "native", col(Image.sha256).in_(chunk))
             .order_by(Timepoint.code)
         ).first()
         if row is not None:
@@ -469,7 +478,7 @@ def _scanner_for(s: Session, cohort: Cohort, meta, cache: dict) -> Scanner | Non
             ).first()
             if sc is None:
                 sc = Scanner(
-                    cohort_id=cohort.id,
+                    cohort_id=row_id(cohort),
                     manufacturer=sm.manufacturer,
                     model=sm.model,
                     field_strength_t=sm.field_strength_t,
@@ -498,7 +507,7 @@ def _write_native(w: _Writer, scans: set[str], rev_id: int) -> None:
     scanners: dict[str, Scanner | None] = {}
     ids = {sid: parse_scan_id(sid) for sid in order}
     sub_codes = sorted({i.subject_code for i in ids.values()})
-    subjects = {sub.code: sub.id for sub in s.exec(select(Subject).where(Subject.code.in_(sub_codes))).all()}
+    subjects = {sub.code: row_id(sub) for sub in s.exec(select(Subject).where(col(Subject.code).in_(sub_codes))).all()}
     new_subjects = [c for c in sub_codes if c not in subjects]
     rows = []
     for code in new_subjects:
@@ -587,7 +596,7 @@ def _plan_standard(s: Session, result: ValidationResult) -> set[str]:
     """Scans whose standard-space files or status are new; the scans must already be registered."""
     wanted = set(result.scans) | {f.scan_id for f in result.registration_failures} | set(result.low_resolution)
     tps = (
-        {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(sorted(wanted)))).all()}
+        {tp.code: tp for tp in s.exec(select(Timepoint).where(col(Timepoint.code).in_(sorted(wanted)))).all()}
         if wanted
         else {}
     )
@@ -607,7 +616,7 @@ def _plan_standard(s: Session, result: ValidationResult) -> set[str]:
         tp = tps[sid]
         have = s.exec(
             select(Image.sha256).where(
-                Image.timepoint_id == tp.id, Image.space == STANDARD_SPACE, Image.retired_rev_id.is_(None)
+                Image.timepoint_id == tp.id, Image.space == STANDARD_SPACE, col(Image.retired_rev_id).is_(None)
             )
         ).first()
         if have is None:
@@ -617,7 +626,9 @@ def _plan_standard(s: Session, result: ValidationResult) -> set[str]:
                 "ING002", f"{sid} already has different standardized files; use `atlas-registry revise`", path=sid
             )
         numbers = set(
-            s.exec(select(Lesion.number).where(Lesion.timepoint_id == tp.id, Lesion.retired_rev_id.is_(None))).all()
+            s.exec(
+                select(Lesion.number).where(Lesion.timepoint_id == tp.id, col(Lesion.retired_rev_id).is_(None))
+            ).all()
         )
         extra = sorted(set(rec.lesions) - numbers)
         if extra:
@@ -643,15 +654,16 @@ def _write_standard(w: _Writer, scans: set[str], rev_id: int) -> None:
         [r.t1 for r in attach if r.t1 is not None]
         + [m for r in attach for n in sorted(r.lesions) for _, m in sorted(r.lesions[n].items())]
     )
-    tps = {tp.code: tp for tp in s.exec(select(Timepoint).where(Timepoint.code.in_(order))).all()}
+    tps = {tp.code: tp for tp in s.exec(select(Timepoint).where(col(Timepoint.code).in_(order))).all()}
     lesions: dict[tuple[int, int], int] = {}
     tp_ids = [tp.id for tp in tps.values()]
     for i in range(0, len(tp_ids), 500):
         for lid, tid, num in s.exec(
             select(Lesion.id, Lesion.timepoint_id, Lesion.number).where(
-                Lesion.timepoint_id.in_(tp_ids[i : i + 500]), Lesion.retired_rev_id.is_(None)
+                col(Lesion.timepoint_id).in_(tp_ids[i : i + 500]), col(Lesion.retired_rev_id).is_(None)
             )
         ).all():
+            assert lid is not None  # a primary key
             lesions[(tid, num)] = lid
     images, masks, status = [], [], []
     for sid in order:
@@ -659,10 +671,10 @@ def _write_standard(w: _Writer, scans: set[str], rev_id: int) -> None:
         rec = result.scans.get(sid)
         if rec is not None:
             if rec.t1 is not None:
-                images.append(w.image_values(tp.id, rec.t1, STANDARD_SPACE, rev_id))
+                images.append(w.image_values(row_id(tp), rec.t1, STANDARD_SPACE, rev_id))
             for n in sorted(rec.lesions):
                 for _, mrec in sorted(rec.lesions[n].items()):
-                    masks.append(w.mask_values(lesions[(tp.id, n)], mrec, rev_id))
+                    masks.append(w.mask_values(lesions[(row_id(tp), n)], mrec, rev_id))
             status.append(
                 {"id": tp.id, "standard_status": "included", "exclusion_reason": None, "exclusion_note": None}
             )

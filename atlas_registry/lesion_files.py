@@ -32,7 +32,7 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
 
     ``REV001`` no such scan, ``REV005`` no such lesion, ``REV013`` nothing left after erosion."""
     import numpy as np
-    from sqlmodel import Session, select
+    from sqlmodel import Session, col, select
 
     from . import db, niio, tracker
     from .errors import AtlasError
@@ -44,19 +44,19 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
         tp = tracker.timepoint(s, scan, "REV001")
         row = s.exec(
             select(LesionMask.sha256)
-            .join(Lesion, Lesion.id == LesionMask.lesion_id)
+            .join(Lesion, col(Lesion.id) == col(LesionMask.lesion_id))
             .where(
                 Lesion.timepoint_id == tp.id,
                 Lesion.number == lesion,
-                Lesion.retired_rev_id.is_(None),
+                col(Lesion.retired_rev_id).is_(None),
                 LesionMask.variant == "raw_voi",
                 LesionMask.space == "native",
-                LesionMask.retired_rev_id.is_(None),
+                col(LesionMask.retired_rev_id).is_(None),
             )
         ).first()
         t1_sha = s.exec(
             select(Image.sha256).where(
-                Image.timepoint_id == tp.id, Image.space == "native", Image.retired_rev_id.is_(None)
+                Image.timepoint_id == tp.id, Image.space == "native", col(Image.retired_rev_id).is_(None)
             )
         ).first()
     if row is None:
@@ -69,5 +69,6 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
         raise AtlasError(
             "REV013", f"lesion {lesion} of {scan} has nothing left after eroding {erode_layers} layer(s)", path=scan
         )
+    assert t1_sha is not None, f"{scan} has a lesion but no native T1"  # ingest stores both
     t1 = niio.decode(store.get(t1_sha), "t1.nii.gz")
     return niio.encode_voi(kept.astype(np.uint8), t1)

@@ -28,10 +28,12 @@ def zooms_of(zooms_or_affine) -> tuple[float, float, float]:
     """Voxel sizes in mm from a 3-sequence of zooms or a 4×4 affine (column norms)."""
     a = np.asarray(zooms_or_affine, dtype=float)
     if a.shape == (4, 4):
-        return tuple(float(v) for v in np.linalg.norm(a[:3, :3], axis=0))
+        x, y, z = (float(v) for v in np.linalg.norm(a[:3, :3], axis=0))
+        return x, y, z
     if a.shape != (3,):
         raise ValueError(f"expected 3 zooms or a 4×4 affine, got shape {a.shape}")
-    return tuple(float(v) for v in a)
+    x, y, z = (float(v) for v in a)
+    return x, y, z
 
 
 def bbox(mask: np.ndarray, margin=0) -> tuple[slice, ...] | None:
@@ -53,12 +55,14 @@ def bbox(mask: np.ndarray, margin=0) -> tuple[slice, ...] | None:
 
 def smoothing_sigma_vox(zooms) -> tuple[float, float, float]:
     """Per-axis standard deviation, in voxels, of the FWHM 2 mm Gaussian."""
-    return tuple(SMOOTH_FWHM_MM * FWHM_TO_SIGMA / z for z in zooms_of(zooms))
+    sx, sy, sz = (SMOOTH_FWHM_MM * FWHM_TO_SIGMA / z for z in zooms_of(zooms))
+    return sx, sy, sz
 
 
 def smoothing_radius_vox(zooms) -> tuple[int, int, int]:
     """How far (voxels) the smoothing kernel reaches per axis: scipy's truncation radius."""
-    return tuple(int(TRUNCATE * s + 0.5) for s in smoothing_sigma_vox(zooms))
+    rx, ry, rz = (int(TRUNCATE * s + 0.5) for s in smoothing_sigma_vox(zooms))
+    return rx, ry, rz
 
 
 def smooth(raw: np.ndarray, zooms) -> np.ndarray:
@@ -142,7 +146,8 @@ def centroid_mm(mask: np.ndarray, affine) -> tuple[float, float, float] | None:
         return None
     aff = np.asarray(affine, dtype=float)
     c = aff[:3, :3] @ idx.mean(axis=0) + aff[:3, 3]
-    return tuple(float(v) for v in c)
+    x, y, z = (float(v) for v in c)
+    return x, y, z
 
 
 def mask_metrics(mask: np.ndarray, affine) -> dict:

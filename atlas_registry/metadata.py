@@ -89,11 +89,11 @@ WORKBOOK_TIMESTAMP = "2018-02-20T00:00:00Z"
 _ZIP_DATE = (2018, 2, 20, 0, 0, 0)
 
 
-def count_column(hemisphere: str, location: str) -> str:
+def count_column(hemisphere: str | None, location: str | None) -> str:
     """The scans-table count column of a lesion classified (hemisphere, location)."""
     if location == "other" or hemisphere == "other":
         return "Other Location"
-    side = {"left": "LH", "right": "RH"}[hemisphere]
+    side = {"left": "LH", "right": "RH"}[hemisphere or ""]  # unclassified: KeyError
     return f"# Strokes {side} {'Cortical' if location == 'cortical' else 'subcortical'}"
 
 

@@ -17,6 +17,7 @@ release is frozen as its ``release_item`` rows (path, size, SHA-256, source revi
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -572,3 +573,16 @@ class RegistryState(SQLModel, table=True):
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     registry_id: str = Field(sa_type=String(32))
     change_counter: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def row_id(row: _Keyed) -> int:
+    """The primary key of a row read from the registry or flushed to it (``None`` only before a
+    flush): for typed code that needs an ``int``."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} row without an id: not flushed to the registry yet")
+    return row.id

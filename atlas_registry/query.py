@@ -437,10 +437,10 @@ def release_dir(ws: Workspace, name: str):
 _RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def known_release(ws: Workspace, name: str) -> tuple[Path, dict]:
+def known_release(ws: Workspace, name: str | None) -> tuple[Path, dict]:
     """The folder of release ``name``, which the registry must know (built or published), and its
     row (name, version, status). Anything else, ``../x`` included, is refused (``SQL009``)."""
-    if not _RELEASE_NAME.fullmatch(name or "") or ".." in name:
+    if name is None or not _RELEASE_NAME.fullmatch(name) or ".." in name:
         raise AtlasError("SQL009", f"no release named {name!r} (a release name; for a folder use --release-dir)")
     from sqlalchemy import text
 

@@ -63,8 +63,9 @@ def create(ws: Workspace, name: str) -> ReaderRole:
     from . import db
 
     raw = db.engine(ws).raw_connection()
+    pg = raw.driver_connection
+    assert pg is not None  # a live connection
     try:
-        pg = raw.driver_connection
         with pg.cursor() as cur:
             schema = cur.execute("SELECT current_schema()").fetchone()[0]
             role, sch = sql.Identifier(name), sql.Identifier(schema)
@@ -99,10 +100,10 @@ def create(ws: Workspace, name: str) -> ReaderRole:
                 )
         pg.commit()
     except DBAPIError as e:
-        raw.driver_connection.rollback()
+        pg.rollback()
         raise AtlasError("ROLE004", f"could not set up role {name}: {' '.join(str(e.orig).split())}") from None
     except Exception as e:
-        raw.driver_connection.rollback()
+        pg.rollback()
         if type(e).__module__.startswith("psycopg"):
             raise AtlasError("ROLE004", f"could not set up role {name}: {' '.join(str(e).split())}") from None
         raise

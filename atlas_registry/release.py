@@ -48,16 +48,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeGuard
 
 from sqlalchemy import func, insert
-from sqlmodel import Session, SQLModel, delete, select
+from sqlmodel import Session, SQLModel, col, delete, select
 
 from . import __version__, changelog, db, facts
 from .changelog import Change, Edition, semver
 from .clock import now
 from .config import Workspace
 from .errors import AtlasError
-from .models import Issue, Release, ReleaseItem, ReleaseScan, Revision, Timepoint
+from .models import Issue, Release, ReleaseItem, ReleaseScan, Revision, Timepoint, row_id
 from .release_spec import ReleaseSpec, load_spec, parse_spec
 from .store import atomic_write, sha256_bytes
 from .tracker import require_registry
@@ -87,6 +88,7 @@ def _spec_for(s: Session, name: str, specs: Path | None) -> tuple[ReleaseSpec, R
     if spec is None:
         spec = _file_spec(name, specs)
     if spec is None:  # built before: the registry keeps the specification it was built from
+        assert rel is not None  # no file was read: the registry knows the release
         spec = parse_spec(rel.spec, rel.name)
     return spec, rel
 
@@ -101,7 +103,7 @@ def _file_spec(name: str, specs: Path | None) -> ReleaseSpec | None:
         return None
 
 
-def _frozen(rel: Release | None) -> bool:
+def _frozen(rel: Release | None) -> TypeGuard[Release]:
     return rel is not None and rel.status == "published"
 
 
@@ -210,9 +212,9 @@ def plan(ws: Workspace, name: str, *, specs: Path | None = None) -> Plan:
                 (i.id, code, i.title)
                 for i, code in s.exec(
                     select(Issue, Timepoint.code)
-                    .join(Timepoint, Timepoint.id == Issue.timepoint_id)
+                    .join(Timepoint, col(Timepoint.id) == col(Issue.timepoint_id))
                     .where(Issue.status == "open")
-                    .order_by(Issue.id)
+                    .order_by(col(Issue.id))
                 ).all()
             ]
         return Plan(
@@ -397,9 +399,9 @@ def fingerprint(s: Session, name: str, spec_text: str) -> str:
         if table.name in ("release", "release_scan", "release_item") or "id" not in table.c:  # releases: below
             continue
         add(table.name, *conn.execute(text(f"SELECT COUNT(*), MAX(id) FROM {table.name}")).one())
-    for i in s.exec(select(Issue).order_by(Issue.id)).all():
+    for i in s.exec(select(Issue).order_by(col(Issue.id))).all():
         add("issue", i.id, i.timepoint_id, i.file_kind, i.title, i.body, i.url, i.status, i.opened_at, i.closed_at)
-    for r in s.exec(select(Release).where(Release.name != name).order_by(Release.id)).all():
+    for r in s.exec(select(Release).where(Release.name != name).order_by(col(Release.id))).all():
         add(
             "release",
             r.name,
@@ -471,6 +473,7 @@ def build(
             else None
         )
         if files is not None:
+            assert rel0 is not None and rel0.manifest_sha256 is not None  # files: its recorded build
             _remember_location(ws, spec0.name, out)
             return BuildOutcome(
                 spec0.name,
@@ -505,7 +508,7 @@ def build(
             tmp,
             changes=changes,
             release_notes=notes,
-            cache_dir=cache_dir,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
             progress=progress,
             existing=existing,
         )
@@ -514,6 +517,7 @@ def build(
         with db.session(ws) as s:
             if _frozen(rel):
                 rel = s.get(Release, rel.id)
+                assert rel is not None  # a published release is never deleted
                 _check_reproduced(s, rel, entries, manifest)
                 if rel.package_sha256:
                     _reproduce_publication(tmp, spec, rel, entries, progress)
@@ -526,6 +530,7 @@ def build(
     _remember_location(ws, spec.name, out)
     kept = 0
     for e in entries if existing else ():  # files of the earlier build left as they were (same inode)
+        assert existing is not None  # the loop runs only over an earlier build
         st = existing.get(e.path)
         kept += st is not None and os.lstat(out / e.path).st_ino == st.st_ino
     return BuildOutcome(
@@ -565,14 +570,16 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
         s.flush()
     elif rel.status == "published":  # published by someone else meanwhile
         raise AtlasError("REL012", f"release {spec.name} was published while this build ran; build again")
-    s.exec(delete(ReleaseItem).where(ReleaseItem.release_id == rel.id))
-    s.exec(delete(ReleaseScan).where(ReleaseScan.release_id == rel.id))
+    s.exec(delete(ReleaseItem).where(col(ReleaseItem.release_id) == rel.id))
+    s.exec(delete(ReleaseScan).where(col(ReleaseScan.release_id) == rel.id))
     codes = [sc.code for sc in view.scans]
-    ids = dict(s.exec(select(Timepoint.code, Timepoint.id).where(Timepoint.code.in_(codes))).all()) if codes else {}
+    ids = (
+        dict(s.exec(select(Timepoint.code, Timepoint.id).where(col(Timepoint.code).in_(codes))).all()) if codes else {}
+    )
     conn = s.connection()  # thousands of rows: one executemany each, not one ORM object per row
     if view.scans:
         conn.execute(
-            insert(ReleaseScan.__table__),
+            insert(ReleaseScan.__table__),  # type: ignore[attr-defined]  # sqlmodel declares no __table__
             [
                 {
                     "release_id": rel.id,
@@ -589,7 +596,7 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
         )
     if entries:
         conn.execute(
-            insert(ReleaseItem.__table__),
+            insert(ReleaseItem.__table__),  # type: ignore[attr-defined]  # sqlmodel declares no __table__
             [
                 {
                     "release_id": rel.id,
@@ -760,7 +767,11 @@ def publish(
             raise AtlasError("REL013", f"the specification of {name} changed since it was built; build it again")
         spec = spec or parse_spec(rel.spec, rel.name)
         published = s.exec(select(Release).where(Release.status == "published")).all()
-        since = [r for r in published if rel.built_at is not None and _utc(r.published_at) >= _utc(rel.built_at)]
+        since = [
+            r
+            for r in published
+            if rel.built_at is not None and r.published_at is not None and _utc(r.published_at) >= _utc(rel.built_at)
+        ]
         if since:  # its CHANGES, notes and tables list the releases published before its build
             raise AtlasError(
                 "REL013", f"release {since[0].name} was published after {name} was built; build it again, then publish"
@@ -902,11 +913,11 @@ def diff(ws: Workspace, a: str, b: str) -> ReleaseDiff:
             }
             for r in (ra, rb)
         ]
-        ma, mb = changelog.membership(s, ra.id), changelog.membership(s, rb.id)
+        ma, mb = changelog.membership(s, row_id(ra)), changelog.membership(s, row_id(rb))
         codes = dict(
             s.exec(
                 select(Timepoint.id, Timepoint.code).where(
-                    Timepoint.id.in_(
+                    col(Timepoint.id).in_(
                         sorted({i.timepoint_id for d in items for i in d.values() if i.timepoint_id is not None})
                     )
                 )
@@ -920,13 +931,13 @@ def diff(ws: Workspace, a: str, b: str) -> ReleaseDiff:
         if x is not None and y is not None and (x.sha256, x.size_bytes) == (y.sha256, y.size_bytes):
             continue
         change = "added" if x is None else "removed" if y is None else "changed"
-        tp = (y or x).timepoint_id
-        by_scan.setdefault(codes.get(tp) if tp is not None else None, []).append(
-            {"path": (y or x).path, "change": change}
-        )
+        item = y if y is not None else x
+        assert item is not None  # key is in one of the two
+        tp = item.timepoint_id
+        by_scan.setdefault(codes.get(tp) if tp is not None else None, []).append({"path": item.path, "change": change})
     scans = []
     # a scan changed when its files did, or a revision touched it (metadata lives in release-level tables)
-    for code in sorted((set(by_scan) - {None}) | (set(ma) ^ set(mb)) | {c.scan for c in revs}):
+    for code in sorted({c for c in by_scan if c is not None} | (set(ma) ^ set(mb)) | {c.scan for c in revs}):
         status = "added" if code not in ma else "removed" if code not in mb else "changed"
         scans.append(ScanChange(code, status, by_scan.get(code, []), [c for c in revs if c.scan == code]))
     both = set(ma) & set(mb)

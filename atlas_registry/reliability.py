@@ -132,12 +132,15 @@ def _load_brain(paths: dict[tuple[str, str], Path]) -> tuple[dict[tuple[str, str
 
     from . import masks, niio
 
-    loaded, shape, zooms = {}, None, None
+    loaded: dict[tuple[str, str], tuple[tuple[slice, ...] | None, np.ndarray | None]] = {}
+    shape: tuple[int, ...] | None = None
+    zooms: tuple[float, float, float] | None = None
     for key, path in sorted(paths.items()):
         img = niio.load(path)
         data = np.asanyarray(img.dataobj) > 0
-        z = tuple(float(v) for v in img.header.get_zooms()[:3])
-        if shape is None:
+        zx, zy, zz = (float(v) for v in img.header.get_zooms()[:3])
+        z = (zx, zy, zz)
+        if shape is None or zooms is None:
             shape, zooms = data.shape, z
         elif data.shape != shape or not np.allclose(z, zooms, atol=1e-4):
             raise AtlasError(
@@ -145,6 +148,7 @@ def _load_brain(paths: dict[tuple[str, str], Path]) -> tuple[dict[tuple[str, str
             )
         box = masks.bbox(data, 0)
         loaded[key] = (box, data[box].copy() if box is not None else None)
+    assert shape is not None and zooms is not None  # paths holds at least one tracing
     boxes = [b for b, _ in loaded.values() if b is not None]
     lo = [max(0, min(b[i].start for b in boxes) - 1) if boxes else 0 for i in range(3)]
     hi = [min(shape[i], max(b[i].stop for b in boxes) + 1) if boxes else 1 for i in range(3)]

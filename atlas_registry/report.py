@@ -39,11 +39,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, overload
 from urllib.parse import quote
 
 from . import __version__, paper
 from .config import Workspace
 from .errors import AtlasError
+
+if TYPE_CHECKING:
+    from .export import ReleaseView
+    from .release_spec import ReleaseSpec
 
 GENERATOR = "atlas-registry report"
 INDEX = "index.html"
@@ -151,15 +156,15 @@ class _Run:
 class _Data:
     release: str | None
     status: str  # current | built | published
-    spec: object  # ReleaseSpec
-    view: object  # ReleaseView
+    spec: ReleaseSpec
+    view: ReleaseView
     revision_at: datetime | None
     changes: str
     runs: list[_Run]
 
 
 def _load(ws: Workspace, release: str | None) -> _Data:
-    from sqlmodel import func, select
+    from sqlmodel import col, func, select
 
     from . import changelog, db
     from .export import build_view
@@ -192,11 +197,17 @@ def _load(ws: Workspace, release: str | None) -> _Data:
         changes = changelog.changes_text(s, changelog.edition_of(s, rel)) if rel else _unreleased_changes(s, view)
         last_run = None
         if rel is not None:
-            last_run = s.exec(select(func.max(Revision.ingest_run_id)).where(Revision.id <= (view.revision or 0))).one()
+            last_run = s.exec(
+                select(func.max(Revision.ingest_run_id)).where(col(Revision.id) <= (view.revision or 0))
+            ).one()
         runs = _runs(s, view, last_run, everything=rel is None)
     return _Data(release, status, spec, view, revision_at, changes, runs)
 
 
+@overload
+def _utc(dt: datetime) -> datetime: ...
+@overload
+def _utc(dt: None) -> None: ...
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
@@ -227,13 +238,13 @@ def _unreleased_changes(s, view) -> str:
 def _runs(s, view, last_run: int | None, *, everything: bool) -> list[_Run]:
     """Ingest runs (all of them, or those up to ``last_run``) with their audit events other than
     plain file stores (counted instead)."""
-    from sqlmodel import func, select
+    from sqlmodel import col, func, select
 
     from .models import AuditEvent, IngestRun
 
-    q = select(IngestRun).order_by(IngestRun.id)
+    q = select(IngestRun).order_by(col(IngestRun.id))
     if not everything:
-        q = q.where(IngestRun.id <= (last_run or 0))
+        q = q.where(col(IngestRun.id) <= (last_run or 0))
     runs = s.exec(q).all()
     ids = [r.id for r in runs]
     if not ids:
@@ -241,15 +252,15 @@ def _runs(s, view, last_run: int | None, *, everything: bool) -> list[_Run]:
     stored = dict(
         s.exec(
             select(AuditEvent.ingest_run_id, func.count())
-            .where(AuditEvent.kind == "store", AuditEvent.ingest_run_id.in_(ids))
-            .group_by(AuditEvent.ingest_run_id)
+            .where(AuditEvent.kind == "store", col(AuditEvent.ingest_run_id).in_(ids))
+            .group_by(col(AuditEvent.ingest_run_id))
         ).all()
     )
     events: dict[int, list] = {}
     for run_id, kind, path, detail in s.exec(
         select(AuditEvent.ingest_run_id, AuditEvent.kind, AuditEvent.path, AuditEvent.detail)
-        .where(AuditEvent.kind != "store", AuditEvent.ingest_run_id.in_(ids))
-        .order_by(AuditEvent.id)
+        .where(AuditEvent.kind != "store", col(AuditEvent.ingest_run_id).in_(ids))
+        .order_by(col(AuditEvent.id))
     ).all():
         events.setdefault(run_id, []).append((kind, view.public_text(path), view.public_text(detail)))
     return [

@@ -11,9 +11,13 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # One look for every figure, whatever the user's matplotlibrc says.
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.edgecolor": "#333333",
@@ -85,7 +89,7 @@ def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_rang
         ax.set_xlim(bins[0], bins[-1])
         ax.set_xlabel("lesion volume (mm³, native smoothed mask)")
         ax.set_ylabel("lesions")
-        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # a MaxNLocator
         ax.grid(axis="y", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.legend(loc="upper right")

@@ -37,11 +37,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from . import db, facts, tracker
 from .clock import now, operator
@@ -64,9 +66,13 @@ from .models import (
     ScanReport,
     Subject,
     Timepoint,
+    row_id,
 )
 from .naming import STANDARD_SPACE, VARIANTS, native_relpath, standard_relpath
 from .store import ObjectStore, sha256_bytes
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 NATIVE = "native"
 STD_KEY = ("smooth_nii", STANDARD_SPACE)
@@ -150,6 +156,13 @@ class _Les:
         return m.voxel_count if m else 0
 
     @property
+    def new_number(self) -> int:
+        """``number`` once set (:func:`_renumber`, or kept as it was): every kept lesion has one."""
+        if self.number is None:
+            raise ValueError("lesion not numbered yet")
+        return self.number
+
+    @property
     def renumbered(self) -> bool:
         return self.row is None or self.row.number != self.number
 
@@ -176,6 +189,7 @@ class _Scan:
             from . import niio
 
             row = self.t1 if space == NATIVE else self.t1_std
+            assert row is not None  # standard space is asked for only when the scan has its standardized T1
             self._images[space] = niio.decode(self.store.get(row.sha256), row.source_name)
         return self._images[space]
 
@@ -207,8 +221,8 @@ def _load(s: Session, tp: Timepoint, store: ObjectStore) -> _Scan:
     report = next(iter(current(ScanReport, ScanReport.timepoint_id == tp.id)), None)
     lesions = sorted(current(Lesion, Lesion.timepoint_id == tp.id), key=lambda one: one.number)
     ids = [one.id for one in lesions]
-    masks = current(LesionMask, LesionMask.lesion_id.in_(ids)) if ids else []
-    notes = {a.lesion_id: a for a in current(LesionAnnotation, LesionAnnotation.lesion_id.in_(ids))} if ids else {}
+    masks = current(LesionMask, col(LesionMask.lesion_id).in_(ids)) if ids else []
+    notes = {a.lesion_id: a for a in current(LesionAnnotation, col(LesionAnnotation.lesion_id).in_(ids))} if ids else {}
     out = []
     for one in lesions:
         les = _Les(row=one, note_row=notes.get(one.id))
@@ -243,13 +257,13 @@ def _renumber(scan: _Scan) -> list[list[int]]:
     ordered = ([primary] if primary else []) + rest
     for n, one in enumerate(ordered):
         one.number = n
-    return [[one.row.number, one.number] for one in ordered if one.row is not None and one.row.number != one.number]
+    return [[one.row.number, n] for n, one in enumerate(ordered) if one.row is not None and one.row.number != n]
 
 
 # -- deriving files ------------------------------------------------------------------------------
 
 
-def _decode_mask(data: bytes, name: str):
+def _decode_mask(data: bytes, name: str) -> tuple[nib.Nifti1Image, np.ndarray]:
     from . import niio
 
     img = niio.decode(data, name)
@@ -355,7 +369,7 @@ def _metadata_tables(scan: _Scan) -> dict[str, list[dict]]:
     sid, report = scan.tp.code, scan.report or {}
     counts = {c: 0 for c in md.COUNT_COLUMNS}
     lesions = []
-    for les in sorted(scan.kept, key=lambda one: one.number):
+    for les in sorted(scan.kept, key=lambda one: one.new_number):
         note = les.note or {}
         if note:
             counts[md.count_column(note["hemisphere"], note["location"])] += 1
@@ -418,15 +432,16 @@ def _materialize(scan: _Scan, tmp: Path, standard: bool):
     _place(store, scan.t1.sha256, native / native_relpath(sid, "t1"))
     for les in scan.kept:
         for variant in VARIANTS:
-            dest = native / native_relpath(sid, "lesion", variant, les.number)
+            dest = native / native_relpath(sid, "lesion", variant, les.new_number)
             _put(store, les, (variant, NATIVE), dest)
     metadata.write_metadata(native, _metadata_tables(scan))
     if not standard:
         return native, None
     std = tmp / "standard"
+    assert scan.t1_std is not None  # standard: the scan has its standardized T1
     _place(store, scan.t1_std.sha256, std / standard_relpath(sid, "t1"))
     for les in scan.kept:
-        _put(store, les, STD_KEY, std / standard_relpath(sid, "lesion", les.number))
+        _put(store, les, STD_KEY, std / standard_relpath(sid, "lesion", les.new_number))
     metadata.write_registration_failures(std, [])
     return native, std
 
@@ -455,7 +470,7 @@ def _issue_for(s: Session, tp: Timepoint, number: int | None, accept: set[int] |
     """The issue a revision of ``tp`` cites: it must be about ``tp`` (or, ``accept``, one of those
     timepoints: a subject's scans withdrawn together)."""
     if number is None:
-        published = s.exec(select(Release.name).where(Release.status == "published").order_by(Release.id)).first()
+        published = s.exec(select(Release.name).where(Release.status == "published").order_by(col(Release.id))).first()
         if published is not None:
             raise AtlasError(
                 "REV002",
@@ -465,9 +480,10 @@ def _issue_for(s: Session, tp: Timepoint, number: int | None, accept: set[int] |
             )
         return None
     issue = tracker.get_issue(s, number)
-    if issue.timepoint_id not in (accept or {tp.id}):
-        other = s.get(Timepoint, issue.timepoint_id).code
-        raise AtlasError("REV003", f"issue #{number} is about {other}, not {tp.code}", path=tp.code)
+    if issue.timepoint_id not in (accept or {row_id(tp)}):
+        other = s.get(Timepoint, issue.timepoint_id)
+        assert other is not None  # a foreign key
+        raise AtlasError("REV003", f"issue #{number} is about {other.code}, not {tp.code}", path=tp.code)
     return issue
 
 
@@ -505,6 +521,7 @@ def _apply(
         renumbered = _renumber(scan)
     else:  # numbers only move when masks do
         for one in scan.lesions:
+            assert one.row is not None  # a new lesion comes with files
             one.number = one.row.number
         renumbered = []
     if renumbered:
@@ -535,8 +552,10 @@ def _apply(
     if iss is not None and iss.status == "open":
         tracker.mark_closed(iss, f"resolved by revision {rev.id}")
         s.add(iss)
-    facts.refresh(s, [tp.id])  # the current-state rows of the scan (flushes first)
-    return RevisionOutcome(revision=rev.id, kind=kind, scan=tp.code, issue=iss.id if iss else None, details=details)
+    facts.refresh(s, [row_id(tp)])  # the current-state rows of the scan (flushes first)
+    return RevisionOutcome(
+        revision=row_id(rev), kind=kind, scan=tp.code, issue=iss.id if iss else None, details=details
+    )
 
 
 def _check_and_write(ws: Workspace, s: Session, scan: _Scan, rev: Revision, details: dict, *, standard: bool) -> None:
@@ -549,7 +568,7 @@ def _check_and_write(ws: Workspace, s: Session, scan: _Scan, rev: Revision, deta
         std = _validate(std_root, sid) if std_root is not None else None
         writers = [_Writer(ws, s, native, False)] + ([_Writer(ws, s, std, False)] if std else [])
         try:
-            _write_rows(s, scan, rev.id, writers, details)
+            _write_rows(s, scan, row_id(rev), writers, details)
         except BaseException:
             for w in writers:
                 for sha in w.new_objects:
@@ -557,9 +576,10 @@ def _check_and_write(ws: Workspace, s: Session, scan: _Scan, rev: Revision, deta
             raise
     if scan.report_changed:
         if scan.report_row is not None:
-            s.add(_retired(scan.report_row, rev.id))
+            s.add(_retired(scan.report_row, row_id(rev)))
             s.flush()  # one current report per scan
-        s.add(ScanReport(timepoint_id=scan.tp.id, created_rev_id=rev.id, **scan.report))
+        assert scan.report is not None  # changed: the revision set it
+        s.add(ScanReport(timepoint_id=row_id(scan.tp), created_rev_id=row_id(rev), **scan.report))
 
 
 def _retired(row, rev_id: int):
@@ -582,6 +602,7 @@ def _write_rows(s: Session, scan: _Scan, rev_id: int, writers: list[_Writer], de
     for les in scan.lesions:
         if les.row is None:
             continue
+        retire: Sequence[Lesion | LesionMask | LesionAnnotation | None]
         if les.removed or les.renumbered:  # the whole lesion: row, files, annotation
             retire = [*les.masks.values(), les.note_row, les.row]
         else:  # only what changes
@@ -595,15 +616,16 @@ def _write_rows(s: Session, scan: _Scan, rev_id: int, writers: list[_Writer], de
 
     for les in scan.kept:
         if les.renumbered:  # a new lesion row holding its files (new or as they were) and its annotation
-            row = Lesion(timepoint_id=scan.tp.id, number=les.number, created_rev_id=rev_id)
+            row = Lesion(timepoint_id=row_id(scan.tp), number=les.new_number, created_rev_id=rev_id)
             s.add(row)
             s.flush()
-            lesion_id, wanted, note = row.id, [k for k in keys if k in les.masks or k in les.files], les.note
+            lesion_id, wanted, note = row_id(row), [k for k in keys if k in les.masks or k in les.files], les.note
         else:
-            lesion_id, wanted = les.row.id, [k for k in keys if k in les.files]
+            assert les.row is not None  # not renumbered: it has its row
+            lesion_id, wanted = row_id(les.row), [k for k in keys if k in les.files]
             note = les.note if les.note_changed else None
         for key in wanted:
-            m = new_mask(lesion_id, les.number, key)
+            m = new_mask(lesion_id, les.new_number, key)
             s.add(m)
             old = les.masks.get(key)
             if old is None or old.sha256 != m.sha256:
@@ -658,6 +680,7 @@ def add_lesion(
         if hemisphere is None or location is None:
             from . import masks
 
+            assert les.smooth is not None  # _set_files derived the smoothed mask
             m = masks.mask_metrics(*les.smooth)
         note = {
             "hemisphere": hemisphere or m["hemisphere"],
@@ -754,7 +777,7 @@ def correct_metadata(
             before = dict(sc.report or {k: None for k in REPORT_FIELDS})
             sc.report = {**before, **{k: _coerce(scan, k, v) for k, v in fields.items()}}
             after = sc.report
-        out = {"fields": {k: [before[k], after[k]] for k in sorted(fields) if before[k] != after[k]}}
+        out: dict[str, object] = {"fields": {k: [before[k], after[k]] for k in sorted(fields) if before[k] != after[k]}}
         if lesion is not None:
             out["lesion"] = lesion
         return out
@@ -822,7 +845,7 @@ def withdraw_subject(
         db.write_lock(s)
         tps = s.exec(
             select(Timepoint)
-            .join(Subject, Subject.id == Timepoint.subject_id)
+            .join(Subject, col(Subject.id) == col(Timepoint.subject_id))
             .where(Subject.code == subject)
             .order_by(Timepoint.code)
         ).all()
@@ -831,7 +854,7 @@ def withdraw_subject(
         todo = [tp for tp in tps if not tp.withdrawn]
         if not todo:
             raise AtlasError("REV011", f"every scan of {subject} is withdrawn already", path=subject)
-        iss = _issue_for(s, todo[0], issue, accept={tp.id for tp in tps})
+        iss = _issue_for(s, todo[0], issue, accept={row_id(tp) for tp in tps})
         why = _reason(todo[0], reason, iss)
         return [_apply(ws, s, tp, "withdraw_scan", _withdraw, iss, why, author) for tp in todo]
 

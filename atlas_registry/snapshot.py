@@ -139,6 +139,7 @@ def _sqlite_rows(conn, view: str, where: str | None, params=()):
     rows = conn.execute(_select(view, where), params).fetchall()
     cols = list(zip(*rows, strict=False)) if rows else [() for _ in schema]
     arrays = []
+    values: tuple | list
     for field, values in zip(schema, cols, strict=False):
         if pa.types.is_boolean(field.type):
             values = [None if v is None else bool(v) for v in values]
@@ -190,6 +191,7 @@ def _reading(ws: Workspace):
 
     raw = db.engine_for(ws.url).raw_connection()
     pg = raw.driver_connection
+    assert pg is not None  # a live connection
     try:
         pg.rollback()
         pg.autocommit = True

@@ -72,7 +72,7 @@ def fetch(ws: Workspace, sql: str, release: str | Path | None = None) -> list[tu
         raise AtlasError("STAT001", f"release {release!r}: {e}") from None
 
 
-def paper_tables(ws: Workspace, release: str | None = None) -> dict:
+def paper_tables(ws: Workspace, release: str | Path | None = None) -> dict:
     """Tables 1 and 2 of the data descriptor: one row per cohort (no totals)."""
     t1 = {r[0]: [int(v or 0) for v in r[1:]] for r in fetch(ws, TABLE1_SQL, release)}
     t2 = {r[0]: [int(v or 0) for v in r[1:]] for r in fetch(ws, TABLE2_SQL, release)}
@@ -133,7 +133,7 @@ def _summary(values) -> dict:
     }
 
 
-def volume_stats(ws: Workspace, release: str | None = None) -> dict:
+def volume_stats(ws: Workspace, release: str | Path | None = None) -> dict:
     """Lesion volume (native smoothed NIfTI mask, mm3): mean, sample SD, min, max; overall and per
     cohort; for primary lesions and for all lesions."""
     from collections import defaultdict
@@ -144,7 +144,7 @@ def volume_stats(ws: Workspace, release: str | None = None) -> dict:
         groups["all"][cohort].append(vol)
         if number == 0:
             groups["primary"][cohort].append(vol)
-    out = {}
+    out: dict[str, dict] = {}
     for kind, by in groups.items():
         out[kind] = {
             "overall": _summary([v for vs in by.values() for v in vs]),
@@ -274,20 +274,22 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
             "no standard-space primary lesion masks to average" + (f" in release {release!r}" if release else ""),
         )
     store = ObjectStore(ws.objects_dir)
-    counts = affine = None
+    counts: np.ndarray | None = None
+    affine = None
     for scan, sha in sources:
         path = store.path_of(sha)
         if not path.is_file():
             raise AtlasError("STAT005", f"{scan}: mask object {sha[:12]}… is missing from the store")
         img = niio.decode(path.read_bytes(), f"{scan} (object {sha[:12]})")
         mask = np.asanyarray(img.dataobj) > 0
-        if counts is None:
+        if counts is None or affine is None:
             counts, affine = np.zeros(mask.shape, np.uint32), img.affine
         elif mask.shape != counts.shape or not np.allclose(img.affine, affine, atol=1e-3):
             raise AtlasError(
                 "STAT006", f"{scan}: primary mask is not on the grid of the others ({mask.shape} vs {counts.shape})"
             )
         counts += mask
+    assert counts is not None  # sources is not empty (STAT004)
     prob = (counts / len(sources)).astype(np.float32)
     hdr = nib.Nifti1Header()
     hdr["descrip"] = f"ATLAS primary lesion overlap n={len(sources)}".encode()[:79]

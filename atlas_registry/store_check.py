@@ -59,7 +59,7 @@ def verify_store(ws: Workspace, *, workers: int | None = None, progress: bool = 
     out = FixityReport(str(store.root), against="the registry (stored_object)")
     sizes, users = _recorded(ws)
     present = set(store.list())
-    todo = []
+    todo: list[tuple[str, dict]] = []
     for sha in sorted(sizes):
         rel = os.path.relpath(store.path_of(sha), store.root)
         scan, used = _used_by(users.get(sha, []))

@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from . import db
 from .clock import now, operator
 from .config import Workspace
 from .errors import AtlasError
-from .models import ISSUE_STATUS, Issue, Revision, Timepoint
+from .models import ISSUE_STATUS, Issue, Revision, Timepoint, row_id
 from .naming import is_scan_id, parse_native_name, parse_standard_name
 
 # What ``--file`` may name besides an exact native or standardized file name of the scan.
@@ -122,7 +122,7 @@ def open_issue(
         s.info["atlas_touched"] = set()  # nothing the SQL views show
         tp = timepoint(s, scan)
         issue = Issue(
-            timepoint_id=tp.id,
+            timepoint_id=row_id(tp),
             file_kind=check_file_kind(scan, file_kind),
             title=title,
             body=body,
@@ -165,20 +165,21 @@ def list_issues(ws: Workspace, *, status: str | None = None, scan: str | None = 
     if status is not None and status not in ISSUE_STATUS:
         raise AtlasError("ISS006", f"--status must be one of {', '.join(ISSUE_STATUS)}, not {status!r}")
     with db.session(ws) as s:
-        q = select(Issue, Timepoint.code).join(Timepoint, Timepoint.id == Issue.timepoint_id)
+        q = select(Issue, Timepoint.code).join(Timepoint, col(Timepoint.id) == col(Issue.timepoint_id))
         if status is not None:
             q = q.where(Issue.status == status)
         if scan is not None:
             q = q.where(Issue.timepoint_id == timepoint(s, scan).id)
-        rows = s.exec(q.order_by(Issue.id)).all()
-        revs = _revisions_by_issue(s, [i.id for i, _ in rows])
-        return [_view(s, i, code, revs.get(i.id, [])) for i, code in rows]
+        rows = s.exec(q.order_by(col(Issue.id))).all()
+        revs = _revisions_by_issue(s, [row_id(i) for i, _ in rows])
+        return [_view(s, i, code, revs.get(row_id(i), [])) for i, code in rows]
 
 
 def _revisions_by_issue(s: Session, ids: list[int]) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {}
     if ids:
-        for r in s.exec(select(Revision).where(Revision.issue_id.in_(ids)).order_by(Revision.id)).all():
+        for r in s.exec(select(Revision).where(col(Revision.issue_id).in_(ids)).order_by(col(Revision.id))).all():
+            assert r.issue_id is not None  # one of ids
             out.setdefault(r.issue_id, []).append(
                 {
                     "revision": r.id,
@@ -193,11 +194,13 @@ def _revisions_by_issue(s: Session, ids: list[int]) -> dict[int, list[dict]]:
 
 def _view(s: Session, issue: Issue, scan: str | None = None, revisions: list[dict] | None = None) -> IssueView:
     if scan is None:
-        scan = s.get(Timepoint, issue.timepoint_id).code
+        tp = s.get(Timepoint, issue.timepoint_id)
+        assert tp is not None  # a foreign key
+        scan = tp.code
     if revisions is None:
-        revisions = _revisions_by_issue(s, [issue.id]).get(issue.id, [])
+        revisions = _revisions_by_issue(s, [row_id(issue)]).get(row_id(issue), [])
     return IssueView(
-        number=issue.id,
+        number=row_id(issue),
         scan=scan,
         file_kind=issue.file_kind,
         title=issue.title,

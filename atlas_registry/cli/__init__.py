@@ -237,7 +237,7 @@ def _click_exceptions():
     try:
         from typer._click import exceptions as cex
     except ImportError:  # typer that uses the click package
-        from click import exceptions as cex
+        from click import exceptions as cex  # type: ignore[no-redef]  # the fallback of the import above
     return cex
 
 

@@ -26,7 +26,13 @@ def init_cmd(
     before = db.current_revision(ws)
     db.upgrade(ws)
     after = db.current_revision(ws)
-    result = {"url": _redact(ws.url), "home": str(ws.home), "from": before, "to": after, "changed": before != after}
+    result: dict = {
+        "url": _redact(ws.url),
+        "home": str(ws.home),
+        "from": before,
+        "to": after,
+        "changed": before != after,
+    }
     if reader_role is not None:
         from .. import reader_role as roles
 

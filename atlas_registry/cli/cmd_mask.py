@@ -28,7 +28,7 @@ def export_cmd(
 
     data = raw_voi(workspace(), scan, lesion, erode_layers=erode)
     atomic_write(out, data, mode=0o644)
-    result = {
+    result: dict = {
         "scan": scan,
         "lesion": lesion,
         "eroded": erode,

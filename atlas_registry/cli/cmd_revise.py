@@ -119,7 +119,7 @@ def metadata_cmd(
     from ..errors import UsageError
     from ..revise import correct_metadata
 
-    fields = {}
+    fields: dict[str, str | None] = {}
     for item in set_:
         if "=" not in item:
             raise UsageError("REV006", f"--set wants FIELD=VALUE, not {item!r}")

@@ -21,6 +21,7 @@ identifier appears in any name or text (checked by the de-identification gate).
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import nibabel as nib
@@ -32,7 +33,7 @@ from ..store import sha256_bytes
 from . import ddi
 from .determinism import json_bytes
 from .icpsr import linking_sections
-from .view import LesionInfo, ReleaseView, ScanView
+from .view import LesionInfo, MaskInfo, ReleaseView, ScanView
 
 BIDS_VERSION = "1.10.0"
 TEMPLATEFLOW = "https://templateflow.s3.amazonaws.com"
@@ -103,9 +104,15 @@ def _uri(path: str) -> str:
 # -- the union mask ------------------------------------------------------------------------------
 
 
+def _standard_mask(les: LesionInfo) -> MaskInfo:
+    """The standard-space mask of a lesion of a standardized scan (the only scans BIDS holds)."""
+    assert les.standard is not None, f"lesion {les.number} of a standardized scan without its standard mask"
+    return les.standard
+
+
 def union_mask_bytes(store, lesions: tuple[LesionInfo, ...]) -> bytes:
     """Every lesion of a scan in one uint8 mask (header of the primary's mask, no extensions)."""
-    imgs = [niio.decode(store.get(les.standard.sha256), les.standard.sha256) for les in lesions]
+    imgs = [niio.decode(store.get(_standard_mask(les).sha256), _standard_mask(les).sha256) for les in lesions]
     ref = imgs[0]
     union = np.zeros(ref.shape[:3], dtype=bool)
     for img in imgs:
@@ -434,7 +441,7 @@ def write_bids(
 
     doc("dataset_description.json", json_bytes(dataset_description(view)))  # the curators' words: ids only
     doc("README", readme(view, view.public_text(release_notes) or "").encode())
-    doc("CHANGES", view.public_text(changes).encode())
+    doc("CHANGES", (view.public_text(changes) or "").encode())
     rows, sessions = participants(view)
     cols = column_descriptions(view, list(view.standard_scans))
     gate.table("bids/participants.tsv", "participants", PARTICIPANT_COLUMNS, rows, text_columns=TEXT_COLUMNS)
@@ -484,15 +491,18 @@ class MaskFile:
     path: str
     size: int | None = None
     sha256: str | None = None
-    pending: object = None
+    pending: Future[tuple[int, str]] | None = None
 
     def resolved(self) -> tuple[int, str]:
-        return self.pending.result() if self.pending is not None else (self.size, self.sha256)
+        if self.pending is not None:
+            return self.pending.result()
+        assert self.size is not None and self.sha256 is not None  # known unless pending
+        return self.size, self.sha256
 
 
 def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> tuple[int, str]:
     """The union mask of a scan with several lesions (computed once per set of inputs, then cached)."""
-    key = output.cache.key(UNION_RECIPE, *[les.standard.sha256 for les in s.lesions])
+    key = output.cache.key(UNION_RECIPE, *[_standard_mask(les).sha256 for les in s.lesions])
     data = output.cache.get_or_make(key, lambda: union_mask_bytes(output.store, s.lesions))
     gate.nifti(rel, data, sha256_bytes(data), mask=True)
     e = output.write(rel, data, archive="bids", scan=s.code, rev=rev)
@@ -500,6 +510,7 @@ def _write_union(output, gate, s: ScanView, rel: str, rev: int) -> tuple[int, st
 
 
 def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, doc, masks: list) -> None:
+    assert s.t1_standard is not None  # a standardized scan
     t1 = t1_path(s, space)
     t1_paths[s.code] = "bids/" + t1
     output.copy_object(
@@ -532,7 +543,7 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     for les in s.lesions:
         rel = mask_path(s, space, lesion_desc(les.number))
         lesion_paths.append(rel)
-        m = les.standard
+        m = _standard_mask(les)
         output.copy_object("bids/" + rel, m.sha256, m.size, archive="bids", scan=s.code, rev=m.created_rev_id)
         masks.append(MaskFile(s.code, les.number, lesion_desc(les.number), "bids/" + rel, m.size, m.sha256))
         gate.nifti("bids/" + rel, store.path_of(m.sha256), m.sha256, mask=True)
@@ -551,9 +562,9 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
         doc(_sidecar(rel), side, rev=m.created_rev_id, scan=s.code)
 
     union = mask_path(s, space, UNION_DESC)
-    rev = max(les.standard.created_rev_id for les in s.lesions)
+    rev = max(_standard_mask(les).created_rev_id for les in s.lesions)
     if len(s.lesions) == 1:
-        m = s.lesions[0].standard
+        m = _standard_mask(s.lesions[0])
         output.copy_object("bids/" + union, m.sha256, m.size, archive="bids", scan=s.code, rev=rev)
         masks.append(MaskFile(s.code, None, UNION_DESC, "bids/" + union, m.size, m.sha256))
     else:

@@ -169,8 +169,8 @@ def codebook_xml(spec: ReleaseSpec, files: list[DataFile], *, revision: int | No
     summ = _sub(info, "sumDscr")
     if st.time_period:
         _sub(summ, "timePrd", st.time_period)
-    for n in st.geography:
-        _sub(summ, "nation", n)
+    for nation in st.geography:
+        _sub(summ, "nation", nation)
     if st.geography:
         _sub(summ, "geogCover", ", ".join(st.geography))
     _sub(summ, "anlyUnit", st.unit_of_analysis or "scan (subject-timepoint) and lesion")

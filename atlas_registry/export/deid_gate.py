@@ -57,9 +57,9 @@ def nifti_head(data) -> tuple[bytes, list[int]]:
         while len(head) < n:
             block = first if first else next(chunks, b"")
             first = b""
-            if not block and not (gz and d.unconsumed_tail):
+            if not block and not (d is not None and d.unconsumed_tail):
                 break
-            head += d.decompress((d.unconsumed_tail if gz else b"") + block, n - len(head)) if gz else block
+            head += d.decompress(d.unconsumed_tail + block, n - len(head)) if d is not None else block
         return head
 
     head = need(352)

@@ -103,6 +103,9 @@ class _HashingWriter:
     def flush(self) -> None:
         self._f.flush()
 
+    def close(self) -> None:
+        """Part of zipfile's protocol, never called for a file it was given: the owner closes ``f``."""
+
     def hexdigest(self) -> str:
         """The SHA-256 of everything written (waits for the hashing thread; call once, at the end)."""
         self._hash_small()
@@ -147,6 +150,7 @@ def _add_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path | None) -> 
     write it, but without going back: the file is read once, its CRC-32 computed before the header
     is written. Already-compressed files are stored, others deflated (as zipfile deflates)."""
     fp = zf.fp
+    assert fp is not None  # the zip is open for writing
     zi.flag_bits = 0
     zi.header_offset = fp.tell()
     if path is None:  # a folder

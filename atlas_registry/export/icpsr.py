@@ -143,7 +143,7 @@ def _report(attr, fmt=lambda v: v):
 def _class(les: LesionInfo) -> tuple[str | None, str | None]:
     """The lesion's (hemisphere, location): as annotated, else as computed from its mask."""
     m = les.metrics
-    return les.hemisphere or (m and m.hemisphere), les.location or (m and m.location)
+    return les.hemisphere or (m.hemisphere if m else None), les.location or (m.location if m else None)
 
 
 def _count(column):
@@ -236,7 +236,7 @@ def tables(view: ReleaseView) -> dict[str, tuple[tuple[Column, ...], list[dict]]
     for s in view.scans:
         if s.scanner is not None:
             first_of_cohort.setdefault(s.cohort, s)
-    sources = {
+    sources: dict[str, list] = {
         "scans": list(view.scans),
         "lesions": [(s, les) for s in view.scans for les in s.lesions],
         "scanners": [first_of_cohort[c] for c in sorted(first_of_cohort)],

@@ -88,6 +88,7 @@ class Cache:
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
+        assert self.root is not None  # get and put check first
         return self.root / key[:2] / key[2:]
 
     def get(self, key: str) -> bytes | None:

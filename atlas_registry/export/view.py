@@ -31,9 +31,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 from sqlalchemy import Integer, and_, cast, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ..errors import AtlasError
 from ..models import (
@@ -52,6 +53,7 @@ from ..models import (
     StoredObject,
     Subject,
     Timepoint,
+    row_id,
 )
 from ..naming import STANDARD_SPACE
 from ..release_spec import ReleaseSpec, parse_spec
@@ -377,6 +379,10 @@ def _mask(m: LesionMask, size: int) -> MaskInfo:
     )
 
 
+@overload
+def _utc(dt: datetime) -> datetime: ...
+@overload
+def _utc(dt: None) -> None: ...
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
@@ -386,7 +392,7 @@ def _utc(dt: datetime | None) -> datetime | None:
 def recorded_membership(sess: Session, release_id: int) -> dict[str, Member]:
     """The scans of a built (or published) release as its build recorded them, by scan code."""
     rows = sess.exec(
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel's select is typed for at most 4 columns
             ReleaseScan.scan,
             ReleaseScan.in_standard,
             ReleaseScan.exclusion_reason,
@@ -404,7 +410,7 @@ def recorded_view(sess: Session, spec: ReleaseSpec, rel: Release) -> ReleaseView
         sess,
         spec,
         as_of_revision=rel.last_revision_id,
-        membership=recorded_membership(sess, rel.id),
+        membership=recorded_membership(sess, row_id(rel)),
         earlier_than=rel.built_at or rel.published_at,
     )
 
@@ -419,63 +425,75 @@ def build_view(
 ) -> ReleaseView:
     """The release ``spec`` as the registry stood at ``as_of_revision`` (``None``: now). ``earlier_than``:
     only releases published before then are earlier releases (the build time of a recorded release)."""
+    members: dict[str, Member] | None = None
     if membership is not None:
-        membership = {code: m if isinstance(m, Member) else Member(bool(m)) for code, m in membership.items()}
+        members = {code: m if isinstance(m, Member) else Member(bool(m)) for code, m in membership.items()}
     newest = sess.exec(select(func.max(Revision.id))).one()
     rev = newest if as_of_revision is None else int(as_of_revision)
     if rev is not None and newest is not None and rev > newest:
         raise AtlasError("EXP001", f"revision {rev} does not exist (newest is {newest})")
     if rev is None:  # empty registry
-        if membership:
+        if members:
             raise AtlasError("EXP002", "the registry is empty but the release lists scans")
         return ReleaseView(spec.name, spec.version, spec, None, (), ())
 
     cohorts = [c for c in sess.exec(select(Cohort).order_by(Cohort.code)).all() if spec.includes_cohort(c.code)]
-    cohort_ids = [c.id for c in cohorts]
+    cohort_ids = [row_id(c) for c in cohorts]
     rows = _rows(
         sess,
         lambda ids: (
             select(Timepoint, Subject, Cohort, PublicId)
-            .join(Subject, Subject.id == Timepoint.subject_id)
-            .join(Cohort, Cohort.id == Subject.cohort_id)
-            .join(PublicId, PublicId.subject_id == Subject.id, isouter=True)
-            .where(Cohort.id.in_(ids))
+            .join(Subject, col(Subject.id) == col(Timepoint.subject_id))
+            .join(Cohort, col(Cohort.id) == col(Subject.cohort_id))
+            .join(PublicId, col(PublicId.subject_id) == col(Subject.id), isouter=True)
+            .where(col(Cohort.id).in_(ids))
         ),
         cohort_ids,
     )
     tps = {tp.id: (tp, sub, coh, pid) for tp, sub, coh, pid in rows}
     tp_ids = sorted(tps)
 
-    images = _rows(sess, lambda ids: select(Image).where(Image.timepoint_id.in_(ids), _alive(Image, rev)), tp_ids)
+    images = _rows(sess, lambda ids: select(Image).where(col(Image.timepoint_id).in_(ids), _alive(Image, rev)), tp_ids)
     reports = _rows(
-        sess, lambda ids: select(ScanReport).where(ScanReport.timepoint_id.in_(ids), _alive(ScanReport, rev)), tp_ids
+        sess,
+        lambda ids: select(ScanReport).where(col(ScanReport.timepoint_id).in_(ids), _alive(ScanReport, rev)),
+        tp_ids,
     )
-    lesions = _rows(sess, lambda ids: select(Lesion).where(Lesion.timepoint_id.in_(ids), _alive(Lesion, rev)), tp_ids)
+    lesions = _rows(
+        sess, lambda ids: select(Lesion).where(col(Lesion.timepoint_id).in_(ids), _alive(Lesion, rev)), tp_ids
+    )
     lesion_ids = sorted(les.id for les in lesions)
     masks = _rows(
-        sess, lambda ids: select(LesionMask).where(LesionMask.lesion_id.in_(ids), _alive(LesionMask, rev)), lesion_ids
+        sess,
+        lambda ids: select(LesionMask).where(col(LesionMask.lesion_id).in_(ids), _alive(LesionMask, rev)),
+        lesion_ids,
     )
     notes = _rows(
         sess,
-        lambda ids: select(LesionAnnotation).where(LesionAnnotation.lesion_id.in_(ids), _alive(LesionAnnotation, rev)),
+        lambda ids: select(LesionAnnotation).where(
+            col(LesionAnnotation.lesion_id).in_(ids), _alive(LesionAnnotation, rev)
+        ),
         lesion_ids,
     )
     scanner_ids = sorted({tp.scanner_id for tp, *_ in tps.values() if tp.scanner_id is not None})
-    scanners = {sc.id: sc for sc in _rows(sess, lambda ids: select(Scanner).where(Scanner.id.in_(ids)), scanner_ids)}
+    scanners = {
+        sc.id: sc for sc in _rows(sess, lambda ids: select(Scanner).where(col(Scanner.id).in_(ids)), scanner_ids)
+    }
     shas = sorted({i.sha256 for i in images} | {m.sha256 for m in masks})
     sizes = dict(
         _rows(
             sess,
-            lambda ids: select(StoredObject.sha256, StoredObject.size_bytes).where(StoredObject.sha256.in_(ids)),
+            lambda ids: select(StoredObject.sha256, StoredObject.size_bytes).where(col(StoredObject.sha256).in_(ids)),
             shas,
         )
     )
     toggles: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)
     for rid, kind, tp_id, details in sess.exec(
         select(Revision.id, Revision.kind, Revision.timepoint_id, Revision.details)
-        .where(Revision.kind.in_(("exclude_scan", "include_scan")))
-        .order_by(Revision.id)
+        .where(col(Revision.kind).in_(("exclude_scan", "include_scan")))
+        .order_by(col(Revision.id))
     ).all():
+        assert rid is not None and tp_id is not None  # a revision of one scan
         toggles[tp_id].append((rid, kind, details))
 
     earlier = _earlier_releases(sess, spec, rev, earlier_than)
@@ -483,8 +501,8 @@ def build_view(
     if earlier:
         for name, tp_id in sess.exec(
             select(Release.name, ReleaseScan.timepoint_id)
-            .join(ReleaseScan, ReleaseScan.release_id == Release.id)
-            .where(Release.id.in_([r.id for r in earlier]))
+            .join(ReleaseScan, col(ReleaseScan.release_id) == col(Release.id))
+            .where(col(Release.id).in_([r.id for r in earlier]))
         ).all():
             member_of[tp_id].append(name)
 
@@ -504,10 +522,10 @@ def build_view(
     scans: list[ScanView] = []
     for tp_id in tp_ids:
         tp, sub, coh, pid = tps[tp_id]
-        member = membership.get(tp.code) if membership is not None else None
-        if membership is not None and member is None:
+        member = members.get(tp.code) if members is not None else None
+        if members is not None and member is None:
             continue
-        if membership is None and tp.withdrawn:  # withdrawn: in no release built from now on
+        if members is None and tp.withdrawn:  # withdrawn: in no release built from now on
             continue
         t1 = img_by.get((tp_id, "native"))
         if t1 is None:  # the scan did not exist at this revision
@@ -515,7 +533,7 @@ def build_view(
         label = member.public_label if member is not None and member.public_label else pid.label if pid else None
         if label is None:
             raise AtlasError("EXP003", f"subject {sub.code} has no public ID", path=tp.code)
-        sc = scanners.get(tp.scanner_id)
+        sc = scanners.get(tp.scanner_id) if tp.scanner_id is not None else None
         scanner = (
             ScannerInfo(sc.field_strength_t, sc.manufacturer, sc.model, (sc.voxel_x_mm, sc.voxel_y_mm, sc.voxel_z_mm))
             if sc
@@ -538,7 +556,7 @@ def build_view(
         )
         les_infos = []
         for les in sorted(lesions_by.get(tp_id, []), key=lambda x: x.number):
-            ms = masks_by.get(les.id, [])
+            ms = masks_by.get(row_id(les), [])
             native = tuple(
                 sorted((_mask(m, sizes[m.sha256]) for m in ms if m.space == "native"), key=lambda x: x.variant)
             )
@@ -575,8 +593,11 @@ def build_view(
             elif in_std and not wanted:
                 reason, note = "membership", None
             in_std = wanted
+        t1_standard = None
         if in_std:
             reason = note = None
+            assert t1s is not None  # in the subset: it has its standard files (_classify, EXP004)
+            t1_standard = _image(t1s, sizes[t1s.sha256])
         scans.append(
             ScanView(
                 code=tp.code,
@@ -590,14 +611,14 @@ def build_view(
                 exclusion_reason=reason,
                 exclusion_note=note or (EXCLUSION_CODES.get(reason) if reason else None),
                 t1_native=_image(t1, sizes[t1.sha256]),
-                t1_standard=_image(t1s, sizes[t1s.sha256]) if in_std else None,
+                t1_standard=t1_standard,
                 lesions=tuple(les_infos) if in_std else tuple(_drop_standard(li) for li in les_infos),
                 primary_chosen_by_neuroradiologist=bool(tp.primary_chosen_by_neuroradiologist),
                 releases=tuple(sorted(member_of.get(tp_id, ()))),
             )
         )
-    if membership is not None:
-        missing = sorted(set(membership) - {s.code for s in scans})
+    if members is not None:
+        missing = sorted(set(members) - {s.code for s in scans})
         if missing:
             raise AtlasError(
                 "EXP005",
@@ -613,7 +634,9 @@ def build_view(
         spec=spec,
         revision=rev,
         scans=tuple(scans),
-        exclusions=tuple((s.code, s.exclusion_reason) for s in scans if not s.in_standard),
+        exclusions=tuple(
+            (s.code, s.exclusion_reason) for s in scans if not s.in_standard and s.exclusion_reason is not None
+        ),  # a scan outside the subset always has its reason
         cohorts=tuple(
             CohortInfo(c.code, c.site, c.description) for c in cohorts if any(s.cohort == c.code for s in scans)
         ),
@@ -638,11 +661,12 @@ def _issues(sess: Session, rev: int, codes: dict[int, str]) -> tuple[IssueInfo, 
     cutoff = _utc(sess.exec(select(Revision.created_at).where(Revision.id == rev)).one())
     resolved: dict[int, list[int]] = defaultdict(list)
     for rid, iid in sess.exec(
-        select(Revision.id, Revision.issue_id).where(Revision.issue_id.is_not(None), Revision.id <= rev)
+        select(Revision.id, Revision.issue_id).where(col(Revision.issue_id).is_not(None), col(Revision.id) <= rev)
     ).all():
+        assert rid is not None and iid is not None  # a primary key; selected where not null
         resolved[iid].append(rid)
     out = []
-    for i in _rows(sess, lambda ids: select(Issue).where(Issue.timepoint_id.in_(ids)), sorted(codes)):
+    for i in _rows(sess, lambda ids: select(Issue).where(col(Issue.timepoint_id).in_(ids)), sorted(codes)):
         opened, closed = _utc(i.opened_at), _utc(i.closed_at)
         if opened > cutoff and i.id not in resolved:
             continue
@@ -665,13 +689,19 @@ def _issues(sess: Session, rev: int, codes: dict[int, str]) -> tuple[IssueInfo, 
 
 
 def _revisions(sess: Session, rev: int, codes: dict[int, str], in_release: set[str]) -> tuple[RevisionInfo, ...]:
-    rows = sess.exec(select(Revision).where(Revision.id <= rev).order_by(Revision.id)).all()
+    rows = sess.exec(select(Revision).where(col(Revision.id) <= rev).order_by(col(Revision.id))).all()
     out = []
     for r in rows:
         code = codes.get(r.timepoint_id) if r.timepoint_id is not None else None
         out.append(
             RevisionInfo(
-                r.id, r.kind, r.issue_id, code if code in in_release else None, r.author, r.reason, _utc(r.created_at)
+                row_id(r),
+                r.kind,
+                r.issue_id,
+                code if code in in_release else None,
+                r.author,
+                r.reason,
+                _utc(r.created_at),
             )
         )
     return tuple(out)
@@ -681,14 +711,14 @@ def _earlier_releases(sess: Session, spec: ReleaseSpec, rev: int, earlier_than: 
     """Published releases other than this one whose content predates ``rev`` (and that were published
     before ``earlier_than``, when given)."""
     rows = sess.exec(
-        select(Release).where(Release.status == "published", Release.name != spec.name).order_by(Release.id)
+        select(Release).where(Release.status == "published", Release.name != spec.name).order_by(col(Release.id))
     ).all()
     cutoff = _utc(earlier_than)
     return [
         r
         for r in rows
         if (r.last_revision_id is None or r.last_revision_id <= rev)
-        and (cutoff is None or _utc(r.published_at) < cutoff)
+        and (cutoff is None or (r.published_at is not None and _utc(r.published_at) < cutoff))
     ]
 
 

@@ -151,7 +151,9 @@ def run(
         first = crosswalk.assign(sess, key, cohort, _order(scans))
     tmp = _prepare_out(out)
     try:
-        scan_rows, lesion_rows, zooms = [], [], None
+        scan_rows: list[dict] = []
+        lesion_rows: list[dict] = []
+        zooms: tuple[float, float, float] | None = None
         ordered = sorted(scans, key=lambda s: first.scan_id(s.subject, s.session))
         if progress:
             progress(0, len(ordered) + 1, "")
@@ -171,10 +173,11 @@ def run(
                     if progress:
                         progress(n, len(ordered) + 1, first.scan_id(s.subject, s.session))
             except BaseException:
-                for f in futures:
-                    f.cancel()
+                for fut in futures:
+                    fut.cancel()
                 raise
-        scanner = next((s.scanner for s in ordered if s.scanner), {})
+        assert zooms is not None  # plan refuses a delivery without scans (INTK001)
+        scanner: dict = next((s.scanner for s in ordered if s.scanner), {})
         missing = [k for k in ("manufacturer", "model", "field_strength") if not scanner.get(k)]
         if missing:
             raise AtlasError(

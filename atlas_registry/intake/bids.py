@@ -115,6 +115,7 @@ def plan(
     present = set(files)
     scans = []
     for (sub, ses), sm in sessions.items():
+        assert sm.t1 is not None  # mapfile.read refuses a session without a t1 row
         t1_rel = sm.t1.get("path")
         if t1_rel:
             if t1_rel not in present:
@@ -147,7 +148,7 @@ def plan(
                 "_label-L_…_mask.nii.gz, or MAP.csv lesion rows)",
                 path=t1_rel,
             )
-        side = sidecar_of(t1_rel)
+        side: str | None = sidecar_of(t1_rel)
         side = side if side in present else None
         scans.append(
             ScanIn(

@@ -59,7 +59,7 @@ MANUFACTURERS = {
 
 def allowed_sidecar(obj: dict) -> dict:
     """Only the allow-listed keys, with numbers, short words or lists of numbers as values."""
-    out = {}
+    out: dict[str, int | float | str | list] = {}
     for k in SIDECAR_ALLOW:
         v = obj.get(k)
         if isinstance(v, bool) or v is None:
@@ -183,7 +183,8 @@ class Written:
 def write_scan(root: Path, scan_id: str, scan: ScanIn, loaded: Loaded) -> Written:
     """The native files of one scan under ``root`` and its metadata rows."""
     t1 = clean_t1(loaded.t1, scan.source)
-    zooms = tuple(float(z) for z in t1.header.get_zooms()[:3])
+    zx, zy, zz = (float(z) for z in t1.header.get_zooms()[:3])
+    zooms = (zx, zy, zz)
     if not loaded.lesions:
         raise AtlasError(
             "INTK004", f"subject {scan.subject!r} session {scan.session!r} has no lesion mask", path=scan.source

@@ -32,15 +32,15 @@ def files(root: Path) -> list[str]:
             entries = list(os.scandir(d))
         except OSError as e:
             raise AtlasError("INTK001", f"cannot list a folder ({e.strerror or e})", path=str(d)) from None
-        for e in entries:
-            mode = e.stat(follow_symlinks=False).st_mode
-            rel = Path(e.path).relative_to(root).as_posix()
+        for entry in entries:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            rel = Path(entry.path).relative_to(root).as_posix()
             if stat.S_ISLNK(mode):
                 raise AtlasError(
                     "INTK002", "a symbolic link in the delivery (intake reads regular files only)", path=rel
                 )
             if stat.S_ISDIR(mode):
-                stack.append(Path(e.path))
+                stack.append(Path(entry.path))
             elif stat.S_ISREG(mode):
                 out.append(rel)
             else:

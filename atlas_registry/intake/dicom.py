@@ -298,6 +298,7 @@ def _enhanced_timing(ds) -> tuple[float | None, float | None]:
 
 def _choose(series: list[Series], sm: SessionMap, where: str) -> Series:
     row = sm.t1
+    assert row is not None  # mapfile.read refuses a session without a t1 row
     want_series, want_path = row.get("series"), row.get("path")
     skipped_paths = [(r.get("path"), r.get("reason") or "skip row in MAP.csv") for r in sm.skips]
     for s in series:
@@ -363,6 +364,7 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
         by_session.setdefault(key, []).append(rel)
     for key, sm in sessions.items():
         if key not in by_session:
+            assert sm.t1 is not None  # mapfile.read refuses a session without a t1 row
             raise AtlasError(
                 "INTK004",
                 f"MAP.csv line {sm.t1.line}: subject {key[0]!r} session {key[1]!r} has no "
@@ -372,13 +374,15 @@ def plan(root: Path, files: list[str], sessions: dict[tuple[str, str], SessionMa
     for rel in (f for rels in by_session.values() for f in rels):
         if not is_dicom(root / rel) and Path(rel).name.upper() != "DICOMDIR":
             raise AtlasError("INTK008", "not a DICOM file (no DICM preamble) in a session folder", path=rel)
-    scans, skipped = [], []
+    scans: list[ScanIn] = []
+    skipped: list[dict] = []
     subjects: dict[str, list[str]] = {}
     for (subject, _), rels in by_session.items():
         subjects.setdefault(subject, []).extend(r for r in rels if Path(r).name.upper() != "DICOMDIR")
     facts = read_headers(root, sorted(r for rels in subjects.values() for r in rels))
     series_by_subject = {s: _series_of(facts, rels, s) for s, rels in sorted(subjects.items())}
     for (subject, session), sm in sessions.items():
+        assert sm.t1 is not None  # mapfile.read refuses a session without a t1 row
         where = f"{subject}/{session}"
         series = [s for s in series_by_subject[subject] if s.files[0].startswith(where + "/")]
         for s in series:
@@ -425,7 +429,8 @@ def convert(root: Path, exe: str, s: Series, where: str):
                 path=where,
             )
         src_img = nib.load(images[0], mmap=False)
-        data = np.array(src_img.dataobj.get_unscaled() if _unscaled(src_img) else src_img.get_fdata(dtype=np.float32))
+        assert isinstance(src_img, nib.Nifti1Image)  # a .nii: NIfTI-1 (or its subclass NIfTI-2)
+        data = np.array(src_img.dataobj.get_unscaled() if _unscaled(src_img) else src_img.get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
         img = nib.Nifti1Image(data, src_img.affine)
         side = images[0].with_suffix(".json")
         obj = {}

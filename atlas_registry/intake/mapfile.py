@@ -47,10 +47,10 @@ def read(path: Path, label: str = "MAP.csv") -> dict[tuple[str, str], SessionMap
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise AtlasError("INTK003", f"cannot read MAP.csv ({e})", path=label) from None
-    rows = [(n, r) for n, r in enumerate(rows, 1) if any(c.strip() for c in r)]
-    if not rows:
+    numbered = [(n, r) for n, r in enumerate(rows, 1) if any(c.strip() for c in r)]
+    if not numbered:
         raise AtlasError("INTK003", "MAP.csv is empty", path=label)
-    (_, header), body = rows[0], rows[1:]
+    (_, header), body = numbered[0], numbered[1:]
     header = [h.strip() for h in header]
     unknown = [h for h in header if h not in columns()]
     if unknown:

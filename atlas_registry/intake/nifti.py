@@ -50,7 +50,7 @@ def read_sidecar(root: Path, rel: str) -> dict:
 
 def load_lesions(root: Path, rows: list[Row], t1, paths: dict[int, str] | None = None) -> list[LesionIn]:
     """The masks of lesion/lesions rows on the T1's grid."""
-    out = []
+    out: list[LesionIn] = []
     for r in rows:
         rel = r.get("path")
         mask = on_grid(load_image(root, rel), t1, rel)
@@ -68,6 +68,7 @@ def plan(
     used: set[str] = set()
     scans = []
     for (subject, session), sm in sessions.items():
+        assert sm.t1 is not None  # mapfile.read refuses a session without a t1 row
         t1_rel = sm.t1.get("path")
         if not t1_rel:
             raise AtlasError("INTK003", f"line {sm.t1.line}: a t1 row of a NIfTI delivery needs a path", path="MAP.csv")

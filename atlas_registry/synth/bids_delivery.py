@@ -57,11 +57,12 @@ def write_bids_delivery(native_root, cohort: str, out, seed: int = 0, scans: lis
             out / f"sub-{subject}/ses-{session}/anat/{stem}_T1w.json",
             (json.dumps(side, indent=1) + "\n").encode("utf-8"),
         )
-        union = None
+        union: np.ndarray | None = None
         for les in lesion_rows:
             raw = niio.load(native_root / naming.native_relpath(sid, "lesion", "raw_voi", int(les["Lesion"])))
             arr = np.asanyarray(raw.dataobj) != 0
             union = arr if union is None else (union | arr)
+        assert union is not None  # every scan has its primary lesion
         mask = t1.__class__(union.astype(np.uint8), t1.affine)
         mask.header.set_xyzt_units("mm", "sec")
         niio.save_nifti(

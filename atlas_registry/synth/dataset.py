@@ -101,10 +101,11 @@ def _run(items: list, workers: int, progress: Progress | None) -> list:
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for f in done:
-                if f.exception() is not None:
+                exc = f.exception()
+                if exc is not None:
                     for p in pending:
                         p.cancel()
-                    raise f.exception()
+                    raise exc
                 results.append(f.result())
                 if progress:
                     progress(len(results), total, _label(futures[f]))
@@ -154,7 +155,9 @@ def generate(
     scans = plan.by_cohort(chosen)
     scan.prepare(seed, scale)
     job = scan.Job(str(out), seed, scale)
-    items = [("scan", s, job) for s in sorted(scans, key=lambda s: (-scan.cost(s), s.scan_id))]
+    items: list[tuple[str, object, scan.Job]] = [
+        ("scan", s, job) for s in sorted(scans, key=lambda s: (-scan.cost(s), s.scan_id))
+    ]
     if with_reliability:
         items = [("brain", b, job) for b in sorted(reliability.BRAINS, key=lambda b: -reliability.BRAINS[b][2])] + items
     results = _run(items, workers or default_workers(), progress)

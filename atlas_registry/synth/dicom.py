@@ -78,12 +78,12 @@ def _base(ident: dict, scanner: dict, study_uid: str, frame_uid: str):
 
 def _save(ds, path: Path, sop_class: str) -> None:
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
@@ -116,7 +116,7 @@ def _volume_series(
 
     zooms, iop = _geometry(affine)
     series_uid = generate_uid()
-    values = [series_uid]
+    values: list[str] = [series_uid]
     common = dict(
         SeriesInstanceUID=series_uid,
         SeriesNumber=number,
@@ -136,9 +136,9 @@ def _volume_series(
     )
     if enhanced:
         ds = copy.deepcopy(base_ds)
-        for k, v in common.items():
-            if k not in ("RepetitionTime", "EchoTime", "PixelSpacing", "SliceThickness"):
-                setattr(ds, k, v)
+        for key, v in common.items():
+            if key not in ("RepetitionTime", "EchoTime", "PixelSpacing", "SliceThickness"):
+                setattr(ds, key, v)
         ds.NumberOfFrames = int(data.shape[2])
         shared = Dataset()
         pm = Dataset()

@@ -154,7 +154,8 @@ def box_world(box, affine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for ax in range(3):
             v += (a[r, ax] * idx[ax]).reshape([-1 if i == ax else 1 for i in range(3)])
         out.append(v)
-    return tuple(out)
+    x, y, z = out
+    return x, y, z
 
 
 def _intersect(a, b):

@@ -14,7 +14,7 @@ makes a cohort's files identical in a partial and a full run.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -106,7 +106,7 @@ class _Draft:
 
     cohort: str
     cats: list  # [(hemisphere, location)]
-    volumes: list | None = None
+    volumes: list[float] = field(default_factory=list)  # target volumes (mm³): _assign_volumes
     primary: int = 0
     flagged: bool = False
     bilateral: bool = False
@@ -235,7 +235,7 @@ def _pair(drafts: list[_Draft], rng: np.random.Generator) -> None:
         )
 
     def make_pairs(n, first_ok, second_ok, per_cohort):
-        made, used_cohorts = 0, Counter()
+        made, used_cohorts = 0, Counter[str]()
         order = [drafts[i] for i in rng.permutation(len(drafts))]
         for a in order:
             if made == n:

@@ -48,7 +48,7 @@ def _row(axes, t1: np.ndarray, lesions: list[np.ndarray], title: str) -> None:
     vmax = float(np.percentile(t1[t1 > 0], 99.5)) if (t1 > 0).any() else 1.0
     views = (("axial", 2), ("coronal", 1), ("sagittal", 0))
     for ax, (name, axis) in zip(axes, views, strict=False):
-        idx = [slice(None)] * 3
+        idx: list[slice | int] = [slice(None)] * 3
         idx[axis] = int(np.clip(centre[axis], 0, t1.shape[axis] - 1))
         ax.imshow(t1[tuple(idx)].T, origin="lower", cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
         for k, les in enumerate(lesions):

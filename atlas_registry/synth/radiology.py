@@ -32,7 +32,7 @@ def describe(world: np.ndarray, hemisphere: str, location: str) -> tuple[str, st
     side = SIDE[hemisphere]
     if location == "subcortical":
         labels = _labels(world)
-        deep = np.count_nonzero(labels == anatomy.DEEP) / max(1, np.count_nonzero(labels))
+        deep = np.count_nonzero(labels == anatomy.DEEP) / max(1, int(np.count_nonzero(labels)))
         if deep >= 0.3:
             return (f"{side} thalamus", "PCA") if y < -12 else (f"{side} basal ganglia", "MCA")
         if z > 18:

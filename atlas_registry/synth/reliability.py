@@ -195,7 +195,8 @@ def trace(truth: Truth, grid: lesions.Grid, h: Habits, rng: np.random.Generator,
     if rng.random() < h.p_extra_slice and len(extent) and 0 < extent[0] and extent[-1] < drawn.shape[ax] - 1:
         end = int(extent[0]) if rng.random() < 0.5 else int(extent[-1])
         step = -1 if end == extent[0] else 1
-        src, dst = [slice(None)] * 3, [slice(None)] * 3
+        src: list[slice | int] = [slice(None)] * 3
+        dst: list[slice | int] = [slice(None)] * 3
         src[ax], dst[ax] = end, end + step
         drawn[tuple(dst)] |= drawn[tuple(src)]
     if rng.random() < h.p_partial:
@@ -353,7 +354,8 @@ def agreement(root: str | Path) -> dict:
             for s in SESSIONS:
                 img = niio.load(root / mask_relpath(b, r, s))
                 loaded[(b, r, s)] = (np.asarray(img.dataobj) > 0, img.affine)
-    inter_d, inter_h = {s: [] for s in SESSIONS}, {s: [] for s in SESSIONS}
+    inter_d: dict[int, list[float]] = {s: [] for s in SESSIONS}
+    inter_h: dict[int, list[float]] = {s: [] for s in SESSIONS}
     intra_d, intra_h = [], []
     for b in BRAINS:
         for s in SESSIONS:

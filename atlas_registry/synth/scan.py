@@ -48,7 +48,7 @@ def voxel_scale(scale: str) -> float:
 @lru_cache(maxsize=2)
 def standard_grid(scale: str) -> lesions.Grid:
     shape, aff = anatomy.template_grid(voxel_scale(scale))
-    return lesions.Grid(tuple(shape), aff)
+    return lesions.Grid(shape, aff)
 
 
 @lru_cache(maxsize=2)
@@ -193,7 +193,10 @@ def build_scan(plan: ScanPlan, job: Job) -> ScanResult:
         writer.write_standard(
             out / "standard", plan.scan_id, writer.t1_image(sdata, std.affine, standard=True), numbered
         )
-        result.standard_volumes_mm3 = [int(les.std.sum()) * std.voxel_mm3 for _, les in numbered]
+        result.standard_volumes_mm3 = []
+        for _, les in numbered:
+            assert les.std is not None  # a standardized plan resamples every lesion
+            result.standard_volumes_mm3.append(int(les.std.sum()) * std.voxel_mm3)
 
     classes = [(les.hemisphere, les.location) for _, les in numbered]
     primary = numbered[0][1]

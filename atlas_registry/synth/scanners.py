@@ -56,7 +56,8 @@ def _stored_zooms(cohort: str, axcodes: str) -> tuple[float, float, float]:
     """The paper's voxel size, with the thick (3 mm) axis on the stored slice axis (the one along z)."""
     x, y, z = paper.VOXEL_SIZE_MM[cohort]
     by_world = {"x": x, "y": y, "z": z}
-    return tuple(by_world[_WORLD_AXIS[c]] for c in axcodes)
+    a, b, c = (by_world[_WORLD_AXIS[ax]] for ax in axcodes)
+    return a, b, c
 
 
 _WORLD_AXIS = {"R": "x", "L": "x", "A": "y", "P": "y", "S": "z", "I": "z"}
@@ -86,7 +87,8 @@ FOV_CENTRE_MM = (0.0, -16.0, 20.0)
 def voxel_mm(scanner: Scanner, scale: str) -> tuple[float, float, float]:
     """Stored voxel size at a scale (full: the acquired one; small: :data:`SMALL_FACTOR` × it)."""
     f = SMALL_FACTOR if scale == "small" else 1.0
-    return tuple(round(v * f, 6) for v in scanner.voxel_mm)
+    x, y, z = (round(v * f, 6) for v in scanner.voxel_mm)
+    return x, y, z
 
 
 def orientation_matrix(axcodes: str) -> np.ndarray:
@@ -123,6 +125,6 @@ def native_grid(scanner: Scanner, scale: str, angles_deg=(0.0, 0.0, 0.0), shift_
 
 def head_position(rng: np.random.Generator) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """A random head position: small rotations (SD 3°, at most 7°) and shifts (SD 4 mm)."""
-    angles = tuple(float(a) for a in np.clip(rng.normal(0.0, 3.0, 3), -7.0, 7.0))
-    shift = tuple(float(s) for s in np.clip(rng.normal(0.0, 4.0, 3), -10.0, 10.0))
-    return angles, shift
+    ax, ay, az = (float(a) for a in np.clip(rng.normal(0.0, 3.0, 3), -7.0, 7.0))
+    sx, sy, sz = (float(s) for s in np.clip(rng.normal(0.0, 4.0, 3), -10.0, 10.0))
+    return (ax, ay, az), (sx, sy, sz)

@@ -122,7 +122,7 @@ def raw_scale(img) -> tuple[float, float]:
     zero ``scl_slope`` as "no scaling" (1, 0), so :func:`stored` cannot tell them apart; the bytes of
     the header (offset 112, two float32 in the header's byte order) can."""
     fobj = getattr(img.file_map.get("image"), "fileobj", None) if hasattr(img, "file_map") else None
-    if hasattr(fobj, "getbuffer"):
+    if fobj is not None and hasattr(fobj, "getbuffer"):
         block = bytes(fobj.getbuffer()[112:120])
         if len(block) == 8:
             slope, inter = np.frombuffer(block, dtype=img.header.endianness + "f4")
@@ -152,7 +152,8 @@ def finite_findings(img, arr: np.ndarray, relpath: str, subject: str | None) -> 
 
 
 def zooms_of(img) -> tuple[float, float, float]:
-    return tuple(round(float(z), 6) for z in img.header.get_zooms()[:3])
+    x, y, z = (round(float(z), 6) for z in img.header.get_zooms()[:3])
+    return x, y, z
 
 
 def template_findings(img, relpath: str, subject: str | None) -> list:

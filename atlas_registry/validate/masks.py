@@ -222,7 +222,8 @@ def resmooth(raw: Crop, zooms) -> Crop | None:
     out = crop(smoothed)
     if out is None:
         return None
-    return Crop(tuple(o + r - p for o, r, p in zip(out.offset, raw.offset, pad, strict=False)), out.data)
+    ox, oy, oz = (o + r - p for o, r, p in zip(out.offset, raw.offset, pad, strict=False))
+    return Crop((ox, oy, oz), out.data)
 
 
 def smoothing_findings(raw: Crop, smooth: Crop | None, zooms, relpath: str, subject: str) -> list:

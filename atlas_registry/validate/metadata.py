@@ -132,7 +132,7 @@ def _check_table(name: str, df, relpath: str, cohort: str | None, findings: list
     numeric = _numeric_columns(props)
     rows = []
     for i, rec in enumerate(df.to_dict(orient="records")):
-        cells = {}
+        cells: dict[str, str] = {}
         for col, text in rec.items():
             text = "" if text is None else str(text)
             value, quirk = _normalize(str(col), text)
@@ -314,14 +314,18 @@ def _num_eq(x: str, y: str) -> bool:
 # -- records --------------------------------------------------------------------------------------
 
 
-def _int(text: str) -> int | None:
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
     try:
         return int(text)
     except (TypeError, ValueError):
         return None
 
 
-def _float(text: str) -> float | None:
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
     try:
         return float(text)
     except (TypeError, ValueError):
@@ -333,11 +337,13 @@ def _records(tables: dict[str, _Table]) -> MetadataRecords:
     errors already)."""
     rec = MetadataRecords()
     for _, c in tables["scanners"].rows if "scanners" in tables else []:
-        vox = tuple(_float(c.get(f"Voxel Size {a} (mm)")) for a in "XYZ")
+        vx, vy, vz = (_float(c.get(f"Voxel Size {a} (mm)")) for a in "XYZ")
         fs = _float(c.get("Field Strength (T)"))
-        if naming.COHORT_RE.match(c.get(md.COHORT, "")) and fs is not None and None not in vox:
+        voxel_sizes = (vx, vy, vz) if vx is not None and vy is not None and vz is not None else None
+        if naming.COHORT_RE.match(c.get(md.COHORT, "")) and fs is not None and voxel_sizes is not None:
             rec.scanners.setdefault(
-                c[md.COHORT], ScannerMeta(c[md.COHORT], fs, c.get("Manufacturer", ""), c.get("Model", ""), vox)
+                c[md.COHORT],
+                ScannerMeta(c[md.COHORT], fs, c.get("Manufacturer", ""), c.get("Model", ""), voxel_sizes),
             )
     for _, c in tables["scans"].rows if "scans" in tables else []:
         sid = c.get(md.SCAN_ID, "")
@@ -376,11 +382,12 @@ def _records(tables: dict[str, _Table]) -> MetadataRecords:
 
 def _counts(table: _Table | None) -> dict[str, dict[str, int]]:
     """The lesion count columns of every scans row whose counts are all integers."""
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for _, c in table.rows if table else []:
         values = {col: _int(c.get(col)) for col in md.COUNT_COLUMNS}
-        if naming.SCAN_RE.match(c.get(md.SCAN_ID, "")) and None not in values.values():
-            out.setdefault(c[md.SCAN_ID], values)
+        counts = {col: v for col, v in values.items() if v is not None}
+        if naming.SCAN_RE.match(c.get(md.SCAN_ID, "")) and len(counts) == len(values):
+            out.setdefault(c[md.SCAN_ID], counts)
     return out
 
 

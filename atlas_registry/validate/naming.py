@@ -9,7 +9,8 @@ from . import rules
 
 def duplicate_findings(folders) -> list:
     """NAME013: an identifier used by two scan folders."""
-    out, seen = [], {}
+    out: list = []
+    seen: dict[str, str] = {}
     for folder in sorted(folders, key=lambda f: f.relpath):
         if folder.scan_id in seen:
             out.append(

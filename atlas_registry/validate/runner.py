@@ -65,7 +65,7 @@ class _ScanCheck:
         self.stored_form = stored_form or spool is not None
         self.sid = folder.scan_id
         self.out = ScanOutcome(folder.scan_id, folder.relpath, ScanRecord(folder.scan_id))
-        self.t1 = None  # (shape, affine) of the decoded T1
+        self.t1: tuple[tuple[int, ...], np.ndarray] | None = None  # (shape, affine) of the decoded T1
         self.masks: dict[str, dict[int, _Mask]] = {}
 
     def add(self, code: str, message: str, path: str | None = None) -> None:
@@ -171,9 +171,10 @@ class _ScanCheck:
             self.out.findings.extend(deid.face_findings(img, relpath=base["relpath"], subject=self.sid))
         if sound:  # masks are compared with a T1 whose grid is known
             self.t1 = (tuple(arr.shape), np.asarray(img.affine, dtype=float))
+        nx, ny, nz = (int(n) for n in arr.shape)  # 3-D (nifti returned on any other)
         self.out.record.t1 = ImageRecord(
             **base,
-            shape=tuple(int(n) for n in arr.shape),
+            shape=(nx, ny, nz),
             zooms=images.zooms_of(img),
             dtype=str(arr.dtype),
             affine=np.asarray(img.affine, dtype=float).round(6).tolist(),
@@ -182,6 +183,7 @@ class _ScanCheck:
 
     def mask(self, f: inventory.InvFile, data: bytes, img, arr, base: dict) -> None:
         rel, sid = f.relpath, self.sid
+        assert f.variant is not None  # every lesion file has its variant (inventory)
         c = vmasks.crop(arr)
         self.out.findings.extend(vmasks.value_findings(img, arr, c, rel, sid))
         if rel.endswith(".voi"):
@@ -195,6 +197,7 @@ class _ScanCheck:
             return
         m.metrics = self.reuse_metrics(f.lesion, m) or vmasks.metrics(c, affine)
         mm = m.metrics
+        cx, cy, cz = (float(v) for v in mm["centroid_mm"])
         if f.variant == "raw_voi":
             voxel_mm3 = float(np.prod(img.header.get_zooms()[:3]))
             self.out.findings.extend(vmasks.parts_findings(c, int(mm["n_components"]), voxel_mm3, rel, sid))
@@ -204,7 +207,7 @@ class _ScanCheck:
             space=STANDARD_SPACE if self.kind == "standard" else "native",
             voxel_count=int(mm["voxel_count"]),
             volume_mm3=float(mm["volume_mm3"]),
-            centroid_mm=tuple(float(v) for v in mm["centroid_mm"]),
+            centroid_mm=(cx, cy, cz),
             n_components=int(mm["n_components"]),
             hemisphere=mm["hemisphere"],
             location=mm["location"],
