@@ -7,7 +7,8 @@ import typer
 from . import TextJson, app, format_option, progress_option, want_progress, workspace
 
 store_app = typer.Typer(
-    help="The object store: check that every file the registry records is there, whole.", no_args_is_help=True
+    help="The object store (a folder or S3): check that every file the registry records is there, whole.",
+    no_args_is_help=True,
 )
 app.add_typer(store_app, name="store")
 
