@@ -28,8 +28,12 @@ class Workspace:
         home = home or os.environ.get("ATLAS_REGISTRY_HOME") or DEFAULT_HOME
         db = db or os.environ.get("ATLAS_REGISTRY_DB") or None
         store = store or os.environ.get("ATLAS_REGISTRY_STORE") or None
-        if store is not None and "://" not in store:
-            store = str(Path(store).absolute())  # a folder, relative to where the command ran
+        if store is not None:
+            from .objstore import parse_store_url
+
+            parse_store_url(store)  # STO006 (usage) before anything is opened
+            if "://" not in store:
+                store = str(Path(store).absolute())  # a folder, relative to where the command ran
         return cls(Path(home).absolute(), db, store)
 
     @property
