@@ -169,12 +169,15 @@ def test_mask_export_and_revise_read_and_write_s3(s3_two, _ingested_two_sqlite, 
     assert code == 0 and json.loads(out)["findings"] == []
 
 
-def test_verify_reads_objects_back_and_gc_removes_orphans(s3_two, s3, capsys, shown):
+def test_verify_reads_objects_back_and_gc_removes_orphans(s3_two, s3, tmp_path, capsys, shown):
     ws = s3_two
     prefix = ws.store_url.split("/", 3)[3]
     c = s3.client()
     sizes = recorded(ws)
-    gone, flipped = sorted(sizes)[:2]
+    with db.engine(ws).connect() as con:  # two native T1s: every release holds them
+        gone, flipped = (
+            con.execute(text("SELECT sha256 FROM image WHERE space = 'native' ORDER BY sha256")).scalars().all()[:2]
+        )
     stray = S3Store(s3.bucket, prefix).put(b"left by an endpoint that went away")
     c.delete_object(Bucket=s3.bucket, Key=key(prefix, gone))
     body = bytearray(c.get_object(Bucket=s3.bucket, Key=key(prefix, flipped))["Body"].read())
@@ -190,6 +193,10 @@ def test_verify_reads_objects_back_and_gc_removes_orphans(s3_two, s3, capsys, sh
             ("STO004", f"{stray[:2]}/{stray[2:]}"),
         ]
     )
+    # a build fetches what it needs: a missing or damaged object stops it, one line, nothing left behind
+    code, _, err = shown.run(capsys, ["release", "build", "R1.1", "--out", str(tmp_path / "r"), *cli(ws)])
+    assert code == 1 and err.startswith(("error [STO001] ", "error [STO002] ")) and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
     # gc: a dry run lists the stray only; --yes removes it and nothing the registry records
     code, out, _ = shown.run(capsys, ["store", "gc", "--format", "json", *cli(ws)])
     doc = json.loads(out)

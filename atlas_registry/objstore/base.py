@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import AtlasError
+
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -137,7 +139,12 @@ class StagedStore(Store):
         with lock:
             if not dest.is_file():
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                self.remote_store.fetch(sha, dest)
+                try:
+                    self.remote_store.fetch(sha, dest)
+                except FileNotFoundError:
+                    raise AtlasError(
+                        "STO001", f"missing from the store {self.url} (see `store verify`)", path=key_of(sha)
+                    ) from None
                 os.chmod(dest, OBJECT_MODE)
         return dest
 

@@ -30,6 +30,25 @@ _MISSING = ("404", "NoSuchKey", "NotFound")
 _EXISTS = ("412", "PreconditionFailed", "409", "ConditionalRequestConflict")
 
 
+#: what chooses the client: a change of any of these (a test, another profile) makes a new one
+_CLIENT_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+)
+_CLIENTS: dict[tuple, tuple] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def _secrets() -> list[str]:
     """Credential values in the environment (blanked from every message)."""
     names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -52,17 +71,18 @@ class S3Store(Store):
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = None
-        self._lock = threading.Lock()
         self._conditional = True  # If-None-Match: * until the server says it does not know it
-        self._creds: list[str] = []
+        self._creds: list[str] = []  # credential values, blanked from messages
 
     # -- the client ------------------------------------------------------------------------------
     @property
     def client(self):
         if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._make_client()
+            with _CLIENTS_LOCK:  # one client per configuration and process (boto3 clients are thread-safe)
+                env = tuple(os.environ.get(n) for n in _CLIENT_ENV)
+                if env not in _CLIENTS:
+                    _CLIENTS[env] = self._make_client()
+                self._client, self._creds = _CLIENTS[env]
         return self._client
 
     def _make_client(self):
@@ -89,10 +109,11 @@ class S3Store(Store):
             raise AtlasError(
                 "STO005", f"object store {self.url}: credentials could not be read ({type(e).__name__})"
             ) from None
+        secrets: list[str] = []
         if creds is not None:
             frozen = creds.get_frozen_credentials()
-            self._creds = [v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v]
-        return session.client("s3", region_name=region, config=config)
+            secrets = [v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v]
+        return session.client("s3", region_name=region, config=config), secrets
 
     def _object_key(self, sha: str) -> str:
         return f"{self.prefix}/{key_of(sha)}" if self.prefix else key_of(sha)
@@ -150,11 +171,14 @@ class S3Store(Store):
         return self.size(sha) is not None
 
     def put(self, data: bytes, sha: str | None = None, *, fsync: bool = True) -> str:
-        """Upload ``data`` unless the object is there; ``fsync`` is moot (a PUT that returned is durable)."""
+        """Upload ``data`` unless the object is there: a PUT with ``If-None-Match: *`` (a HEAD first
+        where the server does not know the condition; callers that may hold known objects — ingest —
+        ask :meth:`has` first, so a re-run sends no bytes). ``fsync`` is moot: a PUT that returned
+        is durable."""
         from ..store import sha256_bytes
 
         sha = sha or sha256_bytes(data)
-        if self.has(sha):
+        if not self._conditional and self.has(sha):
             return sha
         kw = {"IfNoneMatch": "*"} if self._conditional else {}
         try:
@@ -169,9 +193,8 @@ class S3Store(Store):
         return sha
 
     def adopt(self, path: str | os.PathLike, sha: str) -> None:
-        """Upload the file (unless the object is there), then remove it."""
-        if not self.has(sha):
-            self.put(Path(path).read_bytes(), sha)
+        """Upload the file (a conditional PUT: :meth:`put`), then remove it."""
+        self.put(Path(path).read_bytes(), sha)
         os.unlink(path)
 
     def read(self, sha: str) -> bytes:
