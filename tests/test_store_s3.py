@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import assert_valid
 from s3server import ACCESS_KEY, SECRET_KEY, S3Server
 from sqlalchemy import text
 from test_revise import TWO_LESIONS, masks_of
@@ -75,20 +76,11 @@ def s3(tmp_path_factory):
             os.environ[k] = v
 
 
-@pytest.fixture(scope="module")
-def shown():
-    return Shown()
-
-
-@pytest.fixture(scope="module")
-def s3_two(s3, synth_two_cohorts, tmp_path_factory):
+def ingest_into_s3(s3: S3Server, data: Path, home: Path) -> Workspace:
     """The 2-cohort dataset ingested (native, then standard) into an S3 store through the CLI."""
-    home = tmp_path_factory.mktemp("s3ws") / "ws"
     url = f"s3://{s3.bucket}/run-{uuid.uuid4().hex[:8]}"
     for part in ("native", "standard"):
-        assert (
-            main(["ingest", str(synth_two_cohorts / part), "--home", str(home), "--store", url, "--workers", "2"]) == 0
-        )
+        assert main(["ingest", str(data / part), "--home", str(home), "--store", url, "--workers", "2"]) == 0
     return Workspace(home, store=url)
 
 
@@ -96,10 +88,22 @@ def cli(ws: Workspace) -> list[str]:
     return ["--home", str(ws.home), "--store", ws.store_url]
 
 
-def test_ingest_verify_and_release_on_s3_give_the_folder_store_bytes(
-    s3_two, s3, _ingested_two_sqlite, tmp_path, capsys, shown
-):
-    ws = s3_two
+def test_every_command_on_an_s3_store(s3, synth_two_cohorts, _ingested_two_sqlite, tmp_path, capsys):
+    """One ingest into S3, then every command on it in turn (one test, so one ingest wherever xdist
+    sends it)."""
+    shown = Shown()
+    ws = ingest_into_s3(s3, synth_two_cohorts, tmp_path / "ws")
+    shown.text.append(capsys.readouterr().out)
+    parts = [tmp_path / p for p in ("release", "revise", "damage", "credentials")]
+    for p in parts:
+        p.mkdir()
+    ingest_verify_and_release_give_the_folder_store_bytes(ws, s3, _ingested_two_sqlite, parts[0], capsys, shown)
+    mask_export_and_revise_read_and_write_s3(ws, _ingested_two_sqlite, parts[1], capsys, shown)
+    verify_reads_objects_back_and_gc_removes_orphans(ws, s3, parts[2], capsys, shown)
+    credentials_are_never_shown_nor_stored(ws, s3, capsys, shown)
+
+
+def ingest_verify_and_release_give_the_folder_store_bytes(ws, s3, _ingested_two_sqlite, tmp_path, capsys, shown):
     prefix = ws.store_url.split("/", 3)[3]
     sizes = recorded(ws)
     # every recorded object is in the bucket, nothing else is, and nothing went to a local folder
@@ -143,8 +147,7 @@ def test_ingest_verify_and_release_on_s3_give_the_folder_store_bytes(
     assert not store.has(stray) and store.has(kept) and all(store.has(sha) for sha in sizes)
 
 
-def test_mask_export_and_revise_read_and_write_s3(s3_two, _ingested_two_sqlite, tmp_path, capsys, shown):
-    ws = s3_two
+def mask_export_and_revise_read_and_write_s3(ws, _ingested_two_sqlite, tmp_path, capsys, shown):
     raw = masks_of(ws, TWO_LESIONS)[(1, "raw_voi", "native")].sha256
     out = tmp_path / "raw.voi"
     code, _, err = shown.run(capsys, ["mask", "export", TWO_LESIONS, "--lesion", "1", "--out", str(out), *cli(ws)])
@@ -169,8 +172,7 @@ def test_mask_export_and_revise_read_and_write_s3(s3_two, _ingested_two_sqlite, 
     assert code == 0 and json.loads(out)["findings"] == []
 
 
-def test_verify_reads_objects_back_and_gc_removes_orphans(s3_two, s3, tmp_path, capsys, shown):
-    ws = s3_two
+def verify_reads_objects_back_and_gc_removes_orphans(ws, s3, tmp_path, capsys, shown):
     prefix = ws.store_url.split("/", 3)[3]
     c = s3.client()
     sizes = recorded(ws)
@@ -200,6 +202,7 @@ def test_verify_reads_objects_back_and_gc_removes_orphans(s3_two, s3, tmp_path, 
     # gc: a dry run lists the stray only; --yes removes it and nothing the registry records
     code, out, _ = shown.run(capsys, ["store", "gc", "--format", "json", *cli(ws)])
     doc = json.loads(out)
+    assert_valid(doc, "store-gc.schema.json")
     assert code == 0 and doc["dry_run"] and [o["sha256"] for o in doc["orphans"]] == [stray]
     assert key(prefix, stray) in s3.keys(prefix)
     code, out, _ = shown.run(capsys, ["store", "gc", "--yes", *cli(ws)])
@@ -208,8 +211,7 @@ def test_verify_reads_objects_back_and_gc_removes_orphans(s3_two, s3, tmp_path, 
     assert key(prefix, stray) not in left and set(left) == {key(prefix, s) for s in sizes if s != gone}
 
 
-def test_credentials_are_never_shown_nor_stored(s3_two, s3, tmp_path, capsys, shown):
-    ws = s3_two
+def credentials_are_never_shown_nor_stored(ws, s3, capsys, shown):
     for args in (["status", "--format", "json"], ["store", "gc"], ["--debug", "store", "verify"]):
         shown.run(capsys, [*args, *cli(ws)])
     # an endpoint that refuses connections: one line, STO005, even with --debug's traceback
@@ -222,7 +224,7 @@ def test_credentials_are_never_shown_nor_stored(s3_two, s3, tmp_path, capsys, sh
     code, _, err = shown.run(capsys, ["store", "verify", "--home", str(ws.home), "--store", f"s3://{ACCESS_KEY}:x@b/p"])
     assert code == 2 and "error [STO006]" in err
     printed = "\n".join(shown.text)
-    assert len(shown.text) > 20 and "s3://" in printed
+    assert len(shown.text) > 25 and "s3://" in printed
     assert SECRET_KEY not in printed and ACCESS_KEY not in printed
     with sqlite3.connect(ws.home / "registry.sqlite") as con:  # every row of every table
         dump = "\n".join(con.iterdump())
