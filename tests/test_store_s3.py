@@ -12,13 +12,14 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import assert_valid
 from s3server import ACCESS_KEY, SECRET_KEY, S3Server
 from sqlalchemy import text
 from test_revise import TWO_LESIONS, masks_of
 
-from atlas_registry import db, release
+from atlas_registry import db, niio, release
 from atlas_registry.cli import main
 from atlas_registry.config import Workspace
 from atlas_registry.errors import AtlasError
@@ -128,6 +129,16 @@ def ingest_verify_and_release_give_the_folder_store_bytes(ws, s3, _ingested_two_
     assert a.manifest_sha256 in out
     linked = (tmp_path / "from-folder" / "icpsr").rglob("*.nii.gz")  # a folder store's objects are hard-linked
     assert any(p.stat().st_nlink > 1 for p in linked)
+    # the report's scan thumbnails and the overlap map read the objects from S3 as from the folder
+    for name, where in (("s3", cli(ws)), ("folder", ["--home", str(ws.home), "--store", str(mirror.root)])):
+        code, _, err = shown.run(capsys, ["report", "--out", str(tmp_path / f"report-{name}"), *where])
+        assert code == 0, err
+        overlap = ["stats", "overlap", "--out", str(tmp_path / f"overlap-{name}.nii.gz"), *where]
+        assert shown.run(capsys, overlap)[0] == 0
+    thumbs = tree(tmp_path / "report-s3" / "img" / "scans")
+    assert len(thumbs) == 18 and thumbs == tree(tmp_path / "report-folder" / "img" / "scans")
+    maps = [niio.decode((tmp_path / f"overlap-{n}.nii.gz").read_bytes(), n) for n in ("s3", "folder")]
+    assert np.array_equal(np.asanyarray(maps[0].dataobj), np.asanyarray(maps[1].dataobj))
 
     folder = Workspace(tmp_path / "folder-ws")
     shutil.copytree(_ingested_two_sqlite.home, folder.home)
