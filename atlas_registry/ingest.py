@@ -171,6 +171,13 @@ class _Writer:
 
         def one(rec) -> tuple:
             """(record, size or None if already stored, written now?)"""
+            if self.store.remote and rec.sha256 not in existing:  # new to the registry: one conditional PUT
+                data = self._spooled(rec)
+                data = data if data is not None else self._load(rec)
+                if not self.store.create(data, rec.sha256):
+                    return rec, None, False  # there already (left by an interrupted ingest): reused
+                self.new_objects.append(rec.sha256)
+                return rec, len(data), True
             if self.store.has(rec.sha256):
                 return rec, None, False
             if self.spool is not None:  # the canonical bytes validation made: moved, not encoded again
@@ -216,6 +223,15 @@ class _Writer:
         if new_rows:
             self.s.execute(insert(StoredObject), [new_rows[k] for k in sorted(new_rows)])
         self.known_objects |= existing | set(new_rows)
+
+    def _spooled(self, rec) -> bytes | None:
+        """The canonical bytes validation spooled for ``rec`` (None without a spool)."""
+        if self.spool is None:
+            return None
+        try:
+            return (self.spool / rec.sha256).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def _size(self, sha: str) -> int:
         n = self.store.size(sha)

@@ -254,21 +254,21 @@ def test_the_endpoint_lost_mid_ingest_leaves_the_registry_unchanged(synth_two_co
         ws = Workspace(tmp_path / "ws", store=f"s3://{server.bucket}/lost")
         assert main(["init", "--home", str(ws.home)]) == 0
         before = counts(ws)
-        real_put, done = S3Store.put, []
+        real_create, done = S3Store.create, []
 
-        def put_then_crash(self, data, sha=None, *, fsync=True):
-            got = real_put(self, data, sha, fsync=fsync)
-            done.append(got)
+        def create_then_crash(self, data, sha):
+            wrote = real_create(self, data, sha)
+            done.append(sha)
             if len(done) == 5:
                 server.stop()  # the server goes away while the other uploads run
-            return got
+            return wrote
 
-        monkeypatch.setattr(S3Store, "put", put_then_crash)
+        monkeypatch.setattr(S3Store, "create", create_then_crash)
         with pytest.raises(AtlasError) as e:
             ingest_path(ws, synth_two_cohorts / "native", workers=2)
         assert e.value.code == "STO005" and SECRET_KEY not in str(e.value)
         assert len(done) >= 5 and counts(ws) == before  # no row, no run, no revision
-        monkeypatch.setattr(S3Store, "put", real_put)
+        monkeypatch.setattr(S3Store, "create", real_create)
         server.start()  # back: the objects uploaded before the loss are orphans until the re-run
         assert server.keys("lost") or server.kind == "moto"  # moto keeps its objects in memory only
         out = ingest_path(ws, synth_two_cohorts / "native", workers=2)

@@ -62,6 +62,13 @@ class Store(ABC):
     def put(self, data: bytes, sha: str | None = None, *, fsync: bool = True) -> str:
         """Store ``data`` once (an object that is there is not rewritten); returns its SHA-256."""
 
+    def create(self, data: bytes, sha: str) -> bool:
+        """Store ``data`` as ``sha`` unless it is there; True when this call wrote it."""
+        if self.has(sha):
+            return False
+        self.put(data, sha, fsync=False)
+        return True
+
     @abstractmethod
     def adopt(self, path: str | os.PathLike, sha: str) -> None:
         """Move the file ``path``, which the caller wrote and knows to hold ``sha``, into the store."""

@@ -171,26 +171,32 @@ class S3Store(Store):
         return self.size(sha) is not None
 
     def put(self, data: bytes, sha: str | None = None, *, fsync: bool = True) -> str:
-        """Upload ``data`` unless the object is there: a PUT with ``If-None-Match: *`` (a HEAD first
-        where the server does not know the condition; callers that may hold known objects — ingest —
-        ask :meth:`has` first, so a re-run sends no bytes). ``fsync`` is moot: a PUT that returned
-        is durable."""
+        """Upload ``data`` unless the object is there (:meth:`create`). ``fsync`` is moot: a PUT that
+        returned is durable."""
         from ..store import sha256_bytes
 
         sha = sha or sha256_bytes(data)
+        self.create(data, sha)
+        return sha
+
+    def create(self, data: bytes, sha: str) -> bool:
+        """One PUT with ``If-None-Match: *``: True when it wrote the object, False when the server
+        answered that it is there (412). Where the server does not know the condition (501), a HEAD
+        first instead. Ingest HEADs the objects the registry already records (a re-run sends no bytes
+        for them) and sends only this PUT for new ones."""
         if not self._conditional and self.has(sha):
-            return sha
+            return False
         kw = {"IfNoneMatch": "*"} if self._conditional else {}
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._object_key(sha), Body=data, **kw)
         except self._errors() as e:
-            if self._is(e, _EXISTS):  # written meanwhile by someone else: the same bytes
-                return sha
+            if self._is(e, _EXISTS):  # there already: the same bytes, not rewritten
+                return False
             if kw and self._is(e, ("501", "NotImplemented")):
-                self._conditional = False  # the HEAD above stands in for the condition
-                return self.put(data, sha)
+                self._conditional = False
+                return self.create(data, sha)
             raise self._fail("PUT", e, sha) from None
-        return sha
+        return True
 
     def adopt(self, path: str | os.PathLike, sha: str) -> None:
         """Upload the file (a conditional PUT: :meth:`put`), then remove it."""
