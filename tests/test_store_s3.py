@@ -298,3 +298,24 @@ def test_a_folder_store_elsewhere_and_by_environment(tmp_path, monkeypatch):
     assert (tmp_path / "elsewhere" / sha[:2] / sha[2:]).read_bytes() == b"x" and sha == sha256_bytes(b"x")
     assert Workspace.resolve(tmp_path / "ws", store="file:///srv/objects").objects_dir == Path("/srv/objects")
     assert Workspace.resolve(tmp_path / "ws", store="s3://b/p").store_url == "s3://b/p"
+
+
+def test_gc_keeps_what_a_row_records_on_either_database(registry, capsys):
+    """`store gc` under the write lock of SQLite and of PostgreSQL (CI): a recorded object stays."""
+    from sqlmodel import Session
+
+    from atlas_registry.clock import now
+    from atlas_registry.models import StoredObject
+
+    store = ObjectStore(registry.objects_dir)
+    kept, stray = store.put(b"recorded by a row"), store.put(b"recorded by none")
+    with Session(db.engine(registry)) as s:
+        s.add(StoredObject(sha256=kept, size_bytes=17, media_type="application/octet-stream", created_at=now()))
+        s.commit()
+    home = ["--home", str(registry.home)] + (["--db", registry.db] if registry.db else [])
+    assert main(["store", "gc", "--format", "json", *home]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [o["sha256"] for o in doc["orphans"]] == [stray] and doc["objects_referenced"] == 1
+    assert store.has(stray)
+    assert main(["store", "gc", "--yes", *home]) == 0
+    assert store.list() == [kept]
