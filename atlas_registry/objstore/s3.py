@@ -6,9 +6,12 @@ where every AWS tool reads them — ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_
 and ``~/.aws/credentials`` — and never from the store URL: the registry and every message name the
 bucket and prefix only, and any credential text a server echoes back is blanked from messages.
 
-Writes are conditional: an object that is there is not rewritten (a HEAD first, then a PUT with
-``If-None-Match: *``; a server that answers 412 already has it). A PUT returns once the object is
-durable, so ingest records its rows only after every PUT of the objects they point at returned.
+Writes are conditional: an object that is there is not rewritten (a PUT with ``If-None-Match: *``;
+a server that answers 412 already has it; a HEAD first where a server answers 501 to the
+condition). A PUT returns once the object is durable, so ingest records its rows only after every
+PUT of the objects they point at returned. Checksums beyond what S3 requires are not sent
+(``request_checksum_calculation="when_required"``: several S3-compatible servers refuse the newer
+ones); what was stored is checked by reading it back (``store verify``, and every fetch).
 Reads are checked against the object's name. A failure of the endpoint (refused, timed out, dropped,
 credentials refused) is ``STO005``, one line, naming the store and what was being done.
 """
