@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -181,6 +182,9 @@ class S3Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
         self.proc = None
+        for port in self.ports:  # the Unix sockets SeaweedFS opens in /tmp, named by our ports
+            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
 
     def stop(self) -> None:
         """The endpoint goes away at once (SIGKILL: a crash, not a clean shutdown)."""
