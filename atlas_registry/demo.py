@@ -89,10 +89,10 @@ def _revise_one_mask(ws: Workspace) -> tuple[str, int, bool]:
     from . import db, niio, tracker
     from .lesion_files import erode
     from .models import Image, Issue, Lesion, LesionMask, Timepoint
+    from .objstore import open_store
     from .revise import MaskFiles, replace_mask
-    from .store import ObjectStore
 
-    store = ObjectStore(ws.objects_dir)
+    store = open_store(ws)
     with Session(db.engine(ws)) as s:
         done = s.exec(
             select(Issue.id, Timepoint.code)
@@ -291,7 +291,7 @@ def run_demo(
     res.steps = steps.log
     console.print(f"\n[bold]done in {res.seconds:.0f} s.[/] Where everything is:")
     console.print(f"  registry        {ws.url}")
-    console.print(f"  object store    {ws.objects_dir}")
+    console.print(f"  object store    {ws.store_url}")
     console.print(f"  synthetic data  {data}")
     for name, p in res.releases.items():
         console.print(f"  release {name:7s} {p}")

@@ -371,20 +371,28 @@ def _regular(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def hash_all(root: Path, todo, workers: int | None, progress: bool, total: int):
+def hash_all(root: Path | None, todo, workers: int | None, progress: bool, total: int, digest=None):
     """(path, SHA-256, entry) of every file in ``todo``, hashed by threads (hashlib releases the GIL),
-    with a progress bar in bytes on stderr when ``progress``."""
+    with a progress bar in bytes on stderr when ``progress``. ``digest(path, entry, advance)``: how a
+    file is read and hashed when it is not a file under ``root`` (an object of a remote store)."""
     workers = workers or min(8, os.cpu_count() or 1)
+
+    def read(rel, entry, advance=None):
+        if digest is not None:
+            return digest(rel, entry, advance)
+        assert root is not None
+        return _sha256(root / rel, advance)
+
     if not progress:
         with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(lambda pe: (pe[0], _sha256(root / pe[0]), pe[1]), todo)
+            yield from pool.map(lambda pe: (pe[0], read(pe[0], pe[1]), pe[1]), todo)
         return
     from .progress import bar
 
     with bar("verify", total, unit="bytes") as b:
 
         def one(pe):
-            return pe[0], _sha256(root / pe[0], b.advance), pe[1]
+            return pe[0], read(pe[0], pe[1], b.advance), pe[1]
 
         with ThreadPoolExecutor(workers) as pool:
             yield from pool.map(one, todo)

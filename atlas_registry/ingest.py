@@ -6,8 +6,9 @@ Order of work, so that a refusal or a kill never leaves anything half-written:
 2. open one transaction and take the registry's write lock (:func:`db.write_lock`);
 3. compare with what the registry holds: identical content is a no-op, different content for a
    known scan is refused (that is what revisions are for);
-4. copy the new files into the content-addressed store (atomic writes; a kill here leaves at most
-   unreferenced objects, never a row pointing at a missing file);
+4. copy the new files into the content-addressed store (atomic writes to a folder, conditional PUTs
+   to S3, in parallel; a kill or a lost endpoint here leaves at most unreferenced objects, never a
+   row pointing at a missing object: ``store gc`` removes them);
 5. insert every row, with the audit log, and commit.
 """
 
@@ -44,8 +45,9 @@ from .models import (
     row_id,
 )
 from .naming import STANDARD_SPACE, parse_scan_id
+from .objstore import open_store
 from .records import ImageRecord, MaskRecord, ValidationResult
-from .store import ObjectStore, sha256_bytes
+from .store import sha256_bytes
 
 
 class IngestRefused(AtlasError):
@@ -132,8 +134,8 @@ class _Writer:
 
     def __init__(self, ws: Workspace, sess: Session, result: ValidationResult, scrub: bool, spool: Path | None = None):
         self.ws, self.s, self.result, self.scrub, self.spool = ws, sess, result, scrub, spool
-        self.store = ObjectStore(ws.objects_dir)
-        self.new_objects: list[str] = []
+        self.store = open_store(ws)
+        self.new_objects: list[str] = []  # written by this writer (appended by the upload threads)
         self.events: list[tuple[str, str | None, str]] = []
         self.known_objects: set[str] = set()
         self.sha_of: dict[str, str] = {}  # relpath -> SHA-256 recorded in the registry
@@ -176,26 +178,34 @@ class _Writer:
 
         def one(rec) -> tuple:
             """(record, size or None if already stored, written now?)"""
+            if self.store.remote and rec.sha256 not in existing:  # new to the registry: one conditional PUT
+                data = self._spooled(rec)
+                data = data if data is not None else self._load(rec)
+                if not self.store.create(data, rec.sha256):
+                    return rec, None, False  # there already (left by an interrupted ingest): reused
+                self.new_objects.append(rec.sha256)
+                return rec, len(data), True
             if self.store.has(rec.sha256):
                 return rec, None, False
             if self.spool is not None:  # the canonical bytes validation made: moved, not encoded again
                 try:
                     size = (self.spool / rec.sha256).stat().st_size
                     self.store.adopt(self.spool / rec.sha256, rec.sha256)
+                    self.new_objects.append(rec.sha256)
                     return rec, size, True
                 except FileNotFoundError:  # another record of the same content took it
                     pass
             data = self._load(rec)
             self.store.put(data, rec.sha256, fsync=False)
+            self.new_objects.append(rec.sha256)
             return rec, len(data), True
 
-        with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
+        workers = min(4, (os.cpu_count() or 1) + 1) if not self.store.remote else self.store.parallel
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # a remote store: the threads wait on the network
             results = list(pool.map(one, todo))
         scrubbed = self.scrubbed_paths()
-        for rec, size, wrote in results:
+        for rec, size, _wrote in results:
             sha = rec.sha256
-            if wrote:
-                self.new_objects.append(sha)
             if isinstance(rec, (ImageRecord, MaskRecord)):  # the canonical form has no header text by construction
                 self.verdicts.add(f"header {sha}")
                 if isinstance(rec, ImageRecord) and rec.defaced:
@@ -211,7 +221,7 @@ class _Writer:
                 continue
             new_rows[sha] = {
                 "sha256": sha,
-                "size_bytes": size if size is not None else self.store.path_of(sha).stat().st_size,
+                "size_bytes": size if size is not None else self._size(sha),
                 "media_type": media_type(rec.relpath),
                 "created_at": now(),
             }
@@ -220,6 +230,30 @@ class _Writer:
         if new_rows:
             self.s.execute(insert(StoredObject), [new_rows[k] for k in sorted(new_rows)])
         self.known_objects |= existing | set(new_rows)
+
+    def _spooled(self, rec) -> bytes | None:
+        """The canonical bytes validation spooled for ``rec`` (None without a spool)."""
+        if self.spool is None:
+            return None
+        try:
+            return (self.spool / rec.sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _size(self, sha: str) -> int:
+        n = self.store.size(sha)
+        if n is None:  # gone since has() said it was there (someone removed it by hand)
+            raise AtlasError("STO001", "an object vanished from the store during ingest", path=self.store.key(sha))
+        return n
+
+    def forget_new_objects(self) -> None:
+        """After a rollback: remove what this writer stored (best effort: an object left behind
+        because the store went away is an orphan, reported by ``store verify``, removed by ``store gc``)."""
+        for sha in list(self.new_objects):
+            try:
+                self.store.remove(sha)
+            except (AtlasError, OSError):
+                pass
 
     def scrubbed_paths(self) -> set[str]:
         """Files whose header text or extensions validation reported as scrubbed (``--scrub-headers``)."""
@@ -352,8 +386,7 @@ def _write(ws: Workspace, result: ValidationResult, *, scrub_headers: bool, spoo
         except BaseException:
             s.rollback()
             # We hold the write lock: nobody else can have started pointing at these objects.
-            for sha in w.new_objects:
-                w.store.remove(sha)
+            w.forget_new_objects()
             raise
     verdicts.add(ws.verdicts_dir, w.verdicts)  # committed: what validation passed need not be checked again
     return w.out

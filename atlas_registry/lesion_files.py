@@ -37,7 +37,7 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
     from . import db, niio, tracker
     from .errors import AtlasError
     from .models import Image, Lesion, LesionMask
-    from .store import ObjectStore
+    from .objstore import open_store
 
     tracker.require_registry(ws)
     with Session(db.engine(ws)) as s:
@@ -61,7 +61,7 @@ def raw_voi(ws: Workspace, scan: str, lesion: int = 0, *, erode_layers: int = 0)
         ).first()
     if row is None:
         raise AtlasError("REV005", f"{scan} has no lesion {lesion}", path=scan)
-    store = ObjectStore(ws.objects_dir)
+    store = open_store(ws)
     if erode_layers <= 0:
         return store.get(row)
     kept = erode(niio.decode(store.get(row), "raw.voi").dataobj, erode_layers)

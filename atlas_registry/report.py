@@ -361,17 +361,18 @@ def _figures(ws: Workspace, data: _Data, out: Path, work: Path, progress: bool) 
 def _thumbnails(ws: Workspace, view, folder: Path, progress: bool) -> dict[str, tuple[str, int, int]]:
     from PIL import Image
 
+    from .objstore import local_objects, open_store
     from .report_figures import thumbnails
-    from .store import ObjectStore
 
-    store = ObjectStore(ws.objects_dir)
-    jobs = []
+    wanted = []
     for sc in view.scans:
         primary = next((les for les in sc.lesions if les.is_primary), None)
         mask = primary and (primary.native_mask("smooth_nii") or (primary.native[0] if primary.native else None))
-        t1 = str(store.path_of(sc.t1_native.sha256))
-        jobs.append((sc.code, t1, str(store.path_of(mask.sha256)) if mask else None))
-    drawn = thumbnails(jobs, progress=progress)
+        wanted.append((sc.code, sc.t1_native.sha256, mask.sha256 if mask else None))
+    shas = {sha for _, t1, m in wanted for sha in (t1, m) if sha}
+    with local_objects(open_store(ws), None, shas) as store:  # a remote store: fetched to a temporary folder
+        jobs = [(code, str(store.local_path(t1)), str(store.local_path(m)) if m else None) for code, t1, m in wanted]
+        drawn = thumbnails(jobs, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for sc in view.scans:

@@ -34,8 +34,6 @@ validation errors keep the validator's code (``MASK…``, ``META…``, ``DEID…
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,7 +67,8 @@ from .models import (
     row_id,
 )
 from .naming import STANDARD_SPACE, VARIANTS, native_relpath, standard_relpath
-from .store import ObjectStore, sha256_bytes
+from .objstore import Store, open_store
+from .store import sha256_bytes
 
 if TYPE_CHECKING:
     import nibabel as nib
@@ -180,7 +179,7 @@ class _Scan:
     report_row: ScanReport | None
     report: dict | None  # as it will be
     lesions: list[_Les]  # by current number; new lesions appended
-    store: ObjectStore
+    store: Store
     _images: dict = field(default_factory=dict)
 
     def image(self, space: str):
@@ -213,7 +212,7 @@ class _Scan:
         return [les for les in self.lesions if not les.removed]
 
 
-def _load(s: Session, tp: Timepoint, store: ObjectStore) -> _Scan:
+def _load(s: Session, tp: Timepoint, store: Store) -> _Scan:
     def current(model, *where):
         return s.exec(select(model).where(*where, model.retired_rev_id.is_(None))).all()
 
@@ -353,13 +352,11 @@ def _set_files(scan: _Scan, les: _Les, files: MaskFiles) -> None:
 # -- validation ----------------------------------------------------------------------------------
 
 
-def _place(store: ObjectStore, sha: str, dest: Path) -> None:
-    """Put store object ``sha`` at ``dest`` (hard link when possible: the store never rewrites)."""
+def _place(store: Store, sha: str, dest: Path) -> None:
+    """Put store object ``sha`` at ``dest`` (a hard link from a folder store: it never rewrites;
+    fetched from a remote one)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(store.path_of(sha), dest)
-    except OSError:
-        shutil.copyfile(store.path_of(sha), dest)
+    store.fetch(sha, dest)
 
 
 def _metadata_tables(scan: _Scan) -> dict[str, list[dict]]:
@@ -446,7 +443,7 @@ def _materialize(scan: _Scan, tmp: Path, standard: bool):
     return native, std
 
 
-def _put(store: ObjectStore, les: _Les, key: tuple[str, str], dest: Path) -> None:
+def _put(store: Store, les: _Les, key: tuple[str, str], dest: Path) -> None:
     if key in les.files:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(les.files[key])
@@ -514,7 +511,7 @@ def _apply(
         raise AtlasError(
             "REV011", f"{tp.code} is withdrawn; `atlas-registry revise reinstate` brings it back first", path=tp.code
         )
-    scan = _load(s, tp, ObjectStore(ws.objects_dir))
+    scan = _load(s, tp, open_store(ws))
     details = {"scan": tp.code, **change(scan)}
     files_change = any(one.files or one.removed for one in scan.lesions)
     if files_change:
@@ -571,8 +568,7 @@ def _check_and_write(ws: Workspace, s: Session, scan: _Scan, rev: Revision, deta
             _write_rows(s, scan, row_id(rev), writers, details)
         except BaseException:
             for w in writers:
-                for sha in w.new_objects:
-                    w.store.remove(sha)
+                w.forget_new_objects()
             raise
     if scan.report_changed:
         if scan.report_row is not None:

@@ -262,7 +262,7 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
     import numpy as np
 
     from . import niio
-    from .store import ObjectStore
+    from .objstore import open_store
 
     out = Path(out)
     if not (out.name.endswith(".nii.gz") or out.name.endswith(".nii")):
@@ -273,14 +273,15 @@ def overlap_map(ws: Workspace, out: str | Path, release: str | None = None) -> d
             "STAT004",
             "no standard-space primary lesion masks to average" + (f" in release {release!r}" if release else ""),
         )
-    store = ObjectStore(ws.objects_dir)
+    store = open_store(ws)
     counts: np.ndarray | None = None
     affine = None
     for scan, sha in sources:
-        path = store.path_of(sha)
-        if not path.is_file():
-            raise AtlasError("STAT005", f"{scan}: mask object {sha[:12]}… is missing from the store")
-        img = niio.decode(path.read_bytes(), f"{scan} (object {sha[:12]})")
+        try:
+            data = store.read(sha)
+        except (FileNotFoundError, IsADirectoryError):
+            raise AtlasError("STAT005", f"{scan}: mask object {sha[:12]}… is missing from the store") from None
+        img = niio.decode(data, f"{scan} (object {sha[:12]})")
         mask = np.asanyarray(img.dataobj) > 0
         if counts is None or affine is None:
             counts, affine = np.zeros(mask.shape, np.uint32), img.affine
@@ -323,10 +324,11 @@ def _mean_t1(ws: Workspace, store, scans: list[str], shape):
 
     total, n = None, 0
     for sha in _template_images(ws, scans):
-        path = store.path_of(sha)
-        if not path.is_file():
+        try:
+            data = store.read(sha)
+        except (FileNotFoundError, IsADirectoryError):
             continue
-        arr = np.asarray(niio.decode(path.read_bytes(), sha).get_fdata(dtype=np.float32))
+        arr = np.asarray(niio.decode(data, sha).get_fdata(dtype=np.float32))
         if arr.shape != tuple(shape):
             continue
         total = arr if total is None else total + arr

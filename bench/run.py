@@ -32,6 +32,8 @@ def runs(quick: bool) -> list[list[str]]:
         ["release.py", "--scale", scale, "--runs", "3"],
         ["intake.py", "--scale", scale, "--scans", "300", "--runs", "1"],
         ["peers.py", "--scale", "small", "--runs", "3"],
+        ["store.py", "--scale", scale, "--runs", "3"],
+        ["store.py", "--scale", scale, "--cohort", "all", "--runs", "1"],
         ["sql.py"],
     ]
 
@@ -158,6 +160,39 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                         "—",
                     )
                 )
+    for name in ("store-small", "store-small-all", "store-full", "store-full-all"):
+        r = load(name)
+        if r:
+            scale = r["scale"]
+            who = "every cohort" if r["cohort"] == "all" else f"cohort {r['cohort']}"
+            what = f"{who} ({r['objects']} objects, {r['bytes'] / 1e9:.2f} GB), {scale} scale"
+            out.append(
+                (
+                    f"ingest into S3 ({r['server']} on loopback), {what}",
+                    f"{r['ingest_s3_s']:.1f} s ({r['ingest_ratio']:.2f}×)",
+                    f"the same ingest into a folder: {r['ingest_folder_s']:.1f} s",
+                    "≤ 1.5× folder",
+                    mark(r["ingest_ratio"] <= 1.5),
+                )
+            )
+            out.append(
+                (
+                    f"store verify on S3 ({r['server']} on loopback), {what}",
+                    f"{r['verify_s3_s']:.2f} s ({r['verify_ratio']:.2f}×)",
+                    f"every object read once through the same client: {r['read_all_s3_s']:.2f} s",
+                    "≤ 1.5× reading",
+                    mark(r["verify_ratio"] <= 1.5),
+                )
+            )
+            out.append(
+                (
+                    f"release build from S3 (objects fetched, no hard links), {what}",
+                    f"{r['build_s3_s']:.1f} s ({r['build_ratio']:.2f}×)",
+                    f"the same build from a folder store: {r['build_folder_s']:.1f} s",
+                    "none (measured: the cost of S3)",
+                    "—",
+                )
+            )
     r = load("sql")
     if r and "snapshot_upkeep" in r:  # sql on the registry's snapshot (issue 15)
         size = f"{r['scans']:,} scans, {r['lesions']:,} lesions"

@@ -87,6 +87,7 @@ def outputs(synth_two_cohorts, tmp_path_factory) -> dict[str, list]:
     run("ingest", str(bad), "--workers", "1", "--no-progress", ok=(1,))  # refused: the findings
     run("status")
     run("store verify", "--no-progress")
+    run("store gc")  # a dry run: lists what nothing refers to
     run("sql", "SELECT cohort, COUNT(*) AS scans FROM scans GROUP BY cohort ORDER BY cohort")
     run("stats tables")
     run("stats volumes")

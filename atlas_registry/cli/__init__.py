@@ -20,14 +20,14 @@ from ..config import Workspace
 app = typer.Typer(
     name="atlas-registry",
     help="Curate, validate and publish stroke lesion datasets (ATLAS) from an SQL registry.\n\n"
-    "The global options --home, --db and --debug may also follow the subcommand.",
+    "The global options --home, --db, --store and --debug may also follow the subcommand.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     add_completion=False,
 )
 
-_state: dict = {"home": None, "db": None, "debug": False}
+_state: dict = {"home": None, "db": None, "store": None, "debug": False}
 
 #: ``--format`` of a command whose result is text or (indented, schema-backed) JSON.
 TextJson = Literal["text", "json"]
@@ -36,7 +36,7 @@ TextJson = Literal["text", "json"]
 USAGE_CODE = "CLI001"
 
 #: The options every command accepts, before or after the subcommand.
-GLOBAL_OPTIONS = ("home", "db", "debug")
+GLOBAL_OPTIONS = ("home", "db", "store", "debug")
 
 
 def format_option(default: str = "text", help: str = "output: text for people, json (indented) for programs"):
@@ -103,6 +103,13 @@ def _root(
         metavar="URL",
         help="SQLAlchemy URL of the registry (env ATLAS_REGISTRY_DB; default SQLite in the workspace).",
     ),
+    store: str = typer.Option(
+        None,
+        "--store",
+        metavar="URL",
+        help="Object store: a folder or s3://bucket/prefix (env ATLAS_REGISTRY_STORE; default HOME/objects; "
+        "S3 endpoint and credentials from the AWS variables and config files).",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     version: bool = typer.Option(
         False,
@@ -112,12 +119,12 @@ def _root(
         help="Print the version and the registry schema it writes, and exit.",
     ),
 ):
-    _state.update(home=home, db=db, debug=debug or _state["debug"])
+    _state.update(home=home, db=db, store=store, debug=debug or _state["debug"])
 
 
 def workspace() -> Workspace:
     """The workspace chosen by the global options and environment."""
-    return Workspace.resolve(_state["home"], _state["db"])
+    return Workspace.resolve(_state["home"], _state["db"], _state["store"])
 
 
 def _register_commands() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from . import TextJson, app, format_option, progress_option, want_progress, workspace
+from . import TextJson, app, emit, format_option, progress_option, want_progress, workspace
 
 store_app = typer.Typer(
-    help="The object store: check that every file the registry records is there, whole.", no_args_is_help=True
+    help="The object store (a folder or S3): check that every file the registry records is there, whole; "
+    "remove the objects nothing refers to.",
+    no_args_is_help=True,
 )
 app.add_typer(store_app, name="store")
 
@@ -27,3 +29,16 @@ def verify_cmd(
     result = verify_store(workspace(), workers=workers, progress=want_progress(progress, format))
     typer.echo(json.dumps(result.to_dict(), indent=2) if format == "json" else result.to_text())
     return 0 if result.ok else 1
+
+
+@store_app.command("gc")
+def gc_cmd(
+    yes: bool = typer.Option(False, "--yes", help="remove the orphaned objects [default: a dry run that lists them]"),
+    format: TextJson = format_option(),
+):
+    """List the objects of the store that no registry row or release refers to (left by interrupted
+    ingests), and with --yes remove them. Never removes an object a row or a release uses."""
+    from ..store_check import gc_store
+
+    emit(gc_store(workspace(), yes=yes), format)
+    return 0

@@ -12,13 +12,29 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from ..store import ObjectStore
+from ..objstore import local_objects, open_store
 from .output import Cache, ManifestEntry, Output
 from .view import ReleaseView, build_view
 
 __all__ = ["ManifestEntry", "ReleaseView", "build_view", "write_archives"]
+
+
+def view_objects(view: ReleaseView, archives) -> set[str]:
+    """The store objects a build of ``view`` copies: native files (icpsr), standardized ones (bids)."""
+    shas: set[str] = set()
+    if "icpsr" in archives:
+        for s in view.scans:
+            shas.add(s.t1_native.sha256)
+            shas.update(m.sha256 for les in s.lesions for m in les.native)
+    if "bids" in archives:
+        for s in view.standard_scans:
+            if s.t1_standard is not None:
+                shas.add(s.t1_standard.sha256)
+            shas.update(les.standard.sha256 for les in s.lesions if les.standard is not None)
+    return shas
 
 
 def write_archives(
@@ -48,13 +64,19 @@ def write_archives(
     mine = Path(cache_dir) / "export" if cache_dir is not None else None  # the folder may be shared
     cache = Cache(mine)
     gate = Gate(ws.verdicts_dir)
-    output = Output(out, ObjectStore(ws.objects_dir), cache, existing=existing)
     archives = view.spec.archives
     t0 = time.perf_counter()
 
     def say(what: str) -> None:
         if progress:
             print(f"[{time.perf_counter() - t0:6.1f}s] {what}", file=sys.stderr, flush=True)
+
+    stack = ExitStack()
+    store = open_store(ws)
+    if store.remote:  # no hard links from S3: every object is fetched (in parallel, checked) beside the build
+        say(f"fetching {len(view_objects(view, archives))} objects from {store.url}")
+    objects = stack.enter_context(local_objects(store, out.parent, view_objects(view, archives)))
+    output = Output(out, objects, cache, existing=existing)
 
     done = False
     try:
@@ -80,7 +102,10 @@ def write_archives(
         removed = output.prune({e.path for e in output.entries}) if existing else 0
         done = True
     finally:
-        output.close(cancel=not done)  # a failed build stops at once: no copying of what will be thrown away
+        try:
+            output.close(cancel=not done)  # a failed build stops at once: no copying of what will be thrown away
+        finally:
+            stack.close()  # the fetched objects of a remote store (the build's files are links of them)
     gate.save()  # only after a complete build: every remembered verdict passed
     say(
         f"done: {len(output.entries)} files ({output.reused} kept from the earlier build, {removed} removed); "

@@ -521,7 +521,7 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
         scan=s.code,
         rev=s.t1_standard.created_rev_id,
     )
-    path = store.path_of(s.t1_standard.sha256)
+    path = output.object_path(s.t1_standard.sha256)
     gate.nifti("bids/" + t1, path, s.t1_standard.sha256, mask=False)
     output.submit(gate.defaced, "bids/" + t1, path, s.t1_standard.sha256)
     template = template_reference(space, s.t1_standard.voxel_mm)
@@ -546,7 +546,7 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
         m = _standard_mask(les)
         output.copy_object("bids/" + rel, m.sha256, m.size, archive="bids", scan=s.code, rev=m.created_rev_id)
         masks.append(MaskFile(s.code, les.number, lesion_desc(les.number), "bids/" + rel, m.size, m.sha256))
-        gate.nifti("bids/" + rel, store.path_of(m.sha256), m.sha256, mask=True)
+        gate.nifti("bids/" + rel, output.object_path(m.sha256), m.sha256, mask=True)
         what = "primary lesion" if les.is_primary else f"secondary lesion {les.number} (largest secondary first)"
         side = {
             "Type": "Lesion",

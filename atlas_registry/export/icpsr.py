@@ -523,7 +523,7 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         for rel, ref, is_mask in _scan_files(s):
             path = f"{NATIVE}/{rel}"
             output.copy_object(path, ref.sha256, ref.size, archive="icpsr", scan=s.code, rev=ref.created_rev_id)
-            gate.nifti(path, output.store.path_of(ref.sha256), ref.sha256, mask=is_mask)
+            gate.nifti(path, output.object_path(ref.sha256), ref.sha256, mask=is_mask)
     tabs = tables(view)
     files = []
     for i, (name, (cols, rows)) in enumerate(tabs.items(), start=1):

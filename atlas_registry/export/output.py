@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store import OBJECT_MODE, ObjectStore, sha256_bytes
+from ..objstore import Store
+from ..store import OBJECT_MODE, sha256_bytes
 from .determinism import FILE_MODE, json_bytes
 
 
@@ -148,7 +149,7 @@ class Output:
     def __init__(
         self,
         out: Path,
-        store: ObjectStore,
+        store: Store,
         cache: Cache,
         workers: int | None = None,
         existing: dict[str, os.stat_result] | None = None,
@@ -222,8 +223,16 @@ class Output:
         :meth:`wait` (after the small files and folders are written)."""
         p = self.path(rel)
         self._parent(p)
-        self._copies.append((self.store.path_of(sha), p, size))
+        self._copies.append((self.object_path(sha), p, size))
         return self._record(rel, size, sha, archive, scan, rev)
+
+    def object_path(self, sha: str) -> Path:
+        """A local file of the store object ``sha``: the folder store's own, or (a remote store seen
+        through :func:`~atlas_registry.objstore.local_objects`) the copy fetched for this build."""
+        path = self.store.local_path(sha)
+        if path is None:
+            raise TypeError(f"{self.store.url}: a remote store must be staged (objstore.local_objects)")
+        return path
 
     def link(self, src: Path, dst: Path, size: int) -> None:
         """``dst`` becomes ``src`` (``size`` bytes, checked): a hard link, made now, or, once links have
