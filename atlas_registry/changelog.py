@@ -93,6 +93,8 @@ class Edition:
     last_revision_id: int | None
     membership: dict[str, bool]  # scan code -> in the standardized subset
     published_at: datetime | None = None
+    # scans whose masks the release withholds (test and hidden splits): their corrections are counted, not told
+    withheld: frozenset[str] = frozenset()
 
 
 def published_before(s: Session, current: Edition) -> list[Edition]:
@@ -120,6 +122,11 @@ def membership(s: Session, release_id: int) -> dict[str, bool]:
 
 
 def edition_of(s: Session, rel: Release) -> Edition:
+    withheld = s.exec(
+        select(Timepoint.code)
+        .join(ReleaseScan, ReleaseScan.timepoint_id == Timepoint.id)
+        .where(ReleaseScan.release_id == rel.id, ReleaseScan.split.in_(("test", "hidden")))
+    ).all()
     return Edition(
         rel.name,
         rel.version,
@@ -127,6 +134,7 @@ def edition_of(s: Session, rel: Release) -> Edition:
         rel.last_revision_id,
         membership(s, rel.id),
         rel.published_at if rel.status == "published" else None,
+        frozenset(withheld),
     )
 
 
@@ -164,7 +172,11 @@ def edition_lines(s: Session, ed: Edition, prev: Edition | None) -> list[str]:
     if removed:
         lines.append(f"Removed {len(removed)} scan(s).")
     # the revisions of the scans it holds, and of those it no longer holds (a withdrawal says why)
-    lines += _issue_lines(changes_between(s, prev.last_revision_id, ed.last_revision_id, set(ed.membership) | removed))
+    changes = changes_between(s, prev.last_revision_id, ed.last_revision_id, set(ed.membership) | removed)
+    lines += _issue_lines([c for c in changes if c.scan not in ed.withheld])
+    hidden = sum(1 for c in changes if c.scan in ed.withheld)
+    if hidden:
+        lines.append(f"{hidden} correction(s) to scans whose masks are withheld (test and hidden sets).")
     if not lines:
         lines.append("No changes to the data.")
     return lines
