@@ -1,0 +1,377 @@
+"""Scoring segmentation submissions against a release's withheld masks (the test and hidden sets of
+:mod:`atlas_registry.splits`), as the ATLAS R2.0 challenge scored them.
+
+A submission is a folder of predicted lesion masks, one per scan of the split in the standardized
+subset, named as the BIDS archive names the scan's union mask
+(``sub-<L>_ses-<n>_space-<space>_label-L_desc-T1lesion_mask.nii.gz``) or by the public scan label
+(``sub-<L>_ses-<n>.nii.gz``), on the grid of the scan's standardized T1, with values 0 and 1. The truth
+is the union of the scan's standard-space lesion masks as the release recorded them, read from the object
+store; nothing is written.
+
+Metrics per scan (:func:`scan_metrics`):
+
+* ``dice``: 2|T∩P| / (|T| + |P|); 1 when both masks are empty;
+* ``volume_diff_voxels``, ``volume_diff_mm3``: | |P| − |T| |;
+* ``lesion_count_diff``: | components(P) − components(T) |, 26-connected
+  (``scipy.ndimage.label`` with a 3×3×3 structure);
+* ``lesion_f1``: lesion-wise F1 = 2TP / (2TP + FP + FN): a true lesion (component of T) is detected (TP)
+  when at least one predicted voxel lies in it, else it is a FN; a predicted component with no voxel in
+  any true lesion is a FP; 1 when both masks are empty.
+
+The summary of a split is the mean of each metric over its scans. A leaderboard ranks several submissions
+by their mean rank over the metrics (:data:`RANKED`; ties share the average rank), each split's ranks
+weighted by :data:`WEIGHTS` (the hidden set 4×, to discourage tuning on the public test set).
+
+Rule codes: ``SCORE001`` the release cannot be scored (unknown, not built, no splits, no scans in the split's
+standardized subset), ``SCORE002`` a scan of the split has no prediction, ``SCORE003`` a file that is not the
+prediction of one scan of the split (unknown name, another scan, twice the same scan), ``SCORE004`` a file
+that cannot be read as NIfTI, ``SCORE005`` a prediction not on the grid of the scan's T1 (shape or affine),
+``SCORE006`` values other than 0 and 1, ``SCORE007`` the submission is not a folder.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .config import Workspace
+from .errors import AtlasError
+
+STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
+METRICS = ("dice", "volume_diff_mm3", "volume_diff_voxels", "lesion_count_diff", "lesion_f1")
+RANKED = {"dice": True, "volume_diff_mm3": False, "lesion_count_diff": False, "lesion_f1": True}  # higher better?
+WEIGHTS = {"test": 1.0, "hidden": 4.0}
+AFFINE_TOLERANCE_MM = 1e-3
+_NAME = re.compile(r"^(sub-[a-z0-9]+_ses-[0-9]+)(?:_[A-Za-z0-9_-]*)?\.nii(?:\.gz)?$")
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def _box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box holding every voxel of ``a`` or ``b``, one voxel wider (so components touching
+    its edge are whole), or ``None`` when both are empty."""
+    out = []
+    for ax in range(3):
+        other = tuple(i for i in range(3) if i != ax)
+        hit = np.flatnonzero(a.any(axis=other) | b.any(axis=other))
+        if hit.size == 0:
+            return None
+        out.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, a.shape[ax])))
+    return tuple(out)
+
+
+def scan_metrics(truth: np.ndarray, pred: np.ndarray, voxel_mm3: float) -> dict[str, float]:
+    """The metrics of one prediction (boolean arrays of one shape)."""
+    box = _box(truth, pred)
+    if box is None:
+        return {"dice": 1.0, "volume_diff_mm3": 0.0, "volume_diff_voxels": 0, "lesion_count_diff": 0, "lesion_f1": 1.0}
+    t, p = truth[box], pred[box]
+    nt, np_ = int(t.sum()), int(p.sum())
+    inter = int(np.count_nonzero(t & p))
+    dice = 2.0 * inter / (nt + np_)
+    lt, n_true = ndi.label(t, structure=STRUCTURE_26)
+    lp, n_pred = ndi.label(p, structure=STRUCTURE_26)
+    hit_true = np.unique(lt[p & t])  # true components with a predicted voxel in them
+    hit_pred = np.unique(lp[p & t])  # predicted components with a voxel in a true lesion
+    tp = int(np.count_nonzero(hit_true))
+    fn = n_true - tp
+    fp = n_pred - int(np.count_nonzero(hit_pred))
+    f1 = 1.0 if tp + fp + fn == 0 else 2.0 * tp / (2.0 * tp + fp + fn)
+    diff = abs(np_ - nt)
+    return {
+        "dice": dice,
+        "volume_diff_mm3": diff * voxel_mm3,
+        "volume_diff_voxels": diff,
+        "lesion_count_diff": abs(n_pred - n_true),
+        "lesion_f1": f1,
+    }
+
+
+# -- the truth -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A scan of the split to score: its public names and where its standard-space masks are."""
+
+    public_scan: str  # sub-<L>_ses-<n>
+    bids_name: str  # file name of its union mask in the BIDS archive
+    masks: tuple[str, ...]  # SHA-256 of its standard-space lesion masks
+    shape: tuple[int, int, int]
+
+
+def truths(ws: Workspace, release: str, split: str) -> tuple[str, list[Truth]]:
+    """(release name, the scans of ``split`` in the release's standardized subset), as recorded."""
+    from sqlmodel import select
+
+    from . import db
+    from .export.bids import UNION_DESC, mask_path
+    from .export.view import recorded_view
+    from .models import Release
+    from .release_spec import parse_spec
+    from .tracker import require_registry
+
+    require_registry(ws)
+    with db.session(ws) as s:
+        rel = s.exec(select(Release).where(Release.name == release)).first()
+        if rel is None or rel.status == "draft" or rel.manifest_sha256 is None:
+            raise AtlasError("SCORE001", f"release {release!r} has not been built: nothing to score against")
+        spec = parse_spec(rel.spec, rel.name)
+        if spec.splits is None:
+            raise AtlasError("SCORE001", f"release {release} has no benchmark splits ([splits] in its specification)")
+        view = recorded_view(s, spec, rel)
+    space = spec.standard.space
+    out = []
+    for sc in view.scans:
+        if sc.split != split or not sc.in_standard:
+            continue
+        masks = tuple(les.standard.sha256 for les in sc.lesions if les.standard is not None)
+        shape = sc.t1_standard.shape if sc.t1_standard else (0, 0, 0)
+        out.append(Truth(sc.public_scan, Path(mask_path(sc, space, UNION_DESC)).name, masks, shape))
+    if not out:
+        raise AtlasError("SCORE001", f"release {release} has no {split} scans in its standardized subset")
+    return rel.name, sorted(out, key=lambda t: t.public_scan)
+
+
+def _truth_array(store, t: Truth):
+    """(boolean union of the scan's lesion masks, affine, voxel volume mm^3)."""
+    from . import niio
+
+    union = None
+    affine = None
+    for sha in t.masks:
+        img = niio.decode(store.get(sha), sha)
+        data = np.asanyarray(img.dataobj) > 0
+        union = data if union is None else union | data
+        affine = img.affine
+    return union, affine
+
+
+# -- a submission ----------------------------------------------------------------------------------
+
+
+def match_files(folder: Path, wanted: dict[str, Truth], ignore: frozenset[str] = frozenset()) -> dict[str, Path]:
+    """public scan -> prediction file; SCORE002/003/007 for a folder that is not one file per scan.
+    Files of the scans in ``ignore`` (another split scored from the same folder) are passed over."""
+    if not folder.is_dir():
+        raise AtlasError("SCORE007", "the submission is not a folder of predicted masks", path=str(folder))
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        m = _NAME.match(p.name)
+        if m is None or not p.is_file():
+            raise AtlasError(
+                "SCORE003",
+                "not a predicted mask: name it as the BIDS archive names the scan's union mask, "
+                "or sub-<label>_ses-<n>.nii.gz",
+                path=str(p),
+            )
+        scan = m.group(1)
+        if scan in ignore:
+            continue
+        if scan not in wanted:
+            raise AtlasError("SCORE003", f"{scan} is not a scan of the split being scored", path=str(p))
+        if scan in found:
+            raise AtlasError(
+                "SCORE003", f"a second prediction for {scan} (the first is {found[scan].name})", path=str(p)
+            )
+        found[scan] = p
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise AtlasError(
+            "SCORE002",
+            f"{len(missing)} scan(s) of the split have no prediction; first: {wanted[missing[0]].bids_name}",
+            path=str(folder / wanted[missing[0]].bids_name),
+        )
+    return found
+
+
+def read_prediction(path: Path, shape, affine) -> np.ndarray:
+    """A predicted mask as a boolean array; SCORE004/005/006."""
+    import nibabel as nib
+
+    try:
+        img: Any = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as e:
+        raise AtlasError("SCORE004", f"cannot read as NIfTI: {type(e).__name__}: {e}", path=str(path)) from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.shape != tuple(shape):
+        raise AtlasError(
+            "SCORE005", f"shape {data.shape} is not the grid of the scan's T1 {tuple(shape)}", path=str(path)
+        )
+    if affine is not None and not np.allclose(img.affine, affine, atol=AFFINE_TOLERANCE_MM):
+        raise AtlasError("SCORE005", "the affine is not that of the scan's T1 (another space or grid)", path=str(path))
+    if data.dtype == bool:
+        return data
+    bad = (data != 0) & (data != 1)
+    if bad.any():
+        v = data[bad].flat[0]
+        raise AtlasError("SCORE006", f"values other than 0 and 1 (e.g. {v!r}): a mask is binary", path=str(path))
+    return data != 0
+
+
+@dataclass
+class SplitScore:
+    split: str
+    scans: list[dict]  # one row per scan: public scan, file, metrics
+    summary: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "n_scans": len(self.scans), "summary": self.summary, "scans": self.scans}
+
+
+@dataclass
+class Submission:
+    name: str
+    path: str
+    splits: dict[str, SplitScore] = field(default_factory=dict)
+    mean_rank: float | None = None
+    rank: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "rank": self.rank,
+            "mean_rank": self.mean_rank,
+            "splits": {k: v.to_dict() for k, v in self.splits.items()},
+        }
+
+
+@dataclass
+class ScoreResult:
+    release: str
+    splits: list[str]
+    submissions: list[Submission]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "release": self.release,
+            "splits": self.splits,
+            "metrics": list(METRICS),
+            "ranked_by": {k: "higher" if v else "lower" for k, v in RANKED.items()},
+            "weights": {k: WEIGHTS[k] for k in self.splits},
+            "submissions": [s.to_dict() for s in self.submissions],
+            "seconds": self.seconds,
+        }
+
+    def to_text(self) -> str:
+        out = [f"Scores against release {self.release} ({', '.join(self.splits)})"]
+        head = f"  {'rank':>4} {'submission':24s} {'split':7s} {'scans':>5} " + " ".join(f"{m:>18s}" for m in METRICS)
+        out.append(head)
+        for sub in self.submissions:
+            for k, sp in sub.splits.items():
+                rank = f"{sub.rank}" if sub.rank is not None else "-"
+                cells = " ".join(f"{sp.summary[m]:18.4f}" for m in METRICS)
+                out.append(f"  {rank:>4} {sub.name[:24]:24s} {k:7s} {len(sp.scans):5d} {cells}")
+            if sub.mean_rank is not None and len(self.submissions) > 1:
+                out.append(f"       mean rank {sub.mean_rank:.3f}")
+        return "\n".join(out)
+
+
+def _summary(rows: list[dict]) -> dict[str, float]:
+    return {m: float(np.mean([r[m] for r in rows])) if rows else math.nan for m in METRICS}
+
+
+def score_split(ws: Workspace, folder: Path, release: str, split: str, *, _cache: dict | None = None) -> SplitScore:
+    """Score one submission folder on one split."""
+    from .store import ObjectStore
+
+    _, ts = truths(ws, release, split)
+    return _score(ObjectStore(ws.objects_dir), Path(folder), ts, split, {} if _cache is None else _cache)
+
+
+def _score(
+    store, folder: Path, ts: list[Truth], split: str, cache: dict, ignore: frozenset[str] = frozenset()
+) -> SplitScore:
+    wanted = {t.public_scan: t for t in ts}
+    files = match_files(folder, wanted, ignore)
+    rows = []
+    for t in ts:
+        truth = cache.get(t.public_scan)
+        if truth is None:
+            truth = _truth_array(store, t)
+            if cache.get("_keep", True):
+                cache[t.public_scan] = truth
+        union, affine = truth
+        path = files[t.public_scan]
+        pred = read_prediction(path, union.shape, affine)
+        vox = float(abs(np.linalg.det(affine[:3, :3])))
+        rows.append({"scan": t.public_scan, "file": path.name, **scan_metrics(union, pred, vox)})
+    return SplitScore(split, rows, _summary(rows))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values`` (smallest first), ties sharing their average rank."""
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        below, same = np.sum(values < v), np.sum(values == v)
+        out[i] = below + (same + 1) / 2
+    return out
+
+
+def rank(submissions: list[Submission]) -> None:
+    """Rank submissions by their weighted mean rank over the metrics and splits (1 = best)."""
+    if not submissions:
+        return
+    total = np.zeros(len(submissions))
+    weight = 0.0
+    for split in submissions[0].splits:
+        for metric, higher in RANKED.items():
+            vals = np.array([s.splits[split].summary[metric] for s in submissions], dtype=float)
+            r = _ranks(-vals if higher else vals)
+            total += WEIGHTS.get(split, 1.0) * r
+            weight += WEIGHTS.get(split, 1.0)
+    for s, t in zip(submissions, total, strict=True):
+        s.mean_rank = round(float(t / weight), 6)
+    order = sorted(range(len(submissions)), key=lambda i: (submissions[i].mean_rank, submissions[i].name))
+    place = 0
+    last = None
+    for n, i in enumerate(order, start=1):
+        if submissions[i].mean_rank != last:
+            place, last = n, submissions[i].mean_rank
+        submissions[i].rank = place
+    submissions.sort(key=lambda s: (s.rank, s.name))
+
+
+def score(ws: Workspace, folders: list[Path], release: str, splits: list[str]) -> ScoreResult:
+    """Score each submission folder on each split (a folder holds the predictions of every split
+    asked), and rank them."""
+    from .store import ObjectStore
+
+    started = time.perf_counter()
+    store = ObjectStore(ws.objects_dir)
+    other = [k for k in splits if k not in WEIGHTS]
+    if other:
+        raise AtlasError("SCORE001", f"split {other[0]!r} is not withheld: only test and hidden scans are scored")
+    splits = sorted(dict.fromkeys(splits), key=lambda k: ("test", "hidden").index(k))
+    wanted: dict[str, list[Truth]] = {}
+    name = release
+    for k in splits:
+        name, wanted[k] = truths(ws, release, k)
+    cache: dict = {"_keep": len(folders) > 1}  # the truth is read once for a leaderboard
+    subs = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise AtlasError("SCORE007", "the submission is not a folder of predicted masks", path=str(folder))
+        sub = Submission(folder.name, str(folder))
+        for k in splits:  # one folder holds the predictions of every split asked: each scores its own files
+            others = frozenset(t.public_scan for j in splits if j != k for t in wanted[j])
+            sub.splits[k] = _score(store, folder, wanted[k], k, cache, others)
+        subs.append(sub)
+    rank(subs)
+    return ScoreResult(name, splits, subs, round(time.perf_counter() - started, 3))
