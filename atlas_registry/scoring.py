@@ -26,7 +26,10 @@ Rule codes: ``SCORE001`` the release cannot be scored (unknown, not built, no sp
 standardized subset), ``SCORE002`` a scan of the split has no prediction, ``SCORE003`` a file that is not the
 prediction of one scan of the split (unknown name, another scan, twice the same scan), ``SCORE004`` a file
 that cannot be read as NIfTI, ``SCORE005`` a prediction not on the grid of the scan's T1 (shape or affine),
-``SCORE006`` values other than 0 and 1, ``SCORE007`` the submission is not a folder.
+``SCORE006`` values other than 0 and 1, ``SCORE007`` the submission is not a folder, ``SCORE008`` ``--html``
+names a folder.
+
+:func:`leaderboard_html` draws the leaderboard as a static page in the style of the release report.
 """
 
 from __future__ import annotations
@@ -96,6 +99,12 @@ def scan_metrics(truth: np.ndarray, pred: np.ndarray, voxel_mm3: float) -> dict[
     }
 
 
+def union_mask_name(public_scan: str, space: str) -> str:
+    """The file name of a scan's union mask in the BIDS archive (``export.bids.mask_path`` with desc
+    ``T1lesion``; not imported from there, which would load the archive writers' stack)."""
+    return f"{public_scan}_space-{space}_label-L_desc-T1lesion_mask.nii.gz"
+
+
 # -- the truth -----------------------------------------------------------------------------------
 
 
@@ -114,7 +123,6 @@ def truths(ws: Workspace, release: str, split: str) -> tuple[str, list[Truth]]:
     from sqlmodel import select
 
     from . import db
-    from .export.bids import UNION_DESC, mask_path
     from .export.view import recorded_view
     from .models import Release
     from .release_spec import parse_spec
@@ -136,7 +144,7 @@ def truths(ws: Workspace, release: str, split: str) -> tuple[str, list[Truth]]:
             continue
         masks = tuple(les.standard.sha256 for les in sc.lesions if les.standard is not None)
         shape = sc.t1_standard.shape if sc.t1_standard else (0, 0, 0)
-        out.append(Truth(sc.public_scan, Path(mask_path(sc, space, UNION_DESC)).name, masks, shape))
+        out.append(Truth(sc.public_scan, union_mask_name(sc.public_scan, space), masks, shape))
     if not out:
         raise AtlasError("SCORE001", f"release {release} has no {split} scans in its standardized subset")
     return rel.name, sorted(out, key=lambda t: t.public_scan)
@@ -375,3 +383,78 @@ def score(ws: Workspace, folders: list[Path], release: str, splits: list[str]) -
         subs.append(sub)
     rank(subs)
     return ScoreResult(name, splits, subs, round(time.perf_counter() - started, 3))
+
+
+# -- the leaderboard page ----------------------------------------------------------------------------
+
+_LABELS = {
+    "dice": "Dice",
+    "volume_diff_mm3": "Volume diff. (mm³)",
+    "volume_diff_voxels": "Volume diff. (voxels)",
+    "lesion_count_diff": "Lesion count diff.",
+    "lesion_f1": "Lesion-wise F1",
+}
+
+
+def leaderboard_html(result: ScoreResult) -> str:
+    """The leaderboard as one static HTML page in the style of the release report (no script, nothing
+    loaded from elsewhere, all text escaped)."""
+    from . import __version__
+    from .report import CSS, esc
+
+    shown = [m for m in METRICS if m != "volume_diff_voxels"]
+    head = ['<th rowspan="2">Rank</th>', '<th rowspan="2" class="l">Submission</th>', '<th rowspan="2">Mean rank</th>']
+    sub_head = []
+    for split in result.splits:
+        w = WEIGHTS[split]
+        head.append(f'<th colspan="{len(shown) + 1}" class="group">{esc(split)} (weight {w:g})</th>')
+        sub_head += ["<th>Scans</th>"] + [f"<th>{esc(_LABELS[m])}</th>" for m in shown]
+    rows = []
+    for sub in result.submissions:
+        cells = [
+            f"<td>{sub.rank}</td>",
+            f'<th class="l">{esc(sub.name)}</th>',
+            f"<td>{sub.mean_rank:.2f}</td>" if sub.mean_rank is not None else "<td>–</td>",
+        ]
+        for split in result.splits:
+            sp = sub.splits[split]
+            cells.append(f"<td>{len(sp.scans)}</td>")
+            for m in shown:
+                v = sp.summary[m]
+                cells.append(f"<td>{v:,.1f}</td>" if m == "volume_diff_mm3" else f"<td>{v:.3f}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    ranked = ", ".join(f"{_LABELS[m]} ({'higher' if up else 'lower'} is better)" for m, up in RANKED.items())
+    body = [
+        '<header class="masthead">',
+        '<p class="kicker">Segmentation leaderboard</p>',
+        f"<h1>Release {esc(result.release)}</h1>",
+        f'<p class="subtitle">{len(result.submissions)} submission(s) scored on the withheld masks of the '
+        f"{esc(' and '.join(result.splits))} set(s)</p></header>",
+        '<table class="data list paper"><caption><b>Leaderboard.</b> Means over the scans of each set. Ranked by '
+        f"the mean of the ranks in {esc(ranked)}, each set's ranks weighted as shown (ties share the average "
+        "rank).</caption>",
+        f"<thead><tr>{''.join(head)}</tr><tr>{''.join(sub_head)}</tr></thead>",
+        f"<tbody>{''.join(rows)}</tbody></table>",
+        '<p class="hint">Dice is 1 for an empty prediction of an empty mask. A true lesion (26-connected '
+        "component) is detected when a predicted voxel lies in it; a predicted component in no true lesion is a "
+        "false positive. The masks scored are withheld: they are not in any archive of the release.</p>",
+        f"<footer>Generated by atlas-registry {esc(__version__)} (atlas-registry score).</footer>",
+    ]
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="atlas-registry score '
+        f'{esc(__version__)}"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,"><title>Leaderboard — {esc(result.release)}</title>'
+        f"<style>{CSS}</style></head>\n<body><main>{''.join(body)}</main></body></html>\n"
+    )
+
+
+def write_leaderboard(result: ScoreResult, path: Path) -> Path:
+    """Write :func:`leaderboard_html` to ``path`` (atomically)."""
+    from .store import atomic_write
+
+    path = Path(path)
+    if path.is_dir():
+        raise AtlasError("SCORE008", "--html names a folder: give the file to write (leaderboard.html)", path=str(path))
+    atomic_write(path, leaderboard_html(result).encode("utf-8"))
+    return path

@@ -219,6 +219,11 @@ def test_scores_agree_with_an_independent_implementation(scored_release, tmp_pat
     # the scorer wrote nothing: not into the registry's home, not beside the predictions
     after = {p: sha256_file(p) for p in ws.home.rglob("*") if p.is_file() and "lock" not in p.name}
     assert after == before
+    from atlas_registry.export import bids
+    from atlas_registry.scoring import union_mask_name
+
+    sc = type("S", (), {"bids_subject": "sub-ab1", "bids_session": "ses-2", "public_scan": "sub-ab1_ses-2"})()
+    assert union_mask_name("sub-ab1_ses-2", "X") == Path(bids.mask_path(sc, "X", bids.UNION_DESC)).name
     assert sorted(p.name for p in (tmp_path / "shifted").iterdir()) == sorted(
         f"{k}_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask.nii.gz" for k in truth
     )
@@ -232,8 +237,29 @@ def test_leaderboard_over_both_splits_on_the_command_line(scored_release, tmp_pa
     write_predictions(tmp_path / "shifted", truth, _shift)
     write_predictions(tmp_path / "empty", truth, lambda a, i: np.zeros_like(a))
     args = ["--home", str(ws.home), "score", *(str(tmp_path / n) for n in ("empty", "shifted", "perfect"))]
-    assert main([*args, "--release", "T1.0", "--split", "test", "--split", "hidden", "--format", "json"]) == 0
+    page = tmp_path / "board.html"
+    assert (
+        main(
+            [
+                *args,
+                "--release",
+                "T1.0",
+                "--split",
+                "test",
+                "--split",
+                "hidden",
+                "--format",
+                "json",
+                "--html",
+                str(page),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
+    html = page.read_text()
+    assert html.index(">perfect<") < html.index(">shifted<") < html.index(">empty<")
+    assert "hidden (weight 4)" in html and "<script" not in html and "http" not in html.split("</style>")[1]
     assert_valid(doc, "score-result.schema.json")
     assert [s["name"] for s in doc["submissions"]] == ["perfect", "shifted", "empty"]
     assert [s["rank"] for s in doc["submissions"]] == [1, 2, 3]

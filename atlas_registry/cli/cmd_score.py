@@ -29,6 +29,7 @@ def score_cmd(
         "--split",
         help="split to score; --split test --split hidden scores both, the hidden ranks weighted 4x",
     ),
+    html: Path = typer.Option(None, "--html", help="also write the leaderboard as an HTML page (report style) here"),
     format: TextJson = format_option(),
 ):
     """Score predicted lesion masks against a release's withheld masks.
@@ -36,6 +37,9 @@ def score_cmd(
     Dice, volume difference, lesion count difference and lesion-wise F1 per scan and on average, and with
     several submissions a leaderboard by mean rank across metrics. Reads the withheld masks from the
     registry; writes nothing."""
-    from ..scoring import score
+    from ..scoring import score, write_leaderboard
 
-    emit(score(workspace(), list(predictions), release, [k.value for k in split]), format)
+    result = score(workspace(), list(predictions), release, [k.value for k in split])
+    if html is not None:
+        write_leaderboard(result, html)
+    emit(result, format)
