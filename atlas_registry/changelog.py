@@ -192,8 +192,11 @@ def changes_text(s: Session, current: Edition) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def release_notes(s: Session, spec: ReleaseSpec, current: Edition, exclusions: dict[str, int]) -> str:
-    """Markdown release notes: contents, exclusions from the standardized subset, changes by issue."""
+def release_notes(
+    s: Session, spec: ReleaseSpec, current: Edition, exclusions: dict[str, int], splits: dict | None = None
+) -> str:
+    """Markdown release notes: contents, exclusions from the standardized subset, changes by issue;
+    ``splits`` (scans per benchmark split, :func:`atlas_registry.splits.counts`) when the release has them."""
     prevs = published_before(s, current)
     prev = prevs[0] if prevs else None
     n_std = sum(current.membership.values())
@@ -207,6 +210,13 @@ def release_notes(s: Session, spec: ReleaseSpec, current: Edition, exclusions: d
         f"- {len(current.membership)} scans of {len(subjects)} subjects; {n_std} scans in the standardized subset.",
         "",
     ]
+    if splits:
+        out += [
+            f"Benchmark splits: training {splits['training']['scans']} scans (images and lesion masks), test "
+            f"{splits['test']['scans']} scans (images only: masks withheld), hidden {splits['hidden']['scans']} "
+            "scans (not released).",
+            "",
+        ]
     if exclusions:
         out += ["Excluded from the standardized subset:", ""]
         out += [f"- {reason}: {n}" for reason, n in sorted(exclusions.items())] + [""]

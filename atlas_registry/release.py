@@ -60,6 +60,7 @@ from .errors import AtlasError
 from .models import Issue, Release, ReleaseItem, ReleaseScan, Revision, Timepoint
 from .release_spec import ReleaseSpec, load_spec, parse_spec
 from .splits import counts as split_counts
+from .splits import public_view
 from .store import atomic_write, sha256_bytes
 from .tracker import require_registry
 
@@ -505,7 +506,13 @@ def build(
             )
         spec, rel, view, ed = _read(s, name, specs)
         changes = changelog.changes_text(s, ed)
-        notes = changelog.release_notes(s, spec, ed, _exclusions(view))
+        notes = changelog.release_notes(
+            s,
+            spec,
+            ed,
+            _exclusions(public_view(view)),  # the scans it releases (a hidden scan is not)
+            split_counts(view) if spec.splits is not None else None,
+        )
     existing = None
     if occupied:
         tmp = _temp_dir(out)

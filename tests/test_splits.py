@@ -298,6 +298,9 @@ def test_archives_follow_the_splits(export_ws_fresh, tmp_path):
     crosswalk = (out / "icpsr/crosswalk.csv").read_text().splitlines()
     assert crosswalk[0].endswith(",split") and len(crosswalk) == 5
     assert "test" in (out / "bids/README").read_text().lower()
+    notes = (out / "icpsr/README.md").read_text()
+    assert "Benchmark splits: training 2 scans" in notes and "hidden 2 scans (not released)" in notes
+    assert "low_resolution" not in notes  # the low-resolution scans are the hidden cohort's: not released
 
 
 def test_no_withheld_mask_information_reaches_any_file(tmp_path):
