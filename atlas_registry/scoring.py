@@ -116,6 +116,7 @@ class Truth:
     bids_name: str  # file name of its union mask in the BIDS archive
     masks: tuple[str, ...]  # SHA-256 of its standard-space lesion masks
     shape: tuple[int, int, int]
+    t1: str = ""  # SHA-256 of its standardized T1 (the grid of a scan without lesions)
 
 
 def truths(ws: Workspace, release: str, split: str) -> tuple[str, list[Truth]]:
@@ -144,7 +145,8 @@ def truths(ws: Workspace, release: str, split: str) -> tuple[str, list[Truth]]:
             continue
         masks = tuple(les.standard.sha256 for les in sc.lesions if les.standard is not None)
         shape = sc.t1_standard.shape if sc.t1_standard else (0, 0, 0)
-        out.append(Truth(sc.public_scan, union_mask_name(sc.public_scan, space), masks, shape))
+        t1 = sc.t1_standard.sha256 if sc.t1_standard else ""
+        out.append(Truth(sc.public_scan, union_mask_name(sc.public_scan, space), masks, shape, t1))
     if not out:
         raise AtlasError("SCORE001", f"release {release} has no {split} scans in its standardized subset")
     return rel.name, sorted(out, key=lambda t: t.public_scan)
@@ -161,6 +163,9 @@ def _truth_array(store, t: Truth):
         data = np.asanyarray(img.dataobj) > 0
         union = data if union is None else union | data
         affine = img.affine
+    if union is None:  # a scan without lesions: an empty mask on the grid of its T1
+        img = niio.decode(store.get(t.t1), t.t1)
+        union, affine = np.zeros(img.shape[:3], bool), img.affine
     return union, affine
 
 

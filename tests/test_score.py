@@ -332,3 +332,20 @@ def test_a_release_without_splits_cannot_be_scored(export_ws_fresh, tmp_path):
     with pytest.raises(AtlasError) as e:
         score(export_ws_fresh, [tmp_path / "p"], "T9.9", ["test"])
     assert e.value.code == "SCORE001"
+
+
+def test_a_scan_without_lesions_is_scored_on_the_grid_of_its_t1(scored_release, tmp_path):
+    from dataclasses import replace
+
+    from atlas_registry.scoring import _score, truths
+    from atlas_registry.store import ObjectStore
+
+    ws, _ = scored_release
+    _, ts = truths(ws, "T1.0", "test")
+    bare = [replace(ts[0], masks=()), *ts[1:]]  # as if the first scan had no lesion
+    truth = truth_masks(ws, "test")
+    first = ts[0].public_scan
+    write_predictions(tmp_path / "p", truth, lambda a, i: np.zeros_like(a) if i == 0 else a)
+    got = _score(ObjectStore(ws.objects_dir), tmp_path / "p", bare, "test", {})
+    row = next(r for r in got.scans if r["scan"] == first)
+    assert (row["dice"], row["lesion_f1"], row["volume_diff_voxels"]) == (1.0, 1.0, 0)
