@@ -59,35 +59,64 @@ _NAME = re.compile(r"^(sub-[a-z0-9]+_ses-[0-9]+)(?:_[A-Za-z0-9_-]*)?\.nii(?:\.gz
 # -- metrics -------------------------------------------------------------------------------------
 
 
-def _box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...] | None:
-    """The smallest box holding every voxel of ``a`` or ``b``, one voxel wider (so components touching
-    its edge are whole), or ``None`` when both are empty."""
+def _bbox(a: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box holding every voxel of ``a``, or ``None`` when it is empty."""
     out = []
     for ax in range(3):
         other = tuple(i for i in range(3) if i != ax)
-        hit = np.flatnonzero(a.any(axis=other) | b.any(axis=other))
+        hit = np.flatnonzero(a.any(axis=other))
         if hit.size == 0:
             return None
-        out.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, a.shape[ax])))
+        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A truth mask kept small: its grid (shape, affine) and its voxels inside their bounding box."""
+
+    shape: tuple[int, ...]
+    affine: np.ndarray
+    box: tuple[slice, ...] | None
+    data: np.ndarray | None
+
+    @classmethod
+    def of(cls, mask: np.ndarray, affine: np.ndarray) -> Crop:
+        box = _bbox(mask)
+        return cls(tuple(mask.shape), affine, box, None if box is None else mask[box].copy())
+
+
+_PERFECT = {"dice": 1.0, "volume_diff_mm3": 0.0, "volume_diff_voxels": 0, "lesion_count_diff": 0, "lesion_f1": 1.0}
 
 
 def scan_metrics(truth: np.ndarray, pred: np.ndarray, voxel_mm3: float) -> dict[str, float]:
     """The metrics of one prediction (boolean arrays of one shape)."""
-    box = _box(truth, pred)
-    if box is None:
-        return {"dice": 1.0, "volume_diff_mm3": 0.0, "volume_diff_voxels": 0, "lesion_count_diff": 0, "lesion_f1": 1.0}
-    t, p = truth[box], pred[box]
+    return crop_metrics(Crop.of(truth, np.eye(4)), pred, voxel_mm3)
+
+
+def crop_metrics(truth: Crop, pred: np.ndarray, voxel_mm3: float) -> dict[str, float]:
+    """The metrics of one prediction against a cropped truth: computed inside the smallest box holding
+    both, one voxel wider (so components touching its edge are whole)."""
+    boxes = [b for b in (truth.box, _bbox(pred)) if b is not None]
+    if not boxes:
+        return dict(_PERFECT)
+    hull = tuple(
+        slice(max(min(b[i].start for b in boxes) - 1, 0), min(max(b[i].stop for b in boxes) + 1, truth.shape[i]))
+        for i in range(3)
+    )
+    p = pred[hull]
+    t = np.zeros(p.shape, bool)
+    if truth.box is not None and truth.data is not None:
+        t[tuple(slice(b.start - h.start, b.stop - h.start) for b, h in zip(truth.box, hull, strict=True))] = truth.data
     nt, np_ = int(t.sum()), int(p.sum())
     inter = int(np.count_nonzero(t & p))
     dice = 2.0 * inter / (nt + np_)
     lt, n_true = ndi.label(t, structure=STRUCTURE_26)
     lp, n_pred = ndi.label(p, structure=STRUCTURE_26)
-    hit_true = np.unique(lt[p & t])  # true components with a predicted voxel in them
-    hit_pred = np.unique(lp[p & t])  # predicted components with a voxel in a true lesion
-    tp = int(np.count_nonzero(hit_true))
+    both = p & t
+    tp = int(np.count_nonzero(np.unique(lt[both])))  # true components with a predicted voxel in them
     fn = n_true - tp
-    fp = n_pred - int(np.count_nonzero(hit_pred))
+    fp = n_pred - int(np.count_nonzero(np.unique(lp[both])))  # predicted components in no true lesion
     f1 = 1.0 if tp + fp + fn == 0 else 2.0 * tp / (2.0 * tp + fp + fn)
     diff = abs(np_ - nt)
     return {
@@ -152,8 +181,8 @@ def truths(ws: Workspace, release: str, split: str) -> tuple[str, list[Truth]]:
     return rel.name, sorted(out, key=lambda t: t.public_scan)
 
 
-def _truth_array(store, t: Truth):
-    """(boolean union of the scan's lesion masks, affine, voxel volume mm^3)."""
+def _truth_array(store, t: Truth) -> Crop:
+    """The union of the scan's lesion masks, cropped."""
     from . import niio
 
     union = None
@@ -166,7 +195,7 @@ def _truth_array(store, t: Truth):
     if union is None:  # a scan without lesions: an empty mask on the grid of its T1
         img = niio.decode(store.get(t.t1), t.t1)
         union, affine = np.zeros(img.shape[:3], bool), img.affine
-    return union, affine
+    return Crop.of(union, np.asarray(affine))
 
 
 # -- a submission ----------------------------------------------------------------------------------
@@ -316,14 +345,11 @@ def _score(
     for t in ts:
         truth = cache.get(t.public_scan)
         if truth is None:
-            truth = _truth_array(store, t)
-            if cache.get("_keep", True):
-                cache[t.public_scan] = truth
-        union, affine = truth
+            truth = cache[t.public_scan] = _truth_array(store, t)
         path = files[t.public_scan]
-        pred = read_prediction(path, union.shape, affine)
-        vox = float(abs(np.linalg.det(affine[:3, :3])))
-        rows.append({"scan": t.public_scan, "file": path.name, **scan_metrics(union, pred, vox)})
+        pred = read_prediction(path, truth.shape, truth.affine)
+        vox = float(abs(np.linalg.det(truth.affine[:3, :3])))
+        rows.append({"scan": t.public_scan, "file": path.name, **crop_metrics(truth, pred, vox)})
     return SplitScore(split, rows, _summary(rows))
 
 
@@ -375,7 +401,7 @@ def score(ws: Workspace, folders: list[Path], release: str, splits: list[str]) -
     name = release
     for k in splits:
         name, wanted[k] = truths(ws, release, k)
-    cache: dict = {"_keep": len(folders) > 1}  # the truth is read once for a leaderboard
+    cache: dict = {}  # the truths, cropped to their lesions, are read once for a leaderboard
     subs = []
     for folder in folders:
         folder = Path(folder)
