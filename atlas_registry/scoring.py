@@ -59,31 +59,94 @@ _NAME = re.compile(r"^(sub-[a-z0-9]+_ses-[0-9]+)(?:_[A-Za-z0-9_-]*)?\.nii(?:\.gz
 # -- metrics -------------------------------------------------------------------------------------
 
 
-def _bbox(a: np.ndarray) -> tuple[slice, ...] | None:
-    """The smallest box holding every voxel of ``a``, or ``None`` when it is empty."""
+BLOCK = 8  # edge (voxels) of the blocks that split a mask into regions labelled apart
+
+
+def _coords(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``np.nonzero(mask)`` by way of the flat index (several times faster on a whole grid; nibabel's
+    arrays are in Fortran order, read as they lie in memory). The order of the voxels is not kept."""
+    if mask.flags.f_contiguous and not mask.flags.c_contiguous:
+        return np.unravel_index(np.flatnonzero(mask.ravel(order="F")), mask.shape, order="F")
+    return np.unravel_index(np.flatnonzero(mask.ravel(order="C")), mask.shape, order="C")
+
+
+def _regions(coords: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """Disjoint boxes that hold every voxel (``coords``, as ``np.nonzero`` gives them) of a mask on a grid
+    of ``shape``, each 26-connected component of the mask wholly inside one box: the bounding boxes of the
+    26-connected groups of occupied BLOCK^3 blocks (two voxels that touch lie in the same or in touching
+    blocks), overlapping boxes merged. Labelling each box apart costs what the lesions' boxes hold, not
+    the box of a far false positive and the lesion together."""
+    if coords[0].size == 0:
+        return []
+    coarse = np.zeros(tuple(-(-n // BLOCK) for n in shape), bool)
+    coarse[tuple(c // BLOCK for c in coords)] = True
+    lc, _ = ndi.label(coarse, structure=STRUCTURE_26)
+    boxes = [[(sl.start, sl.stop) for sl in obj] for obj in ndi.find_objects(lc) if obj is not None]
+    merged = True
+    while merged:  # boxes of different groups may overlap: merge them, so no component is counted twice
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                if all(a0 < b1 and b0 < a1 for (a0, a1), (b0, b1) in zip(boxes[i], boxes[j], strict=True)):
+                    boxes[i] = [
+                        (min(a0, b0), max(a1, b1)) for (a0, a1), (b0, b1) in zip(boxes[i], boxes[j], strict=True)
+                    ]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(slice(a0 * BLOCK, min(a1 * BLOCK, n)) for (a0, a1), n in zip(b, shape, strict=True)) for b in boxes]
+
+
+def _labelled(mask: np.ndarray, regions) -> list[tuple[tuple[slice, ...], np.ndarray, int]]:
+    """(box, labels inside it, number of components) of every region of ``mask`` (26-connected)."""
     out = []
-    for ax in range(3):
-        other = tuple(i for i in range(3) if i != ax)
-        hit = np.flatnonzero(a.any(axis=other))
-        if hit.size == 0:
-            return None
-        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(out)
+    for box in regions:
+        labels, n = ndi.label(mask[box], structure=STRUCTURE_26)
+        out.append((box, labels, int(n)))
+    return out
 
 
 @dataclass(frozen=True)
 class Crop:
-    """A truth mask kept small: its grid (shape, affine) and its voxels inside their bounding box."""
+    """A truth mask kept small: its grid (shape, affine), its voxels inside their bounding box, and its
+    lesions (26-connected components) labelled region by region, on the grid's coordinates."""
 
     shape: tuple[int, ...]
     affine: np.ndarray
     box: tuple[slice, ...] | None
     data: np.ndarray | None
+    lesions: tuple = ()  # (box on the grid, labels, n) per region
+    voxels: int = 0
 
     @classmethod
     def of(cls, mask: np.ndarray, affine: np.ndarray) -> Crop:
-        box = _bbox(mask)
-        return cls(tuple(mask.shape), affine, box, None if box is None else mask[box].copy())
+        coords = _coords(mask)
+        if coords[0].size == 0:
+            return cls(tuple(mask.shape), affine, None, None)
+        box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
+        data = mask[box].copy()
+        local = tuple(c - b.start for c, b in zip(coords, box, strict=True))
+        lesions = tuple(
+            (tuple(slice(r.start + b.start, r.stop + b.start) for r, b in zip(reg, box, strict=True)), labels, n)
+            for reg, labels, n in _labelled(data, _regions(local, data.shape))
+        )
+        return cls(tuple(mask.shape), affine, box, data, lesions, int(coords[0].size))
+
+    def within(self, box: tuple[slice, ...]) -> np.ndarray:
+        """The truth inside ``box`` (grid coordinates), as a boolean array of the box's shape."""
+        out = np.zeros(tuple(b.stop - b.start for b in box), bool)
+        if self.box is None or self.data is None:
+            return out
+        lo = [max(b.start, t.start) for b, t in zip(box, self.box, strict=True)]
+        hi = [min(b.stop, t.stop) for b, t in zip(box, self.box, strict=True)]
+        if any(h <= low for low, h in zip(lo, hi, strict=True)):
+            return out
+        dst = tuple(slice(low - b.start, h - b.start) for low, h, b in zip(lo, hi, box, strict=True))
+        src = tuple(slice(low - t.start, h - t.start) for low, h, t in zip(lo, hi, self.box, strict=True))
+        out[dst] = self.data[src]
+        return out
 
 
 _PERFECT = {"dice": 1.0, "volume_diff_mm3": 0.0, "volume_diff_voxels": 0, "lesion_count_diff": 0, "lesion_f1": 1.0}
@@ -95,30 +158,25 @@ def scan_metrics(truth: np.ndarray, pred: np.ndarray, voxel_mm3: float) -> dict[
 
 
 def crop_metrics(truth: Crop, pred: np.ndarray, voxel_mm3: float) -> dict[str, float]:
-    """The metrics of one prediction against a cropped truth: computed inside the smallest box holding
-    both, one voxel wider (so components touching its edge are whole)."""
-    boxes = [b for b in (truth.box, _bbox(pred)) if b is not None]
-    if not boxes:
+    """The metrics of one prediction (a boolean array on the truth's grid) against a cropped truth.
+    Lesions of either are labelled region by region (:func:`_regions`), never over the whole grid."""
+    coords = _coords(pred)
+    n_p, n_t = int(coords[0].size), truth.voxels
+    if n_p == 0 and n_t == 0:
         return dict(_PERFECT)
-    hull = tuple(
-        slice(max(min(b[i].start for b in boxes) - 1, 0), min(max(b[i].stop for b in boxes) + 1, truth.shape[i]))
-        for i in range(3)
-    )
-    p = pred[hull]
-    t = np.zeros(p.shape, bool)
-    if truth.box is not None and truth.data is not None:
-        t[tuple(slice(b.start - h.start, b.stop - h.start) for b, h in zip(truth.box, hull, strict=True))] = truth.data
-    nt, np_ = int(t.sum()), int(p.sum())
-    inter = int(np.count_nonzero(t & p))
-    dice = 2.0 * inter / (nt + np_)
-    lt, n_true = ndi.label(t, structure=STRUCTURE_26)
-    lp, n_pred = ndi.label(p, structure=STRUCTURE_26)
-    both = p & t
-    tp = int(np.count_nonzero(np.unique(lt[both])))  # true components with a predicted voxel in them
+    inter = 0 if truth.box is None or truth.data is None else int(np.count_nonzero(pred[truth.box] & truth.data))
+    dice = 2.0 * inter / (n_t + n_p)
+    n_true = sum(n for _, _, n in truth.lesions)
+    tp = 0  # true lesions with a predicted voxel in them
+    for box, labels, _ in truth.lesions:
+        tp += int(np.count_nonzero(np.unique(labels[pred[box] & (labels > 0)])))
+    n_pred, fp = 0, 0  # predicted components, and those in no true lesion
+    for box, labels, n in _labelled(pred, _regions(coords, pred.shape)):
+        n_pred += n
+        fp += n - int(np.count_nonzero(np.unique(labels[truth.within(box) & (labels > 0)])))
     fn = n_true - tp
-    fp = n_pred - int(np.count_nonzero(np.unique(lp[both])))  # predicted components in no true lesion
     f1 = 1.0 if tp + fp + fn == 0 else 2.0 * tp / (2.0 * tp + fp + fn)
-    diff = abs(np_ - nt)
+    diff = abs(n_p - n_t)
     return {
         "dice": dice,
         "volume_diff_mm3": diff * voxel_mm3,

@@ -349,3 +349,31 @@ def test_a_scan_without_lesions_is_scored_on_the_grid_of_its_t1(scored_release, 
     got = _score(ObjectStore(ws.objects_dir), tmp_path / "p", bare, "test", {})
     row = next(r for r in got.scans if r["scan"] == first)
     assert (row["dice"], row["lesion_f1"], row["volume_diff_voxels"]) == (1.0, 1.0, 0)
+
+
+def test_region_by_region_labelling_agrees_on_random_masks():
+    """Masks of scattered voxels, blobs and chains crossing the labelling blocks (8 voxels), overlapping
+    region boxes and corner contacts across block edges: the scorer agrees with the independent reading."""
+    rng = np.random.default_rng(11)
+    for trial in range(25):
+        shape = (40, 37, 33)
+        masks = []
+        for _ in range(2):
+            a = rng.random(shape) < rng.choice([0.002, 0.01, 0.05])
+            for _ in range(rng.integers(0, 4)):  # blobs
+                c = rng.integers(0, 30, 3)
+                a[
+                    c[0] : c[0] + rng.integers(1, 10),
+                    c[1] : c[1] + rng.integers(1, 10),
+                    c[2] : c[2] + rng.integers(1, 10),
+                ] = True
+            i = int(rng.integers(0, 20))  # a diagonal chain through block corners (26-connected only)
+            for k in range(15):
+                a[i + k, i + k, min(i + k, 32)] = True
+            masks.append(a)
+        t, p = masks
+        if trial == 0:
+            p = np.zeros(shape, bool)
+        got = scan_metrics(t, p, 1.5)
+        want = independent(t, p, 1.5)
+        assert {k: got[k] for k in want} == pytest.approx(want), trial
