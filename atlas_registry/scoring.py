@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,14 +296,20 @@ def match_files(folder: Path, wanted: dict[str, Truth], ignore: frozenset[str] =
 
 
 def read_prediction(path: Path, shape, affine) -> np.ndarray:
-    """A predicted mask as a boolean array; SCORE004/005/006."""
-    import nibabel as nib
+    """A predicted mask as a boolean array; SCORE004/005/006. Read with the registry's strict reader
+    (:func:`niio.decode`: bounded inflation, so a submitted file cannot make it hold more than its header
+    declares), whose refusals become SCORE004."""
+    from . import niio
 
     try:
-        img: Any = nib.load(str(path))
+        img: Any = niio.decode(path.read_bytes(), str(path))
         data = np.asanyarray(img.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as e:
-        raise AtlasError("SCORE004", f"cannot read as NIfTI: {type(e).__name__}: {e}", path=str(path)) from None
+    except AtlasError as e:
+        raise AtlasError(
+            "SCORE004", f"cannot read as NIfTI ({e.code}): {e.args[0] if e.args else e}", path=str(path)
+        ) from None
+    except OSError as e:
+        raise AtlasError("SCORE004", f"cannot read: {e.strerror or e}", path=str(path)) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.shape != tuple(shape):

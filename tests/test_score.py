@@ -318,6 +318,11 @@ def test_refusals_name_the_file(scored_release, tmp_path):
     d = variant("broken")
     (d / f"{second}{bids}").write_bytes(b"\x1f\x8b\x08\x00not a gzip stream")
     _expect(ws, d, "SCORE004", f"{second}{bids}")
+    d = variant("header")  # a header nibabel cannot make sense of (datatype code 11)
+    raw = bytearray(nib.Nifti1Image(np.asarray(img.dataobj), img.affine).to_bytes())
+    raw[70:72] = (11).to_bytes(2, "little")
+    (d / f"{second}{bids}").write_bytes(gzip.compress(bytes(raw)))
+    _expect(ws, d, "SCORE004", f"{second}{bids}")
     _expect(ws, tmp_path / "nowhere", "SCORE007")
     _expect(ws, ok, "SCORE001", split="training")  # not a withheld split: it has nothing to score
 
