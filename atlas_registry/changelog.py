@@ -94,6 +94,8 @@ class Edition:
     last_revision_id: int | None
     membership: dict[str, bool]  # scan code -> in the standardized subset
     published_at: datetime | None = None
+    # scans whose masks the release withholds (test and hidden splits): their corrections are counted, not told
+    withheld: frozenset[str] = frozenset()
 
 
 def published_before(s: Session, current: Edition) -> list[Edition]:
@@ -122,6 +124,11 @@ def membership(s: Session, release_id: int) -> dict[str, bool]:
 
 def edition_of(s: Session, rel: Release) -> Edition:
     assert rel.id is not None  # loaded from the registry
+    withheld = s.exec(
+        select(Timepoint.code)
+        .join(ReleaseScan, col(ReleaseScan.timepoint_id) == col(Timepoint.id))
+        .where(ReleaseScan.release_id == rel.id, col(ReleaseScan.split).in_(("test", "hidden")))
+    ).all()
     return Edition(
         rel.name,
         rel.version,
@@ -129,6 +136,7 @@ def edition_of(s: Session, rel: Release) -> Edition:
         rel.last_revision_id,
         membership(s, rel.id),
         rel.published_at if rel.status == "published" else None,
+        frozenset(withheld),
     )
 
 
@@ -171,7 +179,11 @@ def edition_lines(s: Session, ed: Edition, prev: Edition | None) -> list[str]:
     if removed:
         lines.append(f"Removed {len(removed)} scan(s).")
     # the revisions of the scans it holds, and of those it no longer holds (a withdrawal says why)
-    lines += _issue_lines(changes_between(s, prev.last_revision_id, ed.last_revision_id, set(ed.membership) | removed))
+    changes = changes_between(s, prev.last_revision_id, ed.last_revision_id, set(ed.membership) | removed)
+    lines += _issue_lines([c for c in changes if c.scan not in ed.withheld])
+    hidden = sum(1 for c in changes if c.scan in ed.withheld)
+    if hidden:
+        lines.append(f"{hidden} correction(s) to scans whose masks are withheld (test and hidden sets).")
     if not lines:
         lines.append("No changes to the data.")
     return lines
@@ -187,8 +199,11 @@ def changes_text(s: Session, current: Edition) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def release_notes(s: Session, spec: ReleaseSpec, current: Edition, exclusions: dict[str, int]) -> str:
-    """Markdown release notes: contents, exclusions from the standardized subset, changes by issue."""
+def release_notes(
+    s: Session, spec: ReleaseSpec, current: Edition, exclusions: dict[str, int], splits: dict | None = None
+) -> str:
+    """Markdown release notes: contents, exclusions from the standardized subset, changes by issue;
+    ``splits`` (scans per benchmark split, :func:`atlas_registry.splits.counts`) when the release has them."""
     prevs = published_before(s, current)
     prev = prevs[0] if prevs else None
     n_std = sum(current.membership.values())
@@ -202,6 +217,13 @@ def release_notes(s: Session, spec: ReleaseSpec, current: Edition, exclusions: d
         f"- {len(current.membership)} scans of {len(subjects)} subjects; {n_std} scans in the standardized subset.",
         "",
     ]
+    if splits:
+        out += [
+            f"Benchmark splits: training {splits['training']['scans']} scans (images and lesion masks), test "
+            f"{splits['test']['scans']} scans (images only: masks withheld), hidden {splits['hidden']['scans']} "
+            "scans (not released).",
+            "",
+        ]
     if exclusions:
         out += ["Excluded from the standardized subset:", ""]
         out += [f"- {reason}: {n}" for reason, n in sorted(exclusions.items())] + [""]

@@ -390,6 +390,8 @@ class ReleaseScan(SQLModel, table=True):
     exclusion_reason: str | None = Field(default=None, max_length=32)
     exclusion_note: str | None = Field(default=None, sa_type=Text)
     public_label: str | None = Field(default=None, max_length=32)
+    # the benchmark split of the scan (0010): training | test | hidden; NULL when the release has no splits
+    split: str | None = Field(default=None, max_length=16)
 
 
 class ReleaseItem(SQLModel, table=True):

@@ -60,6 +60,8 @@ from .config import Workspace
 from .errors import AtlasError
 from .models import Issue, Release, ReleaseItem, ReleaseScan, Revision, Timepoint, row_id
 from .release_spec import ReleaseSpec, load_spec, parse_spec
+from .splits import counts as split_counts
+from .splits import public_view
 from .store import atomic_write, sha256_bytes
 from .tracker import require_registry
 
@@ -134,6 +136,7 @@ def _read(s: Session, name: str, specs: Path | None):
         view.revision,
         {sc.code: sc.in_standard for sc in view.scans},
         rel.published_at if _frozen(rel) else None,
+        frozenset(sc.code for sc in view.scans if sc.withheld),
     )
     return spec, rel, view, ed
 
@@ -166,6 +169,9 @@ class Plan:
     removed: list[str] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     open_issues: list[dict] = field(default_factory=list)
+    # benchmark splits: training | test | hidden -> scans, subjects, standard (None: the release has none)
+    splits: dict[str, dict[str, int]] | None = None
+    split_seed: int | None = None
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -180,6 +186,15 @@ class Plan:
             f"  standardized subset: {self.n_standard} scans; excluded "
             + (", ".join(f"{r} {n}" for r, n in self.exclusions.items()) or "none"),
         ]
+        if self.splits is not None:
+            out.append(
+                f"  splits (seed {self.split_seed}): "
+                + "; ".join(
+                    f"{k} {v['scans']} scans of {v['subjects']} subjects ({v['standard']} standardized)"
+                    for k, v in self.splits.items()
+                )
+                + " — training released with masks, test images only, hidden not released"
+            )
         if self.previous is None:
             out.append("  first release: no previous published release")
         else:
@@ -237,6 +252,8 @@ def plan(ws: Workspace, name: str, *, specs: Path | None = None) -> Plan:
             if prev
             else [],
             open_issues=[{"number": n, "scan": code, "title": title} for n, code, title in opened if code in codes],
+            splits=split_counts(view) if spec.splits is not None else None,
+            split_seed=spec.splits.seed if spec.splits is not None else None,
         )
 
 
@@ -489,7 +506,13 @@ def build(
             )
         spec, rel, view, ed = _read(s, name, specs)
         changes = changelog.changes_text(s, ed)
-        notes = changelog.release_notes(s, spec, ed, _exclusions(view))
+        notes = changelog.release_notes(
+            s,
+            spec,
+            ed,
+            _exclusions(public_view(view)),  # the scans it releases (a hidden scan is not)
+            split_counts(view) if spec.splits is not None else None,
+        )
     existing = None
     if occupied:
         tmp = _temp_dir(out)
@@ -590,6 +613,7 @@ def _record(s: Session, spec: ReleaseSpec, view, entries, manifest: bytes) -> Re
                     "public_label": sc.public_label,
                     "exclusion_reason": None if sc.in_standard else sc.exclusion_reason,
                     "exclusion_note": None if sc.in_standard else sc.exclusion_note,
+                    "split": sc.split,
                 }
                 for sc in view.scans
             ],

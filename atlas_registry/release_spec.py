@@ -4,7 +4,12 @@ described by ``schemas/release-spec.schema.json``.
 Rule codes: ``REL000`` no such specification, ``REL001`` not TOML, ``REL002`` a required string
 missing or empty, ``REL003`` version not semantic, ``REL004`` date not YYYY-MM-DD, ``REL005`` cohorts
 neither ``"all"`` nor a list of cohort codes, ``REL006`` unknown archive, ``REL007`` anything else the
-schema does not allow (unknown keys, wrong types).
+schema does not allow (unknown keys, wrong types), ``REL008`` a ``[splits]`` section that cannot be met
+whatever the registry holds (fractions adding up to 1 or more, ``hidden`` together with
+``hidden_cohorts``, a hidden cohort outside the release's cohorts, size-class bounds not increasing).
+
+``[splits]`` (optional) divides the release into a benchmark's ``training`` (images and masks released),
+``test`` (images only) and ``hidden`` (not released) sets; see :mod:`atlas_registry.splits`.
 """
 
 from __future__ import annotations
@@ -53,6 +58,24 @@ class Deposit:
     contact_email: str = ""
 
 
+SPLITS = ("training", "test", "hidden")
+DEFAULT_SIZE_CLASSES_MM3 = (5000.0, 50000.0)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The ``[splits]`` section: target sizes (a float below 1 is a fraction of the release's scans, an
+    integer a number of scans; ``None`` where not given), the seed, the cohorts held out whole as the
+    hidden set, and the bounds (mm^3) of the lesion size classes the assignment stratifies by."""
+
+    seed: int
+    test: float | int | None = None
+    hidden: float | int | None = None
+    training: float | int | None = None
+    hidden_cohorts: tuple[str, ...] = ()
+    size_classes_mm3: tuple[float, ...] = DEFAULT_SIZE_CLASSES_MM3
+
+
 @dataclass(frozen=True)
 class ReleaseSpec:
     name: str
@@ -70,6 +93,7 @@ class ReleaseSpec:
     standard: StandardRules = field(default_factory=StandardRules)
     deposit: Deposit = field(default_factory=Deposit)
     study: Study = field(default_factory=Study)
+    splits: Splits | None = None  # None: no benchmark splits (every scan released with its masks)
     source_text: str = ""  # the TOML as written (stored with the release)
 
     def includes_cohort(self, code: str) -> bool:
@@ -148,7 +172,44 @@ def parse_spec(text: str, origin: str = "<spec>") -> ReleaseSpec:
         standard=rules,
         deposit=deposit,
         study=study,
+        splits=_splits(d.get("splits"), cohorts_t, origin),
         source_text=text,
+    )
+
+
+def _splits(d: dict | None, cohorts: tuple[str, ...] | None, origin: str) -> Splits | None:
+    """The ``[splits]`` section (already checked against the schema), or REL008."""
+    if d is None:
+        return None
+
+    def bad(message: str) -> AtlasError:
+        return AtlasError("REL008", f"[splits]: {message}", path=origin)
+
+    hidden_cohorts = tuple(sorted(d.get("hidden_cohorts", ())))
+    if hidden_cohorts and "hidden" in d:
+        raise bad("give either hidden (a size) or hidden_cohorts (cohorts held out whole), not both")
+    outside = [c for c in hidden_cohorts if cohorts is not None and c not in cohorts]
+    if outside:
+        raise bad(f"hidden cohort(s) {outside} are not among the release's cohorts")
+    if "test" not in d and "training" not in d:
+        raise bad("give the size of the test set (test = 0.2 or test = 300)")
+    given = {k: d[k] for k in SPLITS if k in d}
+    if "training" not in given:
+        fractions = [v for v in given.values() if isinstance(v, float)]
+        if sum(fractions) >= 1:
+            raise bad("the fractions of the test and hidden sets add up to 1 or more: nothing left for training")
+    elif not any(v > 0 for v in given.values()):
+        raise bad("every size is zero")
+    bounds = tuple(float(b) for b in d.get("size_classes_mm3", DEFAULT_SIZE_CLASSES_MM3))
+    if any(b >= c for b, c in zip(bounds, bounds[1:], strict=False)):
+        raise bad("size_classes_mm3 must be increasing")
+    return Splits(
+        seed=int(d["seed"]),
+        test=given.get("test"),
+        hidden=given.get("hidden"),
+        training=given.get("training"),
+        hidden_cohorts=hidden_cohorts,
+        size_classes_mm3=bounds,
     )
 
 

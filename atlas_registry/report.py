@@ -171,9 +171,11 @@ def _load(ws: Workspace, release: str | None) -> _Data:
     from .export.view import recorded_view
     from .models import Release, Revision
     from .release_spec import ReleaseSpec, parse_spec
+    from .splits import public_view
     from .tracker import require_registry
 
     require_registry(ws)
+    withheld: set[str] = set()
     with db.session(ws) as s:
         if release is None:
             spec, status = ReleaseSpec(name=CURRENT, version="0.0.0", date="", title="ATLAS lesion registry"), "current"
@@ -190,7 +192,9 @@ def _load(ws: Workspace, release: str | None) -> _Data:
             if rel.status == "draft" or rel.manifest_sha256 is None:
                 raise AtlasError("REP002", f"release {release} has not been built: it has no membership yet")
             spec, status = parse_spec(rel.spec, rel.name), rel.status
-            view = recorded_view(s, spec, rel)  # as its build read it (published: as published)
+            full = recorded_view(s, spec, rel)  # as its build read it (published: as published)
+            withheld = {sc.code for sc in full.scans if sc.withheld}
+            view = public_view(full)  # a release with splits: nothing of a withheld mask
         revision_at = None
         if view.revision is not None:
             revision_at = _utc(s.exec(select(Revision.created_at).where(Revision.id == view.revision)).one())
@@ -200,7 +204,7 @@ def _load(ws: Workspace, release: str | None) -> _Data:
             last_run = s.exec(
                 select(func.max(Revision.ingest_run_id)).where(col(Revision.id) <= (view.revision or 0))
             ).one()
-        runs = _runs(s, view, last_run, everything=rel is None)
+        runs = _runs(s, view, last_run, everything=rel is None, withheld=withheld)
     return _Data(release, status, spec, view, revision_at, changes, runs)
 
 
@@ -235,11 +239,14 @@ def _unreleased_changes(s, view) -> str:
     return block + "\n\n" + changelog.changes_text(s, prev)
 
 
-def _runs(s, view, last_run: int | None, *, everything: bool) -> list[_Run]:
+def _runs(
+    s, view, last_run: int | None, *, everything: bool, withheld: frozenset[str] | set[str] = frozenset()
+) -> list[_Run]:
     """Ingest runs (all of them, or those up to ``last_run``) with their audit events other than
-    plain file stores (counted instead)."""
+    plain file stores (counted instead); events naming a ``withheld`` scan (test or hidden) are left out."""
     from sqlmodel import col, func, select
 
+    from .export.view import NATIVE_ID_RE
     from .models import AuditEvent, IngestRun
 
     q = select(IngestRun).order_by(col(IngestRun.id))
@@ -262,6 +269,9 @@ def _runs(s, view, last_run: int | None, *, everything: bool) -> list[_Run]:
         .where(AuditEvent.kind != "store", col(AuditEvent.ingest_run_id).in_(ids))
         .order_by(col(AuditEvent.id))
     ).all():
+        named = set(NATIVE_ID_RE.findall(f"{path or ''} {detail or ''}"))
+        if withheld and any(n in withheld or any(w.startswith(n) for w in withheld) for n in named):
+            continue
         events.setdefault(run_id, []).append((kind, view.public_text(path), view.public_text(detail)))
     return [
         _Run(
@@ -338,7 +348,9 @@ def _figures(ws: Workspace, data: _Data, out: Path, work: Path, progress: bool) 
     view = data.view
     img = out / "img"
     img.mkdir()
-    sws, srel = _stats_source(ws, view, work)
+    from .splits import training_view
+
+    sws, srel = _stats_source(ws, training_view(view), work)
     tables, volumes = stats.paper_tables(sws, srel), stats.volume_stats(sws, srel)
     rows = [(number, vol) for _, number, vol in stats.fetch(sws, stats.VOLUMES_SQL, srel)]
     histogram = None
@@ -632,7 +644,11 @@ def _gallery(view, thumbs: dict[str, tuple[str, int, int]]) -> str:
         for scan in scans:
             src, w, h = thumbs[scan.code]
             primary = next((les for les in scan.lesions if les.is_primary and les.metrics), None)
-            facts = f"{len(scan.lesions)} lesion{'s' if len(scan.lesions) != 1 else ''}"
+            facts = (
+                "masks withheld"
+                if scan.withheld
+                else f"{len(scan.lesions)} lesion{'s' if len(scan.lesions) != 1 else ''}"
+            )
             if primary:
                 facts += f" · primary {_vol(primary.metrics.volume_mm3)} mm³"
             badge = (
@@ -643,6 +659,8 @@ def _gallery(view, thumbs: dict[str, tuple[str, int, int]]) -> str:
                     f"{esc(_reason(scan.exclusion_reason))}</span>"
                 )
             )
+            if scan.split is not None:
+                badge += f'<span class="badge split {esc(scan.split)}" title="benchmark split">{esc(scan.split)}</span>'
             note = view.public_text(scan.report.notes) if scan.report else None
             figs.append(
                 f'<figure class="scan" id="scan-{esc(scan.public_scan)}">'
@@ -676,6 +694,10 @@ def _cards(view) -> str:
         ("Cohorts", len(cohorts), None),
         ("Standardized", len(view.standard_scans), ref_std),
     ]
+    if any(s.split for s in view.scans):  # a release with benchmark splits (the hidden set is not shown)
+        cards += [
+            (f"{k.capitalize()} scans", sum(1 for s in view.scans if s.split == k), None) for k in ("training", "test")
+        ]
     out = []
     for label, value, ref in cards:
         cls = "" if ref is None else (" ok" if ref == value else " flag")
@@ -740,6 +762,12 @@ def _page(data: _Data, fig: _Figures) -> str:
         h2("tables"),
         "<p>Computed from the registry with the data descriptor's definitions (Liew et al., <i>Scientific Data</i> "
         "2018); each cell is compared with the published table.</p>",
+        (
+            '<p class="flag">This release has benchmark splits: the tables, volumes and overlap map describe the '
+            "training set only; the test set's masks are withheld and the hidden set is not released.</p>"
+            if getattr(spec, "splits", None) is not None
+            else ""
+        ),
         '<div class="pair">',
         _paper_table(TABLE1, fig.tables["table1"], paper.TABLE1),
         _paper_table(TABLE2, fig.tables["table2"], paper.TABLE2),

@@ -212,7 +212,8 @@ def _overlap_sources(ws: Workspace, release: str | None) -> list[tuple[str, str]
         else:
             sql += (
                 " AND t.id IN (SELECT rs.timepoint_id FROM release_scan rs JOIN release r ON r.id = rs.release_id"
-                " WHERE r.name = :rel AND rs.in_standard = :yes)"
+                " WHERE r.name = :rel AND rs.in_standard = :yes"
+                " AND (rs.split IS NULL OR rs.split = 'training'))"  # never a withheld (test, hidden) mask
             )
             params.update(rel=release, yes=True)
         return [tuple(r) for r in conn.execute(text(sql + " ORDER BY t.code"), params)]

@@ -35,6 +35,7 @@ def runs(quick: bool) -> list[list[str]]:
         ["store.py", "--scale", scale, "--runs", "3"],
         ["store.py", "--scale", scale, "--cohort", "all", "--runs", "1"],
         ["sql.py"],
+        ["score.py", "--scale", scale, "--runs", "3"],
     ]
 
 
@@ -259,6 +260,19 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"pybids {r['pybids_index_and_get_s']:.1f} s ({n['pybids']} masks)",
                     "peer comparison",
                     "—",
+                )
+            )
+    for scale in ("small", "full"):
+        r = load(f"score-{scale}")
+        if r:
+            out.append(
+                (
+                    f"score: a {r['scans_scored']}-scan submission on the test split ({r['registry_scans']}-scan "
+                    f"registry), {scale} scale",
+                    f"{r['score_s']:.2f} s ({r['ratio']:.2f}×)",
+                    f"reading every truth and predicted mask once: {r['read_masks_once_s']:.2f} s",
+                    f"≤ {r['target_ratio']:g}× floor",
+                    mark(r["ratio"] <= r["target_ratio"]),
                 )
             )
     return out

@@ -5,7 +5,9 @@ validate, ingest, status, store verify, sql, stats, reliability, the issue track
 revision, mask export, history, release plan/build/publish/diff/verify and report. Each output must
 be indented JSON valid against the schema ``SCHEMAS`` names for its command; a command with
 ``--format`` that has no schema fails ``test_every_json_command_has_a_schema``, so a new command
-cannot ship without one. ``intake`` is run against its schema in ``tests/test_intake_nifti.py``.
+cannot ship without one. The commands in ``ELSEWHERE`` need data this scenario does not make (a site
+delivery, predicted masks, a registration run); the test files named there check them against
+their schemas.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ SHARED = {
     "stats volumes": "stats-volumes.schema.json",
     "intake": "intake-result.schema.json",
 }
+
+
+# command -> the test file that runs it and validates its JSON against its schema
+ELSEWHERE = {"intake": "test_intake_nifti.py", "score": "test_score.py"}
 
 
 def schema_of(command: str) -> str:
@@ -144,7 +150,13 @@ class _Capture:
 
 
 def test_the_scenario_runs_every_json_command(outputs):
-    assert sorted(c for c in outputs if not c.endswith("(refused)")) == [c for c in JSON_COMMANDS if c != "intake"]
+    assert sorted(c for c in outputs if not c.endswith("(refused)")) == [c for c in JSON_COMMANDS if c not in ELSEWHERE]
+
+
+def test_the_commands_run_elsewhere_are_checked_against_their_schemas():
+    here = Path(__file__).parent
+    for command, test_file in ELSEWHERE.items():
+        assert f'"{schema_of(command)}"' in (here / test_file).read_text(encoding="utf-8"), (command, test_file)
 
 
 def test_a_refused_ingest_prints_its_findings(outputs):
@@ -153,7 +165,7 @@ def test_a_refused_ingest_prints_its_findings(outputs):
     assert doc["summary"]["errors"] == 1 and doc["findings"][0]["code"] == "IMG001"
 
 
-@pytest.mark.parametrize("command", [c for c in JSON_COMMANDS if c != "intake"])
+@pytest.mark.parametrize("command", [c for c in JSON_COMMANDS if c not in ELSEWHERE])
 def test_json_output_matches_its_schema(command, outputs):
     for doc in outputs[command]:
         assert_valid(doc, schema_of(command))

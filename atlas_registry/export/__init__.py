@@ -51,14 +51,19 @@ def write_archives(
     """Write ``out/icpsr``, ``out/bids``, ``out/parquet`` and ``out/packages`` (the archives of
     ``view.spec.archives``; packages with icpsr). Returns one entry per file, sorted by path.
 
+    A release with splits is written from :func:`atlas_registry.splits.public_view`: no exporter sees a
+    hidden scan, or a lesion, report or issue of a test scan.
+
     ``existing``: ``out`` holds an earlier build (:func:`.output.scan_tree`): files that already hold
     the right bytes stay, the others are replaced, and files the build does not list are removed."""
+    from ..splits import public_view
     from .bag import write_packages
     from .bids import write_bids
     from .deid_gate import Gate
     from .icpsr import write_icpsr
     from .parquet import write_parquet
 
+    view = public_view(view)  # hidden scans out, test scans without anything of their masks
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     mine = Path(cache_dir) / "export" if cache_dir is not None else None  # the folder may be shared

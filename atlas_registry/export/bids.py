@@ -156,6 +156,13 @@ def _counts_as(les: LesionInfo, hemisphere: str, location: str) -> bool:
 def _scan_columns(s: ScanView) -> dict:
     r, sc = s.report, s.scanner
     counts = {col: sum(1 for les in s.lesions if _counts_as(les, h, loc)) for col, h, loc in _COUNT_COLUMNS}
+    if s.withheld:  # a test scan: nothing of its masks or of the report describing them (n/a)
+        return {
+            "scanner_manufacturer": sc and sc.manufacturer,
+            "scanner_model": sc and sc.model,
+            "field_strength": sc and sc.field_strength_t,
+            "split": s.split,
+        }
     return {
         "scanner_manufacturer": sc and sc.manufacturer,
         "scanner_model": sc and sc.model,
@@ -169,6 +176,7 @@ def _scan_columns(s: ScanView) -> dict:
         "n_lesions": len(s.lesions),
         **counts,
         "lesion_volume": round(sum(les.standard.volume_mm3 for les in s.lesions if les.standard), 3),
+        "split": s.split,
     }
 
 
@@ -190,6 +198,17 @@ PARTICIPANT_COLUMNS = [
     "lesion_volume",
 ]
 SESSION_COLUMNS = ["session_id", *PARTICIPANT_COLUMNS[3:]]
+SPLIT_COLUMN = "split"  # the last column of both tables when the release has benchmark splits
+
+
+def participant_columns(view: ReleaseView) -> list[str]:
+    return PARTICIPANT_COLUMNS + ([SPLIT_COLUMN] if view.spec.splits is not None else [])
+
+
+def session_columns(view: ReleaseView) -> list[str]:
+    return SESSION_COLUMNS + ([SPLIT_COLUMN] if view.spec.splits is not None else [])
+
+
 # Participant-level free text (DEID007 applies to these cells).
 TEXT_COLUMNS = ("scanner_manufacturer", "scanner_model", "stroke_type", "primary_location", "vascular_territory")
 
@@ -255,6 +274,14 @@ def column_descriptions(view: ReleaseView, scans: list[ScanView], *, sessions: b
             "Description": "Total lesion volume in template space (sum of the lesion masks). " + first,
             "Units": "mm^3",
         },
+        "split": {
+            "Description": "Benchmark split of the subject (every session in the same one). Lesion columns and "
+            "the report are n/a for test subjects, whose masks are withheld.",
+            "Levels": {
+                "training": "images and lesion masks released",
+                "test": "images released, lesion masks withheld (scored with atlas-registry score)",
+            },
+        },
     }
     return d
 
@@ -276,6 +303,7 @@ _ROW_TYPES = {
     "pvh": _GRADE,
     "dwmh": _GRADE,
     "primary_hemisphere": {"anyOf": [{"enum": list(HEMISPHERE_LEVELS)}, _NA]},
+    "split": {"enum": ["training", "test"]},
 }
 
 
@@ -360,6 +388,23 @@ def dataset_description(view: ReleaseView) -> dict:
     return d
 
 
+def split_sections(view: ReleaseView) -> list[str]:
+    """Markdown lines: the benchmark splits (nothing when the release has none)."""
+    if view.spec.splits is None:
+        return []
+    n_test = sum(1 for s in view.standard_scans if s.split == "test")
+    return [
+        "## Benchmark splits",
+        "",
+        f"The `split` column of `participants.tsv` tells each subject's set: `training` (images and lesion masks) "
+        f"or `test` ({n_test} scans here: T1-weighted images only; the lesion masks are withheld and the lesion "
+        "and report columns are `n/a`). A further hidden set is not released. Submit predicted masks named as "
+        f"the union masks here (`*_space-{view.spec.standard.space}_label-L_desc-{UNION_DESC}_mask.nii.gz`, on the "
+        "grid of the T1) to the curators, who score them with `atlas-registry score`.",
+        "",
+    ]
+
+
 def pybids_sections(space: str) -> list[str]:
     """Markdown lines: how to load the dataset with pybids (a test runs the snippet on a build)."""
     return [
@@ -411,6 +456,7 @@ def readme(view: ReleaseView, release_notes: str = "") -> str:
         "report and lesion counts; `n/a` marks a missing value. Subjects with several sessions have "
         "`sub-<label>/sub-<label>_sessions.tsv`.",
         "",
+        *split_sections(view),
         *pybids_sections(space),
         *linking_sections(public=True),
         *ddi.terms_sections(spec),
@@ -444,8 +490,9 @@ def write_bids(
     doc("CHANGES", (view.public_text(changes) or "").encode())
     rows, sessions = participants(view)
     cols = column_descriptions(view, list(view.standard_scans))
-    gate.table("bids/participants.tsv", "participants", PARTICIPANT_COLUMNS, rows, text_columns=TEXT_COLUMNS)
-    doc("participants.tsv", _tsv(PARTICIPANT_COLUMNS, rows).encode(), rev=view.revision)
+    pcols, scols_ = participant_columns(view), session_columns(view)
+    gate.table("bids/participants.tsv", "participants", pcols, rows, text_columns=TEXT_COLUMNS)
+    doc("participants.tsv", _tsv(pcols, rows).encode(), rev=view.revision)
     # the column dictionary, with the top-level Description the BIDS schema recommends for tabular sidecars
     # (without it the official validator warns SIDECAR_KEY_RECOMMENDED)
     doc(
@@ -453,12 +500,12 @@ def write_bids(
         {
             "Description": "One row per subject of the standardized subset: cohort, scanner, the "
             "neuroradiologist's report and lesion counts at the first session.",
-            **{c: cols[c] for c in PARTICIPANT_COLUMNS},
+            **{c: cols[c] for c in pcols},
         },
     )
     for sub, srows in sessions.items():
-        gate.table(f"bids/{sub}/{sub}_sessions.tsv", "sessions", SESSION_COLUMNS, srows, text_columns=TEXT_COLUMNS)
-        doc(f"{sub}/{sub}_sessions.tsv", _tsv(SESSION_COLUMNS, srows).encode(), rev=view.revision)
+        gate.table(f"bids/{sub}/{sub}_sessions.tsv", "sessions", scols_, srows, text_columns=TEXT_COLUMNS)
+        doc(f"{sub}/{sub}_sessions.tsv", _tsv(scols_, srows).encode(), rev=view.revision)
     if sessions:  # one column dictionary for every sub-<label>_sessions.tsv (inheritance principle)
         scols = column_descriptions(view, list(view.standard_scans), sessions=True)
         scols["session_id"] = {
@@ -471,7 +518,7 @@ def write_bids(
                 "Description": "One row per session (timepoint) of a subject scanned more than once: "
                 "scanner, the neuroradiologist's report and lesion counts at that "
                 "session.",
-                **{c: scols[c] for c in SESSION_COLUMNS},
+                **{c: scols[c] for c in scols_},
             },
         )
 
@@ -538,6 +585,8 @@ def _write_scan(output, gate, store, s: ScanView, space: str, t1_paths: dict, do
     if not t1_side["Sources"]:
         del t1_side["Sources"]
     doc(_sidecar(t1), t1_side, rev=s.t1_standard.created_rev_id, scan=s.code)
+    if s.withheld:  # a test scan: its masks stay in the registry
+        return
 
     lesion_paths = []
     for les in s.lesions:

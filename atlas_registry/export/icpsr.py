@@ -369,6 +369,21 @@ def stat_files(cols, rows, day: str, title: str, *, release: str = "", table: st
     return sav_b, dta_b
 
 
+def _split_lines(view: ReleaseView) -> list[str]:
+    if view.spec.splits is None:
+        return []
+    n_test = sum(1 for s in view.scans if s.withheld)
+    return [
+        "## Benchmark splits",
+        "",
+        f"This release is divided into a training set (`native/`: images, lesion masks and metadata) and a test "
+        f"set (`test/cXXXX/cXXXXsXXXXtXX/cXXXXsXXXXtXX.nii.gz`: {n_test} T1-weighted images only; their lesion masks "
+        "and lesion metadata are withheld). The `split` column of `crosswalk.csv` gives each scan's set. A hidden "
+        "set is not released.",
+        "",
+    ]
+
+
 def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
     spec = view.spec
     parts = [
@@ -400,6 +415,7 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
         "* `crosswalk.csv` — native identifier ↔ public label of every scan (see below).",
         "* `CHANGES` — what changed in each release.",
         "",
+        *_split_lines(view),
         *linking_sections(public=False),
         *ddi.closing_sections(spec, release_notes),
     ]
@@ -410,6 +426,7 @@ def readme(view: ReleaseView, tabs, release_notes: str = "") -> str:
 
 CROSSWALK = "icpsr/crosswalk.csv"
 CROSSWALK_COLUMNS = ("scan_id", "subject_id", "cohort", "participant_id", "session_id", "public_scan", "in_bids")
+TEST = "icpsr/test"  # the test scans' native T1s (their masks withheld), when the release has splits
 CROSSWALK_LABELS = {
     "scan_id": "native scan identifier cXXXXsXXXXtXX",
     "subject_id": "native subject identifier cXXXXsXXXX",
@@ -418,14 +435,20 @@ CROSSWALK_LABELS = {
     "session_id": "BIDS session ses-<n> (timepoint)",
     "public_scan": "public scan sub-<label>_ses-<n> (Parquet scan)",
     "in_bids": "in the standardized subset (BIDS archive): yes | no",
+    "split": "benchmark split: training (masks released) | test (masks withheld)",
 }
+
+
+def crosswalk_columns(view: ReleaseView) -> tuple[str, ...]:
+    return CROSSWALK_COLUMNS + (("split",) if view.spec.splits is not None else ())
 
 
 def crosswalk_csv(view: ReleaseView) -> bytes:
     """Native identifier <-> public label of every scan (restricted archive only, never public)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CROSSWALK_COLUMNS)
+    splits = view.spec.splits is not None
+    w.writerow(crosswalk_columns(view))
     for s in sorted(view.scans, key=lambda s: s.code):
         w.writerow(
             [
@@ -436,6 +459,7 @@ def crosswalk_csv(view: ReleaseView) -> bytes:
                 s.bids_session,
                 s.public_scan,
                 "yes" if s.in_standard else "no",
+                *([s.split] if splits else []),
             ]
         )
     return buf.getvalue().encode("utf-8")
@@ -513,6 +537,15 @@ def _rows_key(cache, what: str, day: str, title: str, tabs) -> str:
     return cache.key(_recipe(), what, day, title, data)
 
 
+def training_only(view: ReleaseView) -> ReleaseView:
+    """The scans released with their masks (every scan when the release has no splits)."""
+    if view.spec.splits is None:
+        return view
+    from dataclasses import replace
+
+    return replace(view, scans=tuple(s for s in view.scans if not s.withheld))
+
+
 def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes: str = "") -> None:
     """Write ``icpsr/``. The SPSS, Stata and xlsx files (the slow ones) come from the export cache when
     their rows, the release date and title and the code are those of an earlier build."""
@@ -521,9 +554,10 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
     cache = output.cache
     for s in view.scans:
         for rel, ref, is_mask in _scan_files(s):
-            path = f"{NATIVE}/{rel}"
+            path = f"{TEST if s.withheld else NATIVE}/{rel}"
             output.copy_object(path, ref.sha256, ref.size, archive="icpsr", scan=s.code, rev=ref.created_rev_id)
             gate.nifti(path, output.object_path(ref.sha256), ref.sha256, mask=is_mask)
+    full, view = view, training_only(view)  # the tables of native/ hold the scans released with their masks
     tabs = tables(view)
     files = []
     for i, (name, (cols, rows)) in enumerate(tabs.items(), start=1):
@@ -583,7 +617,7 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
         )
     xlsx = cache.get_or_make(_rows_key(cache, "xlsx", day, "", tabs), lambda: workbook(tabs, day))
     output.write(f"{NATIVE}/{METADATA_WORKBOOK}", xlsx, archive="icpsr", rev=rev)
-    cw_rows = list(csv.DictReader(io.StringIO(crosswalk_csv(view).decode("utf-8"))))
+    cw_rows = list(csv.DictReader(io.StringIO(crosswalk_csv(full).decode("utf-8"))))
     files.append(
         ddi.DataFile(
             f"F{len(files) + 1}",
@@ -591,13 +625,13 @@ def write_icpsr(output, view: ReleaseView, gate, *, changes: str, release_notes:
             "crosswalk.csv",
             "One row per scan: native identifier and public label (restricted: links to the public BIDS and Parquet "
             "archives)",
-            tuple(ddi.Variable(c, c, CROSSWALK_LABELS[c]) for c in CROSSWALK_COLUMNS),
+            tuple(ddi.Variable(c, c, CROSSWALK_LABELS[c]) for c in crosswalk_columns(full)),
             tuple(cw_rows),
             coded=False,
         )
     )
     output.write("icpsr/codebook.xml", ddi.codebook_xml(view.spec, files, revision=rev), archive="icpsr")
     output.write_text("icpsr/codebook.md", ddi.codebook_markdown(view.spec, files, revision=rev), archive="icpsr")
-    output.write(CROSSWALK, crosswalk_csv(view), archive="icpsr", rev=rev)
-    output.write_text("icpsr/README.md", readme(view, tabs, release_notes), archive="icpsr")
+    output.write(CROSSWALK, crosswalk_csv(full), archive="icpsr", rev=rev)
+    output.write_text("icpsr/README.md", readme(full, tabs, release_notes), archive="icpsr")
     output.write_text("icpsr/CHANGES", changes, archive="icpsr")

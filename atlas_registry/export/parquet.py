@@ -190,6 +190,13 @@ TABLE_DESCRIPTIONS = {
     **{k: v[0] for k, v in _OTHER.items()},
 }
 TABLES = ("scans", "lesions", "images", "masks", "scanners", "issues", "revisions", "releases")
+SPLIT = "split"
+SPLIT_FIELD = (
+    SPLIT,
+    _STR,
+    "benchmark split: training (masks released) | test (masks withheld: lesion columns NULL, no lesion or mask "
+    "rows); only in releases with splits",
+)
 
 
 def _field(name: str, typ, desc: str, unit: str | None = None, *, key: bool = False) -> pa.Field:
@@ -216,10 +223,12 @@ def _view_schema(view: str, table: str) -> pa.Schema:
     )
 
 
-def schema(table: str) -> pa.Schema:
-    """The Arrow schema of ``table`` (with field descriptions and units)."""
+def schema(table: str, *, splits: bool = False) -> pa.Schema:
+    """The Arrow schema of ``table`` (with field descriptions and units); ``splits``: the release has
+    benchmark splits (the scans table ends with their ``split`` column)."""
     if table == "scans":
-        return _view_schema(views.SCANS, table)
+        sch = _view_schema(views.SCANS, table)
+        return sch.append(_field(*SPLIT_FIELD, key=True)) if splits else sch
     if table == "lesions":
         return _view_schema(views.LESIONS, table)
     return pa.schema([_field(*c, key=c[0] in KEYS[table]) for c in _OTHER[table][1]])
@@ -262,9 +271,10 @@ def scan_rows(view: ReleaseView) -> list[dict]:
         rows.append(
             {
                 **_scan_facts(s, view.name),
-                "n_lesions": len(s.lesions),
+                "n_lesions": None if s.withheld else len(s.lesions),  # a test scan: its masks are withheld
                 "primary_volume_mm3": prim,
                 "total_volume_mm3": sum(vols) if vols else None,
+                SPLIT: s.split,
             }
         )
     return rows
@@ -432,7 +442,7 @@ def table(view: ReleaseView, name: str, bids_paths: dict[str, str] | None = None
         data = mask_rows(view, masks)
     else:
         data = rows[name](view)
-    sch = schema(name)
+    sch = schema(name, splits=view.spec.splits is not None)
     meta = {
         "atlas.table": name,
         "atlas.description": TABLE_DESCRIPTIONS[name],
@@ -475,7 +485,7 @@ def write_parquet(output, view: ReleaseView, gate, *, bids_paths: dict[str, str]
             elif pa.types.is_list(col.type) and pa.types.is_string(col.type.value_type):
                 gate.no_native_ids(rel, "\n".join(v for vs in col.to_pylist() if vs for v in vs if v))
         output.write(rel, data, archive="parquet", rev=view.revision)
-    output.write_json("parquet/schema.json", json_schema(), archive="parquet")
+    output.write_json("parquet/schema.json", json_schema(splits=view.spec.splits is not None), archive="parquet")
 
 
 # -- documentation -------------------------------------------------------------------------------
@@ -497,12 +507,13 @@ def _json_type(t: pa.DataType) -> dict:
     return {"type": ["string", "null"]}
 
 
-def json_schema() -> dict:
-    """A JSON Schema (draft 2020-12) of every table's rows, with Arrow types, descriptions and units."""
+def json_schema(*, splits: bool = False) -> dict:
+    """A JSON Schema (draft 2020-12) of every table's rows, with Arrow types, descriptions and units
+    (``splits``: as a release with benchmark splits writes them)."""
     defs = {}
     for name in TABLES:
         props = {}
-        for f in schema(name):
+        for f in schema(name, splits=splits):
             meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
             typ = _json_type(f.type)
             if not f.nullable:  # a key: never null

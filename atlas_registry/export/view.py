@@ -29,7 +29,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import overload
 
@@ -84,6 +84,7 @@ class Member:
     exclusion_reason: str | None = None
     exclusion_note: str | None = None
     public_label: str | None = None
+    split: str | None = None  # training | test | hidden (0010); None: no splits, or not recorded
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,12 @@ class ScanView:
     lesions: tuple[LesionInfo, ...]  # sorted by number
     primary_chosen_by_neuroradiologist: bool = False
     releases: tuple[str, ...] = ()  # earlier published releases (up to the view's revision) holding the scan
+    split: str | None = None  # benchmark split (training | test | hidden); None: the release has no splits
+
+    @property
+    def withheld(self) -> bool:
+        """Its masks stay in the registry (a test or hidden scan)."""
+        return self.split in ("test", "hidden")
 
     @property
     def bids_subject(self) -> str:
@@ -398,9 +405,10 @@ def recorded_membership(sess: Session, release_id: int) -> dict[str, Member]:
             ReleaseScan.exclusion_reason,
             ReleaseScan.exclusion_note,
             ReleaseScan.public_label,
+            ReleaseScan.split,
         ).where(ReleaseScan.release_id == release_id)
     ).all()
-    return {code: Member(bool(std), reason, note, label) for code, std, reason, note, label in rows}
+    return {code: Member(bool(std), reason, note, label, split) for code, std, reason, note, label, split in rows}
 
 
 def recorded_view(sess: Session, spec: ReleaseSpec, rel: Release) -> ReleaseView:
@@ -627,6 +635,7 @@ def build_view(
                 path=missing[0],
             )
     scans.sort(key=lambda s: s.code)
+    scans = _with_splits(spec, scans, membership)
     in_release = {s.code for s in scans}
     return ReleaseView(
         name=spec.name,
@@ -644,6 +653,21 @@ def build_view(
         revisions=_revisions(sess, rev, {tp_id: tps[tp_id][0].code for tp_id in tp_ids}, in_release),
         releases=_releases(sess, spec, rev, scans, earlier),
     )
+
+
+def _with_splits(spec: ReleaseSpec, scans: list[ScanView], membership) -> list[ScanView]:
+    """The scans with their benchmark split: as the build recorded it, or assigned now
+    (:func:`atlas_registry.splits.assign`) from the specification and the registry."""
+    if spec.splits is None:
+        return scans
+    recorded = {code: m.split for code, m in (membership or {}).items()}
+    if scans and all(recorded.get(s.code) for s in scans):
+        split_of = recorded
+    else:
+        from ..splits import assign
+
+        split_of = assign(scans, spec.splits)
+    return [replace(s, split=split_of[s.code]) for s in scans]
 
 
 def _drop_standard(li: LesionInfo) -> LesionInfo:
