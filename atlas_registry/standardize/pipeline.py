@@ -75,7 +75,8 @@ class ScanOutcome:
     reason: str = ""  # the Reason column of registration_failures.csv when not ok
     figures: dict = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)  # file name in the scan folder -> bytes
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall clock in the worker
+    cpu_seconds: float = 0.0  # CPU time of the worker process for this scan
 
 
 def set_single_thread() -> None:
@@ -248,13 +249,14 @@ def run_scan(job: ScanJob, params: Params) -> ScanOutcome:
     """The whole chain of one scan; never raises for a bad image (the outcome says why it failed)."""
     import time
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     try:
         out = _run(job, params)
     except Exception as e:  # noqa: BLE001 -- any failure of a registration is a reported exclusion, not a crash
         message = " ".join(str(e).split())[:200] or type(e).__name__
         out = ScanOutcome(job.scan_id, "failed", f"{FAILURE}: cannot register ({type(e).__name__}: {message})")
     out.seconds = round(time.monotonic() - started, 3)
+    out.cpu_seconds = round(time.process_time() - cpu, 3)
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 TISSUE_LEVEL = 0.45  # brain tissue: standardized intensity above this fraction of the white-matter level
 
 THRESHOLDS = {
-    "similarity_min": 0.70,
+    "similarity_min": 0.88,
     "brain_dice_min": 0.80,
     "scale_min": 0.70,
     "scale_max": 1.45,

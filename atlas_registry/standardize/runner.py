@@ -175,8 +175,9 @@ def _dask(jobs, params, address: str):
         raise AtlasError("STD004", f"cannot reach the Dask scheduler at {address} ({e})", path=address) from None
     try:
         futures = client.map(pipeline.run_scan, jobs, params=params, pure=False, key=[f"std-{j.scan_id}" for j in jobs])
-        for _fut, outcome in as_completed(futures, with_results=True):
-            yield outcome
+        with client.as_current():  # as_completed looks for the current client
+            for fut in as_completed(futures):
+                yield fut.result()
     finally:
         client.close()
 
@@ -249,6 +250,7 @@ def standardize(
             "status": o.status,
             "reason": _reason(o) if o.status != "ok" else "",
             "seconds": o.seconds,
+            "cpu_seconds": o.cpu_seconds,
             "qc": o.figures,
         }
         for o in outcomes
