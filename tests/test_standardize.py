@@ -194,3 +194,19 @@ def test_refusals(world, run_a, tmp_path):
         runner.standardize(world / "native", tmp_path / "y", scans=["c0099s0001t01"])
     assert e.value.code == "STD003"
     assert main(["standardize", str(world / "native" / "c0009"), "--out", str(tmp_path / "z")]) == 1
+
+
+def test_scanner_world_pose_is_rigid_plus_scaling():
+    """`synth --world scanner`: the header transform is rigid (an oblique rotation and a move to the
+    isocentre), the head scaling per axis within its range; the same key gives the same pose."""
+    from atlas_registry.synth import scanners
+
+    z, r = scanners.scanner_world(0, (9, 4, 1))
+    rot = r[:3, :3]
+    assert np.allclose(rot @ rot.T, np.eye(3)) and np.linalg.det(rot) > 0
+    assert not np.allclose(rot, np.eye(3), atol=1e-3)  # oblique
+    scale = np.diag(z[:3, :3])
+    assert np.all((scale >= scanners.SCALE_RANGE[0]) & (scale <= scanners.SCALE_RANGE[1]))
+    assert np.allclose(z @ np.r_[scanners.FOV_CENTRE_MM, 1.0], np.r_[scanners.FOV_CENTRE_MM, 1.0])
+    z2, r2 = scanners.scanner_world(0, (9, 4, 1))
+    assert np.array_equal(z, z2) and np.array_equal(r, r2)
