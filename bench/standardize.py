@@ -11,13 +11,14 @@
 In the default synthetic world native headers are MNI millimetres, so the true transform is the
 identity.
 
-    python bench/standardize.py [--scale small|full] [--cohorts all|c0001,c0003] [--per-kind 10]
+    python bench/standardize.py [--scale small|full] [--world mni|scanner] [--cohorts all|c0001,c0003] [--per-kind 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import statistics
 import subprocess
@@ -36,11 +37,11 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
 
 
-def synth(scale: str, cohorts: str) -> Path:
-    out = WORK / f"synth-{scale}-{cohorts.replace(',', '-')}"
+def synth(scale: str, cohorts: str, world: str) -> Path:
+    out = WORK / f"synth-{scale}-{cohorts.replace(',', '-')}-{world}"
     if not (out / ".complete").exists():
         shutil.rmtree(out, ignore_errors=True)
-        which = [] if cohorts == "all" else ["--cohorts", cohorts]
+        which = ([] if cohorts == "all" else ["--cohorts", cohorts]) + ["--world", world]
         subprocess.run(
             CLI + ["synth", str(out), "--scale", scale, *which, "--no-reliability", "--no-progress"], check=True
         )
@@ -87,7 +88,13 @@ def accuracy(world: Path, out: Path, scans: list[str], voxel: float) -> list[dic
             ours = np.asarray(niio.load(folder / f.name).dataobj) > 0
             native = world / "native" / sid[:5] / sid / f.name.replace("_stx.nii.gz", ".nii.gz")
             nimg = niio.load(native)
-            best = pipeline.resample(np.asarray(nimg.dataobj), nimg.affine, grid, np.eye(4), order=0) > 0.5
+            truth = world / "truth" / f"{sid}.json"  # --world scanner: the true native→MNI affine
+            mni_to_native = (
+                np.linalg.inv(np.asarray(json.loads(truth.read_text())["native_to_mni"]))
+                if truth.exists()
+                else np.eye(4)
+            )
+            best = pipeline.resample(np.asarray(nimg.dataobj), nimg.affine, grid, mni_to_native, order=0) > 0.5
             rows.append(
                 {"scan": sid, "mask": f.name, "dice": dice(ours, true_std), "dice_true_affine": dice(best, true_std)}
             )
@@ -107,20 +114,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="small", choices=["small", "full"])
     ap.add_argument("--cohorts", default="all")
+    ap.add_argument("--world", default="mni", choices=["mni", "scanner"])
     ap.add_argument("--per-kind", type=int, default=10, help="scans of each kind (motion, noise, large lesion, clean)")
     args = ap.parse_args()
 
-    world = synth(args.scale, args.cohorts)
+    world = synth(args.scale, args.cohorts, args.world)
     scans = pick(world, args.per_kind)
     truth = truth_rows(world)
     wall = {}
     summaries = {}
     for w in (1, 2):
-        wall[w], summaries[w] = run(world / "native", WORK / f"std-{args.scale}-w{w}", scans, w)
+        wall[w], summaries[w] = run(world / "native", WORK / f"std-{args.scale}-{args.world}-w{w}", scans, w)
         print(f"{w} worker(s): {len(scans)} scans in {wall[w]:.1f} s", flush=True)
     s2 = summaries[2]
     outcomes = {o["scan_id"]: o for o in s2["outcomes"]}
-    acc = accuracy(world, WORK / f"std-{args.scale}-w2", scans, s2["voxel_mm"])
+    acc = accuracy(world, WORK / f"std-{args.scale}-{args.world}-w2", scans, s2["voxel_mm"])
     short = [r["dice_true_affine"] - r["dice"] for r in acc]
     flawed = [s for s in scans if truth.get(s, {}).get("Reason") in ("motion artefact", "poor image quality")]
     large = [s for s in scans if truth.get(s, {}).get("Reason") == "large lesion"]
@@ -152,11 +160,15 @@ def main() -> None:
         "large_lesion": len(large),
         "large_lesion_pass": share(large, "ok"),
         "low_resolution": s2["low_resolution"],
-        "same_bytes_1_vs_2_workers": _same(WORK / f"std-{args.scale}-w1", WORK / f"std-{args.scale}-w2"),
-        "note": "default synthetic world: native headers are MNI mm, the true transform is the identity",
+        "same_bytes_1_vs_2_workers": _same(
+            WORK / f"std-{args.scale}-{args.world}-w1", WORK / f"std-{args.scale}-{args.world}-w2"
+        ),
+        "world": args.world,
+        "note": "mni world: native headers are MNI mm, the true transform is the identity; scanner world: "
+        "oblique scanner-mm headers, per-axis head sizes, the true affine from OUT/truth/",
     }
     print(result)
-    write_result(f"standardize-{args.scale}", result)
+    write_result(f"standardize-{args.scale}" + ("" if args.world == "mni" else f"-{args.world}"), result)
 
 
 def _same(a: Path, b: Path) -> bool:

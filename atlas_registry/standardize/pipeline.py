@@ -200,8 +200,9 @@ def moving_mask(head: np.ndarray, lesion_union: np.ndarray, zooms, margin_mm: fl
     return head
 
 
-def register(t1_n4: np.ndarray, affine: np.ndarray, mmask: np.ndarray, params: Params) -> np.ndarray:
-    """Affine registration (ANTs) of the native T1 to the template; the MNI→native world matrix."""
+def register(t1_n4: np.ndarray, affine: np.ndarray, mmask: np.ndarray, params: Params, rigid_first=False) -> np.ndarray:
+    """Affine registration (ANTs) of the native T1 to the template; the MNI→native world matrix.
+    ``rigid_first``: a rigid stage first, the affine stage starting from it (the second attempt)."""
     from . import template
 
     ants = _ants()
@@ -210,25 +211,33 @@ def register(t1_n4: np.ndarray, affine: np.ndarray, mmask: np.ndarray, params: P
     moving = to_ants(t1_n4, affine)
     mm = to_ants(mmask.astype(np.float32), affine)
     ants.config._random_seed = params.random_seed  # antspyx passes it as --random-seed (no public setter in 0.6.3)
+    common = dict(
+        mask=fmask,
+        moving_mask=mm,
+        aff_metric=params.metric,
+        aff_sampling=params.metric_bins,
+        aff_random_sampling_rate=params.sampling_rate,
+        aff_iterations=params.iterations,
+        aff_shrink_factors=params.shrink_factors,
+        aff_smoothing_sigmas=params.smoothing_mm,
+        smoothing_in_mm=True,
+        verbose=False,
+    )
     with tempfile.TemporaryDirectory(prefix="atlas-std-") as tmp:
+        init = None
+        if rigid_first:
+            rigid = ants.registration(
+                fixed, moving, type_of_transform="Rigid", outprefix=str(Path(tmp) / "r"), **common
+            )
+            init = rigid["fwdtransforms"]
         reg = ants.registration(
-            fixed,
-            moving,
-            type_of_transform="Affine",
-            mask=fmask,
-            moving_mask=mm,
-            aff_metric=params.metric,
-            aff_sampling=params.metric_bins,
-            aff_random_sampling_rate=params.sampling_rate,
-            aff_iterations=params.iterations,
-            aff_shrink_factors=params.shrink_factors,
-            aff_smoothing_sigmas=params.smoothing_mm,
-            smoothing_in_mm=True,
-            outprefix=str(Path(tmp) / "x"),
-            verbose=False,
+            fixed, moving, type_of_transform="Affine", initial_transform=init, outprefix=str(Path(tmp) / "x"), **common
         )
-        tx = ants.read_transform(reg["fwdtransforms"][0])
-        return itk_affine_to_ras(np.asarray(tx.parameters), np.asarray(tx.fixed_parameters))
+        txs = [ants.read_transform(f) for f in reg["fwdtransforms"]]
+        m = np.eye(4)
+        for tx in txs:  # applied last to first on points: the composite maps fixed to moving
+            m = m @ itk_affine_to_ras(np.asarray(tx.parameters), np.asarray(tx.fixed_parameters))
+        return m
 
 
 def n4(t1: np.ndarray, affine: np.ndarray, head: np.ndarray, params: Params) -> np.ndarray:
@@ -284,16 +293,42 @@ def _run(job: ScanJob, params: Params) -> ScanOutcome:
     head = head_mask(t1)
     corrected = n4(t1, img.affine, head, params)
     mmask = moving_mask(head, union, zooms, params.lesion_margin_mm)
-    mni_to_native = register(corrected, img.affine, mmask, params)
-    native_to_mni = np.linalg.inv(mni_to_native)
-
+    best = None
+    for attempt, rigid_first in enumerate((False, True), start=1):
+        done = _attempt(corrected, img.affine, zooms, masks, mmask, params, rigid_first)
+        done[3]["attempt"] = attempt
+        failed = qc.failures(done[3])
+        if best is None or done[3]["similarity"] > best[3]["similarity"]:
+            best = done
+        if not failed:
+            break
+    assert best is not None
+    t1_int, std_masks, native_to_mni, figures = best
+    failed = qc.failures(figures)
+    if failed:
+        return ScanOutcome(job.scan_id, "failed", f"{FAILURE}: " + "; ".join(failed), figures)
     grid = template.grid(params.voxel_mm)
-    std_t1 = resample(corrected, img.affine, grid, mni_to_native, order=1)
-    std_masks = [(n, resample(m.astype(np.float32), img.affine, grid, mni_to_native, order=0) > 0.5) for n, m in masks]
+
+    t1_img = writer.t1_image(t1_int, grid.affine, standard=True)
+    files = {naming.standard_name(job.scan_id, "t1"): niio.encode_nifti(t1_img)}
+    for n, m in std_masks:
+        files[naming.standard_name(job.scan_id, "lesion", n)] = niio.encode_nifti(writer.mask_image(m, t1_img))
+    files[naming.standard_name(job.scan_id, "sidecar")] = sidecar_bytes(job, params, native_to_mni, figures)
+    return ScanOutcome(job.scan_id, "ok", "", figures, files)
+
+
+def _attempt(corrected, affine, zooms, masks, mmask, params: Params, rigid_first: bool):
+    """Register, resample, standardize intensities, deface and measure: (T1 int16, masks, native→MNI, QC)."""
+    from . import qc, template
+
+    mni_to_native = register(corrected, affine, mmask, params, rigid_first)
+    native_to_mni = np.linalg.inv(mni_to_native)
+    grid = template.grid(params.voxel_mm)
+    std_t1 = resample(corrected, affine, grid, mni_to_native, order=1)
+    std_masks = [(n, resample(m.astype(np.float32), affine, grid, mni_to_native, order=0) > 0.5) for n, m in masks]
     std_union = np.zeros(grid.shape, dtype=bool)
     for _, m in std_masks:
         std_union |= m
-
     wm = template.white(params.voxel_mm) & ~std_union
     level = float(np.median(std_t1[wm])) if wm.any() else 0.0
     if not level > 0:
@@ -301,7 +336,6 @@ def _run(job: ScanJob, params: Params) -> ScanOutcome:
     std_t1 *= np.float32(params.wm_level / level)
     std_t1[template.face(params.voxel_mm)] = 0.0
     t1_int = np.clip(np.rint(std_t1), 0, 32767).astype(np.int16)
-
     native_mm3 = float(np.prod(zooms))
     figures = qc.figures(
         t1_int.astype(np.float32),
@@ -311,16 +345,7 @@ def _run(job: ScanJob, params: Params) -> ScanOutcome:
         params,
         std_union,
     )
-    failed = qc.failures(figures)
-    if failed:
-        return ScanOutcome(job.scan_id, "failed", f"{FAILURE}: " + "; ".join(failed), figures)
-
-    t1_img = writer.t1_image(t1_int, grid.affine, standard=True)
-    files = {naming.standard_name(job.scan_id, "t1"): niio.encode_nifti(t1_img)}
-    for n, m in std_masks:
-        files[naming.standard_name(job.scan_id, "lesion", n)] = niio.encode_nifti(writer.mask_image(m, t1_img))
-    files[naming.standard_name(job.scan_id, "sidecar")] = sidecar_bytes(job, params, native_to_mni, figures)
-    return ScanOutcome(job.scan_id, "ok", "", figures, files)
+    return t1_int, std_masks, native_to_mni, figures
 
 
 def sidecar_bytes(job: ScanJob, params: Params, native_to_mni: np.ndarray, figures: dict) -> bytes:
