@@ -32,8 +32,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def world(synth_small_cohorts):
-    return synth_small_cohorts(["c0001", "c0009"])
+def world(synth_two_cohorts):
+    """The small synthetic c0001 + c0009 (shared with the intake and ingest tests)."""
+    return synth_two_cohorts
 
 
 @pytest.fixture(scope="module")
