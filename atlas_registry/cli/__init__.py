@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 input or request refused, 2 usage error.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -54,6 +55,32 @@ def want_progress(progress: bool | None, format: str = "text") -> bool:
     if progress is None:
         return format == "text" and sys.stderr.isatty()
     return progress
+
+
+@contextlib.contextmanager
+def counting_bar(label: str, enabled: bool):
+    """A progress bar of done/total items on stderr (no refresh thread: worker processes may be forked
+    while it is live), yielding the callback ``progress(done, total, description)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        auto_refresh=False,
+        transient=True,
+        disable=not enabled,
+    )
+    with bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, description: str) -> None:
+            bar.update(task, completed=done, total=total, description=description)
+            bar.refresh()
+
+        yield progress
 
 
 def echo_json(obj) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import TextJson, app, emit, format_option, progress_option, want_progress
+from . import TextJson, app, counting_bar, emit, format_option, progress_option, want_progress
 
 
 @app.command("standardize")
@@ -27,27 +27,9 @@ def standardize_cmd(
     """N4, lesion-masked affine registration to MNI152NLin2009aSym, resampling, intensity
     standardization and defacing of every scan (docs/standardize.md); failures go to
     registration_failures.csv with their reasons and QC figures."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..standardize.runner import standardize
 
-    bar = Progress(
-        TextColumn("standardize"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        auto_refresh=False,
-        transient=True,
-        disable=not want_progress(show_progress, format),
-    )
-    with bar:
-        task = bar.add_task("", total=None)
-
-        def progress(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-            bar.refresh()
-
+    with counting_bar("standardize", want_progress(show_progress, format)) as progress:
         summary = standardize(
             native_root,
             out,
