@@ -247,7 +247,7 @@ def _standardize_rows(r: dict, scale: str) -> list[tuple[str, str, str, str, str
         if r["large_lesion_pass"] is not None:
             qc_ok = qc_ok and r["large_lesion_pass"] >= 0.8
     cpu = r["cpu_s_per_scan_median"]
-    all304 = 304 * cpu / 2 if cpu is not None else None  # every small-scale scan on 2 cores at that CPU cost
+    all304 = r.get("estimated_all_304_on_2_cores_s") or (304 * cpu / 2 if cpu is not None else None)
     fast = r["speedup_2_workers"] >= 1.7 and (scale != "small" or (all304 is not None and all304 <= 180))
     return [
         (
@@ -268,7 +268,9 @@ def _standardize_rows(r: dict, scale: str) -> list[tuple[str, str, str, str, str
         ),
         (
             f"standardize speed ({n})",
-            f"{cpu:.2f} CPU s per scan (median; all 304 on 2 cores ≈ {all304 / 60:.1f} min); "
+            f"{cpu:.2f} CPU s per scan (median"
+            + (f"; clean {r['cpu_s_per_clean_scan_median']:.2f} s" if r.get("cpu_s_per_clean_scan_median") else "")
+            + f"; all 304 on 2 cores ≈ {all304 / 60:.1f} min); "
             f"1 worker {r['wall_s']['1']:.1f} s, "
             f"2 workers {r['wall_s']['2']:.1f} s ({r['speedup_2_workers']:.2f}×)"
             + ("" if r.get("same_bytes_1_vs_2_workers") else "; bytes differ"),

@@ -135,6 +135,15 @@ def main() -> None:
     clean = [s for s in scans if s not in truth]
     registered = [o for o in s2["outcomes"] if o["status"] != "low_resolution"]
     cpu = [o["cpu_seconds"] for o in registered]
+    cpu_clean = [outcomes[s]["cpu_seconds"] for s in clean]
+    cpu_flawed = [outcomes[s]["cpu_seconds"] for s in flawed + large]
+    # the 304 small-scale scans: 229 standardized (clean), 44 registration failures (flawed or large
+    # lesions: QC may run a second attempt), 31 low resolution (no registration)
+    est = (
+        (229 * statistics.median(cpu_clean) + 44 * statistics.median(cpu_flawed)) / 2
+        if cpu_clean and cpu_flawed
+        else None
+    )
 
     def share(ids, status):
         return (sum(outcomes[s]["status"] == status for s in ids) / len(ids)) if ids else None
@@ -148,6 +157,9 @@ def main() -> None:
         "speedup_2_workers": round(wall[1] / wall[2], 2),
         "cpu_s_per_scan_median": round(statistics.median(cpu), 2) if cpu else None,
         "wall_s_per_scan_median_2_workers": s2["scan_seconds_median"],
+        "cpu_s_per_clean_scan_median": round(statistics.median(cpu_clean), 2) if cpu_clean else None,
+        "cpu_s_per_flawed_scan_median": round(statistics.median(cpu_flawed), 2) if cpu_flawed else None,
+        "estimated_all_304_on_2_cores_s": round(est, 1) if est is not None else None,
         "masks_compared": len(acc),
         "dice_median": round(statistics.median(r["dice"] for r in acc), 4) if acc else None,
         "dice_true_affine_median": round(statistics.median(r["dice_true_affine"] for r in acc), 4) if acc else None,
