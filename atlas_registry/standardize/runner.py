@@ -143,8 +143,14 @@ def _reason(o: pipeline.ScanOutcome) -> str:
     return f"{o.reason} [{figs}]"
 
 
+def _died(job: pipeline.ScanJob, e: BaseException) -> pipeline.ScanOutcome:
+    """The outcome of a scan whose worker died under it (a crash of native code, a lost Dask worker)."""
+    what = " ".join(str(e).split())[:160] or type(e).__name__
+    return pipeline.ScanOutcome(job.scan_id, "failed", f"{pipeline.FAILURE}: the worker died ({what})")
+
+
 def _local(jobs, params, workers: int):
-    """Outcomes as they finish, from a fork-server-free process pool (or inline for one worker)."""
+    """Outcomes as they finish, from a process pool (or inline for one worker)."""
     if workers <= 1 or len(jobs) <= 1:
         for j in jobs:
             yield pipeline.run_scan(j, params)
@@ -154,10 +160,13 @@ def _local(jobs, params, workers: int):
 
     ctx = mp.get_context("fork")  # the template, prepared here, is shared with the workers
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=pipeline.set_single_thread) as pool:
-        futures = [pool.submit(pipeline.run_scan, j, params) for j in jobs]
+        futures = {pool.submit(pipeline.run_scan, j, params): j for j in jobs}
         try:
             for fut in as_completed(futures):
-                yield fut.result()
+                try:
+                    yield fut.result()
+                except Exception as e:  # noqa: BLE001 -- a dead worker is a failed scan, not a crash
+                    yield _died(futures[fut], e)
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -175,9 +184,13 @@ def _dask(jobs, params, address: str):
         raise AtlasError("STD004", f"cannot reach the Dask scheduler at {address} ({e})", path=address) from None
     try:
         futures = client.map(pipeline.run_scan, jobs, params=params, pure=False, key=[f"std-{j.scan_id}" for j in jobs])
+        by_key = {f.key: j for f, j in zip(futures, jobs, strict=True)}
         with client.as_current():  # as_completed looks for the current client
             for fut in as_completed(futures):
-                yield fut.result()
+                try:
+                    yield fut.result()
+                except Exception as e:  # noqa: BLE001 -- a lost worker is a failed scan, not a crash
+                    yield _died(by_key[fut.key], e)
     finally:
         client.close()
 
