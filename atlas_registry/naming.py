@@ -12,6 +12,8 @@ Standardized (R1.1 INDI) layout, one folder per scan under the standard root::
 
     cXXXXsXXXXtXX_t1w_deface_stx.nii.gz, cXXXXsXXXXtXX_LesionSmooth_stx.nii.gz,
     cXXXXsXXXXtXX_LesionSmooth_1_stx.nii.gz, ...
+    cXXXXsXXXXtXX_t1w_deface_stx.json   optional sidecar of `standardize`: what made the files, the
+                                        native→MNI affine and the QC figures
 
 Lesion number 0 is the primary lesion; 1, 2, ... are the secondary lesions (largest first).
 """
@@ -129,10 +131,11 @@ def native_relpath(scan: ScanId | str, kind: str, variant: str | None = None, le
 @dataclass(frozen=True)
 class StandardFile:
     scan: ScanId
-    kind: str  # "t1" | "lesion"
+    kind: str  # "t1" | "lesion" | "sidecar"
     lesion: int = 0
 
 
+_STD_SIDECAR_RE = re.compile(r"^(?P<id>c\d{4}s\d{4}t\d{2})_t1w_deface_stx\.json$")
 _STD_T1_RE = re.compile(r"^(?P<id>c\d{4}s\d{4}t\d{2})_t1w_deface_stx\.nii\.gz$")
 _STD_LESION_RE = re.compile(r"^(?P<id>c\d{4}s\d{4}t\d{2})_LesionSmooth(?:_(?P<n>[1-9]\d*))?_stx\.nii\.gz$")
 
@@ -142,12 +145,16 @@ def parse_standard_name(name: str) -> StandardFile | None:
         return StandardFile(parse_scan_id(m["id"]), "t1")
     if m := _STD_LESION_RE.match(name):
         return StandardFile(parse_scan_id(m["id"]), "lesion", int(m["n"] or 0))
+    if m := _STD_SIDECAR_RE.match(name):
+        return StandardFile(parse_scan_id(m["id"]), "sidecar")
     return None
 
 
 def standard_name(scan: ScanId | str, kind: str, lesion: int = 0) -> str:
     if kind == "t1":
         return f"{scan}_t1w_deface_stx.nii.gz"
+    if kind == "sidecar":
+        return f"{scan}_t1w_deface_stx.json"
     suffix = f"_{lesion}" if lesion else ""
     return f"{scan}_LesionSmooth{suffix}_stx.nii.gz"
 

@@ -36,6 +36,7 @@ def runs(quick: bool) -> list[list[str]]:
         ["store.py", "--scale", scale, "--cohort", "all", "--runs", "1"],
         ["sql.py"],
         ["score.py", "--scale", scale, "--runs", "3"],
+        ["standardize.py", "--scale", "small"],
     ]
 
 
@@ -239,6 +240,12 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 )
             )
     for scale in ("small", "full"):
+        for world in ("", "-scanner"):
+            r = load(f"standardize-{scale}{world}")
+            if r:
+                got = _standardize_rows(r, scale + (" scale, scanner world" if world else ""))
+                out += got[:2] if world else got  # speed: from the default world's run
+    for scale in ("small", "full"):
         r = load(f"peers-{scale}")
         if r:
             v = r["bids_validator"]
@@ -276,6 +283,54 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 )
             )
     return out
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
+def _standardize_rows(r: dict, scale: str) -> list[tuple[str, str, str, str, str]]:
+    n = f"{r['scans']} scans, {scale}" + ("" if "world" in scale else " scale")
+    med, p95 = r["dice_shortfall_median"], r["dice_shortfall_p95"]
+    qc_ok = None
+    if r["flawed_flagged"] is not None and r["clean_flagged"] is not None:
+        qc_ok = r["flawed_flagged"] >= 0.9 and r["clean_flagged"] <= 0.05
+        if r["large_lesion_pass"] is not None:
+            qc_ok = qc_ok and r["large_lesion_pass"] >= 0.8
+    cpu = r["cpu_s_per_scan_median"]
+    all304 = r.get("estimated_all_304_on_2_cores_s") or (304 * cpu / 2 if cpu is not None else None)
+    small = scale.startswith("small")
+    fast = r["speedup_2_workers"] >= 1.7 and (not small or (all304 is not None and all304 <= 180))
+    return [
+        (
+            f"standardize: lesion Dice vs the synthetic truth ({r['masks_compared']} masks, {n})",
+            f"median {r['dice_median']:.3f}; shortfall median {med:.3f}, 95th pct {p95:.3f}",
+            f"the true transform alone: median {r['dice_true_affine_median']:.3f}",
+            "shortfall ≤ 0.03 (median), ≤ 0.10 (95th pct)",
+            mark(med is not None and med <= 0.03 and p95 <= 0.10),
+        ),
+        (
+            f"standardize QC ({n})",
+            f"flawed flagged {_pct(r['flawed_flagged'])} of {r['flawed']}, clean flagged "
+            f"{_pct(r['clean_flagged'])} of {r['clean']}, large lesions passing {_pct(r['large_lesion_pass'])} "
+            f"of {r['large_lesion']}",
+            "—",
+            "≥ 90 % flawed, ≤ 5 % clean flagged; ≥ 80 % large lesions pass",
+            mark(qc_ok),
+        ),
+        (
+            f"standardize speed ({n})",
+            f"{cpu:.2f} CPU s per scan (median"
+            + (f"; clean {r['cpu_s_per_clean_scan_median']:.2f} s" if r.get("cpu_s_per_clean_scan_median") else "")
+            + f"; all 304 on 2 cores ≈ {all304 / 60:.1f} min); "
+            f"1 worker {r['wall_s']['1']:.1f} s, "
+            f"2 workers {r['wall_s']['2']:.1f} s ({r['speedup_2_workers']:.2f}×)"
+            + ("" if r.get("same_bytes_1_vs_2_workers") else "; bytes differ"),
+            "—",
+            "2 workers ≥ 1.7× one" + ("; all 304 ≤ 3 min on 2 cores" if small else "; ≤ 30 s per scan"),
+            mark(fast),
+        ),
+    ]
 
 
 def _machine_text(m: dict) -> str:

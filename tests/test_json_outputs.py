@@ -37,7 +37,7 @@ SHARED = {
 
 
 # command -> the test file that runs it and validates its JSON against its schema
-ELSEWHERE = {"intake": "test_intake_nifti.py", "score": "test_score.py"}
+ELSEWHERE = {"intake": "test_intake_nifti.py", "score": "test_score.py", "standardize": "test_standardize.py"}
 
 
 def schema_of(command: str) -> str:

@@ -22,6 +22,12 @@ def synth_cmd(
     reliability: bool = typer.Option(
         True, "--reliability/--no-reliability", help="Also write the tracer reliability study."
     ),
+    world: Literal["mni", "scanner"] = typer.Option(
+        "mni",
+        "--world",
+        help="mni: native headers in MNI mm (the default world); scanner: headers in scanner mm, oblique, "
+        "heads of different sizes, the true native-to-MNI affines under OUT/truth/.",
+    ),
     format: TextJson = format_option(),
     show_progress: bool = progress_option(),
 ):
@@ -48,6 +54,7 @@ def synth_cmd(
             overwrite=force,
             with_reliability=reliability,
             progress=progress,
+            world=world,
         )
     seconds = time.monotonic() - started
     if format == "json":

@@ -27,7 +27,7 @@ from ..errors import AtlasError, UsageError
 from . import preview, reliability, scan, scanners
 from .plan import make_plan
 
-OUTPUTS = ("native", "standard", "reliability", preview.PREVIEW, "synth.json")
+OUTPUTS = ("native", "standard", "reliability", preview.PREVIEW, "synth.json", scan.TRUTH)
 PREVIEW_VOLUME_MM3 = 30000.0  # the preview shows the scan whose primary lesion is nearest this size
 
 Progress = Callable[[int, int, str], None]
@@ -140,6 +140,7 @@ def generate(
     with_reliability: bool = True,
     with_preview: bool = True,
     progress: Progress | None = None,
+    world: str = "mni",
 ) -> dict:
     """Generate the synthetic dataset into ``out``; returns the summary also written to synth.json.
 
@@ -154,7 +155,9 @@ def generate(
     plan = make_plan(seed)
     scans = plan.by_cohort(chosen)
     scan.prepare(seed, scale)
-    job = scan.Job(str(out), seed, scale)
+    if world not in scanners.WORLDS:
+        raise UsageError("SYN003", f"unknown world {world!r} (mni|scanner)")
+    job = scan.Job(str(out), seed, scale, world)
     items: list[tuple[str, object, scan.Job]] = [
         ("scan", s, job) for s in sorted(scans, key=lambda s: (-scan.cost(s), s.scan_id))
     ]

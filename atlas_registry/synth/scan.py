@@ -30,6 +30,7 @@ class Job:
     out: str
     seed: int
     scale: str
+    world: str = "mni"  # scanners.WORLDS: "scanner" writes native headers in scanner coordinates
 
 
 @dataclass
@@ -150,6 +151,13 @@ def _standard_apart(numbered) -> bool:
 def build_scan(plan: ScanPlan, job: Job) -> ScanResult:
     """Generate, write and describe one scan."""
     grid, rng = grid_of(plan, job.seed, job.scale)
+    header_affine, native_mm3 = grid.affine, grid.voxel_mm3  # what the native header says
+    if job.world == "scanner":
+        # generate on the grid whose world is MNI (Z @ A), write the header in scanner mm (R @ A)
+        z, r = scanners.scanner_world(job.seed, _scan_numbers(plan))
+        header_affine = r @ grid.affine
+        grid = lesions.Grid(grid.shape, z @ grid.affine)
+        _write_truth(Path(job.out), plan.scan_id, z @ np.linalg.inv(r))
     numbered = None
     for salt in range(MAX_SCAN_TRIES):
         try:
@@ -177,7 +185,7 @@ def build_scan(plan: ScanPlan, job: Job) -> ScanResult:
         bias=scanner.bias,
         artefact=plan.artefact,
     )
-    t1 = writer.t1_image(data, grid.affine)
+    t1 = writer.t1_image(data, header_affine)
     out = Path(job.out)
     writer.write_native(out / "native", plan.scan_id, t1, numbered)
 
@@ -203,8 +211,21 @@ def build_scan(plan: ScanPlan, job: Job) -> ScanResult:
     world = anatomy.voxel_world(primary.smooth, _shifted(grid.affine, primary.box))
     result.scan_row = radiology.scan_row(plan, classes, world, classes[0])
     result.lesion_rows = [radiology.lesion_row(plan, n, les.hemisphere, les.location) for n, les in numbered]
-    result.volumes_mm3 = [les.voxels * grid.voxel_mm3 for _, les in numbered]
+    result.volumes_mm3 = [les.voxels * native_mm3 for _, les in numbered]
     return result
+
+
+TRUTH = "truth"  # OUT/truth/<id>.json in the scanner world: never read by the tool
+
+
+def _write_truth(out: Path, scan_id: str, native_to_mni: np.ndarray) -> None:
+    import json
+
+    from .. import niio
+
+    doc = {"scan": scan_id, "native_to_mni": [[round(float(v), 10) for v in row] for row in native_to_mni]}
+    (out / TRUTH).mkdir(parents=True, exist_ok=True)
+    niio.write_atomic(out / TRUTH / f"{scan_id}.json", (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def _shifted(affine: np.ndarray, box) -> np.ndarray:

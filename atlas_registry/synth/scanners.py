@@ -123,6 +123,36 @@ def native_grid(scanner: Scanner, scale: str, angles_deg=(0.0, 0.0, 0.0), shift_
     return shape, aff
 
 
+# --world scanner (opt-in): native headers in scanner coordinates and heads of different sizes.
+WORLDS = ("mni", "scanner")
+WORLD_STREAM = 0x574F524C  # "WORL": its own random stream, so the default world is unchanged
+OBLIQUE_MAX_DEG = 15.0  # oblique acquisitions: rotation about each axis, uniform within ±this
+SCALE_RANGE = (0.9, 1.1)  # per-axis head size relative to the template
+ISOCENTRE_MM = (0.0, 0.0, 0.0)  # scanner coordinates: the head's centre lands near the isocentre
+ISOCENTRE_SD_MM = 8.0
+
+
+def scanner_world(seed: int, numbers: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(Z, R)`` of a scan in the scanner world: ``Z`` (4×4) scales MNI about the field-of-view centre
+    per axis (the subject's head is 1/scale the template's size along that axis); ``R`` (4×4, rigid)
+    maps MNI mm to scanner mm (an oblique rotation about the head centre and the centre moved near the
+    isocentre).  A native voxel ``v`` then lies at MNI ``Z @ A @ v`` and its header says ``R @ A``, so
+    the true native→MNI transform is ``Z @ inv(R)``."""
+    rng = np.random.default_rng([seed, WORLD_STREAM, *numbers])
+    c = np.asarray(FOV_CENTRE_MM)
+    scale = rng.uniform(*SCALE_RANGE, 3)
+    z = np.eye(4)
+    z[:3, :3] = np.diag(scale)
+    z[:3, 3] = c - scale * c
+    angles = rng.uniform(-OBLIQUE_MAX_DEG, OBLIQUE_MAX_DEG, 3)
+    rot = rotation(tuple(float(a) for a in angles))
+    iso = np.asarray(ISOCENTRE_MM) + rng.normal(0.0, ISOCENTRE_SD_MM, 3)
+    r = np.eye(4)
+    r[:3, :3] = rot
+    r[:3, 3] = iso - rot @ c
+    return z, r
+
+
 def head_position(rng: np.random.Generator) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """A random head position: small rotations (SD 3°, at most 7°) and shifts (SD 4 mm)."""
     ax, ay, az = (float(a) for a in np.clip(rng.normal(0.0, 3.0, 3), -7.0, 7.0))

@@ -110,7 +110,8 @@ class _ScanCheck:
 
     def sidecar(self, data: bytes, base: dict) -> None:
         rel = base["relpath"]
-        obj, found = sidecars.read(data, relpath=rel, subject=self.sid)
+        schema = sidecars.STANDARD_SCHEMA if self.kind == "standard" else sidecars.SCHEMA
+        obj, found = sidecars.read(data, relpath=rel, subject=self.sid, schema=schema)
         self.out.findings.extend(found)
         if obj is None:
             return

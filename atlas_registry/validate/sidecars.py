@@ -6,6 +6,10 @@
 * then a JSON object (IMG009) whose keys are on the allow-list ``schemas/native-sidecar.schema.json``
   (acquisition parameters under their BIDS names): an identifying key is DEID003
   (:mod:`.deid`), any other key not on the list DEID009, a value of another shape IMG009.
+
+A standardized root may carry ``cXXXXsXXXXtXX_t1w_deface_stx.json`` (written by ``standardize``): the
+same limits and checks against ``schemas/standard-sidecar.schema.json`` (provenance, the native→MNI
+affine, QC figures).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from . import deid, rules
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 8
 SCHEMA = "native-sidecar.schema.json"
+STANDARD_SCHEMA = "standard-sidecar.schema.json"
 
+_WHAT = {SCHEMA: "acquisition parameters", STANDARD_SCHEMA: "standardization keys"}
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -37,14 +43,14 @@ def depth(data: bytes) -> int:
     return int(np.cumsum(steps).max())
 
 
-@lru_cache(maxsize=1)
-def allowed_keys() -> frozenset[str]:
+@lru_cache(maxsize=2)
+def allowed_keys(schema: str = SCHEMA) -> frozenset[str]:
     from .. import metadata
 
-    return frozenset(metadata.load_schema(SCHEMA)["properties"])
+    return frozenset(metadata.load_schema(schema)["properties"])
 
 
-def read(data: bytes, *, relpath: str, subject: str | None) -> tuple[dict | None, list]:
+def read(data: bytes, *, relpath: str, subject: str | None, schema: str = SCHEMA) -> tuple[dict | None, list]:
     """``(object, findings)`` of a sidecar's bytes (at most ``MAX_BYTES + 1`` of them were read):
     the object is ``None`` when it cannot be used at all."""
 
@@ -62,17 +68,17 @@ def read(data: bytes, *, relpath: str, subject: str | None) -> tuple[dict | None
     if not isinstance(obj, dict):
         return None, [finding("IMG009", f"sidecar holds a JSON {type(obj).__name__}, not an object")]
     return obj, deid.sidecar_findings(obj, relpath=relpath, subject=subject) + shape_findings(
-        obj, relpath=relpath, subject=subject
+        obj, relpath=relpath, subject=subject, schema=schema
     )
 
 
-def shape_findings(obj: dict, *, relpath: str, subject: str | None) -> list:
+def shape_findings(obj: dict, *, relpath: str, subject: str | None, schema: str = SCHEMA) -> list:
     """DEID009 for each key off the allow-list (identifying keys are DEID003's), IMG009 for an allowed
     key whose value has another shape than the schema says."""
     from .. import metadata
 
     out = []
-    allowed = allowed_keys()
+    allowed = allowed_keys(schema)
     for key in sorted(obj):
         if key in allowed or deid.IDENTIFYING_KEYS.search(str(key)):
             continue
@@ -81,13 +87,13 @@ def shape_findings(obj: dict, *, relpath: str, subject: str | None) -> list:
         out.append(
             rules.make(
                 "DEID009",
-                f"sidecar {shown} is not on the allow-list of acquisition parameters ({SCHEMA})",
+                f"sidecar {shown} is not on the allow-list of {_WHAT[schema]} ({schema})",
                 subject=subject,
                 path=relpath,
             )
         )
     known = {k: v for k, v in obj.items() if k in allowed}
-    if problem := metadata.schema_problem(known, SCHEMA, sep="."):
+    if problem := metadata.schema_problem(known, schema, sep="."):
         where, message = problem
         out.append(rules.make("IMG009", f"sidecar value {where or '(top)'}: {message}", subject=subject, path=relpath))
     return out
