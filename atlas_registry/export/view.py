@@ -635,7 +635,7 @@ def build_view(
                 path=missing[0],
             )
     scans.sort(key=lambda s: s.code)
-    scans = _with_splits(spec, scans, membership)
+    scans = _with_splits(spec, scans, members)
     in_release = {s.code for s in scans}
     return ReleaseView(
         name=spec.name,
@@ -655,13 +655,14 @@ def build_view(
     )
 
 
-def _with_splits(spec: ReleaseSpec, scans: list[ScanView], membership) -> list[ScanView]:
+def _with_splits(spec: ReleaseSpec, scans: list[ScanView], membership: dict[str, Member] | None) -> list[ScanView]:
     """The scans with their benchmark split: as the build recorded it, or assigned now
     (:func:`atlas_registry.splits.assign`) from the specification and the registry."""
     if spec.splits is None:
         return scans
-    recorded = {code: m.split for code, m in (membership or {}).items()}
-    if scans and all(recorded.get(s.code) for s in scans):
+    recorded = {code: m.split for code, m in (membership or {}).items() if m.split}
+    split_of: Mapping[str, str]
+    if scans and all(s.code in recorded for s in scans):
         split_of = recorded
     else:
         from ..splits import assign
