@@ -393,10 +393,10 @@ def _summary(rows: list[dict]) -> dict[str, float]:
 
 def score_split(ws: Workspace, folder: Path, release: str, split: str, *, _cache: dict | None = None) -> SplitScore:
     """Score one submission folder on one split."""
-    from .store import ObjectStore
+    from .objstore import open_store
 
     _, ts = truths(ws, release, split)
-    return _score(ObjectStore(ws.objects_dir), Path(folder), ts, split, {} if _cache is None else _cache)
+    return _score(open_store(ws), Path(folder), ts, split, {} if _cache is None else _cache)
 
 
 def _score(
@@ -452,10 +452,10 @@ def rank(submissions: list[Submission]) -> None:
 def score(ws: Workspace, folders: list[Path], release: str, splits: list[str]) -> ScoreResult:
     """Score each submission folder on each split (a folder holds the predictions of every split
     asked), and rank them."""
-    from .store import ObjectStore
+    from .objstore import open_store
 
     started = time.perf_counter()
-    store = ObjectStore(ws.objects_dir)
+    store = open_store(ws)
     other = [k for k in splits if k not in WEIGHTS]
     if other:
         raise AtlasError("SCORE001", f"split {other[0]!r} is not withheld: only test and hidden scans are scored")
