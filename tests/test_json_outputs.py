@@ -25,6 +25,8 @@ from test_revise import SEVEN_LESIONS
 from atlas_registry.cli import main
 from atlas_registry.metadata import schema_dir
 
+ROOT = Path(__file__).resolve().parent.parent
+
 # command -> its schema in schemas/ (shared documents first, then one file per command in output/)
 SHARED = {
     "validate": "findings-report.schema.json",
@@ -123,6 +125,12 @@ def outputs(synth_two_cohorts, tmp_path_factory) -> dict[str, list]:
     run("release build", "R1.2", "--no-progress")
     run("release publish", "R1.2")
     run("release diff", "R1.1", "R1.2")
+    specs = tmp / "specs"  # a benchmark release: its plan shows the splits
+    specs.mkdir()
+    spec = (ROOT / "releases" / "R1.2.toml").read_text(encoding="utf-8").replace('name = "R1.2"', 'name = "B1.0"')
+    (specs / "B1.0.toml").write_text(spec + '\n[splits]\nseed = 1\ntest = 0.25\nhidden_cohorts = ["c0001"]\n')
+    plan = run("release plan", "B1.0", "--specs", str(specs))
+    assert set(plan["splits"]) == {"training", "test", "hidden"}
     run("stats overlap", "--release", "R1.2", "--out", str(tmp / "overlap.nii.gz"))
     run("report", "--release", "R1.2", "--out", str(tmp / "report"), "--no-progress")
     run("status")
