@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -72,7 +74,11 @@ def _sqlite_ro(ws: Workspace):
     from urllib.parse import quote
 
     conn = sqlite3.connect(
-        f"file:{quote(str(Path(_sqlite_file(ws)).absolute()))}?mode=ro", uri=True, timeout=30, isolation_level=None
+        f"file:{quote(str(Path(_sqlite_file(ws)).absolute()))}?mode=ro",
+        uri=True,
+        timeout=30,
+        isolation_level=None,
+        check_same_thread=False,  # the freshness check's connection is shared under a lock
     )
     conn.execute("PRAGMA query_only=ON")
     return conn
@@ -89,18 +95,35 @@ def _missing_state(e: Exception) -> AtlasError:
 _STATE_SQL = "SELECT registry_id, change_counter FROM registry_state WHERE id = 1"
 
 
+# Read-only SQLite connections kept for the freshness check of every query: opening one costs more
+# than the read. Keyed by process (a forked worker opens its own) and by the file's identity (a
+# registry replaced at the same path gets a new connection); autocommit, so every read sees the
+# latest committed counter.
+_STATE_CONNECTIONS: dict[tuple[int, str, int, int], sqlite3.Connection] = {}
+_STATE_LOCK = threading.Lock()
+
+
+def _sqlite_state_row(ws: Workspace):
+    path = _sqlite_file(ws)
+    st = os.stat(path)
+    key = (os.getpid(), path, st.st_dev, st.st_ino)
+    with _STATE_LOCK:
+        conn = _STATE_CONNECTIONS.get(key)
+        if conn is None:
+            conn = _sqlite_ro(ws)
+            _STATE_CONNECTIONS[key] = conn
+        try:
+            return conn.execute(_STATE_SQL).fetchone()
+        except sqlite3.Error as e:
+            _STATE_CONNECTIONS.pop(key, None)
+            conn.close()
+            raise _missing_state(e) from None
+
+
 def registry_state(ws: Workspace) -> State:
     """The registry's identity and change counter: one read."""
     if ws.is_sqlite:
-        import sqlite3
-
-        conn = _sqlite_ro(ws)
-        try:
-            row = conn.execute(_STATE_SQL).fetchone()
-        except sqlite3.Error as e:
-            raise _missing_state(e) from None
-        finally:
-            conn.close()
+        row = _sqlite_state_row(ws)
     else:
         from sqlalchemy import exc
 
