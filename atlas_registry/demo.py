@@ -248,10 +248,10 @@ def run_demo(
         )
 
     with steps.step("check both releases and the object store (fixity)") as r:
-        from .fixity import verify
+        from .fixity import verify_release
         from .store_check import verify_store
 
-        checks = [(name, verify(folder, ws=ws)) for name, folder in res.releases.items()]
+        checks = [(name, verify_release(folder, ws=ws)) for name, folder in res.releases.items()]
         checks.append(("object store", verify_store(ws)))
         bad = [name for name, c in checks if not c.ok]
         if bad:

@@ -294,7 +294,7 @@ def _read_sums(root: Path, present: dict, out: FixityReport) -> dict[str, str] |
     return sums
 
 
-def verify(
+def verify_release(
     root: str | os.PathLike,
     *,
     ws: Workspace | None = None,

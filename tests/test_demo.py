@@ -31,7 +31,7 @@ def test_demo_end_to_end_and_again(synth_small, tmp_path):
     assert "identical to the data descriptor" in text and _compare_with_paper(stats.paper_tables(ws))
     assert sorted(res.releases) == ["R1.1", "R1.2"]
     for folder in res.releases.values():
-        assert fixity.verify(folder, ws=ws).report.findings == []
+        assert fixity.verify_release(folder, ws=ws).report.findings == []
     assert store_check.verify_store(ws).report.findings == []
     assert (res.report / "index.html").is_file() if res.report.is_dir() else res.report.is_file()
     before = {name: _tree(folder) for name, folder in res.releases.items()}

@@ -75,7 +75,7 @@ def found(result) -> list[tuple[str, str | None]]:
 
 def test_a_fresh_build_is_intact_and_known_to_the_registry(built, capsys):
     ws, _, out = built
-    result = fixity.verify(out, ws=ws)
+    result = fixity.verify_release(out, ws=ws)
     assert result.ok and found(result) == []
     doc = manifest(out)
     assert result.report.files == len(doc["files"]) > 20
@@ -98,7 +98,7 @@ def test_missing_changed_truncated_and_extra_files_are_named(built, copy, capsys
     (copy / cut).write_bytes((copy / cut).read_bytes()[:-1])
     (copy / "icpsr" / "notes.txt").write_text("subject 12 is the mayor's brother\n")
     (copy / ".DS_Store").write_bytes(b"\0")
-    result = fixity.verify(copy, ws=built[0])
+    result = fixity.verify_release(copy, ws=built[0])
     assert not result.ok
     assert found(result) == sorted(
         [("REL031", gone), ("REL032", flipped), ("REL032", cut), ("REL033", "icpsr/notes.txt"), ("REL033", ".DS_Store")]
@@ -121,7 +121,7 @@ def test_symbolic_links_are_refused_not_followed(built, copy, tmp_path):
     (copy / victim).unlink()
     (copy / victim).symlink_to(outside)
     (copy / "linked-dir").symlink_to(tmp_path, target_is_directory=True)
-    result = fixity.verify(copy, ws=built[0])
+    result = fixity.verify_release(copy, ws=built[0])
     assert found(result) == [("REL033", "linked-dir"), ("REL034", victim)]
 
 
@@ -133,7 +133,7 @@ def test_unsafe_manifest_paths_are_never_opened(built, copy, tmp_path, bad):
     doc = manifest(copy)
     doc["files"].append({"path": bad, "size": 6, "sha256": "0" * 64, "archive": "icpsr", "source_revision_id": None})
     write_manifest(copy, doc)
-    result = fixity.verify(copy)
+    result = fixity.verify_release(copy)
     assert ("REL034", bad) in found(result) and not result.ok
 
 
@@ -141,7 +141,7 @@ def test_a_listed_path_twice_is_refused(copy):
     doc = manifest(copy)
     doc["files"].append(dict(doc["files"][0]))
     write_manifest(copy, doc)
-    assert ("REL034", doc["files"][0]["path"]) in found(fixity.verify(copy))
+    assert ("REL034", doc["files"][0]["path"]) in found(fixity.verify_release(copy))
 
 
 @pytest.mark.parametrize(
@@ -158,17 +158,17 @@ def test_a_manifest_against_its_schema(copy, damage, where):
     doc = manifest(copy)
     damage(doc)
     write_manifest(copy, doc)
-    result = fixity.verify(copy)
+    result = fixity.verify_release(copy)
     [f] = result.report.findings
     assert (f.code, f.path) == ("REL030", release.MANIFEST) and f"at {where}:" in f.message
 
 
 def test_no_manifest_or_not_json(copy, tmp_path):
     (copy / release.MANIFEST).write_text('{"format": 1, "files": [')
-    assert found(fixity.verify(copy)) == [("REL030", release.MANIFEST)]
+    assert found(fixity.verify_release(copy)) == [("REL030", release.MANIFEST)]
     (copy / release.MANIFEST).unlink()
-    assert found(fixity.verify(copy)) == [("REL030", release.MANIFEST)]
-    assert found(fixity.verify(tmp_path / "nowhere")) == [("REL030", str(tmp_path / "nowhere"))]
+    assert found(fixity.verify_release(copy)) == [("REL030", release.MANIFEST)]
+    assert found(fixity.verify_release(tmp_path / "nowhere")) == [("REL030", str(tmp_path / "nowhere"))]
 
 
 def test_a_consistently_edited_release_is_caught_by_the_registry(built, copy, tmp_path):
@@ -181,16 +181,16 @@ def test_a_consistently_edited_release_is_caught_by_the_registry(built, copy, tm
     (copy / entry["path"]).write_bytes(new)
     entry.update(size=len(new), sha256=hashlib.sha256(new).hexdigest())
     write_manifest(copy, doc)
-    assert fixity.verify(copy).ok  # no registry: its own manifest only (REL036 says so)
-    assert found(fixity.verify(copy)) == [("REL036", release.MANIFEST)]
-    built_only = fixity.verify(copy, ws=ws)
+    assert fixity.verify_release(copy).ok  # no registry: its own manifest only (REL036 says so)
+    assert found(fixity.verify_release(copy)) == [("REL036", release.MANIFEST)]
+    built_only = fixity.verify_release(copy, ws=ws)
     assert built_only.ok and [(f.code, f.severity) for f in built_only.report.findings] == [("REL035", "warning")]
 
     pub_ws = build_export_registry(tmp_path / "pub")  # a registry of its own, where T1.0 is published
     release.build(pub_ws, "T1.0", tmp_path / "pub-T1.0", specs=specs)
     release.publish(pub_ws, "T1.0", specs=specs)
-    assert fixity.verify(tmp_path / "pub-T1.0", ws=pub_ws).ok
-    published = fixity.verify(copy, ws=pub_ws)
+    assert fixity.verify_release(tmp_path / "pub-T1.0", ws=pub_ws).ok
+    published = fixity.verify_release(copy, ws=pub_ws)
     assert not published.ok and sorted((f.code, f.severity) for f in published.report.findings) == [
         ("REL035", "error"),
         ("REL036", "warning"),
@@ -224,7 +224,7 @@ def test_a_file_that_goes_away_or_becomes_a_link_during_the_check(copy, tmp_path
         return found
 
     monkeypatch.setattr(fixity, "_on_disk", walk_then_change)
-    result = fixity.verify(copy)
+    result = fixity.verify_release(copy)
     assert [(f.code, f.path) for f in result.report.errors] == sorted([("REL031", gone), ("REL031", linked)])
 
 
@@ -232,6 +232,6 @@ def test_an_unreachable_registry_is_said_not_hidden(copy, tmp_path):
     from atlas_registry.config import Workspace
 
     ws = Workspace(tmp_path / "ws", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
-    result = fixity.verify(copy, ws=ws)
+    result = fixity.verify_release(copy, ws=ws)
     [f] = result.report.findings
     assert result.ok and f.code == "REL036" and f.message.startswith("the registry could not be read")

@@ -61,7 +61,7 @@ def test_build_writes_no_zip_publish_writes_it_once_and_records_it(export_ws_fre
         z.extractall(tmp_path / "unzipped")
     bagit.Bag(str(tmp_path / "unzipped/atlas-T1.0-icpsr")).validate()
     # the published folder checks out, with the zip
-    result = fixity.verify(out, ws=ws)
+    result = fixity.verify_release(out, ws=ws)
     assert result.ok and result.anchored and result.report.findings == [] and "intact" in result.to_text()
     # a rebuild of the published release writes the same zip and notes again
     again = release.build(ws, "T1.0", tmp_path / "again", specs=release_specs)
@@ -78,7 +78,7 @@ def test_a_damaged_or_foreign_zip_is_named(export_ws_fresh, release_specs, tmp_p
     with open(copy / ZIP, "r+b") as f:
         f.seek(100)
         f.write(b"\x00" * 8)
-    result = fixity.verify(copy, ws=ws)
+    result = fixity.verify_release(copy, ws=ws)
     assert [(f.code, f.path) for f in result.report.errors] == [("REL032", ZIP)]
     # zip and SHA256SUMS replaced together: consistent on their own, not the published zip
     sha = sha256_file(copy / ZIP)
@@ -86,14 +86,16 @@ def test_a_damaged_or_foreign_zip_is_named(export_ws_fresh, release_specs, tmp_p
     os.chmod(sums, 0o644)
     lines = sums.read_text().splitlines()
     sums.write_text(f"{sha}  atlas-T1.0-icpsr.zip\n{lines[1]}\n")
-    result = fixity.verify(copy, ws=ws)
+    result = fixity.verify_release(copy, ws=ws)
     assert [(f.code, f.path) for f in result.report.errors] == [("REL035", ZIP)]
     assert "published" in result.report.errors[0].message
     # a malformed SHA256SUMS is named; a zip without it is an unlisted file
     sums.write_text("not a checksum line\n")
-    assert ("REL030", "packages/SHA256SUMS") in [(f.code, f.path) for f in fixity.verify(copy, ws=ws).report.errors]
+    assert ("REL030", "packages/SHA256SUMS") in [
+        (f.code, f.path) for f in fixity.verify_release(copy, ws=ws).report.errors
+    ]
     sums.unlink()
-    codes = [(f.code, f.path) for f in fixity.verify(copy, ws=ws).report.findings]
+    codes = [(f.code, f.path) for f in fixity.verify_release(copy, ws=ws).report.findings]
     assert ("REL033", ZIP) in codes and ("REL036", ZIP) in codes
 
 
@@ -140,7 +142,7 @@ def test_a_build_reuses_the_earlier_build_and_gives_the_same_bytes(export_ws_fre
     assert tree(out)["bids/participants.tsv"] != before_bytes["bids/participants.tsv"]
     fresh = release.build(ws, "T1.0", tmp_path / "fresh", specs=release_specs)
     assert fresh.manifest_sha256 == changed.manifest_sha256 and tree(tmp_path / "fresh") == tree(out)
-    assert fixity.verify(out, ws=ws).ok
+    assert fixity.verify_release(out, ws=ws).ok
     # a symbolic link in the earlier tree is never built upon (or followed): the build starts afresh
     target = tmp_path / "outside.txt"
     target.write_text("outside")

@@ -149,7 +149,7 @@ def test_issue_revision_release_loop(ingested_two, tmp_path):
     assert tree(tmp_path / "R1.1-again") == r11
     # both folders check out against their manifests and the registry's (no REL036: it knows them)
     for name in ("R1.1", "R1.2"):
-        checked = fixity.verify(tmp_path / name, ws=ws)
+        checked = fixity.verify_release(tmp_path / name, ws=ws)
         assert checked.ok and checked.report.findings == [] and checked.release == name
 
 
@@ -495,7 +495,7 @@ def test_withdraw_and_reinstate_a_scan(ingested_two, synth_two_cohorts, tmp_path
     release.build(ws, "R1.2", tmp_path / "R1.2")
     assert [h.first_release for h in scan_history(ws, scan)][-1] is None  # built, not yet published
     release.publish(ws, "R1.2")
-    assert fixity.verify(tmp_path / "R1.2", ws=ws).ok
+    assert fixity.verify_release(tmp_path / "R1.2", ws=ws).ok
     assert not any(scan in str(p) for p in (tmp_path / "R1.2" / "icpsr").rglob("*"))
     d = release.diff(ws, "R1.1", "R1.2")
     [change] = [c for c in d.scans if c.scan == scan]

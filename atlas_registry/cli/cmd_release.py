@@ -133,7 +133,7 @@ def verify_cmd(
     import re
 
     from ..errors import UsageError
-    from ..fixity import verify
+    from ..fixity import verify_release
     from ..query import release_dir
 
     ws = workspace()
@@ -142,7 +142,7 @@ def verify_cmd(
         folder = release_dir(ws, target)
     if manifest_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", manifest_sha256):
         raise UsageError("REL037", "--manifest-sha256 must be 64 hexadecimal digits")
-    result = verify(
+    result = verify_release(
         folder,
         ws=ws,
         workers=workers,
