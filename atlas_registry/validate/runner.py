@@ -10,8 +10,6 @@ report does not depend on the order the workers finish in.
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 from .. import canonical
 from ..findings import Report
 from ..naming import STANDARD_SPACE
+from ..pool import cpu_count, process_pool
 from ..records import FileRecord, ImageRecord, MaskRecord, ScanRecord, ValidationResult
 from . import deid, images, inventory, rules, sidecars
 from . import masks as vmasks
@@ -277,15 +276,6 @@ def check_scan(
 # -- orchestration ----------------------------------------------------------------------------
 
 
-def _pool(workers: int):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    # fork shares the warmed anatomy tables with the workers; elsewhere the default method.
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() and sys.platform != "darwin" else None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-
 def _warm() -> None:
     """Build the anatomy tables once, before the pool forks, instead of once per worker."""
     from .. import anatomy
@@ -315,7 +305,7 @@ def _run_scans(
             from concurrent.futures import as_completed
 
             _warm()
-            ex = _pool(min(workers, len(folders)))
+            ex = process_pool(min(workers, len(folders)))
             try:
                 # largest folders first, so that no worker is left with a big one at the end
                 order = sorted(folders, key=lambda f: -len(f.files))
@@ -361,7 +351,7 @@ def validate_path(
     report.files += meta.files
     result.metadata = meta.records
     result.registration_failures, result.low_resolution = meta.registration_failures, meta.low_resolution
-    outcomes = _run_scans(inv, workers or os.cpu_count() or 1, progress, scrub_headers, spool, stored_form)
+    outcomes = _run_scans(inv, workers or cpu_count(), progress, scrub_headers, spool, stored_form)
     for o in outcomes:
         report.extend(o.findings)
         result.scans.setdefault(o.scan_id, o.record)
