@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EXPORT_SPEC, assert_valid, build_export_registry
+from helpers import EXPORT_SPEC, assert_valid, build_export_registry
 
 from atlas_registry import fixity, release
 from atlas_registry.cli import main

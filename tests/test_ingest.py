@@ -283,7 +283,7 @@ def test_ingest_records_the_verdicts_of_its_validation(ingested_two):
 def test_a_scan_already_registered_under_another_identifier_is_refused(ingested_two, synth_two_cohorts, tmp_path):
     """A later delivery holds a registered scan again under a new identifier (its files, its sheet rows,
     renamed): it passes validation on its own, and ingest refuses it (ING007) with nothing written."""
-    from conftest import write_metadata_tables
+    from helpers import write_metadata_tables
 
     from atlas_registry import metadata as md
     from atlas_registry.validate.runner import validate_path

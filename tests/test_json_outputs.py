@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_valid
+from helpers import assert_valid
 from test_cli_contract import LEAVES
 from test_revise import SEVEN_LESIONS
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import revise_report_orm
+from helpers import revise_report_orm
 from sqlmodel import Session, select
 
 from atlas_registry import db, release

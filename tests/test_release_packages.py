@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import revise_report_orm
+from helpers import revise_report_orm
 from sqlmodel import Session, select
 
 from atlas_registry import db, fixity, release

@@ -18,7 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import revise_report_orm
+from helpers import revise_report_orm
 from PIL import Image
 
 from atlas_registry import release

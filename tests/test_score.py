@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import EXPORT_SPEC, assert_valid, build_export_registry
+from helpers import EXPORT_SPEC, assert_valid, build_export_registry
 from scipy import ndimage
 from sqlmodel import Session, select
 

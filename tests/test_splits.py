@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import EXPORT_SPEC, build_export_registry
+from helpers import EXPORT_SPEC, build_export_registry
 from sqlmodel import Session, select
 
 from atlas_registry import db, release, splits

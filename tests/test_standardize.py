@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_valid
+from helpers import assert_valid
 
 from atlas_registry import anatomy, niio
 from atlas_registry.cli import main

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from conftest import assert_valid
+from helpers import assert_valid
 
 from atlas_registry import db, stats
 from atlas_registry.errors import AtlasError

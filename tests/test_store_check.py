@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import assert_valid
+from helpers import assert_valid
 from sqlalchemy import text
 
 from atlas_registry import db, store_check

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_valid
+from helpers import assert_valid
 from s3server import ACCESS_KEY, SECRET_KEY, S3Server
 from sqlalchemy import text
 from test_revise import TWO_LESIONS, masks_of

@@ -17,7 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import assert_valid, write_metadata_tables
+from helpers import assert_valid, write_metadata_tables
 
 from atlas_registry import metadata as md
 from atlas_registry import naming, niio
