@@ -352,8 +352,9 @@ def test_report_shows_no_path_of_the_curators_machine(export_ws_fresh, tmp_path)
 
     from sqlmodel import Session
 
-    from atlas_registry import db, paper, report_figures
+    from atlas_registry import db, paper
     from atlas_registry.models import AuditEvent, IngestRun
+    from atlas_registry.report import figures as report_figures
 
     secret = "/home/jdoe-curator/secret-project/deliveries/cohort3"
     with Session(db.engine(export_ws_fresh)) as s:
