@@ -17,11 +17,13 @@ the primary lesion, outlined; :mod:`atlas_registry.thumbnails`).
   them; the overlap map averages the release's standardized scans.
 
 The page is public: scans are named by their public identifiers (``sub-<label>_ses-<n>``), native
-identifiers in free text are replaced by public ones (:meth:`ReleaseView.public_text`), and all text
-is HTML-escaped. It needs no JavaScript and loads nothing from elsewhere. The same registry gives
-the same bytes: no clock, sorted content, PNGs without time or software chunks. The folder is
-written beside ``out`` and renamed into place when complete; an existing ``out`` is replaced only if
-it holds an earlier report (``REP003`` otherwise).
+identifiers in free text are replaced by public ones (:meth:`ReleaseView.public_text`), no path of
+the curator's machine is shown (ingest sources by folder name, event paths and absolute paths in
+validator messages relative to the delivery: :mod:`.data`), and all text is HTML-escaped. It needs
+no JavaScript and loads nothing from elsewhere. The same registry gives the same bytes: no clock,
+sorted content, PNGs without time or software chunks. The folder is written beside ``out`` and
+renamed into place when complete; an existing ``out`` is replaced only if it holds an earlier
+report (``REP003`` otherwise).
 
 The package: :mod:`.data` reads what the report shows from the registry, :mod:`.figures` computes
 the statistics and draws the figures and thumbnails, :mod:`.html` writes the page with the style

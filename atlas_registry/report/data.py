@@ -4,6 +4,7 @@ the curator's machine)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -166,7 +167,7 @@ def _runs(
             r.n_errors,
             r.n_warnings,
             stored.get(r.id, 0),
-            [(k, shown_path(p, r.source), d) for k, p, d in events.get(r.id, [])],
+            [(k, shown_path(p, r.source), shown_text(d, r.source)) for k, p, d in events.get(r.id, [])],
         )
         for r in runs
     ]
@@ -192,3 +193,16 @@ def shown_path(path: str | None, source: str | None) -> str | None:
         return str(p.relative_to(root)) if root.is_absolute() else f"…/{p.name}"
     except ValueError:
         return f"…/{p.name}"
+
+
+# An absolute path inside free text: a "/" that starts a word (not "1/2", "and/or", "https://"),
+# followed by at least two components.
+_ABSOLUTE_IN_TEXT = re.compile(r"(?<![\w.:/~-])/[^\s/\"'<>()\[\]]+(?:/[^\s/\"'<>()\[\]]*)+")
+
+
+def shown_text(text: str, source: str | None) -> str:
+    """Free text of an ingest event (a validator's message) with every absolute path in it shown as
+    :func:`shown_path` shows one: relative to the run's source, or by its last component."""
+    if not text:
+        return text
+    return _ABSOLUTE_IN_TEXT.sub(lambda m: shown_path(m.group(0), source) or "", text)
