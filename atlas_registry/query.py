@@ -15,8 +15,11 @@ dialect, same tables. Layers:
    bounded number of threads and temporary disk, and ``lock_configuration = true``, so no
    statement can change any of that.
 3. Limits: a finite positive time limit (at most :data:`MAX_TIMEOUT_S`), enforced by
-   ``interrupt()`` from a timer; at most ``limit`` rows are returned (:data:`DEFAULT_LIMIT`, at most
-   :data:`MAX_LIMIT`), and the result says when it was cut.
+   ``interrupt()`` from one watchdog thread per process (:class:`_Watchdog`, no thread started per
+   query); at most ``limit`` rows are fetched (``fetchmany(limit + 1)``: :data:`DEFAULT_LIMIT`, at
+   most :data:`MAX_LIMIT`), and the result says when it was cut.
+4. Per query, on a registry: one read of the change counter, the checks above, and a session of
+   the locked snapshot kept open by the process (reused while the counter does not move).
 
 Nothing a query does reaches the registry: the snapshot is a copy, replaced (never modified) by
 writers. Refusals are :class:`~atlas_registry.errors.AtlasError` with codes ``SQL001``..``SQL014``.
@@ -24,11 +27,15 @@ writers. Refusals are :class:`~atlas_registry.errors.AtlasError` with codes ``SQ
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import Workspace
 from .errors import AtlasError, UsageError
@@ -367,18 +374,35 @@ def _duckdb_error(e: Exception) -> bool:
 
 
 # Open snapshots, one per file, kept for the next query of this process while the registry's change
-# counter stays the same: the locked database instance and its buffers are reused (each query gets
-# a connection of its own on it, :func:`registry_connection`). A query can create nothing that
-# outlives it there (the statement checks refuse it; the attached snapshot is read-only).
-_OPEN: dict[str, tuple] = {}
+# counter stays the same: the locked database instance and its buffers are reused, and so are the
+# sessions (cursors) on it that a query left clean (:func:`run`); each query has a session to
+# itself. A query can leave nothing behind in a session or the instance: the statement checks
+# refuse every statement that sets or creates anything, and the attached snapshot is read-only.
+@dataclass
+class _Open:
+    key: str
+    state: Any
+    con: Any  # duckdb.DuckDBPyConnection
+    idle: list = field(default_factory=list)  # sessions no query is using
+
+
+_OPEN: dict[str, _Open] = {}
 _OPEN_LOCK = threading.Lock()
+_MAX_IDLE = 4  # sessions kept per open snapshot
+
+
+def _close_open(entry: _Open) -> None:
+    for cur in entry.idle:
+        cur.close()
+    entry.idle.clear()
+    entry.con.close()
 
 
 def close_cached() -> None:
     """Close the snapshots kept open by :func:`registry_connection` (they are reopened on demand)."""
     with _OPEN_LOCK:
-        for _state, con in _OPEN.values():
-            con.close()
+        for entry in _OPEN.values():
+            _close_open(entry)
         _OPEN.clear()
 
 
@@ -388,10 +412,10 @@ def _session(con):
     return cur
 
 
-def registry_connection(ws: Workspace):
-    """A connection (close it after use) to a locked DuckDB database holding a current snapshot of
-    the registry of ``ws``: one read of the registry's change counter; the snapshot is (re)attached
-    when the counter moved, and rebuilt first when it is missing or behind the counter."""
+def _current(ws: Workspace) -> _Open:
+    """The open snapshot of ``ws`` at the registry's current state (``_OPEN_LOCK`` held): one read of
+    the registry's change counter; the snapshot is (re)attached when the counter moved, and rebuilt
+    first when it is missing or behind the counter."""
     import duckdb
 
     from . import snapshot
@@ -399,30 +423,37 @@ def registry_connection(ws: Workspace):
     state = snapshot.registry_state(ws)
     file = snapshot.path(ws)
     key = str(file)
-    with _OPEN_LOCK:
-        hit = _OPEN.pop(key, None)
-        if hit is not None:
-            if hit[0] == state:
-                _OPEN[key] = hit
-                return _session(hit[1])
-            hit[1].close()
-        for attempt in range(2):
-            con, have = None, None
-            if file.is_file():
-                try:
-                    con = snapshot.attach(file, _config(ws))
-                    _lock(con)
-                    row = con.execute(f"SELECT registry_id, change_counter FROM {snapshot.INFO}").fetchone()
-                    have = snapshot.State(row[0], int(row[1])) if row else None
-                except duckdb.Error:
-                    pass
-            if con is not None and have is not None and (have == state or attempt):
-                _OPEN[key] = (have, con)
-                return _session(con)
-            if con is not None:
-                con.close()
-            snapshot.build(ws)
+    hit = _OPEN.pop(key, None)
+    if hit is not None:
+        if hit.state == state:
+            _OPEN[key] = hit
+            return hit
+        _close_open(hit)
+    for attempt in range(2):
+        con, have = None, None
+        if file.is_file():
+            try:
+                con = snapshot.attach(file, _config(ws))
+                _lock(con)
+                row = con.execute(f"SELECT registry_id, change_counter FROM {snapshot.INFO}").fetchone()
+                have = snapshot.State(row[0], int(row[1])) if row else None
+            except duckdb.Error:
+                pass
+        if con is not None and have is not None and (have == state or attempt):
+            _OPEN[key] = _Open(key, have, con)
+            return _OPEN[key]
+        if con is not None:
+            con.close()
+        snapshot.build(ws)
     raise AtlasError("SQL009", f"the SQL snapshot {file} could not be opened")  # pragma: no cover
+
+
+def registry_connection(ws: Workspace):
+    """A connection (close it after use) to a locked DuckDB database holding a current snapshot of
+    the registry of ``ws``: one read of the registry's change counter; the snapshot is (re)attached
+    when the counter moved, and rebuilt first when it is missing or behind the counter."""
+    with _OPEN_LOCK:
+        return _session(_current(ws).con)
 
 
 def release_dir(ws: Workspace, name: str):
@@ -499,10 +530,64 @@ def _refusal(exc: Exception) -> AtlasError:
     return AtlasError("SQL008", f"query failed: {msg}")
 
 
+class _Watchdog:
+    """One thread per process that interrupts the connections whose query ran past its deadline: a
+    query arms it (no thread started per query) and disarms it when done. It sleeps until the
+    earliest deadline and is woken only when a query arrives with an earlier one. An interrupt and a
+    disarm exclude each other, so a query that returned is never interrupted afterwards (and DuckDB
+    clears an interrupt when its connection starts the next query)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, Any]] = {}
+        self._tokens = itertools.count()
+        self._wake_at = math.inf
+        self._thread: threading.Thread | None = None
+
+    def arm(self, con, timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="atlas-sql-watchdog", daemon=True)
+                self._thread.start()
+            token = next(self._tokens)
+            self._due[token] = (deadline, con)
+            if deadline < self._wake_at:
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._due.pop(token, None)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, con) in list(self._due.items()):
+                    if deadline <= now:
+                        del self._due[token]
+                        try:
+                            con.interrupt()
+                        except Exception:  # noqa: BLE001 - a connection closed meanwhile has nothing to stop
+                            pass
+                self._wake_at = min((d for d, _ in self._due.values()), default=math.inf)
+                self._cond.wait(None if self._wake_at == math.inf else self._wake_at - now)
+
+
+_WATCHDOG = _Watchdog()
+# A forked child has no watchdog thread (and maybe a copy of a held lock): it starts its own.
+os.register_at_fork(after_in_child=lambda: globals().update(_WATCHDOG=_Watchdog()))
+
+
 def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> Result:
     """Run one query on the locked DuckDB connection ``con``, with the time limit and row cap."""
     timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
-    stmt = check_statement(sql, "duckdb")
+    return _execute(con, check_statement(sql, "duckdb"), timeout_s, limit)
+
+
+def _execute(con, stmt: str, timeout_s: float, limit: int) -> Result:
+    """:func:`execute` of a statement :func:`check_statement` passed, with checked limits."""
     start = time.perf_counter()
     try:
         parsed = con.extract_statements(stmt)
@@ -515,9 +600,8 @@ def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int =
     kind = str(parsed[0].type).rsplit(".", 1)[-1]
     if kind not in _QUERY_TYPES:
         raise AtlasError("SQL003", f"only queries are allowed; refused a {kind} statement")
-    timer = threading.Timer(timeout_s, con.interrupt)
-    timer.daemon = True
-    timer.start()
+    watchdog = _WATCHDOG
+    token = watchdog.arm(con, timeout_s)
     try:
         cur = con.execute(stmt)
         rows = cur.fetchmany(limit + 1)
@@ -531,7 +615,7 @@ def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int =
             raise _refusal(e) from None
         raise
     finally:
-        timer.cancel()
+        watchdog.disarm(token)
     truncated = len(rows) > limit
     return Result(cols, rows[:limit], time.perf_counter() - start, truncated, limit)
 
@@ -539,12 +623,22 @@ def execute(con, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int =
 def run(ws: Workspace, sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> Result:
     """Run one read-only query on the registry of ``ws`` (its SQL snapshot, made current first)."""
     timeout_s, limit = check_timeout(timeout_s), check_limit(limit)
-    check_statement(sql, "duckdb")
-    con = registry_connection(ws)
+    stmt = check_statement(sql, "duckdb")
+    with _OPEN_LOCK:
+        entry = _current(ws)
+        cur = entry.idle.pop() if entry.idle else _session(entry.con)
+    clean = False
     try:
-        return execute(con, sql, timeout_s=timeout_s, limit=limit)
+        result = _execute(cur, stmt, timeout_s, limit)
+        clean = not result.truncated  # every row read: no result left pending in the session
+        return result
     finally:
-        con.close()
+        with _OPEN_LOCK:
+            if clean and _OPEN.get(entry.key) is entry and len(entry.idle) < _MAX_IDLE:
+                entry.idle.append(cur)
+                cur = None
+        if cur is not None:
+            cur.close()
 
 
 def run_release(

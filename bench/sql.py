@@ -21,7 +21,7 @@ Targets (issue 15): each query <= 100 ms and <= 1.5x DuckDB directly on the same
 SQLite and a PostgreSQL registry alike; the refresh after a one-scan revision <= 1 s.
 
     python bench/sql.py [--scans 100000] [--lesions 250000] [--runs 7] [--pg URL | --no-pg]
-                        [--sqlite-home DIR] [--pg-schema NAME]
+                        [--sqlite-home DIR] [--pg-schema NAME] [--work DIR]
 
 ``--sqlite-home`` / ``--pg-schema``: use a registry already loaded there (same sizes) instead of
 loading one (the load takes minutes). Prints a markdown table, writes ``bench/results/sql.json``.
@@ -208,6 +208,7 @@ def main() -> None:
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--sqlite-home", help="an SQLite workspace already loaded with --scans/--lesions")
     ap.add_argument("--pg-schema", help="a PostgreSQL schema of --pg already loaded with --scans/--lesions")
+    ap.add_argument("--work", default=str(WORK / "sql"), help="scratch folder (deleted at the end)")
     args = ap.parse_args()
 
     from sqlalchemy import create_engine, text
@@ -216,7 +217,7 @@ def main() -> None:
     from atlas_registry import db
     from atlas_registry.config import Workspace
 
-    work = WORK / "sql"
+    work = Path(args.work)
     load_s, results, upkeep = {}, {}, {}
 
     def measure(kind: str, ws) -> None:

@@ -127,8 +127,9 @@ class Browser:
         os.close(self._r)
 
 
-def render(index: Path, profile: Path, width: int = 1280) -> dict:
-    """Load ``index`` in headless Chromium; what the page did and a screenshot of all of it."""
+def render(index: Path, profile: Path, width: int = 1280, lossless: tuple[str, ...] = ()) -> dict:
+    """Load ``index`` in headless Chromium; what the page did and a screenshot of all of it (JPEG),
+    and a PNG screenshot of each image whose ``src`` is in ``lossless`` (colours exact)."""
     b = Browser(profile)
     try:
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -153,14 +154,28 @@ def render(index: Path, profile: Path, width: int = 1280) -> dict:
             page=True,
             timeout=120,
         )
+        pngs = {}
+        for i in images:
+            if i["src"] in lossless:
+                rect = {"x": i["x"], "y": i["y"], "width": i["cw"], "height": i["ch"], "scale": 1}
+                one = b.call(
+                    "Page.captureScreenshot",
+                    {"format": "png", "captureBeyondViewport": True, "clip": rect},
+                    page=True,
+                    timeout=60,
+                )
+                pngs[i["src"]] = Image.open(io.BytesIO(base64.b64decode(one["data"]))).convert("RGB")
         text = b.evaluate("document.body.innerText")
+        dom = b.evaluate("document.documentElement.outerHTML")
         events = list(b.events)
     finally:
         b.close()
     return {
         "images": images,
         "text": text,
+        "dom": dom,
         "events": events,
+        "png": pngs,
         "screenshot": Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"),
     }
 
@@ -191,10 +206,27 @@ def tree(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _dashed_line_columns(crop: np.ndarray) -> list[int]:
+    """x of the vertical orange lines (the paper's dashed lines) of a histogram as shown: columns in
+    which at least a sixth of the pixels are orange (the bars are blue, the text black)."""
+    r, g, b = crop[..., 0], crop[..., 1], crop[..., 2]
+    orange = (r > 120) & (r - b > 90) & (r - g > 40)
+    cols = np.flatnonzero(orange.sum(axis=0) >= crop.shape[0] // 6)
+    return [int(c) for i, c in enumerate(cols) if i == 0 or c - cols[i - 1] > 2]  # one x per line
+
+
+def _y_axis_column(crop: np.ndarray) -> int:
+    """x of the histogram's y axis: the leftmost long dark vertical line."""
+    dark = (crop < 90).all(axis=2)
+    return int(np.flatnonzero(dark.sum(axis=0) >= crop.shape[0] // 2)[0])
+
+
 # -- the report of the small synthetic release -----------------------------------------------------
 
 
 def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
+    from atlas_registry import db
+
     summary = make_report(ingested_small, tmp_path / "report")
     counts = (summary.scans, summary.lesions, summary.standard, summary.excluded, summary.thumbnails)
     assert counts == (304, 521, 229, 75, 304)
@@ -206,7 +238,7 @@ def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
     assert 'class="diff"' not in page  # the synthetic release reproduces the paper's Tables 1 and 2
     assert "All 64 cells match the paper" in page and "All 65 cells match the paper" in page
 
-    r = render(index, tmp_path / "profile")
+    r = render(index, tmp_path / "profile", lossless=("img/lesion-volumes.png",))
     assert problems(r["events"]) == []
     imgs = r["images"]
     assert len(imgs) == 306 and all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in imgs), [
@@ -225,8 +257,23 @@ def test_small_registry_report_renders_in_chromium(ingested_small, tmp_path):
     ):
         assert section in r["text"] or section.lower() in r["text"].lower(), section
 
+    # #18.9: nothing of the machine it was made on (the ingest runs' sources are absolute paths there)
+    with db.engine(ingested_small).connect() as c:
+        sources = [row[0] for row in c.exec_driver_sql("SELECT source FROM ingest_run")]
+    assert sources and all(Path(x).is_absolute() for x in sources)
+    for shown in (r["dom"], r["text"]):
+        for leak in (*sources, str(ingested_small.home), str(tmp_path), "/tmp/", "file:"):
+            assert leak not in shown, leak
+
     shot = np.asarray(r["screenshot"], dtype=np.float32)
     assert shot.std() > 20  # the page as a whole is not blank
+    # the paper's minimum visible: its smallest lesion (10 mm³) a dashed line inside the histogram,
+    # clear of the y axis (bins starting at 10 mm³ would draw it under the axis, unseen), and its largest
+    crop = np.asarray(r["png"]["img/lesion-volumes.png"], dtype=np.float32)
+    assert crop.shape[1] > 400 and crop.shape[0] > 150, crop.shape
+    lines, axis = _dashed_line_columns(crop), _y_axis_column(crop)
+    assert len(lines) == 2, f"the paper's minimum and maximum as two dashed lines, found at x = {lines}"
+    assert lines[0] - axis >= 4, f"the paper's minimum (x = {lines[0]}) sits on the axis (x = {axis})"
     thumbs = 0
     for i in imgs:
         assert i["cw"] >= 100 and i["ch"] >= 100, i
@@ -346,14 +393,16 @@ def test_cli_report_and_refusals(export_ws_fresh, tmp_path, capsys):
 
 
 def test_report_shows_no_path_of_the_curators_machine(export_ws_fresh, tmp_path):
-    """#18.9: ingest runs recorded with absolute sources and event paths appear by folder name and
-    relative path; the histogram's range shows the paper's minimum (10 mm³), not on the axis."""
+    """#18.9, in Chromium: ingest runs recorded with absolute sources, event paths and validator messages
+    naming absolute paths show folder names and relative paths, and nothing of the workspace or the
+    curator's machine is in the page's DOM or text (the histogram: in the small report's test)."""
     from datetime import datetime
 
     from sqlmodel import Session
 
-    from atlas_registry import db, paper, report_figures
+    from atlas_registry import db, paper
     from atlas_registry.models import AuditEvent, IngestRun
+    from atlas_registry.report import figures as report_figures
 
     secret = "/home/jdoe-curator/secret-project/deliveries/cohort3"
     with Session(db.engine(export_ws_fresh)) as s:
@@ -372,9 +421,28 @@ def test_report_shows_no_path_of_the_curators_machine(export_ws_fresh, tmp_path)
             AuditEvent(ingest_run_id=run.id, kind="info", path=f"{secret}/scans/notes.txt", detail="an unexpected file")
         )
         s.add(AuditEvent(ingest_run_id=run.id, kind="skip", path="/mnt/elsewhere/jdoe/x.csv", detail="elsewhere"))
+        s.add(
+            AuditEvent(
+                ingest_run_id=run.id,
+                kind="info",
+                path=None,
+                detail=f"[VAL001] cannot read {secret}/scans/broken.nii.gz; see /mnt/elsewhere/jdoe/log.txt",
+            )
+        )
         s.commit()
-    page = build_report(export_ws_fresh, tmp_path / "rep").read_text(encoding="utf-8")
-    assert "jdoe-curator" not in page and "/home/" not in page and "/mnt/" not in page and str(tmp_path) not in page
-    assert "…/cohort3" in page and "scans/notes.txt" in page and "…/x.csv" in page
+    index = build_report(export_ws_fresh, tmp_path / "rep")
+    page = index.read_text(encoding="utf-8")
+    r = render(index, tmp_path / "profile")
+    assert problems(r["events"]) == []
+    workspace = str(export_ws_fresh.home)
+    for shown in (page, r["dom"], r["text"]):
+        for leak in ("jdoe-curator", "/home/", "/mnt/", "/tmp/", str(tmp_path), workspace, "file:"):
+            assert leak not in shown, leak
+    assert "…/cohort3" in r["text"] and "scans/notes.txt" in r["text"] and "…/x.csv" in r["text"]
+    assert "cannot read scans/broken.nii.gz; see …/log.txt" in r["text"]
+    assert all(not (i["src"] or "").startswith(("/", "file:")) for i in r["images"])
+
+    for shown in ("Table 1.", "Table 2.", "Lesion volume"):
+        assert shown in r["text"], shown
     bins = report_figures.histogram_bins([50.0, 1e4], (paper.VOLUME_MIN_MM3, paper.VOLUME_MAX_MM3))
     assert bins[0] < paper.VOLUME_MIN_MM3 and bins[-1] > paper.VOLUME_MAX_MM3

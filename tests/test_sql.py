@@ -10,6 +10,7 @@ registry-connection path (issue 15) are kept, on every path.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -291,6 +292,38 @@ def test_time_limit(guarded):
     with pytest.raises(AtlasError) as e:
         query.run(ws, slow, timeout_s=0.5)
     assert e.value.code == "SQL007" and time.monotonic() - start < 20
+
+
+# About 0.3-3 s on 2 cores: longer than the short deadlines below, far shorter than the long ones.
+_SECONDS = "SELECT COUNT(*) FROM range(9000) a, range(9000) b WHERE (a.range + b.range) % 7919 = 1"
+
+
+def test_time_limit_ends_only_its_own_query(guarded):
+    """One watchdog serves every query of the process: a query past its deadline is stopped, one
+    running beside it with a later deadline is not, and a deadline of a query that already returned
+    never stops a later query (the sessions are reused)."""
+    ws, _ = guarded
+    slow = "SELECT SUM(a.range * b.range) FROM range(1000000) a, range(1000000) b"
+    query.run(ws, "SELECT 1", timeout_s=0.2)  # its deadline passes while the next query runs
+    ok = query.run(ws, _SECONDS, timeout_s=60)
+    assert ok.elapsed_s > 0.2 and ok.rows[0][0] > 0
+
+    out: dict = {}
+
+    def long_one():
+        try:
+            out["long"] = query.run(ws, _SECONDS, timeout_s=60)
+        except Exception as e:  # noqa: BLE001
+            out["long"] = e
+
+    t = threading.Thread(target=long_one)
+    t.start()
+    with pytest.raises(AtlasError) as e:
+        query.run(ws, slow, timeout_s=0.3)
+    t.join()
+    assert e.value.code == "SQL007"
+    assert isinstance(out["long"], query.Result) and out["long"].rows == ok.rows
+    assert query.run(ws, "SELECT 42").rows == [(42,)]  # nothing left interrupted
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
-"""Figures and thumbnails of the release report (:mod:`atlas_registry.report`).
+"""The figures of the report: the statistics (:mod:`atlas_registry.stats`, from the registry or the
+release's Parquet tables), the lesion-volume histogram, the overlap map and a thumbnail of every
+scan (:mod:`atlas_registry.thumbnails`, drawn by a pool of worker processes).
 
 Every PNG is written deterministically: matplotlib figures with fixed style settings and no
-``Software`` text chunk, other PNGs re-encoded by Pillow without text chunks. Scan thumbnails
-(:mod:`atlas_registry.thumbnails`) are drawn by a pool of worker processes.
+``Software`` text chunk, other PNGs re-encoded by Pillow without text chunks.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from __future__ import annotations
 import io
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .. import paper
+from ..config import Workspace
+from ..errors import AtlasError
+from .data import CURRENT, ReportData
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -104,7 +112,7 @@ def volume_histogram(volumes: list[tuple[int, float]], dest: Path, *, paper_rang
 
 def _thumbnail(job: tuple[str, str, str | None]) -> tuple[str, bytes | None, str | None]:
     """Worker: (key, T1 path, mask path) -> (key, PNG bytes, None) or (key, None, error)."""
-    from .thumbnails import thumbnail_file
+    from ..thumbnails import thumbnail_file
 
     key, t1, mask = job
     try:
@@ -143,10 +151,95 @@ def thumbnails(
     if workers is None:  # a pool pays for itself only with enough scans to share out
         workers = min(os.cpu_count() or 1, 8) if len(jobs) >= SERIAL_BELOW else 1
     out: dict[str, bytes | str] = {}
-    from .progress import bar
+    from ..progress import bar
 
     with bar("thumbnails", len(jobs), enabled=progress and bool(jobs)) as b:
         for key, png, err in _drawn(jobs, max(1, min(workers, len(jobs)))):
             out[key] = png if png is not None else err
             b.advance()
+    return out
+
+
+# -- statistics and figures ------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    tables: dict
+    volumes: dict
+    histogram: str | None  # path relative to the report
+    overlap: dict | None  # stats.overlap_map's answer, with "src"
+    overlap_missing: str | None
+    thumbs: dict[str, tuple[str, int, int]]  # scan code -> (src, width, height)
+
+
+def _stats_source(ws: Workspace, view, work: Path) -> tuple[Workspace, Path | None]:
+    """Where :mod:`stats` reads from: the registry, or (for a release) the release's ``scans`` and
+    ``lesions`` Parquet tables written from its view, in a scratch folder (given as a path)."""
+    if view.name == CURRENT:
+        return ws, None
+    from ..export import parquet
+    from ..query import release_dir
+
+    scratch = Workspace(work / "stats")
+    folder = release_dir(scratch, view.name) / "parquet"
+    folder.mkdir(parents=True)
+    for name in ("scans", "lesions"):
+        (folder / f"{name}.parquet").write_bytes(parquet.to_bytes(parquet.table(view, name)))
+    return scratch, folder.parent
+
+
+def make_figures(ws: Workspace, data: ReportData, out: Path, work: Path, progress: bool) -> Figures:
+    """The statistics and figures of the report of ``data``; PNGs written under ``out/img``."""
+    from .. import stats
+
+    view = data.view
+    img = out / "img"
+    img.mkdir()
+    from ..splits import training_view
+
+    sws, srel = _stats_source(ws, training_view(view), work)
+    tables, volumes = stats.paper_tables(sws, srel), stats.volume_stats(sws, srel)
+    rows = [(number, vol) for _, number, vol in stats.fetch(sws, stats.VOLUMES_SQL, srel)]
+    histogram = None
+    if rows:
+        volume_histogram(rows, img / "lesion-volumes.png", paper_range=(paper.VOLUME_MIN_MM3, paper.VOLUME_MAX_MM3))
+        histogram = "img/lesion-volumes.png"
+    overlap, missing = None, None
+    try:
+        overlap = stats.overlap_map(ws, work / "overlap.nii.gz", data.release)
+    except AtlasError as e:
+        if e.code != "STAT004":
+            raise
+        missing = str(e)
+    if overlap is not None:
+        (img / "lesion-overlap.png").write_bytes(clean_png(Path(overlap["png"]).read_bytes()))
+        overlap["src"] = "img/lesion-overlap.png"
+    return Figures(tables, volumes, histogram, overlap, missing, _thumbnails(ws, view, img / "scans", progress))
+
+
+def _thumbnails(ws: Workspace, view, folder: Path, progress: bool) -> dict[str, tuple[str, int, int]]:
+    from PIL import Image
+
+    from ..objstore import local_objects, open_store
+
+    wanted = []
+    for sc in view.scans:
+        primary = next((les for les in sc.lesions if les.is_primary), None)
+        mask = primary and (primary.native_mask("smooth_nii") or (primary.native[0] if primary.native else None))
+        wanted.append((sc.code, sc.t1_native.sha256, mask.sha256 if mask else None))
+    shas = {sha for _, t1, m in wanted for sha in (t1, m) if sha}
+    with local_objects(open_store(ws), None, shas) as store:  # a remote store: fetched to a temporary folder
+        jobs = [(code, str(store.local_path(t1)), str(store.local_path(m)) if m else None) for code, t1, m in wanted]
+        drawn = thumbnails(jobs, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for sc in view.scans:
+        png = drawn[sc.code]
+        if isinstance(png, str):
+            raise AtlasError("REP004", f"cannot draw the thumbnail of {sc.code}: {png}", path=sc.code)
+        name = f"{sc.public_scan}.png"
+        (folder / name).write_bytes(png)
+        with Image.open(folder / name) as im:
+            out[sc.code] = (f"img/{folder.name}/{quote(name)}", *im.size)
     return out
